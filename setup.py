@@ -1,0 +1,35 @@
+"""Installs the vae, trainers and launch packages and the vae-* programs."""
+
+import setuptools
+
+setuptools.setup(
+    name="vae-framework",
+    version="0.1.0",
+    description=("Low-level TensorFlow 2 training framework for VAEs, "
+                 "conditional VAEs and VAE-GANs."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["vae", "vae.*", "trainers",
+                                               "trainers.*", "launch",
+                                               "launch.*"]),
+    package_data={"launch": ["configs/*.flags"]},
+    # Lower bounds are the versions this project is tested with.
+    install_requires=[
+        "tensorflow>=2.21",
+        "tensorflow-probability>=0.25",
+        "tf-keras>=2.21",
+        "numpy>=2.0",
+        "imageio>=2.38",
+        "absl-py>=2.3",
+        # TensorFlow 2.21 no longer pulls TensorBoard in, and tf.summary
+        # needs it to write scalars and images.
+        "tensorboard>=2.21",
+    ],
+    extras_require={"test": ["pytest>=9.0"]},
+    entry_points={
+        "console_scripts": [
+            "vae-train=launch.train:run_main",
+        ],
+    },
+)

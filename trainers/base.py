@@ -1,0 +1,569 @@
+"""The base trainer: it owns the loop, a subclass writes the maths of a step.
+
+The shape follows TF Model Garden's orbit: the trainer is a `tf.Module`; the
+base class compiles the step with `tf.function` and runs `steps_per_loop`
+steps inside one compiled call (a `tf.while_loop` over the dataset iterator),
+so Python runs once per loop rather than once per step. Around that loop the
+base class keeps the global step, checkpoints, TensorBoard summaries,
+progress, evaluation, epoch-end hooks and signal handling, so that a subclass
+gets all of them by writing `train_step` and `eval_step`.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
+
+from absl import logging
+import tensorflow as tf
+
+from trainers import progress as progress_lib
+
+Logs = Dict[str, tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """How the loop runs; nothing here changes what the model computes.
+
+    Attributes:
+      workdir: directory for checkpoints, TensorBoard events and metrics.json.
+      epochs: number of passes over the training data.
+      seed: seeds the trainer's random generators (sampling noise).
+      steps_per_loop: steps run inside one compiled call; Python (progress,
+        signal checks, summaries) runs between calls.
+      jit_compile: compile the step with XLA.
+      log_every_steps: TensorBoard scalars at most once per this many steps.
+      checkpoint_every_steps: also checkpoint mid-epoch this often (0: only at
+        the end of each epoch and when interrupted).
+      max_checkpoints_to_keep: older checkpoints are deleted beyond this.
+      progress: "auto", "bar", "log" or "none" (see trainers.progress).
+    """
+
+    workdir: str
+    epochs: int
+    seed: int = 0
+    steps_per_loop: int = 50
+    jit_compile: bool = False
+    log_every_steps: int = 100
+    checkpoint_every_steps: int = 0
+    max_checkpoints_to_keep: int = 3
+    progress: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("epochs", "steps_per_loop", "log_every_steps",
+                     "max_checkpoints_to_keep"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainerConfig.{name} must be at least 1, "
+                                 f"got {getattr(self, name)}.")
+        if self.checkpoint_every_steps < 0:
+            raise ValueError("TrainerConfig.checkpoint_every_steps must be 0 "
+                             "(epoch ends only) or positive, got "
+                             f"{self.checkpoint_every_steps}.")
+        if self.progress not in progress_lib.PROGRESS_MODES:
+            raise ValueError(f"TrainerConfig.progress must be one of "
+                             f"{progress_lib.PROGRESS_MODES}, got "
+                             f"{self.progress!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where batches come from.
+
+    Attributes:
+      train_batches: `(epoch, skip_batches) -> tf.data.Dataset` giving the
+        batches of one epoch, the first `skip_batches` left out. It must give
+        the same batches for the same epoch every time it is called: resume
+        depends on it.
+      steps_per_epoch: number of batches `train_batches` gives per epoch.
+      batch_size: images per training batch (for images/s).
+      eval_batches: split name -> `() -> tf.data.Dataset` of evaluation
+        batches; each element carries a float `mask` of shape [batch] that is
+        0 for padding rows.
+    """
+
+    train_batches: Callable[[int, int], tf.data.Dataset]
+    steps_per_epoch: int
+    batch_size: int
+    eval_batches: Mapping[str, Callable[[], tf.data.Dataset]] = (
+        dataclasses.field(default_factory=dict))
+
+
+class Hook(Protocol):
+    """Called by the loop at the end of each epoch (after evaluation)."""
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int,
+                     logs: Mapping[str, Any]) -> None:
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What `Trainer.train` returns.
+
+    Attributes:
+      completed: True when every epoch ran; False when a signal stopped it.
+      stop_signal: the signal number that stopped training, else None.
+      global_step: steps taken so far, over all runs in this workdir.
+      metrics: the contents of metrics.json.
+    """
+
+    completed: bool
+    stop_signal: Optional[int]
+    global_step: int
+    metrics: Dict[str, Any]
+
+
+class _LoopState(tf.train.experimental.PythonState):
+    """Python-side loop state saved inside every checkpoint.
+
+    Averages of the epoch in progress and the per-epoch history live here so
+    that a run resumed mid-epoch reports exactly what an uninterrupted run
+    would have reported.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.epoch_sums: Dict[str, float] = {}
+        self.epoch_steps = 0
+        self.epoch_train_seconds = 0.0
+        self.total_train_seconds = 0.0
+        self.total_wall_seconds = 0.0
+        self.history: list = []
+
+    def serialize(self) -> str:
+        return json.dumps(dataclasses.asdict(_LoopStateRecord(
+            epoch_sums=self.epoch_sums, epoch_steps=self.epoch_steps,
+            epoch_train_seconds=self.epoch_train_seconds,
+            total_train_seconds=self.total_train_seconds,
+            total_wall_seconds=self.total_wall_seconds,
+            history=self.history)))
+
+    def deserialize(self, string_value) -> None:
+        if hasattr(string_value, "numpy"):
+            string_value = string_value.numpy()
+        if isinstance(string_value, bytes):
+            string_value = string_value.decode("utf-8")
+        record = json.loads(string_value)
+        self.epoch_sums = dict(record["epoch_sums"])
+        self.epoch_steps = int(record["epoch_steps"])
+        self.epoch_train_seconds = float(record["epoch_train_seconds"])
+        self.total_train_seconds = float(record["total_train_seconds"])
+        self.total_wall_seconds = float(record["total_wall_seconds"])
+        self.history = list(record["history"])
+
+
+@dataclasses.dataclass
+class _LoopStateRecord:
+    epoch_sums: Dict[str, float]
+    epoch_steps: int
+    epoch_train_seconds: float
+    total_train_seconds: float
+    total_wall_seconds: float
+    history: list
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGINT into a request the loop honours between steps."""
+
+    def __init__(self):
+        self.signal_number: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def _handle(self, signal_number, frame):
+        del frame
+        if self.signal_number is not None:
+            # A second signal means "now": the last checkpoint stays valid.
+            raise KeyboardInterrupt
+        self.signal_number = signal_number
+        logging.warning("Received %s: finishing the current step, then "
+                        "writing a checkpoint and stopping.",
+                        signal.Signals(signal_number).name)
+
+    def install(self) -> None:
+        # Python only delivers signals to the main thread; elsewhere (a test
+        # runner thread, say) the trainer simply runs without handlers.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signal_number] = signal.signal(signal_number,
+                                                          self._handle)
+
+    def uninstall(self) -> None:
+        for signal_number, handler in self._previous.items():
+            signal.signal(signal_number, handler)
+        self._previous.clear()
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+
+def write_json_atomically(path: str, payload: Any) -> None:
+    """Writes JSON so that readers never see a half-written file."""
+    temporary_path = path + ".tmp"
+    with open(temporary_path, "w") as stream:
+        json.dump(payload, stream, indent=2, sort_keys=True)
+        stream.write("\n")
+    os.replace(temporary_path, path)
+
+
+class Trainer(tf.Module):
+    """Base class of all trainers: owns the loop, checkpoints and summaries.
+
+    Subclassing contract:
+
+    * `train_step(batch) -> dict[str, scalar tf.Tensor]` (required): the maths
+      of one optimisation step on one batch (a dict of tensors from the data
+      source). It runs inside `tf.function`: use a `tf.GradientTape`, apply
+      each optimiser in `self.optimizers` to its own variables in
+      `self.optimized_variables`, draw randomness from `self.next_seed()`, and
+      return the scalars to log. Do not increment the global step; the loop
+      does.
+    * `eval_step(batch) -> dict[str, tf.Tensor of shape [batch]]` (optional):
+      per-example metrics; the base class averages them over the real rows of
+      the evaluation set (rows whose `mask` is 1). Draw randomness from
+      `self.next_eval_seed()`, which restarts from the same state at every
+      evaluation so that evaluations are comparable across epochs.
+    * `on_epoch_end(epoch, logs)` (optional): extra epoch-end work; hooks
+      passed to the constructor are the preferred way to add outputs.
+
+    Everything else comes with the base class: compiled multi-step loops
+    (`steps_per_loop` steps per call, optional XLA), the global step, a
+    `tf.train.Checkpoint` of the model, every optimiser, the random generator
+    and the loop's own state (so resume is exact, also mid-epoch), TensorBoard
+    scalars, progress, evaluation on each split, `metrics.json`, and
+    SIGTERM/SIGINT handling (finish the current loop, checkpoint, return).
+
+    Args:
+      model: the `tf.Module` being trained; checkpointed as "model".
+      optimizers: name -> (optimiser, variables it updates). One entry per
+        player; no optimiser sees another's variables.
+      config: loop settings.
+      data: the data source.
+      hooks: objects with `on_epoch_end(trainer, epoch, logs)`.
+      name: module name.
+    """
+
+    def __init__(self, model: tf.Module,
+                 optimizers: Mapping[str, Tuple[Any, Sequence[tf.Variable]]],
+                 config: TrainerConfig, data: DataSource,
+                 hooks: Sequence[Hook] = (), name: Optional[str] = None):
+        super().__init__(name=name)
+        config.validate()
+        if not optimizers:
+            raise ValueError("A trainer needs at least one optimiser.")
+        self.model = model
+        self.config = config
+        self.data = data
+        self.hooks = list(hooks)
+        self.optimizers = {key: pair[0] for key, pair in optimizers.items()}
+        self.optimized_variables = {key: list(pair[1])
+                                    for key, pair in optimizers.items()}
+        for key, optimizer in self.optimizers.items():
+            # Slots exist before any restore, so a checkpoint restores them
+            # directly instead of relying on deferred restoration.
+            optimizer.build(self.optimized_variables[key])
+
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                       name="global_step")
+        self.completed_epochs = tf.Variable(0, dtype=tf.int64,
+                                            trainable=False,
+                                            name="completed_epochs")
+        self.rng = tf.random.Generator.from_seed(config.seed)
+        self._eval_rng = tf.random.Generator.from_seed(config.seed + 1)
+        self._loop_state = _LoopState()
+
+        os.makedirs(config.workdir, exist_ok=True)
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, global_step=self.global_step,
+            completed_epochs=self.completed_epochs, rng=self.rng,
+            loop_state=self._loop_state,
+            **{f"optimizer_{key}": opt for key, opt in self.optimizers.items()})
+        self.checkpoint_manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(config.workdir, "checkpoints"),
+            max_to_keep=config.max_checkpoints_to_keep)
+        self.summary_writer = tf.summary.create_file_writer(
+            os.path.join(config.workdir, "tensorboard"))
+        self.metrics_path = os.path.join(config.workdir, "metrics.json")
+
+        self._step_fn = tf.function(self.train_step,
+                                    jit_compile=config.jit_compile)
+        self._eval_step_fn = tf.function(self.eval_step)
+        self._train_loop_fn = None
+        self._eval_loop_fn = None
+        self._stop_request = _StopRequest()
+
+    # ----------------------------------------------------------- subclasses
+    def train_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
+        """One optimisation step; see the class docstring."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement train_step(batch).")
+
+    def eval_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
+        """Per-example evaluation metrics; see the class docstring."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has evaluation data but no eval_step.")
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        """Extra epoch-end work for subclasses; the default does nothing."""
+
+    # ------------------------------------------------------------- helpers
+    def next_seed(self) -> tf.Tensor:
+        """A fresh stateless seed (int32 [2]) from the checkpointed generator."""
+        return self.rng.uniform_full_int([2], dtype=tf.int32)
+
+    def next_eval_seed(self) -> tf.Tensor:
+        """A stateless seed for evaluation, reproducible across epochs."""
+        return self._eval_rng.uniform_full_int([2], dtype=tf.int32)
+
+    @property
+    def epoch(self) -> int:
+        """Number of epochs completed so far."""
+        return int(self.completed_epochs.numpy())
+
+    def restore(self) -> bool:
+        """Restores the latest checkpoint in the workdir, if there is one.
+
+        Returns:
+          True when a checkpoint was restored.
+        """
+        latest = self.checkpoint_manager.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Restored %s: global step %d, %d epochs completed.",
+                     latest, int(self.global_step.numpy()), self.epoch)
+        return True
+
+    def save_checkpoint(self) -> str:
+        return self.checkpoint_manager.save()
+
+    # ---------------------------------------------------------------- loops
+    def _build_train_loop(self, element_spec) -> Callable:
+        # Tracing the step once here tells us which scalars it returns; the
+        # traced function is cached, so the loop below reuses it.
+        structure = self._step_fn.get_concrete_function(
+            element_spec).structured_outputs
+        keys = sorted(structure)
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            sums = {key: tf.constant(0.0, tf.float32) for key in keys}
+            for _ in tf.range(num_steps):
+                logs = self._step_fn(next(iterator))
+                self.global_step.assign_add(1)
+                sums = {key: sums[key] + tf.cast(logs[key], tf.float32)
+                        for key in keys}
+            steps = tf.cast(num_steps, tf.float32)
+            return {key: sums[key] / steps for key in keys}
+
+        return train_loop
+
+    def _build_eval_loop(self, element_spec) -> Callable:
+        structure = self._eval_step_fn.get_concrete_function(
+            element_spec).structured_outputs
+        keys = sorted(structure)
+
+        @tf.function
+        def eval_loop(dataset):
+            sums = {key: tf.constant(0.0, tf.float64) for key in keys}
+            count = tf.constant(0.0, tf.float64)
+            for batch in dataset:
+                values = self._eval_step_fn(batch)
+                mask = tf.cast(batch["mask"], tf.float64)
+                sums = {key: sums[key] + tf.reduce_sum(
+                    tf.cast(values[key], tf.float64) * mask) for key in keys}
+                count += tf.reduce_sum(mask)
+            return {key: sums[key] / count for key in keys}
+
+        return eval_loop
+
+    def evaluate(self) -> Dict[str, Dict[str, float]]:
+        """Averages `eval_step` over every evaluation split.
+
+        Returns:
+          split name -> metric name -> mean over the split's real examples.
+        """
+        results = {}
+        for split, make_dataset in self.data.eval_batches.items():
+            dataset = make_dataset()
+            if self._eval_loop_fn is None:
+                self._eval_loop_fn = self._build_eval_loop(
+                    dataset.element_spec)
+            # Same noise at every evaluation: epoch-to-epoch differences in
+            # the numbers come from the model, not from the draw.
+            self._eval_rng.reset_from_seed(self.config.seed + 1)
+            values = self._eval_loop_fn(dataset)
+            results[split] = {key: float(value.numpy())
+                              for key, value in values.items()}
+        return results
+
+    def train(self) -> TrainResult:
+        """Runs (or resumes) training until `config.epochs` are complete.
+
+        Restores the latest checkpoint in the workdir first. Returns early,
+        after writing a checkpoint, when SIGTERM or SIGINT arrives.
+        """
+        config = self.config
+        self.restore()
+        reporter = progress_lib.ProgressReporter(config.progress)
+        self._stop_request = _StopRequest()
+        self._stop_request.install()
+        self._wall_mark = time.perf_counter()
+        try:
+            while self.epoch < config.epochs:
+                stopped = self._run_epoch(self.epoch, reporter)
+                if stopped:
+                    reporter.end_line()
+                    self._account_wall_time()
+                    path = self.save_checkpoint()
+                    logging.warning(
+                        "Stopped by %s at global step %d; checkpoint %s "
+                        "written. Run the same command again to resume.",
+                        signal.Signals(self._stop_request.signal_number).name,
+                        int(self.global_step.numpy()), path)
+                    return TrainResult(
+                        completed=False,
+                        stop_signal=self._stop_request.signal_number,
+                        global_step=int(self.global_step.numpy()),
+                        metrics=self._metrics_payload())
+        finally:
+            self._stop_request.uninstall()
+        return TrainResult(completed=True, stop_signal=None,
+                           global_step=int(self.global_step.numpy()),
+                           metrics=self._metrics_payload())
+
+    def _run_epoch(self, epoch: int,
+                   reporter: progress_lib.ProgressReporter) -> bool:
+        """Trains the rest of `epoch`; returns True when a signal stopped it."""
+        config, state = self.config, self._loop_state
+        steps_per_epoch = self.data.steps_per_epoch
+        step_in_epoch = (int(self.global_step.numpy())
+                         - epoch * steps_per_epoch)
+        if not 0 <= step_in_epoch <= steps_per_epoch:
+            raise ValueError(
+                f"The checkpoint in {config.workdir} is at global step "
+                f"{int(self.global_step.numpy())} after {epoch} epochs, which "
+                f"does not fit {steps_per_epoch} steps per epoch: the data or "
+                "batch size differs from the run that wrote it.")
+        if step_in_epoch == 0:
+            state.epoch_sums, state.epoch_steps = {}, 0
+            state.epoch_train_seconds = 0.0
+        dataset = self.data.train_batches(epoch, step_in_epoch)
+        iterator = iter(dataset)
+        if self._train_loop_fn is None:
+            self._train_loop_fn = self._build_train_loop(
+                iterator.element_spec)
+
+        while step_in_epoch < steps_per_epoch:
+            num_steps = min(config.steps_per_loop,
+                            steps_per_epoch - step_in_epoch)
+            start = time.perf_counter()
+            logs = self._train_loop_fn(iterator, tf.constant(num_steps))
+            logs = {key: float(value.numpy()) for key, value in logs.items()}
+            seconds = time.perf_counter() - start
+            step_in_epoch += num_steps
+            global_step = int(self.global_step.numpy())
+
+            for key, value in logs.items():
+                state.epoch_sums[key] = (state.epoch_sums.get(key, 0.0)
+                                         + value * num_steps)
+            state.epoch_steps += num_steps
+            state.epoch_train_seconds += seconds
+            state.total_train_seconds += seconds
+            images_per_second = num_steps * self.data.batch_size / seconds
+
+            if (global_step // config.log_every_steps
+                    != (global_step - num_steps) // config.log_every_steps):
+                with self.summary_writer.as_default(step=global_step):
+                    for key, value in logs.items():
+                        tf.summary.scalar(f"train/{key}", value)
+                    tf.summary.scalar("train/images_per_second",
+                                      images_per_second)
+            reporter.update(epoch=epoch, num_epochs=config.epochs,
+                            step_in_epoch=step_in_epoch,
+                            steps_per_epoch=steps_per_epoch,
+                            global_step=global_step, logs=logs,
+                            images_per_second=images_per_second)
+            if self._stop_request.requested:
+                return True
+            if (config.checkpoint_every_steps and step_in_epoch
+                    < steps_per_epoch and global_step
+                    // config.checkpoint_every_steps != (global_step - num_steps)
+                    // config.checkpoint_every_steps):
+                self.save_checkpoint()
+
+        reporter.end_line()
+        self._finish_epoch(epoch)
+        return False
+
+    def _finish_epoch(self, epoch: int) -> None:
+        """Evaluation, history, hooks and the epoch-end checkpoint."""
+        state = self._loop_state
+        train_logs = {key: total / max(1, state.epoch_steps)
+                      for key, total in state.epoch_sums.items()}
+        evaluation = self.evaluate()
+        global_step = int(self.global_step.numpy())
+        images_per_second = (state.epoch_steps * self.data.batch_size
+                             / max(state.epoch_train_seconds, 1e-9))
+        record = {
+            "epoch": epoch + 1,
+            "global_step": global_step,
+            "train": train_logs,
+            "images_per_second": images_per_second,
+            "epoch_train_seconds": state.epoch_train_seconds,
+            "total_train_seconds": state.total_train_seconds,
+        }
+        record.update(evaluation)
+        with self.summary_writer.as_default(step=global_step):
+            for split, values in evaluation.items():
+                for key, value in values.items():
+                    tf.summary.scalar(f"{split}/{key}", value)
+        summary = ", ".join(f"{split} {progress_lib.format_logs(values)}"
+                            for split, values in evaluation.items())
+        logging.info("epoch %d/%d done: train %s%s; %.0f images/s",
+                     epoch + 1, self.config.epochs,
+                     progress_lib.format_logs(train_logs),
+                     f"; {summary}" if summary else "", images_per_second)
+        for hook in self.hooks:
+            hook.on_epoch_end(self, epoch, record)
+        self.on_epoch_end(epoch, record)
+        self.summary_writer.flush()
+
+        self._account_wall_time()
+        record["wall_seconds"] = state.total_wall_seconds
+        state.history.append(record)
+        self.completed_epochs.assign(epoch + 1)
+        # Metrics first, checkpoint last: if we crash in between, the rerun
+        # repeats this epoch end from the previous checkpoint's state.
+        write_json_atomically(self.metrics_path, self._metrics_payload())
+        self.save_checkpoint()
+
+    def _account_wall_time(self) -> None:
+        now = time.perf_counter()
+        self._loop_state.total_wall_seconds += now - self._wall_mark
+        self._wall_mark = now
+
+    def _metrics_payload(self) -> Dict[str, Any]:
+        history = self._loop_state.history
+        payload: Dict[str, Any] = {"epochs": history}
+        if history:
+            last = history[-1]
+            total_images = sum(
+                record["images_per_second"] * record["epoch_train_seconds"]
+                for record in history)
+            total_seconds = sum(record["epoch_train_seconds"]
+                                for record in history)
+            final = {key: value for key, value in last.items()
+                     if key not in ("images_per_second",
+                                    "epoch_train_seconds")}
+            final["images_per_second"] = total_images / max(total_seconds,
+                                                            1e-9)
+            payload["final"] = final
+        return payload

@@ -1,0 +1,33 @@
+"""Optimisers by name.
+
+We use the Keras 2 optimisers from tf-keras (a dependency of TensorFlow
+Probability anyway): they update plain `tf.Variable`s of `tf.Module`s, are
+tracked by `tf.train.Checkpoint`, and aggregate gradients across replicas
+under `tf.distribute` strategies, which a home-made optimiser would have to
+reimplement.
+"""
+
+import tf_keras
+
+OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
+
+
+def make_optimizer(name: str, learning_rate: float):
+    """A tf-keras optimiser with the library defaults besides the rate.
+
+    Args:
+      name: "adam" (beta1 0.9, beta2 0.999, epsilon 1e-7), "rmsprop" (rho 0.9,
+        epsilon 1e-7, as Keras's "rmsprop" string) or "sgd".
+      learning_rate: a positive step size.
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"The learning rate must be positive, got "
+                         f"{learning_rate}.")
+    if name == "adam":
+        return tf_keras.optimizers.Adam(learning_rate)
+    if name == "rmsprop":
+        return tf_keras.optimizers.RMSprop(learning_rate)
+    if name == "sgd":
+        return tf_keras.optimizers.SGD(learning_rate)
+    raise ValueError(f"Unknown optimiser {name!r}; expected one of "
+                     f"{OPTIMIZER_NAMES}.")

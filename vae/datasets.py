@@ -1,0 +1,845 @@
+"""Datasets: MNIST, Fashion-MNIST and a 2-D toy set, held in memory and served by tf.data.
+
+Loading and serving are separate steps:
+
+1. `load_dataset` returns a `DatasetArrays`: plain NumPy arrays for the train,
+      optional validation and test splits. Image sets keep their raw uint8 pixels
+      ([N, 28, 28, 1]); the toy set is float32 points ([N, 2]).
+2. `train_batches` and `eval_batches` turn one split into a `tf.data.Dataset`
+      of dictionaries ready for a model: pixels scaled to [0, 1] (optionally
+      binarized), integer labels and one-hot labels.
+
+Training order is a pure function of `(seed, epoch)`: each epoch's batches are
+computed from a NumPy permutation, not from a stateful shuffle buffer. A
+trainer that stops after `k` batches of an epoch can therefore resume with
+`skip_batches=k` and see exactly the batches it would have seen, without
+checkpointing the input pipeline. Dynamic binarization (a fresh Bernoulli draw
+of every pixel; Salakhutdinov & Murray, 2008) is seeded by
+`(seed, epoch, batch index)` for the same reason.
+
+MNIST and Fashion-MNIST are read from the four standard gzip IDX files
+(LeCun et al.), from a Keras-style `.npz` archive, or, when allowed, fetched by
+the Keras downloader. Every file is checked and a problem is reported as a
+`DataError` that names the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+import os
+import zipfile
+import zlib
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d")
+BINARIZATIONS = ("none", "static", "dynamic")
+
+# File names as published by LeCun et al. and mirrored for Fashion-MNIST.
+IDX_FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+_IMAGE_SIZE = 28
+_NUM_IMAGE_CLASSES = 10
+
+# IDX type codes (third byte of the magic number) and their big-endian dtypes.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_LABELS_MAGIC = 0x00000801
+_IDX_IMAGES_MAGIC = 0x00000803
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# The toy "disconnected manifold": a sine arc and a circle that do not touch.
+_TOY2D_POINTS_PER_CURVE = 1000
+_TOY2D_NOISE_STD = 0.06
+_TOY2D_ARC_X_RANGE = (-2.2, 2.2)
+_TOY2D_CIRCLE_CENTER = (1.5, -0.5)
+_TOY2D_CIRCLE_RADIUS = 0.5
+# Arc samples for the coarse nearest-point search; a golden-section refinement
+# between neighbouring samples then makes the distance exact to ~1e-9.
+_TOY2D_ARC_SEARCH_SAMPLES = 2201
+_TOY2D_ARC_REFINE_STEPS = 48
+
+# Distinct first entries for np.random.SeedSequence so that the validation
+# split, the epoch order and the evaluation binarization drawn from one user
+# seed are independent streams.
+_VALIDATION_STREAM = 0x56414C
+_SHUFFLE_STREAM = 0x534855
+_BINARIZE_STREAM = 0x42494E
+# Dynamic binarization in NumPy draws this many examples at a time so that a
+# 60000-image split does not need a float buffer of the full split.
+_BINARIZE_CHUNK = 4096
+
+
+class DataError(ValueError):
+    """A data file or array is unusable; the message names it and what was expected."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """Data could not be found; the message names the directory and the files expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySplit:
+    """One split of a dataset, held in memory.
+
+    Attributes:
+        images: uint8 [N, 28, 28, 1] raw pixels for the image sets; float32 [N, 2]
+            points for toy2d.
+        labels: int64 [N] class indices.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        if self.labels.ndim != 1 or self.images.ndim < 2:
+            raise ValueError(
+                f"ArraySplit expects images of shape [N, ...] and labels of shape "
+                f"[N]; got images {self.images.shape} and labels "
+                f"{self.labels.shape}.")
+        if self.images.shape[0] != self.labels.shape[0]:
+            raise ValueError(
+                f"ArraySplit has {self.images.shape[0]} images but "
+                f"{self.labels.shape[0]} labels; expected one label per image.")
+
+    @property
+    def num_examples(self) -> int:
+        """Number of examples N in the split."""
+        return int(self.labels.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetArrays:
+    """All splits of one dataset.
+
+    Attributes:
+        name: one of `DATASET_NAMES`.
+        train: the training split (without the validation examples).
+        validation: examples held out of the training files, or None.
+        test: the official test split.
+        num_classes: number of label classes (10, or 2 for toy2d).
+        source: where the data came from, for logs ("idx files in DIR",
+            "npz file PATH", "keras download", "generated (seed 3)").
+    """
+
+    name: str
+    train: ArraySplit
+    validation: ArraySplit | None
+    test: ArraySplit
+    num_classes: int
+    source: str
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """Shape of one example: (28, 28, 1) for images, (2,) for toy2d."""
+        return tuple(int(d) for d in self.train.images.shape[1:])
+
+
+# ---------------------------------------------------------------------------
+# IDX files.
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads an IDX file (gzip-compressed or plain) into a NumPy array.
+
+    The format (LeCun et al.) is a big-endian magic number `0x0000TTDD` (T: type
+    code, D: number of dimensions), D big-endian uint32 sizes, then the values
+    in row-major order. MNIST labels use magic 0x00000801 and images 0x00000803.
+
+    Args:
+        path: file to read. Compression is detected from the content, not the name.
+
+    Returns:
+        An array of shape [d_1, ..., d_D] in native byte order (uint8 for MNIST).
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        DataError: the file cannot be read, the gzip stream is corrupt or
+            truncated, the magic number is not an IDX one, or the sizes in the
+            header disagree with the amount of data.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError as err:
+        raise DataNotFoundError(
+            f"IDX file {path!r} does not exist; expected a gzip-compressed or "
+            f"plain IDX file at that path.") from err
+    except OSError as err:
+        raise DataError(
+            f"IDX file {path!r} could not be read ({err.strerror or err}); "
+            f"expected a readable gzip-compressed or plain IDX file.") from err
+
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(
+                f"IDX file {path!r} is not a complete gzip stream ({err}); the "
+                f"file is probably truncated or corrupt. Expected a gzip-compressed "
+                f"IDX file: download it again.") from err
+    else:
+        data = raw
+
+    if len(data) < 4:
+        raise DataError(
+            f"IDX file {path!r} holds only {len(data)} bytes after "
+            f"decompression; expected at least a 4-byte IDX magic number.")
+    magic = int.from_bytes(data[:4], "big")
+    type_code, num_dims = data[2], data[3]
+    if data[:2] != b"\x00\x00" or type_code not in _IDX_DTYPES or num_dims == 0:
+        raise DataError(
+            f"IDX file {path!r} starts with magic number 0x{magic:08X}, which is "
+            f"not an IDX header; expected 0x0000TTDD with type code TT in "
+            f"{{{', '.join(f'0x{code:02X}' for code in _IDX_DTYPES)}}} and DD >= 1 "
+            f"dimensions (MNIST labels use 0x{_IDX_LABELS_MAGIC:08X}, images "
+            f"0x{_IDX_IMAGES_MAGIC:08X}).")
+
+    header_size = 4 + 4 * num_dims
+    if len(data) < header_size:
+        raise DataError(
+            f"IDX file {path!r} ends inside its header: magic 0x{magic:08X} "
+            f"announces {num_dims} dimension sizes ({header_size} header bytes) "
+            f"but the file holds {len(data)} bytes.")
+    dims = tuple(
+        int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(num_dims))
+    dtype = _IDX_DTYPES[type_code]
+    expected_bytes = math.prod(dims) * dtype.itemsize
+    payload_bytes = len(data) - header_size
+    if payload_bytes != expected_bytes:
+        raise DataError(
+            f"IDX file {path!r} has a header announcing shape {list(dims)} of "
+            f"{dtype.itemsize}-byte values ({expected_bytes} data bytes) but holds "
+            f"{payload_bytes} data bytes; the file is truncated or its header is "
+            f"wrong.")
+    values = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(dims)
+    # astype copies into a writeable array in native byte order.
+    return values.astype(dtype.newbyteorder("="))
+
+
+# ---------------------------------------------------------------------------
+# Loading.
+
+
+def load_dataset(name: str,
+                 data_dir: str | None = None,
+                 *,
+                 validation_size: int = 0,
+                 seed: int = 0,
+                 allow_download: bool = True) -> DatasetArrays:
+    """Loads a dataset into memory.
+
+    For "mnist" and "fashion_mnist" the sources are tried in this order:
+    the four IDX files `IDX_FILE_NAMES` in `data_dir`; a Keras-style archive
+    `<name>.npz` (keys x_train, y_train, x_test, y_test) in `data_dir`; the
+    Keras downloader, if `allow_download`. Loaded arrays are checked: 28x28
+    uint8 images, one label per image, labels in [0, 9].
+
+    "toy2d" is generated from `seed` (`data_dir` is ignored): 1000 points on the
+    arc y = sin(x), x in [-2.2, 2.2] (label 0), and 1000 points on the circle of
+    radius 0.5 centred at (1.5, -0.5) (label 1), each with Gaussian noise of
+    standard deviation 0.06, in shuffled order. The test split is a second
+    independent draw of the same size.
+
+    Args:
+        name: one of `DATASET_NAMES`.
+        data_dir: directory holding the files, or None to download.
+        validation_size: number of training examples to hold out as the
+            validation split (chosen by a permutation seeded by `seed`); 0 for none.
+        seed: non-negative seed for the toy data and the validation split.
+        allow_download: whether the Keras downloader may be used when `data_dir`
+            holds neither the IDX files nor the archive.
+
+    Returns:
+        The splits; `validation` is None when `validation_size` is 0.
+
+    Raises:
+        ValueError: unknown `name`, or a bad `validation_size` or `seed`.
+        DataNotFoundError: `data_dir` is missing, or holds only some of the IDX
+            files, or holds none of the expected files and downloading is off.
+        DataError: a file is corrupt or its contents are not as expected.
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(
+            f"Unknown dataset name {name!r}; expected one of {DATASET_NAMES}.")
+    _check_seed(seed, "seed")
+    if (not isinstance(validation_size, (int, np.integer)) or
+            isinstance(validation_size, bool) or validation_size < 0):
+        raise ValueError(
+            f"validation_size must be a non-negative integer; got "
+            f"{validation_size!r}.")
+
+    if name == "toy2d":
+        rng = np.random.default_rng(seed)
+        train = _draw_toy2d(rng)
+        test = _draw_toy2d(rng)
+        num_classes = 2
+        source = f"generated (seed {seed})"
+    else:
+        train, test, source = _load_image_dataset(name, data_dir, allow_download)
+        num_classes = _NUM_IMAGE_CLASSES
+
+    validation = None
+    if validation_size > 0:
+        if validation_size >= train.num_examples:
+            raise ValueError(
+                f"validation_size={validation_size} leaves no training examples: "
+                f"the {name} training split has {train.num_examples} examples, so "
+                f"expected validation_size < {train.num_examples}.")
+        order = np.random.default_rng(
+            [_VALIDATION_STREAM, seed]).permutation(train.num_examples)
+        # Sorting keeps both parts in file order, which makes them easy to inspect.
+        validation_indices = np.sort(order[:validation_size])
+        train_indices = np.sort(order[validation_size:])
+        validation = ArraySplit(train.images[validation_indices],
+                                train.labels[validation_indices])
+        train = ArraySplit(train.images[train_indices], train.labels[train_indices])
+
+    return DatasetArrays(
+        name=name,
+        train=train,
+        validation=validation,
+        test=test,
+        num_classes=num_classes,
+        source=source)
+
+
+def _load_image_dataset(name: str, data_dir: str | None,
+                        allow_download: bool) -> tuple[ArraySplit, ArraySplit, str]:
+    """Finds and reads MNIST or Fashion-MNIST; returns (train, test, source)."""
+    npz_name = f"{name}.npz"
+    expected = (f"the four IDX files {', '.join(IDX_FILE_NAMES.values())}, or "
+                f"a Keras-style archive {npz_name}")
+
+    if data_dir is None:
+        if not allow_download:
+            raise DataNotFoundError(
+                f"No data_dir was given for {name} and allow_download is False, so "
+                f"there is nowhere to read the data from; pass a directory holding "
+                f"{expected}, or allow the Keras download.")
+        return _download_with_keras(name)
+
+    if not os.path.isdir(data_dir):
+        raise DataNotFoundError(
+            f"Data directory {data_dir!r} for {name} does not exist (or is not a "
+            f"directory); expected a directory holding {expected}.")
+
+    idx_paths = {
+        key: os.path.join(data_dir, file_name)
+        for key, file_name in IDX_FILE_NAMES.items()
+    }
+    present = [key for key, path in idx_paths.items() if os.path.exists(path)]
+    npz_path = os.path.join(data_dir, npz_name)
+
+    if len(present) == len(idx_paths):
+        train = _checked_image_split(
+            read_idx(idx_paths["train_images"]), read_idx(idx_paths["train_labels"]),
+            images_origin=idx_paths["train_images"],
+            labels_origin=idx_paths["train_labels"])
+        test = _checked_image_split(
+            read_idx(idx_paths["test_images"]), read_idx(idx_paths["test_labels"]),
+            images_origin=idx_paths["test_images"],
+            labels_origin=idx_paths["test_labels"])
+        return train, test, f"idx files in {data_dir}"
+
+    if os.path.exists(npz_path):
+        return (*_load_npz(npz_path), f"npz file {npz_path}")
+
+    if present:
+        # Some IDX files but not all: almost certainly an incomplete copy, which
+        # a silent download would hide.
+        missing = [IDX_FILE_NAMES[key] for key in idx_paths if key not in present]
+        raise DataNotFoundError(
+            f"Data directory {data_dir!r} for {name} holds only some of the IDX "
+            f"files: {', '.join(missing)} missing. Expected all four of "
+            f"{', '.join(IDX_FILE_NAMES.values())} (or an archive {npz_name}).")
+
+    if not allow_download:
+        raise DataNotFoundError(
+            f"Data directory {data_dir!r} holds no {name} data and "
+            f"allow_download is False; expected {expected} in that directory.")
+    logging.info("No %s files in %s (expected %s); trying the Keras download.",
+                 name, data_dir, expected)
+    return _download_with_keras(name)
+
+
+def _load_npz(path: str) -> tuple[ArraySplit, ArraySplit]:
+    """Reads a Keras-style archive with keys x_train, y_train, x_test, y_test."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            present_keys = sorted(archive.files)
+            arrays = {key: archive[key] for key in NPZ_KEYS if key in present_keys}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(
+            f"Archive {path!r} could not be read as a NumPy .npz file ({err}); "
+            f"expected a Keras-style archive with keys {list(NPZ_KEYS)}.") from err
+    missing = [key for key in NPZ_KEYS if key not in arrays]
+    if missing:
+        raise DataError(
+            f"Archive {path!r} lacks the keys {missing}: it holds {present_keys} "
+            f"but expected {list(NPZ_KEYS)}, as written by the Keras datasets.")
+    train = _checked_image_split(
+        arrays["x_train"], arrays["y_train"],
+        images_origin=f"{path} [x_train]", labels_origin=f"{path} [y_train]")
+    test = _checked_image_split(
+        arrays["x_test"], arrays["y_test"],
+        images_origin=f"{path} [x_test]", labels_origin=f"{path} [y_test]")
+    return train, test
+
+
+def _download_with_keras(name: str) -> tuple[ArraySplit, ArraySplit, str]:
+    """Fetches the data with the Keras downloader (cached under ~/.keras)."""
+    logging.info("Downloading %s with the Keras dataset downloader.", name)
+    try:
+        import tf_keras  # pylint: disable=g-import-not-at-top
+        keras_datasets = tf_keras.datasets
+    except ImportError:
+        keras_datasets = tf.keras.datasets
+    loader = getattr(keras_datasets, name)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as err:  # pylint: disable=broad-except
+        # Keras reports network failures with a plain Exception.
+        raise DataNotFoundError(
+            f"Downloading {name} with Keras failed ({err}); expected network "
+            f"access, or pass data_dir pointing at a directory holding the four "
+            f"IDX files {', '.join(IDX_FILE_NAMES.values())}.") from err
+    origin = f"Keras {name} download"
+    train = _checked_image_split(x_train, y_train, images_origin=origin,
+                                 labels_origin=origin)
+    test = _checked_image_split(x_test, y_test, images_origin=origin,
+                                labels_origin=origin)
+    return train, test, "keras download"
+
+
+def _checked_image_split(images: np.ndarray, labels: np.ndarray, *,
+                         images_origin: str,
+                         labels_origin: str) -> ArraySplit:
+    """Checks raw image/label arrays and packs them as uint8 [N, 28, 28, 1]."""
+    shape_ok = (
+        images.ndim in (3, 4) and
+        images.shape[1:3] == (_IMAGE_SIZE, _IMAGE_SIZE) and
+        (images.ndim == 3 or images.shape[3] == 1))
+    if not shape_ok or images.dtype != np.uint8:
+        raise DataError(
+            f"Images from {images_origin} have shape {list(images.shape)} and "
+            f"dtype {images.dtype}; expected uint8 images of shape "
+            f"[N, {_IMAGE_SIZE}, {_IMAGE_SIZE}] (IDX magic "
+            f"0x{_IDX_IMAGES_MAGIC:08X}).")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"Labels from {labels_origin} have shape {list(labels.shape)} and "
+            f"dtype {labels.dtype}; expected integer labels of shape [N] (IDX "
+            f"magic 0x{_IDX_LABELS_MAGIC:08X}).")
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"Labels from {labels_origin} count {labels.shape[0]} examples but "
+            f"images from {images_origin} count {images.shape[0]}; expected one "
+            f"label per image.")
+    out_of_range = np.flatnonzero(
+        (labels < 0) | (labels >= _NUM_IMAGE_CLASSES))
+    if out_of_range.size:
+        first = int(out_of_range[0])
+        raise DataError(
+            f"Labels from {labels_origin} hold {out_of_range.size} values outside "
+            f"[0, {_NUM_IMAGE_CLASSES - 1}] (the first is {labels[first]} at "
+            f"index {first}); expected class indices 0 to "
+            f"{_NUM_IMAGE_CLASSES - 1}.")
+    return ArraySplit(
+        images=images.reshape(images.shape[0], _IMAGE_SIZE, _IMAGE_SIZE, 1),
+        labels=labels.astype(np.int64))
+
+
+# ---------------------------------------------------------------------------
+# The toy 2-D data.
+
+
+def _draw_toy2d(rng: np.random.Generator) -> ArraySplit:
+    """Draws one toy2d split: noisy arc points (label 0) and circle points (1)."""
+    n = _TOY2D_POINTS_PER_CURVE
+    arc_x = rng.uniform(*_TOY2D_ARC_X_RANGE, size=n)
+    arc = np.stack([arc_x, np.sin(arc_x)], axis=1)
+    angles = rng.uniform(0.0, 2.0 * np.pi, size=n)
+    circle = np.asarray(_TOY2D_CIRCLE_CENTER) + _TOY2D_CIRCLE_RADIUS * np.stack(
+        [np.cos(angles), np.sin(angles)], axis=1)
+    points = np.concatenate([arc, circle]) + rng.normal(
+        0.0, _TOY2D_NOISE_STD, size=(2 * n, 2))
+    labels = np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)])
+    # Shuffled so that any prefix (e.g. the first points plotted) mixes both.
+    order = rng.permutation(2 * n)
+    return ArraySplit(points[order].astype(np.float32), labels[order])
+
+
+def toy2d_true_curves(num_points: int) -> list[np.ndarray]:
+    """The noise-free curves of toy2d, for plotting.
+
+    Args:
+        num_points: points per curve (>= 2), evenly spaced along x for the arc and
+            along the angle for the circle (first and last point coincide).
+
+    Returns:
+        [arc, circle], each float32 [num_points, 2]: the arc y = sin(x) for x in
+        [-2.2, 2.2] (label 0) and the circle of radius 0.5 around (1.5, -0.5)
+        (label 1).
+    """
+    if not isinstance(num_points, (int, np.integer)) or num_points < 2:
+        raise ValueError(
+            f"num_points must be an integer >= 2; got {num_points!r}.")
+    arc_x = np.linspace(*_TOY2D_ARC_X_RANGE, num_points)
+    arc = np.stack([arc_x, np.sin(arc_x)], axis=1)
+    angles = np.linspace(0.0, 2.0 * np.pi, num_points)
+    circle = np.asarray(_TOY2D_CIRCLE_CENTER) + _TOY2D_CIRCLE_RADIUS * np.stack(
+        [np.cos(angles), np.sin(angles)], axis=1)
+    return [arc.astype(np.float32), circle.astype(np.float32)]
+
+
+def distance_to_toy2d_manifold(points: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each point to the nearer of the two toy2d curves.
+
+    The circle distance is exact (| |p - c| - r |). The arc distance comes from
+    a dense sampling of the arc followed by a golden-section refinement between
+    the neighbours of the nearest sample, accurate to about 1e-9.
+
+    Args:
+        points: float [N, 2].
+
+    Returns:
+        float64 [N] distances.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(
+            f"distance_to_toy2d_manifold expects points of shape [N, 2]; got "
+            f"{list(points.shape)}.")
+    circle_distance = np.abs(
+        np.linalg.norm(points - np.asarray(_TOY2D_CIRCLE_CENTER), axis=1) -
+        _TOY2D_CIRCLE_RADIUS)
+    return np.minimum(circle_distance, _distance_to_arc(points))
+
+
+def _distance_to_arc(points: np.ndarray) -> np.ndarray:
+    """Distance from float64 [N, 2] points to the arc y = sin(x), x in range."""
+    low, high = _TOY2D_ARC_X_RANGE
+    grid = np.linspace(low, high, _TOY2D_ARC_SEARCH_SAMPLES)
+    spacing = grid[1] - grid[0]
+    px, py = points[:, :1], points[:, 1:]
+
+    def squared_distance(x):
+        return (x - px[:, 0])**2 + (np.sin(x) - py[:, 0])**2
+
+    # Coarse search in chunks, bounding memory at ~chunk x samples floats.
+    nearest = np.empty(points.shape[0])
+    chunk = 1024
+    for start in range(0, points.shape[0], chunk):
+        stop = start + chunk
+        d2 = (px[start:stop] - grid)**2 + (py[start:stop] - np.sin(grid))**2
+        nearest[start:stop] = grid[np.argmin(d2, axis=1)]
+    coarse = squared_distance(nearest)
+
+    # Golden-section search for the minimum between the neighbouring samples.
+    inverse_golden = (math.sqrt(5.0) - 1.0) / 2.0
+    a = np.maximum(nearest - spacing, low)
+    b = np.minimum(nearest + spacing, high)
+    for _ in range(_TOY2D_ARC_REFINE_STEPS):
+        c = b - inverse_golden * (b - a)
+        d = a + inverse_golden * (b - a)
+        keep_left = squared_distance(c) < squared_distance(d)
+        b = np.where(keep_left, d, b)
+        a = np.where(keep_left, a, c)
+    refined = squared_distance(0.5 * (a + b))
+    return np.sqrt(np.minimum(coarse, refined))
+
+
+# ---------------------------------------------------------------------------
+# Serving batches.
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Number of full batches in one epoch (the remainder is dropped)."""
+    _check_positive_int(batch_size, "batch_size")
+    if num_examples < 0:
+        raise ValueError(
+            f"num_examples must be non-negative; got {num_examples!r}.")
+    return int(num_examples) // int(batch_size)
+
+
+def binarize_numpy(images_uint8: np.ndarray, binarization: str,
+                   seed: int) -> np.ndarray:
+    """Scales raw pixels to [0, 1] with the same rule as the tf.data pipelines.
+
+    "none": x / 255. "static": 1 where x / 255 > 0.5, else 0. "dynamic": a
+    Bernoulli(x / 255) draw per pixel from a generator seeded by `seed` (the
+    same seed gives the same result; this is the draw `eval_batches` uses).
+
+    Args:
+        images_uint8: uint8 [N, ...] raw pixels. Float data (toy2d) is also
+            accepted with "none" and returned as float32 unchanged.
+        binarization: one of `BINARIZATIONS`.
+        seed: non-negative seed for "dynamic".
+
+    Returns:
+        float32 array of the input's shape.
+    """
+    images_uint8 = np.asarray(images_uint8)
+    _check_binarization(binarization, images_uint8.dtype)
+    if np.issubdtype(images_uint8.dtype, np.floating):
+        return images_uint8.astype(np.float32)
+    _check_seed(seed, "seed")
+    values, scale = _binarize_to_uint8(images_uint8, binarization, seed)
+    return values.astype(np.float32) / np.float32(scale)
+
+
+def _binarize_to_uint8(images: np.ndarray, binarization: str,
+                       seed: int) -> tuple[np.ndarray, float]:
+    """Returns (values, scale) with values / scale the [0, 1] image; uint8."""
+    if binarization == "none":
+        return images, 255.0
+    if binarization == "static":
+        # x / 255 > 0.5 exactly when x >= 128; comparing integers avoids rounding.
+        return (images > 127).astype(np.uint8), 1.0
+    rng = np.random.default_rng([_BINARIZE_STREAM, seed])
+    binary = np.empty(images.shape, np.uint8)
+    for start in range(0, images.shape[0], _BINARIZE_CHUNK):
+        chunk = images[start:start + _BINARIZE_CHUNK]
+        probabilities = chunk.astype(np.float32) / np.float32(255.0)
+        uniform = rng.random(chunk.shape, dtype=np.float32)
+        binary[start:start + _BINARIZE_CHUNK] = uniform < probabilities
+    return binary, 1.0
+
+
+def train_batches(split: ArraySplit,
+                  *,
+                  batch_size: int,
+                  epoch: int,
+                  seed: int,
+                  binarization: str,
+                  num_classes: int,
+                  skip_batches: int = 0) -> tf.data.Dataset:
+    """One training epoch of full batches in an order fixed by (seed, epoch).
+
+    The same (seed, epoch) always gives the same batches, so a run resumed
+    after `k` batches of an epoch passes `skip_batches=k` and continues
+    exactly where it stopped. The last `N mod batch_size` examples of each
+    epoch's permutation are dropped so that every batch has the same shape.
+
+    Args:
+        split: the examples.
+        batch_size: examples per batch, at most N.
+        epoch: non-negative epoch number; each epoch has its own order.
+        seed: non-negative seed of the order (and of dynamic binarization).
+        binarization: one of `BINARIZATIONS`: "none" gives x / 255; "static"
+            gives 1 where x / 255 > 0.5; "dynamic" draws Bernoulli(x / 255) afresh
+            every epoch, seeded by (seed, epoch, batch index) so a resumed epoch
+            sees the same draws. Float data (toy2d) must use "none" and is passed
+            through unchanged.
+        num_classes: K, the one-hot depth; every label must be in [0, K).
+        skip_batches: number of leading batches of the epoch to leave out.
+
+    Returns:
+        A dataset of `steps_per_epoch(N, batch_size) - skip_batches` elements,
+        each a dict with static shapes:
+            image: float32 [batch_size, *example_shape] in [0, 1].
+            label: int32 [batch_size].
+            label_onehot: float32 [batch_size, K].
+    """
+    _check_binarization(binarization, split.images.dtype)
+    _check_labels(split.labels, num_classes)
+    _check_seed(seed, "seed")
+    _check_seed(epoch, "epoch")
+    num_batches = steps_per_epoch(split.num_examples, batch_size)
+    if num_batches == 0:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the split, which has "
+            f"{split.num_examples} examples; expected batch_size <= "
+            f"{split.num_examples} so that an epoch has at least one full batch.")
+    if (not isinstance(skip_batches, (int, np.integer)) or
+            not 0 <= skip_batches <= num_batches):
+        raise ValueError(
+            f"skip_batches must be an integer in [0, {num_batches}] (the number "
+            f"of batches in an epoch of {split.num_examples} examples at batch "
+            f"size {batch_size}); got {skip_batches!r}.")
+
+    order = np.random.default_rng([_SHUFFLE_STREAM, seed,
+                                   epoch]).permutation(split.num_examples)
+    batch_indices = order[:num_batches * batch_size].reshape(
+        num_batches, batch_size)[skip_batches:]
+    # Absolute batch numbers, so that dynamic binarization of a resumed epoch
+    # matches the uninterrupted one.
+    batch_numbers = np.arange(skip_batches, num_batches, dtype=np.int64)
+
+    images = tf.constant(split.images)
+    labels = tf.constant(split.labels.astype(np.int32))
+    epoch_seed = tf.constant([seed, epoch], dtype=tf.int64)
+    is_float = np.issubdtype(split.images.dtype, np.floating)
+
+    def make_batch(batch_number, indices):
+        pixels = tf.gather(images, indices)
+        if is_float:
+            image = tf.cast(pixels, tf.float32)
+        elif binarization == "none":
+            image = tf.cast(pixels, tf.float32) / 255.0
+        elif binarization == "static":
+            image = tf.cast(pixels > 127, tf.float32)
+        else:
+            batch_seed = tf.random.experimental.stateless_fold_in(
+                epoch_seed, batch_number)
+            uniform = tf.random.stateless_uniform(tf.shape(pixels), seed=batch_seed)
+            image = tf.cast(uniform < tf.cast(pixels, tf.float32) / 255.0,
+                            tf.float32)
+        label = tf.gather(labels, indices)
+        return {
+            "image": image,
+            "label": label,
+            "label_onehot": tf.one_hot(label, num_classes, dtype=tf.float32),
+        }
+
+    dataset = tf.data.Dataset.from_tensor_slices((batch_numbers, batch_indices))
+    dataset = dataset.map(
+        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_batches(split: ArraySplit, *, batch_size: int, seed: int,
+                 binarization: str, num_classes: int) -> tf.data.Dataset:
+    """The whole split in order, in batches of one fixed shape.
+
+    The last batch is padded up to `batch_size` with zero images and zero
+    one-hot labels; `mask` tells real examples (1) from padding (0), so
+    `sum(mask * per_example_value) / sum(mask)` is an exact split average.
+
+    Args:
+        split: the examples.
+        batch_size: examples per batch.
+        seed: non-negative seed of the dynamic binarization, which is drawn once
+            for the whole split (with `binarize_numpy`) so that every call with the
+            same seed evaluates on the same binary images.
+        binarization: one of `BINARIZATIONS` (see `train_batches`).
+        num_classes: K, the one-hot depth; every label must be in [0, K).
+
+    Returns:
+        A dataset of ceil(N / batch_size) elements, each a dict with static
+        shapes:
+            image: float32 [batch_size, *example_shape] in [0, 1].
+            label: int32 [batch_size] (0 for padding).
+            label_onehot: float32 [batch_size, K] (all zero for padding).
+            mask: float32 [batch_size].
+    """
+    _check_binarization(binarization, split.images.dtype)
+    _check_labels(split.labels, num_classes)
+    _check_seed(seed, "seed")
+    _check_positive_int(batch_size, "batch_size")
+    if split.num_examples == 0:
+        raise ValueError("eval_batches got an empty split; expected at least one "
+                         "example to evaluate.")
+
+    num_batches = -(-split.num_examples // batch_size)
+    positions = np.arange(num_batches * batch_size).reshape(
+        num_batches, batch_size)
+    masks = (positions < split.num_examples).astype(np.float32)
+    indices = np.where(positions < split.num_examples, positions, 0)
+
+    # Binarizing the whole split up front (uint8, so a quarter of the float
+    # size) makes the batches equal `binarize_numpy` of the split exactly.
+    if np.issubdtype(split.images.dtype, np.floating):
+        values, scale = split.images.astype(np.float32), 1.0
+    else:
+        values, scale = _binarize_to_uint8(split.images, binarization, seed)
+    images = tf.constant(values)
+    labels = tf.constant(split.labels.astype(np.int32))
+    example_rank = split.images.ndim - 1
+
+    def make_batch(batch_indices, mask):
+        image = tf.cast(tf.gather(images, batch_indices), tf.float32) / scale
+        image *= tf.reshape(mask, [batch_size] + [1] * example_rank)
+        label = tf.gather(labels, batch_indices) * tf.cast(mask, tf.int32)
+        label_onehot = tf.one_hot(label, num_classes, dtype=tf.float32)
+        return {
+            "image": image,
+            "label": label,
+            "label_onehot": label_onehot * mask[:, None],
+            "mask": mask,
+        }
+
+    dataset = tf.data.Dataset.from_tensor_slices((indices, masks))
+    dataset = dataset.map(
+        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------
+# Argument checks.
+
+
+def _check_binarization(binarization: str, dtype: np.dtype) -> None:
+    if binarization not in BINARIZATIONS:
+        raise ValueError(
+            f"Unknown binarization {binarization!r}; expected one of "
+            f"{BINARIZATIONS}.")
+    if np.issubdtype(dtype, np.floating):
+        if binarization != "none":
+            raise ValueError(
+                f"binarization={binarization!r} was requested for float data "
+                f"(dtype {dtype}, e.g. toy2d points), which are not pixel "
+                f"intensities; expected binarization='none'.")
+    elif dtype != np.uint8:
+        raise ValueError(
+            f"Images have dtype {dtype}; expected uint8 pixels (0 to 255) or "
+            f"float points (toy2d).")
+
+
+def _check_labels(labels: np.ndarray, num_classes: int) -> None:
+    _check_positive_int(num_classes, "num_classes")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"Labels range over [{labels.min()}, {labels.max()}] but "
+            f"num_classes={num_classes}; expected every label in "
+            f"[0, {num_classes - 1}].")
+
+
+def _check_positive_int(value: int, what: str) -> None:
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or
+            value <= 0):
+        raise ValueError(f"{what} must be a positive integer; got {value!r}.")
+
+
+def _check_seed(value: int, what: str) -> None:
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or
+            not 0 <= value < 2**63):
+        raise ValueError(
+            f"{what} must be an integer in [0, 2**63); got {value!r}.")
+
+
+__all__ = (
+    "ArraySplit",
+    "BINARIZATIONS",
+    "DATASET_NAMES",
+    "DataError",
+    "DataNotFoundError",
+    "DatasetArrays",
+    "IDX_FILE_NAMES",
+    "NPZ_KEYS",
+    "binarize_numpy",
+    "distance_to_toy2d_manifold",
+    "eval_batches",
+    "load_dataset",
+    "read_idx",
+    "steps_per_epoch",
+    "toy2d_true_curves",
+    "train_batches",
+)

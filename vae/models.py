@@ -1,0 +1,313 @@
+"""The variational autoencoder: a model configuration and a `tf.Module` of distributions.
+
+Following the TFP examples, the model is written in terms of distributions:
+
+* the prior `p(z) = N(0, I)` over `latent_dim` dimensions (`VAE.prior`);
+* the encoder `q(z|x) = N(loc(x), diag(exp(log_variance(x))))` (`VAE.encode`);
+* the decoder `p(x|z)`, independent over every pixel (`VAE.decode`): Bernoulli with
+  logits from the decoder network, or Normal with means from the decoder network and a
+  learned per-channel scale.
+
+The evidence lower bound a trainer maximises is then
+
+    ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))
+            = -(distortion + rate),
+
+estimated with a reparameterised draw `z = loc + scale * eps`, `eps ~ N(0, I)`, so that
+gradients reach the encoder through the sample (Kingma and Welling, 2014, "Auto-Encoding
+Variational Bayes"; Alemi et al., 2018, "Fixing a Broken ELBO", for rate and distortion).
+This module only defines the distributions; losses live in `trainers/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from vae import layers
+from vae import networks
+
+tfd = tfp.distributions
+
+ARCHITECTURES = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+DECODER_OUTPUTS = ("conv_transpose", "conv")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int, but True is never a sensible size.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a `VAE`; see `vae.networks` for how it is read.
+
+    The defaults describe the convolutional VAE of the TensorFlow tutorial on 28x28x1
+    images with a 2-D latent space. Lists given for tuple fields are turned into tuples,
+    so a config read from JSON or flags compares equal to one written in code. Call
+    `validate()` to check the values (the `VAE` constructor does).
+
+    Attributes:
+        architecture: "mlp" or "conv".
+        image_shape: shape of one example: `(height, width, channels)` for "conv", any
+            shape for "mlp" (for example `(2,)` for 2-D points).
+        latent_dim: number of latent dimensions.
+        likelihood: "bernoulli" (decoder emits logits) or "gaussian" (decoder emits
+            means, with a learned per-channel scale).
+        activation: hidden-layer activation, a name from `vae.layers.ACTIVATION_NAMES`.
+        hidden_units: "mlp" only: hidden layer sizes of the encoder (reversed in the
+            decoder).
+        encoder_filters: "conv" only: channels of each encoder convolution.
+        encoder_strides: "conv" only: stride of each encoder convolution.
+        encoder_kernel_size: "conv" only: kernel size of the encoder convolutions.
+        encoder_padding: "conv" only: "SAME" or "VALID" for the encoder convolutions.
+        encoder_dense_units: "conv" only: dense layers after flattening, before the
+            final Dense(2 * latent_dim).
+        decoder_dense_units: "conv" only: dense layers before the one that produces the
+            base feature map.
+        decoder_base_channels: "conv" only: channels of the base feature map, whose
+            height and width are the image's divided by the product of decoder_strides.
+        decoder_filters: "conv" only: channels of each upsampling transposed convolution.
+        decoder_strides: "conv" only: stride of each upsampling transposed convolution.
+        decoder_kernel_size: "conv" only: kernel size of every decoder convolution.
+        decoder_output: "conv" only: the last layer, "conv_transpose" or "conv".
+    """
+
+    architecture: str = "conv"
+    image_shape: tuple[int, ...] = (28, 28, 1)
+    latent_dim: int = 2
+    likelihood: str = "bernoulli"
+    activation: str = "relu"
+    hidden_units: tuple[int, ...] = (64,)
+    encoder_filters: tuple[int, ...] = (32, 64)
+    encoder_strides: tuple[int, ...] = (2, 2)
+    encoder_kernel_size: int = 3
+    encoder_padding: str = "VALID"
+    encoder_dense_units: tuple[int, ...] = ()
+    decoder_dense_units: tuple[int, ...] = ()
+    decoder_base_channels: int = 32
+    decoder_filters: tuple[int, ...] = (64, 32)
+    decoder_strides: tuple[int, ...] = (2, 2)
+    decoder_kernel_size: int = 3
+    decoder_output: str = "conv_transpose"
+
+    def __post_init__(self):
+        for name in self._tuple_fields():
+            value = getattr(self, name)
+            if isinstance(value, list):
+                # The dataclass is frozen, so go around its __setattr__.
+                object.__setattr__(self, name, tuple(value))
+
+    @classmethod
+    def _tuple_fields(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)
+                if isinstance(field.default, tuple)]
+
+    def validate(self) -> None:
+        """Checks every field.
+
+        Raises:
+            ValueError: naming the first bad field, its value and what was expected.
+        """
+        self._check_choice("architecture", ARCHITECTURES)
+        self._check_choice("likelihood", LIKELIHOODS)
+        self._check_choice("activation", layers.ACTIVATION_NAMES)
+        self._check_choice("encoder_padding", layers.PADDINGS)
+        self._check_choice("decoder_output", DECODER_OUTPUTS)
+        for name in ("latent_dim", "encoder_kernel_size", "decoder_kernel_size",
+                     "decoder_base_channels"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
+                self._fail(name, "a positive integer")
+        for name in self._tuple_fields():
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(_is_int(v) and v > 0 for v in value):
+                self._fail(name, "a tuple of positive integers")
+        if not self.image_shape:
+            self._fail("image_shape", "a non-empty tuple of positive integers")
+        if self.architecture == "conv":
+            self._validate_conv()
+
+    def _validate_conv(self) -> None:
+        if len(self.image_shape) != 3:
+            self._fail("image_shape", "(height, width, channels) for architecture 'conv'")
+        if len(self.encoder_strides) != len(self.encoder_filters):
+            self._fail("encoder_strides",
+                       f"one stride per encoder filter ({len(self.encoder_filters)} values, "
+                       f"as in encoder_filters={self.encoder_filters})")
+        if len(self.decoder_strides) != len(self.decoder_filters):
+            self._fail("decoder_strides",
+                       f"one stride per decoder filter ({len(self.decoder_filters)} values, "
+                       f"as in decoder_filters={self.decoder_filters})")
+        height, width = self.image_shape[:2]
+        for stride in self.encoder_strides:
+            height = layers.conv_output_size(height, self.encoder_kernel_size, stride,
+                                             self.encoder_padding)
+            width = layers.conv_output_size(width, self.encoder_kernel_size, stride,
+                                            self.encoder_padding)
+            if height < 1 or width < 1:
+                raise ValueError(
+                    f"ModelConfig: the encoder convolutions (encoder_filters="
+                    f"{self.encoder_filters}, encoder_strides={self.encoder_strides}, "
+                    f"encoder_kernel_size={self.encoder_kernel_size}, encoder_padding="
+                    f"{self.encoder_padding!r}) shrink image_shape={self.image_shape} to "
+                    "nothing; expected every feature map to keep at least 1x1 pixels. "
+                    "Use fewer or smaller strides, a smaller kernel or SAME padding.")
+        networks.decoder_base_shape(self)  # Raises if the decoder cannot reach the size.
+
+    def _check_choice(self, name: str, choices: Sequence[str]) -> None:
+        if getattr(self, name) not in choices:
+            self._fail(name, "one of " + ", ".join(repr(choice) for choice in choices))
+
+    def _fail(self, name: str, expected: str) -> None:
+        raise ValueError(
+            f"ModelConfig.{name} must be {expected}, got {getattr(self, name)!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the fields as a dict of JSON-serialisable values (tuples stay tuples)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
+        """Builds and validates a config from `to_dict()` output, for example via JSON.
+
+        Missing fields take their defaults; lists (as JSON returns them) become tuples.
+
+        Args:
+            values: field name -> value.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ValueError: if `values` has a key that is not a field, or a bad value.
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"ModelConfig has no field(s) {', '.join(map(repr, unknown))}; expected "
+                f"only fields among {', '.join(sorted(known))}.")
+        config = cls(**values)
+        config.validate()
+        return config
+
+
+class VAE(tf.Module):
+    """Variational autoencoder: `encode` returns q(z|x), `decode` returns p(x|z).
+
+    The encoder and decoder are sub-modules (`self.encoder`, `self.decoder`), so each
+    optimiser can take its own `trainable_variables`. The model computes no losses.
+    """
+
+    def __init__(self, config: ModelConfig, name: str | None = None):
+        """Builds the encoder and decoder, with all their variables.
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `ModelConfig.validate`).
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        with self.name_scope:  # So variable names start with the model's name.
+            self.encoder = networks.build_encoder(config)
+            self.decoder = networks.build_decoder(config)
+
+    @tf.Module.with_name_scope
+    def prior(self) -> tfd.Distribution:
+        """Returns p(z), a standard normal with event shape `[latent_dim]`."""
+        return tfd.MultivariateNormalDiag(
+            loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
+
+    @tf.Module.with_name_scope
+    def encode(self, images: tf.Tensor, *,
+               is_training: bool = False) -> tfd.MultivariateNormalDiag:
+        """Returns q(z|x).
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+            is_training: passed to the encoder network.
+
+        Returns:
+            A diagonal Gaussian with batch shape `[batch]` and event shape `[latent_dim]`;
+            its samples are reparameterised, so gradients flow through them.
+        """
+        loc, log_variance = self.encoder(images, is_training=is_training)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(0.5 * log_variance))
+
+    @tf.Module.with_name_scope
+    def decode(self, z: tf.Tensor, *, is_training: bool = False) -> tfd.Distribution:
+        """Returns p(x|z), independent over the image dimensions.
+
+        Args:
+            z: float32 `[batch, latent_dim]`.
+            is_training: passed to the decoder network.
+
+        Returns:
+            A distribution with batch shape `[batch]` and event shape `image_shape`:
+            Bernoulli from the decoder's logits (float32 samples), or Normal with the
+            decoder's outputs as means and `exp(decoder.log_scale)` as per-channel scale.
+        """
+        outputs = self.decoder(z, is_training=is_training)
+        if self.config.likelihood == "bernoulli":
+            pixels = tfd.Bernoulli(logits=outputs, dtype=tf.float32)
+        else:
+            pixels = tfd.Normal(loc=outputs, scale=tf.exp(self.decoder.log_scale))
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.image_shape))
+
+    @tf.Module.with_name_scope
+    def decode_mean(self, z: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
+        """Returns the mean of p(x|z): pixel probabilities or Gaussian means.
+
+        Args:
+            z: float32 `[batch, latent_dim]`.
+            is_training: passed to the decoder network.
+
+        Returns:
+            float32 `[batch, *image_shape]`; in [0, 1] for the Bernoulli likelihood.
+        """
+        outputs = self.decoder(z, is_training=is_training)
+        if self.config.likelihood == "bernoulli":
+            return tf.sigmoid(outputs)
+        return outputs
+
+    @tf.Module.with_name_scope
+    def sample(self, num: int, *, seed: int | tf.Tensor | None = None) -> tf.Tensor:
+        """Decodes `num` draws from the prior to their means (not noisy pixel draws).
+
+        Args:
+            num: number of samples.
+            seed: None, an int, or a stateless `[2]` seed, as TFP's `sample` takes.
+
+        Returns:
+            float32 `[num, *image_shape]`.
+        """
+        z = self.prior().sample(num, seed=seed)
+        return self.decode_mean(z)
+
+    @tf.Module.with_name_scope
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+        """Decodes the mean of q(z|x) to the mean of p(x|z).
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+
+        Returns:
+            float32 `[batch, *image_shape]`.
+        """
+        return self.decode_mean(self.encode(images).mean())
+
+
+def num_parameters(module: tf.Module) -> int:
+    """Returns the number of scalars in `module`'s trainable variables."""
+    return sum(math.prod(variable.shape) for variable in module.trainable_variables)

@@ -1,0 +1,230 @@
+"""Encoder and decoder networks of the VAE, built from a `ModelConfig`.
+
+The encoder maps images `[batch, *image_shape]` to the parameters of a diagonal Gaussian
+`q(z|x)`, `(loc, log_variance)`, each `[batch, latent_dim]`. The decoder maps latent codes
+`[batch, latent_dim]` to per-pixel parameters `[batch, *image_shape]`: Bernoulli logits or
+Gaussian means, depending on `config.likelihood`. Turning these numbers into
+distributions is `vae.models.VAE`'s job.
+
+Two families:
+
+* "mlp": flatten -> Dense(h, activation) for h in hidden_units -> Dense(2 * latent_dim);
+  the decoder mirrors it, Dense(h, activation) for h in reversed(hidden_units) ->
+  Dense(prod(image_shape)) -> reshape. Works for any `image_shape`, including the
+  2-D points `(2,)` of the toy data.
+* "conv": Conv2D(f, kernel, stride s, padding, activation) for each (f, s) ->
+  flatten -> Dense(u, activation) for u in encoder_dense_units -> Dense(2 * latent_dim).
+  The decoder starts with Dense(u, activation) for u in decoder_dense_units ->
+  Dense(h0 * w0 * decoder_base_channels, activation) -> reshape to
+  `[h0, w0, decoder_base_channels]`, where `(h0, w0)` is the image size divided by the
+  product of `decoder_strides` -> Conv2DTranspose(f, kernel, stride s, SAME, activation)
+  for each (f, s) -> a last stride-1 SAME layer to the image channels with no
+  activation, a Conv2DTranspose or a Conv2D as `decoder_output` says.
+
+The encoder emits loc and log-variance from one Dense(2 * latent_dim) layer rather than
+two Dense(latent_dim) heads; the two are the same function with the same number of
+parameters (`2 * (n * latent + latent)`), and one matmul is cheaper.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+
+from vae import layers
+
+if TYPE_CHECKING:  # Only for annotations: vae.models imports this module.
+    from vae.models import ModelConfig
+
+
+def _encoder_layers(config: ModelConfig) -> list[tf.Module]:
+    """Builds the encoder trunk, ending with Dense(2 * latent_dim)."""
+    stack: list[tf.Module] = []
+    if config.architecture == "mlp":
+        size = math.prod(config.image_shape)
+        stack.append(layers.Flatten(name="flatten"))
+        for index, units in enumerate(config.hidden_units):
+            stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+            size = units
+    else:
+        height, width, channels = config.image_shape
+        for index, (filters, stride) in enumerate(
+                zip(config.encoder_filters, config.encoder_strides)):
+            conv = layers.Conv2D(channels, filters, config.encoder_kernel_size, stride,
+                                 config.encoder_padding, config.activation,
+                                 name=f"conv_{index}")
+            stack.append(conv)
+            height, width = conv.output_shape_for((height, width))
+            channels = filters
+        stack.append(layers.Flatten(name="flatten"))
+        size = height * width * channels
+        for index, units in enumerate(config.encoder_dense_units):
+            stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+            size = units
+    stack.append(layers.Dense(size, 2 * config.latent_dim, name="loc_and_log_variance"))
+    return stack
+
+
+def decoder_base_shape(config: ModelConfig) -> tuple[int, int, int]:
+    """Shape `(h0, w0, decoder_base_channels)` that the conv decoder starts from.
+
+    Args:
+        config: a "conv" model configuration with a 3-D `image_shape`.
+
+    Returns:
+        `(height // prod(decoder_strides), width // prod(decoder_strides),
+        decoder_base_channels)`.
+
+    Raises:
+        ValueError: if the image height or width is not divisible by the product of
+            `decoder_strides`, since the transposed convolutions could then not end at
+            the image size.
+    """
+    height, width = config.image_shape[0], config.image_shape[1]
+    upsampling = math.prod(config.decoder_strides)
+    if height % upsampling or width % upsampling:
+        raise ValueError(
+            f"The conv decoder upsamples by the product of decoder_strides "
+            f"{tuple(config.decoder_strides)} = {upsampling}, so the image height and width "
+            f"must both be divisible by {upsampling}; image_shape "
+            f"{tuple(config.image_shape)} is not. Change decoder_strides or image_shape.")
+    return height // upsampling, width // upsampling, config.decoder_base_channels
+
+
+def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
+    """Builds the decoder, ending with a layer that emits `[batch, *image_shape]`."""
+    stack: list[tf.Module] = []
+    size = config.latent_dim
+    if config.architecture == "mlp":
+        for index, units in enumerate(reversed(config.hidden_units)):
+            stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+            size = units
+        stack.append(layers.Dense(size, math.prod(config.image_shape), name="output"))
+        stack.append(layers.Reshape(config.image_shape, name="reshape"))
+        return stack
+
+    base_height, base_width, channels = decoder_base_shape(config)
+    for index, units in enumerate(config.decoder_dense_units):
+        stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+        size = units
+    stack.append(layers.Dense(size, base_height * base_width * channels, config.activation,
+                              name="dense_to_base"))
+    stack.append(layers.Reshape((base_height, base_width, channels), name="reshape"))
+    for index, (filters, stride) in enumerate(
+            zip(config.decoder_filters, config.decoder_strides)):
+        stack.append(layers.Conv2DTranspose(channels, filters, config.decoder_kernel_size,
+                                            stride, "SAME", config.activation,
+                                            name=f"conv_transpose_{index}"))
+        channels = filters
+    output_layer = (layers.Conv2DTranspose if config.decoder_output == "conv_transpose"
+                    else layers.Conv2D)
+    stack.append(output_layer(channels, config.image_shape[-1], config.decoder_kernel_size,
+                              1, "SAME", None, name="output"))
+    return stack
+
+
+class Encoder(tf.Module):
+    """Maps images to the mean and log-variance of a diagonal Gaussian over the latents."""
+
+    def __init__(self, config: ModelConfig, name: str | None = "encoder"):
+        """Builds every layer (and so every variable).
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `ModelConfig.validate`).
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        with self.name_scope:  # So variable names read "encoder/conv_0/w".
+            self.net = layers.Sequential(_encoder_layers(config), name="net")
+
+    @tf.Module.with_name_scope
+    def __call__(self, images: tf.Tensor, *,
+                 is_training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """Encodes a batch.
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+            is_training: passed to layers that behave differently in training.
+
+        Returns:
+            `(loc, log_variance)`, each float32 `[batch, latent_dim]`.
+        """
+        outputs = self.net(tf.convert_to_tensor(images, tf.float32), is_training=is_training)
+        loc, log_variance = tf.split(outputs, 2, axis=-1)
+        return loc, log_variance
+
+
+class Decoder(tf.Module):
+    """Maps latent codes to per-pixel logits (Bernoulli) or means (Gaussian).
+
+    With the Gaussian likelihood the decoder also owns `log_scale`, a trainable
+    per-channel log standard deviation `[image_shape[-1]]` that starts at 0 (scale 1),
+    so the decoder's optimiser trains it with the rest of the decoder; for the Bernoulli
+    likelihood `log_scale` is None.
+    """
+
+    def __init__(self, config: ModelConfig, name: str | None = "decoder"):
+        """Builds every layer (and so every variable).
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `ModelConfig.validate`), including a
+                conv image size not divisible by the product of `decoder_strides`.
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        with self.name_scope:  # So variable names read "decoder/output/w".
+            self.net = layers.Sequential(_decoder_layers(config), name="net")
+            self.log_scale = (tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
+                              if config.likelihood == "gaussian" else None)
+
+    @tf.Module.with_name_scope
+    def __call__(self, z: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
+        """Decodes a batch of latent codes.
+
+        Args:
+            z: float32 `[batch, latent_dim]`.
+            is_training: passed to layers that behave differently in training.
+
+        Returns:
+            float32 `[batch, *image_shape]`: Bernoulli logits or Gaussian means.
+        """
+        return self.net(tf.convert_to_tensor(z, tf.float32), is_training=is_training)
+
+
+def build_encoder(config: ModelConfig) -> Encoder:
+    """Returns the encoder `images [batch, *image_shape] -> (loc, log_variance)`.
+
+    Args:
+        config: model configuration.
+
+    Raises:
+        ValueError: if `config` is invalid (see `ModelConfig.validate`).
+    """
+    return Encoder(config)
+
+
+def build_decoder(config: ModelConfig) -> Decoder:
+    """Returns the decoder `z [batch, latent_dim] -> [batch, *image_shape]`.
+
+    Args:
+        config: model configuration.
+
+    Raises:
+        ValueError: if `config` is invalid (see `ModelConfig.validate`), including a conv
+            image size not divisible by the product of `decoder_strides`.
+    """
+    return Decoder(config)
