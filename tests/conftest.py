@@ -5,6 +5,13 @@ import os
 # Set before TensorFlow is imported anywhere so its C++ start-up chatter stays out of test logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from absl import flags  # pylint: disable=g-import-not-at-top
+
+# absltest helpers such as create_tempdir read absl flags (--test_tmpdir);
+# pytest does not parse them, so accept the defaults once.
+if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
 
 def pytest_collection_modifyitems(config, items):
     """Drops tf.test.TestCase's deprecated `test_session` helper.

@@ -14,78 +14,38 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from vae import datasets
-
-_IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C,
-                   np.dtype(np.float32): 0x0D}
-
-
-def idx_bytes(array, *, compress=True, magic=None, dims=None):
-    """Encodes `array` as an IDX file; `magic` / `dims` override the header."""
-    array = np.asarray(array)
-    if dims is None:
-        dims = array.shape
-    if magic is None:
-        magic = (_IDX_TYPE_CODES[array.dtype] << 8) | len(dims)
-    header = magic.to_bytes(4, "big") + b"".join(
-        int(size).to_bytes(4, "big") for size in dims)
-    payload = array.astype(array.dtype.newbyteorder(">")).tobytes()
-    data = header + payload
-    return gzip.compress(data) if compress else data
-
-
-def numbered_images(num_examples, height=28, width=28):
-    """uint8 [N, H, W] images whose first pixel is the example number."""
-    images = np.random.default_rng(num_examples).integers(
-        0, 256, size=(num_examples, height, width), dtype=np.uint8)
-    images[:, 0, 0] = np.arange(num_examples)
-    return images
-
 
 class _TempDirMixin:
 
     def write(self, directory, file_name, data):
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, file_name)
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
+        return testing_utils.write_file(directory, file_name, data)
 
-    def write_fake_mnist(self, directory, *, num_train=20, num_test=7,
-                         train_labels=None, skip=()):
+    def write_fake_mnist(self, directory, **kwargs):
         """Writes the four IDX files; returns the arrays that were written."""
-        arrays = {
-            "train_images": numbered_images(num_train),
-            "train_labels": (np.arange(num_train) % 10).astype(np.uint8)
-                            if train_labels is None else train_labels,
-            "test_images": numbered_images(num_test)[:, ::-1],
-            "test_labels": (np.arange(num_test) * 3 % 10).astype(np.uint8),
-        }
-        for key, file_name in datasets.IDX_FILE_NAMES.items():
-            if key not in skip:
-                self.write(directory, file_name, idx_bytes(arrays[key]))
-        return arrays
+        return testing_utils.write_fake_mnist(directory, **kwargs)
 
 
 class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(
         (np.arange(10, dtype=np.uint8), True),
-        (numbered_images(3, 5, 4), True),
-        (numbered_images(3, 5, 4), False),
+        (testing_utils.numbered_images(3, 5, 4), True),
+        (testing_utils.numbered_images(3, 5, 4), False),
         (np.array([[-7, 2**30], [5, 0]], dtype=np.int32), True),
         (np.array([0.5, -2.25], dtype=np.float32), False),
     )
     def test_round_trip(self, array, compress):
         path = self.write(self.get_temp_dir(), "data.idx",
-                          idx_bytes(array, compress=compress))
+                          testing_utils.idx_bytes(array, compress=compress))
         result = datasets.read_idx(path)
         self.assertEqual(result.dtype, array.dtype)
         self.assertEqual(result.dtype.byteorder, "=" if array.itemsize > 1 else "|")
         self.assertAllEqual(result, array)
 
     def test_truncated_gzip(self):
-        data = idx_bytes(numbered_images(4))
+        data = testing_utils.idx_bytes(testing_utils.numbered_images(4))
         path = self.write(self.get_temp_dir(), "cut.gz", data[:len(data) // 2])
         with self.assertRaisesRegex(datasets.DataError,
                                     rf"{re.escape(path)}.*truncated or corrupt"):
@@ -93,7 +53,7 @@ class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
 
     def test_wrong_magic(self):
         path = self.write(self.get_temp_dir(), "magic.gz",
-                          idx_bytes(np.zeros(4, np.uint8), magic=0x12345601))
+                          testing_utils.idx_bytes(np.zeros(4, np.uint8), magic=0x12345601))
         with self.assertRaisesRegex(
                 datasets.DataError,
                 rf"{re.escape(path)}.*0x12345601.*not an IDX header"):
@@ -101,14 +61,14 @@ class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
 
     def test_unknown_type_code(self):
         path = self.write(self.get_temp_dir(), "type.gz",
-                          idx_bytes(np.zeros(4, np.uint8), magic=0x00000701))
+                          testing_utils.idx_bytes(np.zeros(4, np.uint8), magic=0x00000701))
         with self.assertRaisesRegex(datasets.DataError, "0x00000701"):
             datasets.read_idx(path)
 
     @parameterized.parameters(((5,),), ((2, 3, 4),))
     def test_dims_disagree_with_payload(self, dims):
         path = self.write(self.get_temp_dir(), "dims.gz",
-                          idx_bytes(np.zeros((2, 3, 3), np.uint8), dims=dims))
+                          testing_utils.idx_bytes(np.zeros((2, 3, 3), np.uint8), dims=dims))
         with self.assertRaisesRegex(
                 datasets.DataError,
                 rf"{re.escape(path)}.*shape {re.escape(str(list(dims)))}.*"
@@ -116,7 +76,7 @@ class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
             datasets.read_idx(path)
 
     def test_header_cut_short(self):
-        data = idx_bytes(np.zeros((2, 2), np.uint8), compress=False)[:9]
+        data = testing_utils.idx_bytes(np.zeros((2, 2), np.uint8), compress=False)[:9]
         path = self.write(self.get_temp_dir(), "header", data)
         with self.assertRaisesRegex(datasets.DataError, "ends inside its header"):
             datasets.read_idx(path)
@@ -217,7 +177,7 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
             datasets.load_dataset("mnist", directory, allow_download=True)
 
     def test_downloads_when_directory_is_empty(self):
-        images = numbered_images(3)
+        images = testing_utils.numbered_images(3)
         labels = np.array([1, 2, 3], np.uint8)
         loader = mock.Mock()
         loader.load_data.return_value = ((images, labels), (images[:2], labels[:2]))
@@ -233,7 +193,7 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
     def test_npz_fallback(self, name):
         directory = os.path.join(self.get_temp_dir(), f"npz_{name}")
         os.makedirs(directory)
-        x_train, x_test = numbered_images(9), numbered_images(4)
+        x_train, x_test = testing_utils.numbered_images(9), testing_utils.numbered_images(4)
         y_train = np.arange(9, dtype=np.int64) % 10
         y_test = np.array([9, 0, 1, 2], dtype=np.uint8)
         path = os.path.join(directory, f"{name}.npz")
@@ -250,7 +210,7 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         directory = os.path.join(self.get_temp_dir(), "npz_keys")
         os.makedirs(directory)
         path = os.path.join(directory, "mnist.npz")
-        np.savez(path, x_train=numbered_images(2), y_train=np.zeros(2, np.uint8))
+        np.savez(path, x_train=testing_utils.numbered_images(2), y_train=np.zeros(2, np.uint8))
         with self.assertRaisesRegex(datasets.DataError,
                                     rf"{re.escape(path)}.*lacks the keys.*x_test"):
             datasets.load_dataset("mnist", directory, allow_download=False)
@@ -277,7 +237,7 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         directory = os.path.join(self.get_temp_dir(), "size")
         self.write_fake_mnist(directory)
         path = self.write(directory, "train-images-idx3-ubyte.gz",
-                          idx_bytes(numbered_images(20, 27, 28)))
+                          testing_utils.idx_bytes(testing_utils.numbered_images(20, 27, 28)))
         with self.assertRaisesRegex(datasets.DataError,
                                     rf"{re.escape(path)}.*\[20, 27, 28\].*\[N, 28, 28\]"):
             datasets.load_dataset("mnist", directory, allow_download=False)
@@ -362,7 +322,7 @@ class Toy2dTest(tf.test.TestCase):
 
 def _split(num_examples=37, num_classes=10):
     """uint8 [N, 4, 4, 1] images numbered by their first pixel, and labels."""
-    images = numbered_images(num_examples, 4, 4)[..., None]
+    images = testing_utils.numbered_images(num_examples, 4, 4)[..., None]
     labels = (np.arange(num_examples) * 7) % num_classes
     return datasets.ArraySplit(images, labels.astype(np.int64))
 

@@ -134,6 +134,7 @@ class _LoopState(tf.train.experimental.PythonState):
         self.epoch_train_seconds = 0.0
         self.total_train_seconds = 0.0
         self.total_wall_seconds = 0.0
+        self.steps_per_epoch = 0
         self.history: list = []
 
     def serialize(self) -> str:
@@ -142,6 +143,7 @@ class _LoopState(tf.train.experimental.PythonState):
             epoch_train_seconds=self.epoch_train_seconds,
             total_train_seconds=self.total_train_seconds,
             total_wall_seconds=self.total_wall_seconds,
+            steps_per_epoch=self.steps_per_epoch,
             history=self.history)))
 
     def deserialize(self, string_value) -> None:
@@ -155,6 +157,7 @@ class _LoopState(tf.train.experimental.PythonState):
         self.epoch_train_seconds = float(record["epoch_train_seconds"])
         self.total_train_seconds = float(record["total_train_seconds"])
         self.total_wall_seconds = float(record["total_wall_seconds"])
+        self.steps_per_epoch = int(record["steps_per_epoch"])
         self.history = list(record["history"])
 
 
@@ -165,6 +168,7 @@ class _LoopStateRecord:
     epoch_train_seconds: float
     total_train_seconds: float
     total_wall_seconds: float
+    steps_per_epoch: int
     history: list
 
 
@@ -411,7 +415,16 @@ class Trainer(tf.Module):
         after writing a checkpoint, when SIGTERM or SIGINT arrives.
         """
         config = self.config
-        self.restore()
+        if self.restore():
+            recorded = self._loop_state.steps_per_epoch
+            if recorded != self.data.steps_per_epoch:
+                raise ValueError(
+                    f"The checkpoint in {config.workdir} was written with "
+                    f"{recorded} steps per epoch, but this data source has "
+                    f"{self.data.steps_per_epoch}: the data or batch size "
+                    "differs from the run that wrote it, so resuming would "
+                    "not continue the same run.")
+        self._loop_state.steps_per_epoch = self.data.steps_per_epoch
         reporter = progress_lib.ProgressReporter(config.progress)
         self._stop_request = _StopRequest()
         self._stop_request.install()
@@ -446,12 +459,6 @@ class Trainer(tf.Module):
         steps_per_epoch = self.data.steps_per_epoch
         step_in_epoch = (int(self.global_step.numpy())
                          - epoch * steps_per_epoch)
-        if not 0 <= step_in_epoch <= steps_per_epoch:
-            raise ValueError(
-                f"The checkpoint in {config.workdir} is at global step "
-                f"{int(self.global_step.numpy())} after {epoch} epochs, which "
-                f"does not fit {steps_per_epoch} steps per epoch: the data or "
-                "batch size differs from the run that wrote it.")
         if step_in_epoch == 0:
             state.epoch_sums, state.epoch_steps = {}, 0
             state.epoch_train_seconds = 0.0

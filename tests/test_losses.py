@@ -1,0 +1,287 @@
+"""Tests for trainers/losses.py: each ELBO term checked against NumPy by hand."""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from absl.testing import parameterized
+
+from trainers import losses
+
+tfd = tfp.distributions
+
+
+def _gaussian_kl(loc_q, scale_q, loc_p, scale_p):
+    """KL(N(loc_q, scale_q^2) || N(loc_p, scale_p^2)) summed over the last axis."""
+    per_dim = (np.log(scale_p / scale_q)
+               + (scale_q**2 + (loc_q - loc_p)**2) / (2.0 * scale_p**2) - 0.5)
+    return per_dim.sum(axis=-1)
+
+
+def _gaussian_log_density(x, loc, scale):
+    """log N(x; loc, diag(scale^2)) summed over the last axis."""
+    per_dim = (-0.5 * np.log(2.0 * np.pi) - np.log(scale)
+               - 0.5 * ((x - loc) / scale)**2)
+    return per_dim.sum(axis=-1)
+
+
+def _log_sigmoid(logits):
+    return -np.logaddexp(0.0, -logits)
+
+
+# A posterior with batch 3 and latent_dim 2, far enough from the prior that a
+# wrong sign or a missing term changes the KL by a lot.
+POSTERIOR_LOC = np.array([[0.0, 0.0], [1.5, -0.5], [-2.0, 0.3]], np.float32)
+POSTERIOR_SCALE = np.array([[1.0, 1.0], [0.5, 2.0], [0.1, 0.8]], np.float32)
+
+
+def _posterior():
+    return tfd.MultivariateNormalDiag(loc=POSTERIOR_LOC,
+                                      scale_diag=POSTERIOR_SCALE)
+
+
+def _standard_prior():
+    return tfd.MultivariateNormalDiag(loc=tf.zeros([2]),
+                                      scale_diag=tf.ones([2]))
+
+
+class _StubVae:
+    """A VAE whose distributions are fixed, so every term can be done by hand.
+
+    q(z|x) is the fixed `POSTERIOR_*` Gaussian (whatever the images); p(x|z)
+    is Bernoulli over 3 pixels with logits `z @ weights + bias`; p(z) is N(0, I).
+    It records the z the decoder saw and the `is_training` it was given.
+    """
+
+    weights = np.array([[1.0, -2.0, 0.5], [0.3, 0.7, -1.5]], np.float32)
+    bias = np.array([0.1, -0.2, 0.3], np.float32)
+
+    def __init__(self):
+        self.latent_dim = 2
+        self.decoded_latents = []
+        self.is_training_seen = []
+
+    def prior(self):
+        return _standard_prior()
+
+    def encode(self, images, *, is_training):
+        del images
+        self.is_training_seen.append(is_training)
+        return _posterior()
+
+    def decode(self, z, *, is_training):
+        self.is_training_seen.append(is_training)
+        self.decoded_latents.append(np.asarray(z))
+        logits = tf.matmul(z, self.weights) + self.bias
+        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32),
+                               reinterpreted_batch_ndims=1)
+
+
+# Binary pixels and one grey level (the "none" binarisation gives those).
+IMAGES = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.5, 1.0, 0.0]],
+                  np.float32)
+
+
+class AnalyticKlTest(tf.test.TestCase):
+
+    def test_equals_closed_form_against_standard_prior(self):
+        kl = losses.analytic_kl(_posterior(), _standard_prior())
+        self.assertEqual(kl.shape, (3,))
+        expected = _gaussian_kl(POSTERIOR_LOC, POSTERIOR_SCALE,
+                                np.zeros(2), np.ones(2))
+        self.assertAllClose(kl, expected, rtol=1e-5)
+        # The posterior equal to the prior has zero KL.
+        self.assertNear(float(kl[0]), 0.0, 1e-6)
+
+    def test_equals_closed_form_against_non_standard_prior(self):
+        prior_loc = np.array([0.5, -1.0], np.float32)
+        prior_scale = np.array([2.0, 0.7], np.float32)
+        prior = tfd.MultivariateNormalDiag(loc=prior_loc,
+                                           scale_diag=prior_scale)
+        kl = losses.analytic_kl(_posterior(), prior)
+        expected = _gaussian_kl(POSTERIOR_LOC, POSTERIOR_SCALE, prior_loc,
+                                prior_scale)
+        self.assertAllClose(kl, expected, rtol=1e-5)
+
+
+class MonteCarloKlTest(tf.test.TestCase, parameterized.TestCase):
+
+    def test_equals_log_density_difference_by_hand(self):
+        latent = np.array([[0.3, -0.2], [1.0, 1.0], [-2.1, 0.0]], np.float32)
+        estimate = losses.monte_carlo_kl(_posterior(), _standard_prior(),
+                                         tf.constant(latent))
+        expected = (_gaussian_log_density(latent, POSTERIOR_LOC,
+                                          POSTERIOR_SCALE)
+                    - _gaussian_log_density(latent, 0.0, 1.0))
+        self.assertAllClose(estimate, expected, rtol=1e-5, atol=1e-5)
+
+    def test_average_agrees_with_analytic_kl(self):
+        num_samples = 20000
+        posterior = _posterior()
+        latent = posterior.sample(num_samples, seed=(7, 11))  # [n, 3, 2]
+        estimates = losses.monte_carlo_kl(posterior, _standard_prior(),
+                                          latent).numpy()  # [n, 3]
+        analytic = losses.analytic_kl(posterior, _standard_prior()).numpy()
+        mean = estimates.mean(axis=0)
+        standard_error = estimates.std(axis=0) / np.sqrt(num_samples)
+        for index in range(3):
+            self.assertLess(abs(mean[index] - analytic[index]),
+                            4.0 * standard_error[index] + 1e-6,
+                            msg=f"example {index}: MC mean {mean[index]}, "
+                            f"analytic {analytic[index]}, "
+                            f"standard error {standard_error[index]}")
+        # The estimate is noisy (it can be negative), unlike the closed form.
+        self.assertGreater(estimates[:, 1].std(), 0.1)
+        self.assertLess(estimates.min(), 0.0)
+
+    @parameterized.parameters("analytic", "mc")
+    def test_kl_divergence_dispatches_on_estimator(self, estimator):
+        latent = tf.constant([[0.3, -0.2], [1.0, 1.0], [-2.1, 0.0]])
+        result = losses.kl_divergence(_posterior(), _standard_prior(), latent,
+                                      estimator)
+        if estimator == "analytic":
+            expected = losses.analytic_kl(_posterior(), _standard_prior())
+        else:
+            expected = losses.monte_carlo_kl(_posterior(), _standard_prior(),
+                                             latent)
+        self.assertAllClose(result, expected)
+
+    def test_kl_divergence_rejects_unknown_estimator(self):
+        with self.assertRaisesRegex(ValueError, r"'exact'.*analytic.*mc"):
+            losses.kl_divergence(_posterior(), _standard_prior(),
+                                 tf.zeros([3, 2]), "exact")
+
+
+class ElboTermsTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters("analytic", "mc")
+    def test_terms_equal_hand_computation_at_sampled_latent(self, estimator):
+        model = _StubVae()
+        terms = losses.elbo_terms(model, tf.constant(IMAGES),
+                                  kl_estimator=estimator,
+                                  seed=tf.constant([3, 4]), is_training=True)
+        self.assertEqual(terms.distortion.shape, (3,))
+        self.assertEqual(terms.rate.shape, (3,))
+        self.assertEqual(model.is_training_seen, [True, True])
+        (latent,) = model.decoded_latents
+        self.assertEqual(latent.shape, (3, 2))
+
+        logits = latent @ _StubVae.weights + _StubVae.bias
+        log_likelihood = (IMAGES * _log_sigmoid(logits)
+                          + (1.0 - IMAGES) * _log_sigmoid(-logits)).sum(-1)
+        self.assertAllClose(terms.distortion, -log_likelihood, rtol=1e-5)
+
+        if estimator == "analytic":
+            expected_rate = _gaussian_kl(POSTERIOR_LOC, POSTERIOR_SCALE,
+                                         np.zeros(2), np.ones(2))
+        else:
+            expected_rate = (
+                _gaussian_log_density(latent, POSTERIOR_LOC, POSTERIOR_SCALE)
+                - _gaussian_log_density(latent, 0.0, 1.0))
+        self.assertAllClose(terms.rate, expected_rate, rtol=1e-4, atol=1e-5)
+        self.assertAllClose(terms.elbo, log_likelihood - expected_rate,
+                            rtol=1e-4, atol=1e-5)
+
+    def test_sampled_latent_is_a_draw_from_the_posterior(self):
+        model = _StubVae()
+        for seed in range(200):
+            losses.elbo_terms(model, tf.constant(IMAGES),
+                              kl_estimator="analytic",
+                              seed=tf.constant([seed, 1]), is_training=False)
+        self.assertEqual(set(model.is_training_seen), {False})
+        latents = np.stack(model.decoded_latents)  # [200, 3, 2]
+        # Standardised draws: mean 0 and std 1 within generous bounds.
+        noise = (latents - POSTERIOR_LOC) / POSTERIOR_SCALE
+        self.assertAllLess(np.abs(noise.mean(axis=0)), 0.35)
+        self.assertAllInRange(noise.std(axis=0), 0.75, 1.25)
+
+    def test_same_seed_same_latent_other_seed_other_latent(self):
+        model = _StubVae()
+        results = [
+            losses.elbo_terms(model, tf.constant(IMAGES), kl_estimator="mc",
+                              seed=tf.constant(seed), is_training=True)
+            for seed in ([5, 6], [5, 6], [5, 7])]
+        first, again, other = model.decoded_latents
+        self.assertAllEqual(first, again)
+        self.assertAllEqual(results[0].distortion, results[1].distortion)
+        self.assertAllEqual(results[0].rate, results[1].rate)
+        self.assertNotAllClose(first, other)
+
+    def test_gradients_reach_the_posterior_parameters(self):
+        # Reparameterisation: distortion depends on loc and scale through z.
+        loc = tf.Variable(POSTERIOR_LOC)
+        log_scale = tf.Variable(np.log(POSTERIOR_SCALE))
+
+        class TrainableStub(_StubVae):
+            def encode(self, images, *, is_training):
+                del images, is_training
+                return tfd.MultivariateNormalDiag(loc=loc,
+                                                  scale_diag=tf.exp(log_scale))
+
+        with tf.GradientTape() as tape:
+            terms = losses.elbo_terms(TrainableStub(), tf.constant(IMAGES),
+                                      kl_estimator="analytic",
+                                      seed=tf.constant([1, 2]),
+                                      is_training=True)
+            distortion = tf.reduce_sum(terms.distortion)
+        gradients = tape.gradient(distortion, [loc, log_scale])
+        for gradient in gradients:
+            self.assertIsNotNone(gradient)
+            self.assertGreater(float(tf.reduce_sum(tf.abs(gradient))), 0.0)
+
+
+class WeightedNegativeElboTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters(0.0, 0.5, 1.0, 4.0)
+    def test_mean_of_distortion_plus_weighted_rate(self, kl_weight):
+        terms = losses.ElboTerms(distortion=tf.constant([10.0, 20.0, 30.0]),
+                                 rate=tf.constant([1.0, 2.0, 6.0]))
+        loss = losses.weighted_negative_elbo(terms, kl_weight)
+        self.assertEqual(loss.shape, ())
+        self.assertAllClose(loss, 20.0 + kl_weight * 3.0)
+        # The ELBO itself never carries the weight.
+        self.assertAllClose(terms.elbo, [-11.0, -22.0, -36.0])
+
+    def test_accepts_tensor_weight(self):
+        terms = losses.ElboTerms(distortion=tf.constant([1.0, 3.0]),
+                                 rate=tf.constant([2.0, 4.0]))
+        loss = losses.weighted_negative_elbo(terms, tf.constant(0.25))
+        self.assertAllClose(loss, (1.0 + 0.5 + 3.0 + 1.0) / 2.0)
+
+
+class LinearWarmupTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.named_parameters(
+        ("start", 0, 0.0),
+        ("quarter", 25, 0.5),
+        ("half", 50, 1.0),
+        ("end", 100, 2.0),
+        ("beyond", 1000, 2.0),
+    )
+    def test_rises_linearly_then_stays(self, step, expected):
+        value = losses.linear_warmup(tf.constant(step, tf.int64),
+                                     final_value=2.0, warmup_steps=100)
+        self.assertEqual(value.dtype, tf.float32)
+        self.assertAllClose(value, expected)
+
+    @parameterized.parameters(0, 7, 10**6)
+    def test_no_warmup_gives_final_value_from_step_zero(self, step):
+        value = losses.linear_warmup(tf.constant(step, tf.int64),
+                                     final_value=0.3, warmup_steps=0)
+        self.assertAllClose(value, 0.3)
+
+    def test_follows_a_variable_inside_tf_function(self):
+        step = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function
+        def weight():
+            return losses.linear_warmup(step, final_value=1.0, warmup_steps=4)
+
+        values = []
+        for _ in range(6):
+            values.append(float(weight()))
+            step.assign_add(1)
+        self.assertAllClose(values, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,62 @@
+"""Helpers shared by the tests: tiny IDX datasets written on the fly."""
+
+import gzip
+import os
+
+import numpy as np
+
+from vae import datasets
+
+_IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C,
+                   np.dtype(np.float32): 0x0D}
+
+
+def idx_bytes(array, *, compress=True, magic=None, dims=None):
+    """Encodes `array` as an IDX file; `magic` / `dims` override the header."""
+    array = np.asarray(array)
+    if dims is None:
+        dims = array.shape
+    if magic is None:
+        magic = (_IDX_TYPE_CODES[array.dtype] << 8) | len(dims)
+    header = magic.to_bytes(4, "big") + b"".join(
+        int(size).to_bytes(4, "big") for size in dims)
+    payload = array.astype(array.dtype.newbyteorder(">")).tobytes()
+    data = header + payload
+    return gzip.compress(data) if compress else data
+
+
+def numbered_images(num_examples, height=28, width=28):
+    """uint8 [N, H, W] images whose first pixel is the example number."""
+    images = np.random.default_rng(num_examples).integers(
+        0, 256, size=(num_examples, height, width), dtype=np.uint8)
+    images[:, 0, 0] = np.arange(num_examples) % 256
+    return images
+
+
+def write_file(directory, file_name, data):
+    """Writes bytes to directory/file_name (creating the directory)."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, file_name)
+    with open(path, "wb") as stream:
+        stream.write(data)
+    return path
+
+
+def write_fake_mnist(directory, *, num_train=20, num_test=7, train_labels=None,
+                     skip=()):
+    """Writes the four MNIST IDX files; returns the arrays that were written.
+
+    Images are random noise except that the first pixel numbers the example,
+    so tests can tell examples apart.
+    """
+    arrays = {
+        "train_images": numbered_images(num_train),
+        "train_labels": ((np.arange(num_train) % 10).astype(np.uint8)
+                         if train_labels is None else train_labels),
+        "test_images": numbered_images(num_test)[:, ::-1],
+        "test_labels": (np.arange(num_test) * 3 % 10).astype(np.uint8),
+    }
+    for key, file_name in datasets.IDX_FILE_NAMES.items():
+        if key not in skip:
+            write_file(directory, file_name, idx_bytes(arrays[key]))
+    return arrays
