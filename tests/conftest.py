@@ -21,3 +21,10 @@ def pytest_collection_modifyitems(config, items):
     """
     del config
     items[:] = [item for item in items if item.name != "test_session"]
+
+
+def pytest_configure(config):
+    # TFP 0.25 compares versions with distutils at import; not ours to fix.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:distutils Version classes are deprecated:DeprecationWarning")

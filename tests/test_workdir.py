@@ -3,6 +3,7 @@
 import json
 import os
 
+from absl.testing import parameterized
 import tensorflow as tf
 
 from trainers import workdir as workdir_lib
@@ -28,7 +29,7 @@ def _snapshot(directory):
     return contents
 
 
-class ClaimWorkdirTest(tf.test.TestCase):
+class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -114,10 +115,17 @@ class ClaimWorkdirTest(tf.test.TestCase):
         self.assertFalse(workdir_lib.claim_workdir(self.workdir, IDENTITY))
         self.assertTrue(os.path.exists(self._run_file()))
 
-    def test_unreadable_run_record_is_refused_and_kept(self):
+    @parameterized.named_parameters(
+        ("truncated_json", b'{"model": {"latent_dim": 2,'),
+        ("empty_file", b""),
+        ("not_utf8", b"\xff\xfe\x00garbage"),
+        ("json_list", b"[1, 2]\n"),
+        ("json_null", b"null\n"),
+    )
+    def test_unreadable_run_record_is_refused_and_kept(self, contents):
         os.makedirs(self.workdir)
-        with open(self._run_file(), "w") as stream:
-            stream.write('{"model": {"latent_dim": 2,')  # Truncated JSON.
+        with open(self._run_file(), "wb") as stream:
+            stream.write(contents)
         before = _snapshot(self.workdir)
         with self.assertRaises(workdir_lib.WorkdirConflictError) as caught:
             workdir_lib.claim_workdir(self.workdir, IDENTITY)

@@ -38,7 +38,7 @@ class ElboConfig:
             raise ValueError(f"ElboConfig.kl_estimator must be one of "
                              f"{losses.KL_ESTIMATORS}, got "
                              f"{self.kl_estimator!r}.")
-        if self.beta < 0:
+        if not self.beta >= 0:  # Also rejects NaN.
             raise ValueError(f"ElboConfig.beta must be >= 0, got {self.beta}.")
         if self.kl_warmup_steps < 0:
             raise ValueError("ElboConfig.kl_warmup_steps must be >= 0, got "

@@ -20,7 +20,7 @@ def make_optimizer(name: str, learning_rate: float):
         epsilon 1e-7, as Keras's "rmsprop" string) or "sgd".
       learning_rate: a positive step size.
     """
-    if learning_rate <= 0:
+    if not learning_rate > 0:  # Also rejects NaN.
         raise ValueError(f"The learning rate must be positive, got "
                          f"{learning_rate}.")
     if name == "adam":

@@ -55,6 +55,10 @@ def claim_workdir(workdir: str, identity: Mapping[str, Any]) -> bool:
         try:
             with open(run_path) as stream:
                 recorded = json.load(stream)
+            if not isinstance(recorded, dict):
+                # Valid JSON but not a record (say `[]` or `null`).
+                raise ValueError("expected a JSON object, found "
+                                 f"{type(recorded).__name__}")
         except (OSError, ValueError) as error:
             raise WorkdirConflictError(
                 f"The workdir {workdir} has a run record {run_path} that "
