@@ -17,13 +17,20 @@ MODEL_CONFIG = models.ModelConfig(architecture="mlp", image_shape=(4, 4, 1),
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Runs in a fresh interpreter. The repository may be installed in development
-# mode (a .pth entry pointing at the checkout), so besides the empty
-# PYTHONPATH and the foreign working directory, every sys.path entry that
-# holds this package is dropped before anything is imported.
+# mode, either as a .pth entry pointing at the checkout or as an import hook
+# (what `pip install -e .` makes with current setuptools), so besides the
+# empty PYTHONPATH and the foreign working directory, an import blocker
+# refuses this project's packages before anything is imported.
 _CHILD_PROGRAM = textwrap.dedent("""
     import json, os, sys
-    sys.path[:] = [entry for entry in sys.path
-                   if not os.path.exists(os.path.join(entry or ".", "vae"))]
+
+    class BlockProjectPackages:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("vae", "trainers", "launch"):
+                raise ImportError(f"{name} is blocked in this process")
+            return None
+
+    sys.meta_path.insert(0, BlockProjectPackages())
     package_importable = True
     try:
         import vae
