@@ -30,6 +30,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "vae-train=launch.train:run_main",
+            "vae-evaluate=launch.evaluate:run_main",
         ],
     },
 )

@@ -15,6 +15,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from launch import evaluation_program
+# Re-exported: callers of run_training catch and report what it raises.
+from launch.errors import ConfigError, USER_ERRORS, report_user_error
 from trainers import base
 from trainers import elbo
 from trainers import hooks as hooks_lib
@@ -23,20 +26,6 @@ from trainers import workdir as workdir_lib
 from vae import datasets
 from vae import export as export_lib
 from vae import models
-
-
-class ConfigError(ValueError):
-    """A configuration value is unusable; the message names it."""
-
-
-# Errors caused by what the user asked for: reported as one paragraph, no
-# traceback. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, datasets.DataError, workdir_lib.WorkdirConflictError)
-
-
-def report_user_error(error: Exception) -> None:
-    program = os.path.basename(sys.argv[0]) or "vae"
-    print(f"{program}: error: {error}", file=sys.stderr)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +55,7 @@ class TrainProgramConfig:
     pictures: bool = True
     manifold_grid_size: int = 20
     export: bool = True
+    evaluation: Optional[evaluation_program.TrainingEvaluationConfig] = None
 
     def run_identity(self) -> dict:
         """What must match for a workdir to be resumed by this config."""
@@ -168,6 +158,14 @@ def run_training(config: TrainProgramConfig,
                  arrays.source, arrays.train.num_examples,
                  arrays.test.num_examples)
 
+    hooks = []
+    if config.evaluation is not None:
+        # Before the workdir is claimed: a dataset without a classifier is
+        # refused without touching it.
+        hooks.append(evaluation_program.make_evaluation_hook(
+            config.evaluation, arrays, binarization=config.data.binarization,
+            data_dir=config.data.data_dir, seed=config.trainer.seed))
+
     workdir = config.trainer.workdir
     resuming = workdir_lib.claim_workdir(workdir, config.run_identity())
     _record_launch(workdir, flags_text, resuming)
@@ -180,7 +178,6 @@ def run_training(config: TrainProgramConfig,
     optimizer = optimizers_lib.make_optimizer(config.optimizer,
                                               config.learning_rate)
     data = build_data_source(config, arrays)
-    hooks = []
     if config.pictures and len(arrays.example_shape) == 3:
         test_images = datasets.binarize_numpy(
             arrays.test.images[:5000], config.data.binarization,

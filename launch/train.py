@@ -2,8 +2,8 @@ r"""Trains a VAE on the ELBO: flags in, checkpoints, metrics and pictures out.
 
 Examples (from the repository root):
 
-    vae-train --flagfile=launch/configs/tf_cvae_004.flags \
-        --data_dir=../shared/data/mnist --workdir=runs/tf_cvae_004
+    vae-train --flagfile=launch/configs/tf_tutorial_conv.flags \
+        --data_dir=../shared/data/mnist --workdir=runs/tf_tutorial_conv
 
     python -m launch.train --dataset=fashion_mnist --architecture=mlp \
         --hidden_units=512,256 --latent_dim=16 --workdir=runs/fashion_mlp
@@ -14,11 +14,13 @@ loop of steps, writes a checkpoint and exits with 128 + the signal number.
 """
 
 import sys
+from typing import Optional
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from launch import evaluation_program
 from launch import experiment
 from launch import flag_types
 from trainers import base
@@ -151,6 +153,33 @@ _EXPORT = flags.DEFINE_boolean(
     "export", True, "Export a SavedModel to WORKDIR/export when training "
     "completes.")
 
+# ----------------------------------------------------------- evaluation
+_EVALUATE_EVERY_EPOCHS = flags.DEFINE_integer(
+    "evaluate_every_epochs", 0,
+    "Run the evaluation suite (importance-sampled NLL, reconstruction error, "
+    "Frechet distance, classifier score) every N epochs and after the last; "
+    "results go to metrics.json and TensorBoard. 0: never.", lower_bound=0)
+_EVAL_NUM_IMPORTANCE_SAMPLES = flags.DEFINE_integer(
+    "eval_num_importance_samples", 100,
+    "k of the NLL estimate during training (0 skips it); vae-evaluate does "
+    "the expensive k=1000/5000 estimates.", lower_bound=0, upper_bound=100000)
+_EVAL_LIKELIHOOD_EXAMPLES = flags.DEFINE_integer(
+    "eval_likelihood_examples", 500,
+    "Test images the NLL is estimated on during training (0: all).",
+    lower_bound=0)
+_EVAL_NUM_GENERATED = flags.DEFINE_integer(
+    "eval_num_generated", 5000,
+    "Prior samples for the sample-quality metrics during training.",
+    lower_bound=2)
+_EVAL_SAMPLE_QUALITY = flags.DEFINE_boolean(
+    "eval_sample_quality", True,
+    "Include the classifier-based metrics (the classifier is trained once "
+    "per dataset and cached).")
+_CLASSIFIER_DIR = flags.DEFINE_string(
+    "classifier_dir", None,
+    "Cache of trained evaluation classifiers; unset: $VAE_CACHE_DIR/"
+    "classifiers, or ~/.cache/vae-framework/classifiers.")
+
 flags.mark_flag_as_required("workdir")
 flags.register_validator(
     "learning_rate", lambda value: value > 0,
@@ -219,7 +248,21 @@ def config_from_flags() -> experiment.TrainProgramConfig:
             max_checkpoints_to_keep=_KEEP_CHECKPOINTS.value,
             progress=_PROGRESS.value),
         deterministic=_DETERMINISTIC.value, pictures=_PICTURES.value,
-        manifold_grid_size=_MANIFOLD_GRID_SIZE.value, export=_EXPORT.value)
+        manifold_grid_size=_MANIFOLD_GRID_SIZE.value, export=_EXPORT.value,
+        evaluation=_training_evaluation_config())
+
+
+def _training_evaluation_config(
+) -> Optional[evaluation_program.TrainingEvaluationConfig]:
+    if not _EVALUATE_EVERY_EPOCHS.value:
+        return None
+    return evaluation_program.TrainingEvaluationConfig(
+        every_epochs=_EVALUATE_EVERY_EPOCHS.value,
+        num_importance_samples=_EVAL_NUM_IMPORTANCE_SAMPLES.value,
+        likelihood_examples=_EVAL_LIKELIHOOD_EXAMPLES.value,
+        num_generated=_EVAL_NUM_GENERATED.value,
+        sample_quality=_EVAL_SAMPLE_QUALITY.value,
+        classifier_dir=_CLASSIFIER_DIR.value)
 
 
 def main(argv):

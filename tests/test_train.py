@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import tensorflow as tf
@@ -54,7 +55,8 @@ class BadInputTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.root = tf.compat.v1.test.get_temp_dir()
+        # A directory of its own: the temp dir is shared by every test class.
+        cls.root = tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
         cls.data_dir = os.path.join(cls.root, "fake_mnist")
         testing_utils.write_fake_mnist(cls.data_dir, num_train=64,
                                        num_test=16)

@@ -4,8 +4,9 @@ The SavedModel holds three serving signatures, all float32:
 
 * `encode(images [n, *image_shape]) -> {"mean", "stddev"}`, each
   [n, latent_dim]: the parameters of the diagonal Gaussian q(z|x);
-* `decode(latent [n, latent_dim]) -> {"images"}`: the decoder's mean image
-  (pixel probabilities for a Bernoulli decoder);
+* `decode(latent [n, latent_dim]) -> {"images", "logits" | "scale"}`: the
+  decoder's mean image (pixel probabilities for a Bernoulli decoder) and the
+  rest of p(x|z): its logits (Bernoulli) or its scale (Gaussian);
 * `sample(num_samples: int32 scalar) -> {"images"}`: decoded prior draws.
 
 Load it anywhere TensorFlow runs, without installing this package:
@@ -16,8 +17,12 @@ Load it anywhere TensorFlow runs, without installing this package:
 
 import os
 import shutil
+from typing import Tuple
 
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 
 class _ServingModule(tf.Module):
@@ -40,7 +45,15 @@ class _ServingModule(tf.Module):
         return {"mean": posterior.mean(), "stddev": posterior.stddev()}
 
     def _decode(self, latent):
-        return {"images": self.model.decode_mean(latent)}
+        likelihood = self.model.decode(latent, is_training=False)
+        outputs = {"images": likelihood.mean()}
+        pixels = likelihood.distribution
+        if self.model.config.likelihood == "bernoulli":
+            outputs["logits"] = pixels.logits_parameter()
+        else:
+            outputs["scale"] = tf.broadcast_to(pixels.scale,
+                                               tf.shape(outputs["images"]))
+        return outputs
 
     def _sample(self, num_samples):
         latent = tf.random.normal([num_samples, self.model.latent_dim])
@@ -74,3 +87,51 @@ def export_saved_model(model: tf.Module, export_dir: str) -> str:
     os.replace(staging_dir, export_dir)
     shutil.rmtree(previous_dir, ignore_errors=True)
     return export_dir
+
+
+class SavedModelVae:
+    """A VAE read back from `export_saved_model`'s output.
+
+    Exposes what the evaluation suite needs of a VAE (`encode`, `decode`,
+    `decode_mean`, `prior`, `latent_dim`, `image_shape`) on top of the
+    SavedModel's signatures, so an exported model can be evaluated without
+    its checkpoint or its configuration.
+    """
+
+    def __init__(self, export_dir: str):
+        if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+            raise FileNotFoundError(
+                f"{export_dir} holds no SavedModel (no saved_model.pb); "
+                "expected the export/ folder that training writes when it "
+                "completes.")
+        self._loaded = tf.saved_model.load(export_dir)
+        self._signatures = self._loaded.signatures
+        image_spec = self._signatures["encode"].structured_input_signature[
+            1]["images"]
+        latent_spec = self._signatures["decode"].structured_input_signature[
+            1]["latent"]
+        self.image_shape: Tuple[int, ...] = tuple(image_spec.shape[1:])
+        self.latent_dim: int = int(latent_spec.shape[-1])
+
+    def prior(self) -> tfd.Distribution:
+        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
+
+    def encode(self, images, *, is_training: bool = False):
+        del is_training  # The export is in inference mode.
+        outputs = self._signatures["encode"](images=images)
+        return tfd.MultivariateNormalDiag(loc=outputs["mean"],
+                                          scale_diag=outputs["stddev"])
+
+    def decode(self, latent, *, is_training: bool = False):
+        del is_training
+        outputs = self._signatures["decode"](latent=latent)
+        if "logits" in outputs:
+            pixels = tfd.Bernoulli(logits=outputs["logits"], dtype=tf.float32)
+        else:
+            pixels = tfd.Normal(loc=outputs["images"], scale=outputs["scale"])
+        return tfd.Independent(pixels,
+                               reinterpreted_batch_ndims=len(self.image_shape))
+
+    def decode_mean(self, latent, *, is_training: bool = False):
+        del is_training
+        return self._signatures["decode"](latent=latent)["images"]

@@ -1,0 +1,258 @@
+"""Evaluation of a run from a plain config; used by launch/evaluate.py.
+
+Also prepares the data and classifier that training-time evaluation
+(`--evaluate_every_epochs` of launch/train.py) uses, so both report the same
+numbers.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from launch import errors
+from trainers import base
+from trainers import classification
+from trainers import evaluation
+from trainers import workdir as workdir_lib
+from vae import datasets
+from vae import export as export_lib
+from vae import models
+
+USER_ERRORS = errors.USER_ERRORS
+report_user_error = errors.report_user_error
+CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateProgramConfig:
+    workdir: str
+    data_dir: Optional[str] = None
+    source: str = "checkpoint"
+    num_importance_samples: int = 1000
+    likelihood_examples: int = 1000
+    chunk_size: int = 250
+    num_generated: int = 5000
+    sample_quality: bool = True
+    classifier_dir: Optional[str] = None
+    seed: int = 0
+    output: Optional[str] = None
+
+
+def default_classifier_dir() -> str:
+    root = os.environ.get("VAE_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "vae-framework")
+    return os.path.join(root, "classifiers")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationData:
+    """Test images as the model sees them and as the classifier sees them."""
+
+    model_view: np.ndarray       # binarized like the training data
+    reference_real: np.ndarray   # grayscale, first half of the test split
+    heldout_real: np.ndarray     # grayscale, second half of the test split
+
+
+def evaluation_data(arrays: datasets.DatasetArrays, binarization: str,
+                    seed: int) -> EvaluationData:
+    """Splits the test set: the classifier's reference statistics come from
+    its first half, the real-data row from its second half, so the reference
+    row compares two disjoint sets of real images."""
+    grayscale = datasets.binarize_numpy(arrays.test.images, "none", seed)
+    half = len(grayscale) // 2
+    return EvaluationData(
+        model_view=datasets.binarize_numpy(arrays.test.images, binarization,
+                                           seed),
+        reference_real=grayscale[:half], heldout_real=grayscale[half:])
+
+
+def load_classifier(dataset: str, data_dir: Optional[str],
+                    classifier_dir: Optional[str],
+                    switch_flag: str = "--sample_quality"):
+    """The cached evaluation classifier for `dataset` (trained on a miss).
+
+    `switch_flag` is the flag that turns the metrics off, named in the error
+    for a dataset without a classifier.
+    """
+    if dataset not in CLASSIFIER_DATASETS:
+        raise errors.ConfigError(
+            f"Sample-quality metrics need a classifier for the dataset, and "
+            f"there is none for {dataset!r} (its examples have no image "
+            f"shape the classifier fits); expected one of "
+            f"{CLASSIFIER_DATASETS}. Pass {switch_flag}=false to skip them.")
+    try:
+        classifier, info = classification.load_or_train_classifier(
+            dataset, data_dir, classifier_dir or default_classifier_dir())
+    except classification.TrainingInterruptedError as error:
+        raise errors.ConfigError(
+            f"Training the evaluation classifier was interrupted ({error}); "
+            "run the command again to resume it.") from None
+    return classifier, info
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingEvaluationConfig:
+    """Evaluation during training (`--evaluate_every_epochs` and friends).
+
+    Lighter defaults than vae-evaluate's, since it runs many times: k=100 on
+    500 test images costs about as much as one training epoch of a small
+    model.
+    """
+
+    every_epochs: int
+    num_importance_samples: int = 100
+    likelihood_examples: int = 500
+    num_generated: int = 5000
+    sample_quality: bool = True
+    classifier_dir: Optional[str] = None
+
+
+def make_evaluation_hook(config: TrainingEvaluationConfig,
+                         arrays: datasets.DatasetArrays, *, binarization: str,
+                         data_dir: Optional[str],
+                         seed: int) -> evaluation.EvaluationHook:
+    """The epoch-end hook that evaluates a VAE being trained on `arrays`.
+
+    Loads (or trains, once) the classifier now, so that a dataset without one
+    is refused before training starts.
+    """
+    classifier = None
+    if config.sample_quality:
+        classifier, _ = load_classifier(arrays.name, data_dir,
+                                        config.classifier_dir,
+                                        switch_flag="--eval_sample_quality")
+    data = evaluation_data(arrays, binarization, seed)
+    return evaluation.EvaluationHook(
+        every_epochs=config.every_epochs, test_images=data.model_view,
+        real_test_images=data.reference_real,
+        real_reference_images=data.heldout_real, classifier=classifier,
+        config=evaluation.EvaluationConfig(
+            num_importance_samples=config.num_importance_samples,
+            likelihood_examples=config.likelihood_examples,
+            num_generated=config.num_generated, seed=seed))
+
+
+def _data_dir_from_flags_file(workdir: str) -> Optional[str]:
+    path = os.path.join(workdir, "flags.txt")
+    if not os.path.exists(path):
+        return None
+    with open(path) as stream:
+        for line in stream:
+            if line.startswith("--data_dir="):
+                return line.strip().split("=", 1)[1] or None
+    return None
+
+
+def _restore_model(workdir: str, model_config: models.ModelConfig):
+    model = models.VAE(model_config)
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        raise errors.ConfigError(
+            f"The workdir {workdir} has no checkpoint in {checkpoint_dir}; "
+            "expected a run that has completed at least one epoch. Train it "
+            "first, or pass --source=saved_model for an exported model.")
+    status = tf.train.Checkpoint(model=model).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    logging.info("Evaluating %s.", latest)
+    return model, latest
+
+
+def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
+    """Loads the run, measures it, writes eval.json; returns the results."""
+    run_path = os.path.join(config.workdir, workdir_lib.RUN_FILE)
+    if not os.path.exists(run_path):
+        raise errors.ConfigError(
+            f"{config.workdir} is not a training workdir: it has no "
+            f"{workdir_lib.RUN_FILE}. Expected the --workdir of a vae-train "
+            "run.")
+    with open(run_path) as stream:
+        identity = json.load(stream)
+    dataset = identity["data"]["dataset"]
+    if dataset not in datasets.DATASET_NAMES:
+        raise errors.ConfigError(
+            f"{run_path} names the dataset {dataset!r}, which this version "
+            f"cannot load; expected one of {datasets.DATASET_NAMES}.")
+    binarization = identity["data"]["binarization"]
+    seed = int(identity["seed"])
+    try:
+        model_config = models.ModelConfig.from_dict(identity["model"])
+    except ValueError as error:
+        raise errors.ConfigError(
+            f"The model in {run_path} cannot be built: {error}") from None
+    if config.sample_quality and dataset not in CLASSIFIER_DATASETS:
+        load_classifier(dataset, None, None)  # Raises the documented error.
+
+    if config.source == "checkpoint":
+        model, source = _restore_model(config.workdir, model_config)
+    else:
+        source = os.path.join(config.workdir, "export")
+        try:
+            model = export_lib.SavedModelVae(source)
+        except FileNotFoundError as error:
+            raise errors.ConfigError(str(error)) from None
+
+    data_dir = config.data_dir or _data_dir_from_flags_file(config.workdir)
+    arrays = datasets.load_dataset(
+        dataset, data_dir, validation_size=identity["data"]["validation_size"],
+        seed=seed)
+    data = evaluation_data(arrays, binarization, seed)
+    classifier, classifier_info = (None, None)
+    if config.sample_quality:
+        classifier, classifier_info = load_classifier(
+            dataset, data_dir, config.classifier_dir)
+    results = evaluation.evaluate_vae(
+        model, test_images=data.model_view,
+        real_test_images=data.reference_real,
+        real_reference_images=data.heldout_real, classifier=classifier,
+        config=evaluation.EvaluationConfig(
+            num_importance_samples=config.num_importance_samples,
+            likelihood_examples=config.likelihood_examples,
+            chunk_size=config.chunk_size,
+            num_generated=config.num_generated, seed=config.seed))
+    results["source"] = source
+    results["dataset"] = dataset
+    if classifier_info is not None:
+        results["classifier"] = {
+            key: classifier_info[key] for key in ("path", "test_accuracy")
+            if key in classifier_info}
+    output = config.output or os.path.join(config.workdir, "eval.json")
+    base.write_json_atomically(output, results)
+    logging.info("Wrote %s.", output)
+    return results
+
+
+def format_table(results: Dict[str, Any]) -> str:
+    """A plain-text table of the results, real-data row included."""
+    test = results["test"]
+    likelihood = results.get("likelihood")
+    lines = [f"{'':14s} {'ELBO':>9s} {'NLL':>16s} {'Frechet':>9s} "
+             f"{'class. score':>12s}"]
+    nll = (f"{likelihood['nll']:.2f}+-{likelihood['nll_standard_error']:.2f}"
+           if likelihood else "-")
+    samples = results.get("samples", {})
+    lines.append(
+        f"{'model':14s} {test['elbo']:9.2f} {nll:>16s} "
+        f"{samples.get('frechet_distance', float('nan')):9.3f} "
+        f"{samples.get('classifier_score', float('nan')):12.3f}")
+    if "real_data" in results:
+        real = results["real_data"]
+        lines.append(f"{'real data':14s} {'-':>9s} {'-':>16s} "
+                     f"{real['frechet_distance']:9.3f} "
+                     f"{real['classifier_score']:12.3f}")
+    if likelihood:
+        lines.append(
+            f"NLL: k={likelihood['num_samples']} on {likelihood['examples']} "
+            f"test images (ELBO on the same images "
+            f"{likelihood['elbo_same_examples']:.2f}).")
+    if "reconstruction_error" in results:
+        error = results["reconstruction_error"]
+        lines.append(f"Reconstruction per pixel: cross-entropy "
+                     f"{error['binary_cross_entropy']:.4f} nats, squared "
+                     f"error {error['mean_squared_error']:.4f}.")
+    return "\n".join(lines)

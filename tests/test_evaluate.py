@@ -1,0 +1,226 @@
+"""End-to-end tests of launch/evaluate.py and of evaluation during training.
+
+The programs run as a user runs them, in a subprocess, on a tiny model and
+fake MNIST files; the classifier-based metrics are exercised in-process with
+a small untrained classifier, since training the real one takes minutes.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import tensorflow as tf
+
+from launch import evaluation_program
+from tests import testing_utils
+from vae import classifier as classifier_lib
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_TINY_MODEL_FLAGS = [
+    "--architecture=mlp", "--hidden_units=8", "--latent_dim=2",
+    "--batch_size=32", "--eval_batch_size=64", "--learning_rate=1e-3",
+    "--binarization=dynamic", "--progress=log", "--pictures=false",
+]
+_CHEAP_EVALUATION_FLAGS = [
+    "--num_importance_samples=10", "--likelihood_examples=6",
+    "--chunk_size=4",
+]
+
+
+def run_module(module, arguments, timeout=300):
+    environment = dict(os.environ)
+    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    environment["PYTHONPATH"] = _REPO_ROOT
+    # Never touch the user's real classifier cache from a test.
+    environment["VAE_CACHE_DIR"] = os.path.join(
+        tf.compat.v1.test.get_temp_dir(), "cache")
+    return subprocess.run([sys.executable, "-m", module, *arguments],
+                          cwd=_REPO_ROOT, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class EvaluateProgramTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # A directory of its own: the temp dir is shared by every test class.
+        cls.root = tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
+        cls.data_dir = os.path.join(cls.root, "fake_mnist")
+        testing_utils.write_fake_mnist(cls.data_dir, num_train=64,
+                                       num_test=16)
+        cls.workdir = os.path.join(cls.root, "run")
+        result = run_module("launch.train", [
+            f"--data_dir={cls.data_dir}", f"--workdir={cls.workdir}",
+            "--epochs=2", "--evaluate_every_epochs=1",
+            "--eval_num_importance_samples=5", "--eval_likelihood_examples=4",
+            "--eval_sample_quality=false", *_TINY_MODEL_FLAGS])
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    def assert_clear_error(self, result, *fragments):
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertNotIn("Traceback", result.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, result.stderr)
+
+    def test_training_records_evaluation_in_metrics(self):
+        with open(os.path.join(self.workdir, "metrics.json")) as stream:
+            metrics = json.load(stream)
+        for record in metrics["epochs"]:
+            evaluation = record["evaluation"]
+            self.assertIn("likelihood/nll", evaluation)
+            self.assertIn("reconstruction_error/binary_cross_entropy",
+                          evaluation)
+            self.assertNotIn("samples/frechet_distance", evaluation)
+            self.assertGreater(evaluation["likelihood/nll"], 0.0)
+        self.assertIn("evaluation", metrics["final"])
+
+    def test_evaluates_checkpoint_and_saved_model_alike(self):
+        outputs = {}
+        for source in ("checkpoint", "saved_model"):
+            output = os.path.join(self.root, f"eval_{source}.json")
+            result = run_module("launch.evaluate", [
+                f"--workdir={self.workdir}", f"--source={source}",
+                "--sample_quality=false", f"--output={output}",
+                *_CHEAP_EVALUATION_FLAGS])
+            self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+            self.assertIn("NLL: k=10 on 6 test images", result.stdout)
+            with open(output) as stream:
+                outputs[source] = json.load(stream)
+        checkpoint, saved = outputs["checkpoint"], outputs["saved_model"]
+        self.assertEqual(checkpoint["likelihood"]["examples"], 6)
+        self.assertEqual(checkpoint["source"], tf.train.latest_checkpoint(
+            os.path.join(self.workdir, "checkpoints")))
+        # Both load the same weights; the data dir comes from flags.txt.
+        for group, key in (("test", "elbo"), ("likelihood", "nll"),
+                           ("reconstruction_error", "mean_squared_error")):
+            self.assertAllClose(checkpoint[group][key], saved[group][key],
+                                rtol=1e-4, msg=f"{group}/{key}")
+
+    def test_default_output_is_eval_json_in_workdir(self):
+        workdir = os.path.join(self.root, "copy_for_default_output")
+        shutil.copytree(self.workdir, workdir)
+        result = run_module("launch.evaluate", [
+            f"--workdir={workdir}", "--sample_quality=false",
+            "--num_importance_samples=0"])
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(workdir, "eval.json")) as stream:
+            self.assertNotIn("likelihood", json.load(stream))
+
+    def test_workdir_without_checkpoint(self):
+        workdir = os.path.join(self.root, "no_checkpoint")
+        os.makedirs(workdir, exist_ok=True)
+        for name in ("run.json", "flags.txt"):
+            shutil.copy(os.path.join(self.workdir, name), workdir)
+        result = run_module("launch.evaluate", [
+            f"--workdir={workdir}", "--sample_quality=false"])
+        self.assert_clear_error(result, "has no checkpoint", workdir)
+
+    def test_missing_saved_model(self):
+        workdir = os.path.join(self.root, "no_export")
+        shutil.copytree(self.workdir, workdir)
+        shutil.rmtree(os.path.join(workdir, "export"))
+        result = run_module("launch.evaluate", [
+            f"--workdir={workdir}", "--source=saved_model",
+            "--sample_quality=false"])
+        self.assert_clear_error(result, "holds no SavedModel")
+
+    def test_directory_that_is_not_a_workdir(self):
+        result = run_module("launch.evaluate", [
+            f"--workdir={self.data_dir}", "--sample_quality=false"])
+        self.assert_clear_error(result, "is not a training workdir",
+                                "run.json")
+
+    def test_unknown_dataset(self):
+        workdir = os.path.join(self.root, "unknown_dataset")
+        shutil.copytree(self.workdir, workdir)
+        run_path = os.path.join(workdir, "run.json")
+        with open(run_path) as stream:
+            identity = json.load(stream)
+        identity["data"]["dataset"] = "cifar10"
+        with open(run_path, "w") as stream:
+            json.dump(identity, stream)
+        result = run_module("launch.evaluate", [
+            f"--workdir={workdir}", "--sample_quality=false"])
+        self.assert_clear_error(result, "'cifar10'", "expected one of")
+
+    def test_dataset_without_classifier(self):
+        workdir = os.path.join(self.root, "toy2d")
+        toy_flags = ["--dataset=toy2d", "--architecture=mlp",
+                     "--hidden_units=8", "--binarization=none",
+                     "--batch_size=100", "--progress=log", "--epochs=1"]
+        # Training with sample-quality evaluation is refused up front...
+        result = run_module("launch.train", [
+            f"--workdir={workdir}", "--evaluate_every_epochs=1", *toy_flags])
+        self.assert_clear_error(result, "'toy2d'",
+                                "--eval_sample_quality=false")
+        self.assertFalse(os.path.exists(os.path.join(workdir, "run.json")))
+        # ...and so is evaluating a toy2d run with it.
+        result = run_module("launch.train", [f"--workdir={workdir}",
+                                             *toy_flags])
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        result = run_module("launch.evaluate", [f"--workdir={workdir}"])
+        self.assert_clear_error(result, "'toy2d'", "--sample_quality=false")
+        # Without it, the likelihood of 2-D points is still measured.
+        result = run_module("launch.evaluate", [
+            f"--workdir={workdir}", "--sample_quality=false",
+            *_CHEAP_EVALUATION_FLAGS])
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(workdir, "eval.json")) as stream:
+            results = json.load(stream)
+        self.assertIn("likelihood", results)
+        self.assertNotIn("reconstruction_error", results)
+
+
+class SampleQualityInProgramTest(tf.test.TestCase):
+    """run_evaluation with a classifier: the table has the real-data row."""
+
+    def test_table_has_model_and_real_data_rows(self):
+        root = self.get_temp_dir()
+        data_dir = os.path.join(root, "fake_mnist")
+        testing_utils.write_fake_mnist(data_dir, num_train=64, num_test=40)
+        workdir = os.path.join(root, "run")
+        result = run_module("launch.train", [
+            f"--data_dir={data_dir}", f"--workdir={workdir}", "--epochs=1",
+            "--export=false", *_TINY_MODEL_FLAGS])
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+
+        tf.random.set_seed(0)
+        small_classifier = classifier_lib.Classifier(
+            classifier_lib.ClassifierConfig(filters=(2,), dense_units=4,
+                                            dropout_rate=0.0))
+        requested = []
+
+        def fake_load_classifier(dataset, data_dir, classifier_dir, **_):
+            requested.append((dataset, data_dir, classifier_dir))
+            return small_classifier, {"path": "in-memory",
+                                      "test_accuracy": 0.5}
+
+        original = evaluation_program.load_classifier
+        evaluation_program.load_classifier = fake_load_classifier
+        try:
+            results = evaluation_program.run_evaluation(
+                evaluation_program.EvaluateProgramConfig(
+                    workdir=workdir, num_importance_samples=4,
+                    likelihood_examples=3, num_generated=30,
+                    classifier_dir="/nowhere"))
+        finally:
+            evaluation_program.load_classifier = original
+        self.assertEqual(requested, [("mnist", data_dir, "/nowhere")])
+        self.assertEqual(results["classifier"]["test_accuracy"], 0.5)
+        for row in ("samples", "real_data"):
+            self.assertGreater(results[row]["classifier_score"], 1.0 - 1e-6)
+            self.assertGreaterEqual(results[row]["frechet_distance"], 0.0)
+        table = evaluation_program.format_table(results).splitlines()
+        self.assertTrue(table[1].startswith("model"))
+        self.assertTrue(table[2].startswith("real data"))
+        with open(os.path.join(workdir, "eval.json")) as stream:
+            self.assertEqual(json.load(stream)["samples"], results["samples"])
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,185 @@
+"""Tests of trainers/evaluation.py: the evaluation suite and its hook."""
+
+import math
+import os
+import types
+
+import numpy as np
+import tensorflow as tf
+
+from trainers import evaluation
+from vae import classifier as classifier_lib
+from vae import models
+
+_TINY_MODEL = models.ModelConfig(architecture="mlp", image_shape=(28, 28, 1),
+                                 latent_dim=2, hidden_units=(8,))
+_SMALL_EVALUATION = evaluation.EvaluationConfig(
+    num_importance_samples=20, likelihood_examples=12, chunk_size=7,
+    num_generated=40, batch_size=16, seed=3)
+
+
+def _binary_images(count, seed):
+    return (np.random.default_rng(seed).random([count, 28, 28, 1])
+            < 0.3).astype(np.float32)
+
+
+def _grayscale_images(count, seed):
+    return np.random.default_rng(seed).random([count, 28, 28, 1]).astype(
+        np.float32)
+
+
+def _tiny_classifier():
+    tf.random.set_seed(1)
+    return classifier_lib.Classifier(classifier_lib.ClassifierConfig(
+        filters=(2,), dense_units=6, dropout_rate=0.0))
+
+
+class EvaluateVaeTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        tf.random.set_seed(0)
+        cls.model = models.VAE(_TINY_MODEL)
+        cls.classifier = _tiny_classifier()
+        cls.test_images = _binary_images(30, seed=0)
+        cls.results = evaluation.evaluate_vae(
+            cls.model, test_images=cls.test_images,
+            real_test_images=_grayscale_images(30, seed=1),
+            real_reference_images=_grayscale_images(20, seed=2),
+            classifier=cls.classifier, config=_SMALL_EVALUATION)
+
+    def test_reports_every_metric(self):
+        self.assertCountEqual(
+            self.results,
+            ["test", "likelihood", "reconstruction_error", "samples",
+             "real_data", "seconds"])
+        self.assertCountEqual(self.results["seconds"],
+                              ["test_elbo", "likelihood", "reconstruction",
+                               "sample_quality"])
+        flat = evaluation.scalar_summaries(self.results)
+        self.assertIn("likelihood/nll", flat)
+        self.assertIn("real_data/frechet_distance", flat)
+        for tag, value in flat.items():
+            self.assertTrue(math.isfinite(value), tag)
+
+    def test_elbo_is_reconstruction_plus_kl(self):
+        test = self.results["test"]
+        self.assertAllClose(-test["elbo"], test["reconstruction"] + test["kl"])
+        self.assertGreater(test["kl"], 0.0)
+
+    def test_likelihood_on_requested_subset_beats_its_elbo(self):
+        likelihood = self.results["likelihood"]
+        self.assertEqual(likelihood["examples"], 12)
+        self.assertEqual(likelihood["num_samples"], 20)
+        # The importance-sampled bound is tighter than the ELBO; an untrained
+        # model's posterior is poor, so the gap is wide and the check firm.
+        self.assertLess(likelihood["nll"], -likelihood["elbo_same_examples"])
+        self.assertGreater(likelihood["nll_standard_error"], 0.0)
+
+    def test_reconstruction_error_matches_direct_computation(self):
+        means = self.model.encode(self.test_images).mean()
+        reconstructions = np.clip(self.model.decode_mean(means).numpy(),
+                                  0.0, 1.0)
+        self.assertAllClose(
+            self.results["reconstruction_error"]["mean_squared_error"],
+            np.mean((reconstructions - self.test_images) ** 2), rtol=1e-4)
+        clipped = np.clip(reconstructions, 1e-7, 1 - 1e-7)
+        cross_entropy = -np.mean(
+            self.test_images * np.log(clipped)
+            + (1 - self.test_images) * np.log(1 - clipped))
+        self.assertAllClose(
+            self.results["reconstruction_error"]["binary_cross_entropy"],
+            cross_entropy, rtol=1e-3)
+
+    def test_same_seed_gives_same_numbers(self):
+        again = evaluation.evaluate_vae(
+            self.model, test_images=self.test_images,
+            real_test_images=_grayscale_images(30, seed=1),
+            real_reference_images=_grayscale_images(20, seed=2),
+            classifier=self.classifier, config=_SMALL_EVALUATION)
+        self.assertEqual(evaluation.scalar_summaries(again),
+                         evaluation.scalar_summaries(self.results))
+
+    def test_skips_what_is_switched_off(self):
+        results = evaluation.evaluate_vae(
+            self.model, test_images=self.test_images,
+            config=evaluation.EvaluationConfig(
+                num_importance_samples=0, batch_size=16))
+        self.assertCountEqual(results,
+                              ["test", "reconstruction_error", "seconds"])
+
+    def test_real_images_are_closer_to_real_than_noise(self):
+        # The Frechet distance must tell real-like data from junk: with the
+        # same classifier, images drawn like the reference are closer than
+        # constant black images.
+        reference = self.classifier.features(_grayscale_images(200, 5))
+        near = evaluation.classifier_metrics(
+            self.classifier, _grayscale_images(200, 6),
+            reference_features=reference.numpy(), batch_size=50)
+        far = evaluation.classifier_metrics(
+            self.classifier, np.zeros([200, 28, 28, 1], np.float32),
+            reference_features=reference.numpy(), batch_size=50)
+        self.assertLess(near["frechet_distance"], far["frechet_distance"])
+
+    def test_invalid_config_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "chunk_size must be >= 1"):
+            evaluation.EvaluationConfig(chunk_size=0).validate()
+        with self.assertRaisesRegex(ValueError,
+                                    "num_importance_samples must be >= 0"):
+            evaluation.EvaluationConfig(num_importance_samples=-1).validate()
+
+
+class _FakeTrainer:
+    """What the hook reads of a trainer."""
+
+    def __init__(self, model, epochs, logdir):
+        self.model = model
+        self.config = types.SimpleNamespace(epochs=epochs)
+        self.global_step = tf.Variable(0, dtype=tf.int64)
+        self.summary_writer = tf.summary.create_file_writer(logdir)
+
+
+class EvaluationHookTest(tf.test.TestCase):
+
+    def test_runs_every_n_epochs_and_after_the_last(self):
+        tf.random.set_seed(0)
+        trainer = _FakeTrainer(models.VAE(_TINY_MODEL), epochs=5,
+                               logdir=self.get_temp_dir())
+        hook = evaluation.EvaluationHook(
+            every_epochs=2, test_images=_binary_images(20, 0),
+            real_test_images=_grayscale_images(20, 1),
+            real_reference_images=_grayscale_images(20, 2),
+            classifier=_tiny_classifier(), config=_SMALL_EVALUATION)
+        records = []
+        for epoch in range(5):
+            trainer.global_step.assign(10 * (epoch + 1))
+            record = {"epoch": epoch + 1}
+            hook.on_epoch_end(trainer, epoch, record)
+            records.append(record)
+        evaluated = [record["epoch"] for record in records
+                     if "evaluation" in record]
+        self.assertEqual(evaluated, [2, 4, 5])
+        # The real-data row is measured once and repeated.
+        self.assertEqual(records[1]["evaluation"]["real_data/classifier_score"],
+                         records[4]["evaluation"]["real_data/classifier_score"])
+        self.assertIn("likelihood/nll", records[4]["evaluation"])
+
+        trainer.summary_writer.flush()
+        tags = set()
+        for name in os.listdir(self.get_temp_dir()):
+            for event in tf.compat.v1.train.summary_iterator(
+                    os.path.join(self.get_temp_dir(), name)):
+                tags.update((value.tag, event.step)
+                            for value in event.summary.value)
+        self.assertIn(("evaluation/likelihood/nll", 40), tags)
+        self.assertIn(("evaluation/samples/frechet_distance", 50), tags)
+
+    def test_rejects_non_positive_period(self):
+        with self.assertRaisesRegex(ValueError, "every_epochs must be >= 1"):
+            evaluation.EvaluationHook(every_epochs=0,
+                                      test_images=_binary_images(2, 0))
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,296 @@
+"""The evaluation suite: likelihood, reconstruction and sample quality.
+
+One call measures a trained VAE the way the literature compares them:
+
+* test ELBO (closed-form KL) over the whole test split, in nats per image;
+* the importance-sampled log-likelihood log p(x) with k samples (Burda et
+  al., 2016), on the first `likelihood_examples` test images, reported as a
+  negative log-likelihood (NLL) with its standard error and the ELBO of the
+  same images, so that the gap log p(x) - ELBO is visible;
+* reconstruction error of the test images through the posterior mean, per
+  pixel: binary cross-entropy (nats) and mean squared error;
+* sample quality measured with a classifier trained on the real data: the
+  Frechet distance between its penultimate-layer features of generated
+  samples and of test images (as TF-GAN's MNIST Frechet distance does), and
+  the classifier score exp(E_x KL(p(y|x) || p(y))) (Salimans et al., 2016).
+  The same two numbers for held-out real images give the reference row every
+  table needs: the best a model could score.
+
+Generated samples are the decoder's mean images for prior draws; the
+classifier sees real images as grayscale intensities in [0, 1], so the
+Frechet distance compares like with like whatever binarization the VAE was
+trained with.
+"""
+
+import dataclasses
+import math
+import time
+from typing import Any, Dict, Mapping, MutableMapping, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from trainers import losses
+from vae import likelihood
+from vae import sample_quality
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """What to measure and how hard.
+
+    Attributes:
+      num_importance_samples: k of the importance-sampled likelihood (0 skips
+        it).
+      likelihood_examples: test images the likelihood is estimated on (0: the
+        whole split). The cost is k x examples decoder passes.
+      chunk_size: importance samples decoded at once (bounds memory).
+      num_generated: prior samples for the sample-quality metrics.
+      batch_size: images per batch for everything else.
+      seed: seeds every draw, so two evaluations of a model agree.
+    """
+
+    num_importance_samples: int = 1000
+    likelihood_examples: int = 1000
+    chunk_size: int = 250
+    num_generated: int = 10000
+    batch_size: int = 500
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("num_importance_samples", "likelihood_examples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"EvaluationConfig.{name} must be >= 0, got "
+                                 f"{getattr(self, name)}.")
+        for name in ("chunk_size", "num_generated", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EvaluationConfig.{name} must be >= 1, got "
+                                 f"{getattr(self, name)}.")
+
+
+def _in_batches(function, array: np.ndarray, batch_size: int) -> np.ndarray:
+    outputs = [np.asarray(function(tf.constant(array[start:start + batch_size])))
+               for start in range(0, len(array), batch_size)]
+    return np.concatenate(outputs)
+
+
+def test_elbo(model, images: np.ndarray, *, batch_size: int,
+              seed: int) -> Dict[str, float]:
+    """ELBO, reconstruction and KL (closed form) averaged over `images`."""
+
+    @tf.function
+    def terms(batch, batch_seed):
+        values = losses.elbo_terms(model, batch, kl_estimator="analytic",
+                                   seed=batch_seed, is_training=False)
+        return tf.stack([values.distortion, values.rate], axis=1)
+
+    per_example = np.concatenate([
+        terms(tf.constant(images[start:start + batch_size]),
+              tf.constant([seed, index], tf.int32)).numpy()
+        for index, start in enumerate(range(0, len(images), batch_size))])
+    reconstruction, kl = per_example.astype(np.float64).mean(axis=0)
+    return {"elbo": float(-(reconstruction + kl)),
+            "reconstruction": float(reconstruction), "kl": float(kl)}
+
+
+def negative_log_likelihood(model, images: np.ndarray, *,
+                            num_samples: int, chunk_size: int,
+                            batch_size: int, seed: int) -> Dict[str, float]:
+    """Importance-sampled NLL of `images` with its standard error."""
+    per_example = []
+    started = last_report = time.perf_counter()
+    for index, start in enumerate(range(0, len(images), batch_size)):
+        batch = tf.constant(images[start:start + batch_size])
+        per_example.append(likelihood.importance_sampled_log_likelihood(
+            model, batch, num_samples=num_samples, chunk_size=chunk_size,
+            seed=(seed, index)).numpy())
+        now, done = time.perf_counter(), start + len(batch)
+        # k x images decoder passes can take many minutes: say how far along.
+        if now - last_report > 30 and done < len(images):
+            last_report = now
+            remaining = (now - started) / done * (len(images) - done)
+            logging.info("NLL (k=%d): %d/%d images, about %.0f s left.",
+                         num_samples, done, len(images), remaining)
+    log_likelihoods = np.concatenate(per_example).astype(np.float64)
+    return {
+        "nll": float(-log_likelihoods.mean()),
+        "nll_standard_error": float(log_likelihoods.std(ddof=1)
+                                    / math.sqrt(len(log_likelihoods)))
+        if len(log_likelihoods) > 1 else 0.0,
+        "num_samples": int(num_samples),
+        "examples": int(len(log_likelihoods)),
+    }
+
+
+def classifier_metrics(classifier, images: np.ndarray, *,
+                       reference_features: np.ndarray,
+                       batch_size: int) -> Dict[str, float]:
+    """Frechet distance to the reference features, and classifier score."""
+    features = _in_batches(classifier.features, images, batch_size)
+    logits = _in_batches(classifier.logits, images, batch_size)
+    probabilities = tf.nn.softmax(logits.astype(np.float64)).numpy()
+    return {
+        "frechet_distance": sample_quality.frechet_distance(
+            features, reference_features),
+        "classifier_score": sample_quality.classifier_score(probabilities),
+    }
+
+
+def evaluate_vae(model, *, test_images: np.ndarray,
+                 real_test_images: Optional[np.ndarray] = None,
+                 real_reference_images: Optional[np.ndarray] = None,
+                 classifier=None,
+                 config: EvaluationConfig = EvaluationConfig()
+                 ) -> Dict[str, Any]:
+    """Every metric that applies to `model`.
+
+    Args:
+      model: a VAE (`encode`, `decode`, `decode_mean`, `prior`).
+      test_images: float32 [n, *image_shape], as the model sees them (after
+        binarization).
+      real_test_images: the same test images as grayscale intensities in
+        [0, 1], for the classifier; needed for the sample-quality metrics.
+      real_reference_images: held-out real images (not the test set) for the
+        real-data reference row; optional.
+      classifier: an object with `features(images)` and `logits(images)`;
+        None skips the sample-quality metrics.
+      config: what to measure.
+
+    Returns:
+      A JSON-ready dict: "test" (elbo, reconstruction, kl), "likelihood",
+      "reconstruction_error", "samples" and "real_data" (sample-quality
+      metrics of generated and of real images), and "seconds" per part.
+    """
+    config.validate()
+    results: Dict[str, Any] = {"seconds": {}}
+    start = time.perf_counter()
+    results["test"] = test_elbo(model, test_images,
+                                batch_size=config.batch_size,
+                                seed=config.seed)
+    results["seconds"]["test_elbo"] = time.perf_counter() - start
+
+    if config.num_importance_samples > 0:
+        start = time.perf_counter()
+        count = config.likelihood_examples or len(test_images)
+        subset = test_images[:count]
+        # Small batches keep chunk_size x batch latents in memory at once.
+        nll = negative_log_likelihood(
+            model, subset, num_samples=config.num_importance_samples,
+            chunk_size=config.chunk_size, batch_size=20, seed=config.seed)
+        nll["elbo_same_examples"] = test_elbo(
+            model, subset, batch_size=config.batch_size,
+            seed=config.seed)["elbo"]
+        results["likelihood"] = nll
+        results["seconds"]["likelihood"] = time.perf_counter() - start
+        logging.info("NLL (k=%d, %d images): %.2f +- %.2f nats",
+                     nll["num_samples"], nll["examples"], nll["nll"],
+                     nll["nll_standard_error"])
+
+    start = time.perf_counter()
+    means = _in_batches(lambda x: model.encode(x).mean(), test_images,
+                        config.batch_size)
+    reconstructions = _in_batches(model.decode_mean, means, config.batch_size)
+    if len(model.image_shape) == 3:
+        results["reconstruction_error"] = sample_quality.reconstruction_errors(
+            test_images, np.clip(reconstructions, 0.0, 1.0))
+    results["seconds"]["reconstruction"] = time.perf_counter() - start
+
+    if classifier is not None and real_test_images is not None:
+        start = time.perf_counter()
+        reference_features = _in_batches(classifier.features,
+                                         real_test_images, config.batch_size)
+        prior_draws = np.random.default_rng(config.seed).standard_normal(
+            [config.num_generated, model.latent_dim]).astype(np.float32)
+        samples = np.clip(_in_batches(model.decode_mean, prior_draws,
+                                      config.batch_size), 0.0, 1.0)
+        results["samples"] = classifier_metrics(
+            classifier, samples, reference_features=reference_features,
+            batch_size=config.batch_size)
+        if real_reference_images is not None:
+            results["real_data"] = classifier_metrics(
+                classifier, real_reference_images,
+                reference_features=reference_features,
+                batch_size=config.batch_size)
+        results["seconds"]["sample_quality"] = time.perf_counter() - start
+    return results
+
+
+def scalar_summaries(results: Mapping[str, Any]) -> Dict[str, float]:
+    """The headline numbers of `evaluate_vae`'s results, flat, for logging.
+
+    Keys are TensorBoard tags such as "likelihood/nll" or "samples/
+    frechet_distance"; timings and bookkeeping (sample counts) are left out.
+    """
+    wanted = {
+        "test": ("elbo", "reconstruction", "kl"),
+        "likelihood": ("nll", "nll_standard_error", "elbo_same_examples"),
+        "reconstruction_error": ("binary_cross_entropy",
+                                 "mean_squared_error"),
+        "samples": ("frechet_distance", "classifier_score"),
+        "real_data": ("frechet_distance", "classifier_score"),
+    }
+    return {f"{group}/{key}": float(results[group][key])
+            for group, keys in wanted.items() if group in results
+            for key in keys if key in results[group]}
+
+
+class EvaluationHook:
+    """Runs `evaluate_vae` every `every_epochs` epochs and after the last.
+
+    Its results join the epoch's record under "evaluation" (so they reach
+    metrics.json) and TensorBoard under "evaluation/...". The real-data row
+    does not change during training, so it is measured once and reused.
+
+    Args:
+      every_epochs: evaluate after epochs every_epochs, 2 * every_epochs, ...
+        and after the final epoch.
+      test_images, real_test_images, real_reference_images, classifier,
+        config: as for `evaluate_vae`.
+    """
+
+    def __init__(self, *, every_epochs: int, test_images: np.ndarray,
+                 real_test_images: Optional[np.ndarray] = None,
+                 real_reference_images: Optional[np.ndarray] = None,
+                 classifier=None,
+                 config: EvaluationConfig = EvaluationConfig()):
+        if every_epochs < 1:
+            raise ValueError(f"EvaluationHook: every_epochs must be >= 1, got "
+                             f"{every_epochs}.")
+        config.validate()
+        self.every_epochs = every_epochs
+        self.test_images = test_images
+        self.real_test_images = real_test_images
+        self.real_reference_images = real_reference_images
+        self.classifier = classifier
+        self.config = config
+        self._real_data: Optional[Dict[str, float]] = None
+
+    def on_epoch_end(self, trainer, epoch: int,
+                     logs: MutableMapping[str, Any]) -> None:
+        completed = epoch + 1
+        if (completed % self.every_epochs
+                and completed != trainer.config.epochs):
+            return
+        start = time.perf_counter()
+        measure_real_data = self._real_data is None
+        results = evaluate_vae(
+            trainer.model, test_images=self.test_images,
+            real_test_images=self.real_test_images,
+            real_reference_images=(self.real_reference_images
+                                   if measure_real_data else None),
+            classifier=self.classifier, config=self.config)
+        if measure_real_data and "real_data" in results:
+            self._real_data = results["real_data"]
+        elif self._real_data is not None:
+            results["real_data"] = self._real_data
+        summaries = scalar_summaries(results)
+        with trainer.summary_writer.as_default(
+                step=int(trainer.global_step.numpy())):
+            for tag, value in summaries.items():
+                tf.summary.scalar(f"evaluation/{tag}", value)
+        logs["evaluation"] = summaries
+        logging.info("epoch %d evaluation (%.0f s): %s", completed,
+                     time.perf_counter() - start,
+                     ", ".join(f"{tag}={value:.4g}"
+                               for tag, value in summaries.items()))
