@@ -31,6 +31,7 @@ setuptools.setup(
         "console_scripts": [
             "vae-train=launch.train:run_main",
             "vae-evaluate=launch.evaluate:run_main",
+            "vae-generate=launch.generate:run_main",
         ],
     },
 )

@@ -6,22 +6,18 @@ numbers.
 """
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, Optional
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from launch import errors
+from launch import runs
 from trainers import base
 from trainers import classification
 from trainers import evaluation
-from trainers import workdir as workdir_lib
 from vae import datasets
-from vae import export as export_lib
-from vae import models
 
 USER_ERRORS = errors.USER_ERRORS
 report_user_error = errors.report_user_error
@@ -54,6 +50,7 @@ class EvaluationData:
     """Test images as the model sees them and as the classifier sees them."""
 
     model_view: np.ndarray       # binarized like the training data
+    labels: np.ndarray           # integer labels of the test images
     reference_real: np.ndarray   # grayscale, first half of the test split
     heldout_real: np.ndarray     # grayscale, second half of the test split
 
@@ -68,6 +65,7 @@ def evaluation_data(arrays: datasets.DatasetArrays, binarization: str,
     return EvaluationData(
         model_view=datasets.binarize_numpy(arrays.test.images, binarization,
                                            seed),
+        labels=np.asarray(arrays.test.labels),
         reference_real=grayscale[:half], heldout_real=grayscale[half:])
 
 
@@ -129,6 +127,7 @@ def make_evaluation_hook(config: TrainingEvaluationConfig,
     data = evaluation_data(arrays, binarization, seed)
     return evaluation.EvaluationHook(
         every_epochs=config.every_epochs, test_images=data.model_view,
+        test_labels=data.labels,
         real_test_images=data.reference_real,
         real_reference_images=data.heldout_real, classifier=classifier,
         config=evaluation.EvaluationConfig(
@@ -148,54 +147,21 @@ def _data_dir_from_flags_file(workdir: str) -> Optional[str]:
     return None
 
 
-def _restore_model(workdir: str, model_config: models.ModelConfig):
-    model = models.VAE(model_config)
-    checkpoint_dir = os.path.join(workdir, "checkpoints")
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        raise errors.ConfigError(
-            f"The workdir {workdir} has no checkpoint in {checkpoint_dir}; "
-            "expected a run that has completed at least one epoch. Train it "
-            "first, or pass --source=saved_model for an exported model.")
-    status = tf.train.Checkpoint(model=model).restore(latest)
-    status.expect_partial().assert_existing_objects_matched()
-    logging.info("Evaluating %s.", latest)
-    return model, latest
-
-
 def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
     """Loads the run, measures it, writes eval.json; returns the results."""
-    run_path = os.path.join(config.workdir, workdir_lib.RUN_FILE)
-    if not os.path.exists(run_path):
-        raise errors.ConfigError(
-            f"{config.workdir} is not a training workdir: it has no "
-            f"{workdir_lib.RUN_FILE}. Expected the --workdir of a vae-train "
-            "run.")
-    with open(run_path) as stream:
-        identity = json.load(stream)
+    identity = runs.read_run_identity(config.workdir)
     dataset = identity["data"]["dataset"]
     if dataset not in datasets.DATASET_NAMES:
         raise errors.ConfigError(
-            f"{run_path} names the dataset {dataset!r}, which this version "
-            f"cannot load; expected one of {datasets.DATASET_NAMES}.")
+            f"{config.workdir}/run.json names the dataset {dataset!r}, which "
+            f"this version cannot load; expected one of "
+            f"{datasets.DATASET_NAMES}.")
     binarization = identity["data"]["binarization"]
     seed = int(identity["seed"])
-    try:
-        model_config = models.ModelConfig.from_dict(identity["model"])
-    except ValueError as error:
-        raise errors.ConfigError(
-            f"The model in {run_path} cannot be built: {error}") from None
+    runs.model_config(config.workdir, identity)  # Refuse a bad record early.
     if config.sample_quality and dataset not in CLASSIFIER_DATASETS:
         load_classifier(dataset, None, None)  # Raises the documented error.
-
-    if config.source == "checkpoint":
-        model, source = _restore_model(config.workdir, model_config)
-    else:
-        source = os.path.join(config.workdir, "export")
-        try:
-            model = export_lib.SavedModelVae(source)
-        except FileNotFoundError as error:
-            raise errors.ConfigError(str(error)) from None
+    model, source = runs.load_model(config.workdir, identity, config.source)
 
     data_dir = config.data_dir or _data_dir_from_flags_file(config.workdir)
     arrays = datasets.load_dataset(
@@ -207,7 +173,7 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
         classifier, classifier_info = load_classifier(
             dataset, data_dir, config.classifier_dir)
     results = evaluation.evaluate_vae(
-        model, test_images=data.model_view,
+        model, test_images=data.model_view, test_labels=data.labels,
         real_test_images=data.reference_real,
         real_reference_images=data.heldout_real, classifier=classifier,
         config=evaluation.EvaluationConfig(
@@ -250,6 +216,14 @@ def format_table(results: Dict[str, Any]) -> str:
             f"NLL: k={likelihood['num_samples']} on {likelihood['examples']} "
             f"test images (ELBO on the same images "
             f"{likelihood['elbo_same_examples']:.2f}).")
+    for group, what in (("conditional_accuracy", "Conditional accuracy"),
+                        ("style_transfer_accuracy", "Style-transfer accuracy")):
+        if group in results:
+            per_label = " ".join(
+                "-" if value is None else f"{100 * value:.0f}"
+                for value in results[group]["per_label"])
+            lines.append(f"{what}: {100 * results[group]['overall']:.2f}% "
+                         f"(per label, %: {per_label}).")
     if "reconstruction_error" in results:
         error = results["reconstruction_error"]
         lines.append(f"Reconstruction per pixel: cross-entropy "

@@ -12,7 +12,6 @@ import time
 from typing import Optional
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
 from launch import evaluation_program
@@ -111,6 +110,19 @@ def build_data_source(config: TrainProgramConfig,
         batch_size=config.batch_size, eval_batches=eval_sets)
 
 
+def _with_model_defaults(recorded: dict) -> dict:
+    """A recorded run identity with model fields added since filled in, so
+    runs recorded by an older version resume."""
+    model = recorded.get("model")
+    if not isinstance(model, dict):
+        return recorded
+    try:
+        return {**recorded,
+                "model": models.ModelConfig.from_dict(model).to_dict()}
+    except (TypeError, ValueError):
+        return recorded  # Let the field-by-field comparison name the problem.
+
+
 def _record_launch(workdir: str, flags_text: Optional[str],
                    resuming: bool) -> None:
     if flags_text is not None and not resuming:
@@ -150,6 +162,10 @@ def run_training(config: TrainProgramConfig,
         raise ConfigError(
             f"The model expects examples of shape {config.model.image_shape} "
             f"but {config.data.dataset} has {arrays.example_shape}.")
+    if config.model.num_classes not in (0, arrays.num_classes):
+        raise ConfigError(
+            f"The model is conditioned on {config.model.num_classes} classes "
+            f"but {config.data.dataset} has {arrays.num_classes}.")
     if arrays.train.num_examples < config.batch_size:
         raise ConfigError(
             f"--batch_size={config.batch_size} is larger than the "
@@ -167,7 +183,8 @@ def run_training(config: TrainProgramConfig,
             data_dir=config.data.data_dir, seed=config.trainer.seed))
 
     workdir = config.trainer.workdir
-    resuming = workdir_lib.claim_workdir(workdir, config.run_identity())
+    resuming = workdir_lib.claim_workdir(workdir, config.run_identity(),
+                                         upgrade_recorded=_with_model_defaults)
     _record_launch(workdir, flags_text, resuming)
 
     if config.deterministic:

@@ -6,7 +6,17 @@ from absl import flags
 
 
 class _IntListParser(flags.ListParser):
-    """Parses "32,64" into [32, 64]; "" into []."""
+    """Parses "32,64" into [32, 64]; "" into []. Items below `minimum` are
+    refused."""
+
+    def __init__(self, minimum: int = 1):
+        super().__init__()
+        self.minimum = minimum
+
+    def _kind(self) -> str:
+        return ("positive integers" if self.minimum == 1 else
+                "non-negative integers" if self.minimum == 0 else
+                f"integers >= {self.minimum}")
 
     def parse(self, argument):
         items = super().parse(argument)
@@ -16,21 +26,22 @@ class _IntListParser(flags.ListParser):
                 values.append(int(item))
             except ValueError:
                 raise ValueError(
-                    f"expected a comma-separated list of positive integers "
+                    f"expected a comma-separated list of {self._kind()} "
                     f"such as 32,64; {item!r} is not an integer") from None
-            if values[-1] <= 0:
+            if values[-1] < self.minimum:
                 raise ValueError(
-                    f"expected a comma-separated list of positive integers "
-                    f"such as 32,64; {values[-1]} is not positive")
+                    f"expected a comma-separated list of {self._kind()} "
+                    f"such as 32,64; {values[-1]} is too small")
         return values
 
     def flag_type(self):
-        return "comma-separated list of positive integers"
+        return f"comma-separated list of {self._kind()}"
 
 
 def DEFINE_int_list(name: str, default: Optional[List[int]], help_text: str,
+                    minimum: int = 1,
                     flag_values=flags.FLAGS) -> flags.FlagHolder:
-    """Defines a flag holding a list of positive integers."""
-    return flags.DEFINE(_IntListParser(), name, default, help_text,
+    """Defines a flag holding a list of integers, each at least `minimum`."""
+    return flags.DEFINE(_IntListParser(minimum), name, default, help_text,
                         flag_values=flag_values,
                         serializer=flags.CsvListSerializer(","))

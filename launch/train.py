@@ -18,7 +18,6 @@ from typing import Optional
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from launch import evaluation_program
 from launch import experiment
@@ -55,6 +54,24 @@ _ARCHITECTURE = flags.DEFINE_enum("architecture", "conv", models.ARCHITECTURES,
                                   "Network family of encoder and decoder.")
 _LATENT_DIM = flags.DEFINE_integer("latent_dim", 2, "Latent dimensions.",
                                    lower_bound=1)
+_CONDITIONAL = flags.DEFINE_boolean(
+    "conditional", False,
+    "Condition encoder and decoder on the one-hot label (a conditional VAE); "
+    "the number of classes comes from the dataset.")
+_CONDITIONING = flags.DEFINE_enum(
+    "conditioning", "concat", models.CONDITIONINGS,
+    "How a conv encoder reads the label: concat (joined to the flattened "
+    "features) or label_maps (constant planes stacked onto the image "
+    "channels). MLP encoders always concatenate.")
+_HIDDEN_BATCH_NORM = flags.DEFINE_boolean(
+    "hidden_batch_norm", False,
+    "Batch normalisation after every hidden dense layer.")
+_HIDDEN_DROPOUT_RATE = flags.DEFINE_float(
+    "hidden_dropout_rate", 0.0, "Dropout after every hidden dense layer.",
+    lower_bound=0.0, upper_bound=0.95)
+_DECODER_ACTIVATION = flags.DEFINE_enum(
+    "decoder_activation", None, layers.ACTIVATION_NAMES,
+    "Activation of the decoder's hidden layers; unset: --activation.")
 _LIKELIHOOD = flags.DEFINE_enum(
     "likelihood", "bernoulli", models.LIKELIHOODS,
     "Decoder distribution p(x|z): bernoulli (logits) or gaussian (means with "
@@ -229,7 +246,13 @@ def config_from_flags() -> experiment.TrainProgramConfig:
         decoder_filters=tuple(_DECODER_FILTERS.value),
         decoder_strides=tuple(_DECODER_STRIDES.value),
         decoder_kernel_size=_DECODER_KERNEL_SIZE.value,
-        decoder_output=_DECODER_OUTPUT.value)
+        decoder_output=_DECODER_OUTPUT.value,
+        num_classes=(datasets.NUM_CLASSES[_DATASET.value]
+                     if _CONDITIONAL.value else 0),
+        conditioning=_CONDITIONING.value,
+        hidden_batch_norm=_HIDDEN_BATCH_NORM.value,
+        hidden_dropout_rate=_HIDDEN_DROPOUT_RATE.value,
+        decoder_activation=_DECODER_ACTIVATION.value or "")
     return experiment.TrainProgramConfig(
         data=experiment.DataConfig(dataset=_DATASET.value, data_dir=_DATA_DIR.value,
                         binarization=_BINARIZATION.value,

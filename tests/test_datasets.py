@@ -4,7 +4,6 @@ All loader tests write their own tiny IDX / npz files into a temporary
 directory; one test reads the real MNIST files when VAE_DATA_DIR is set.
 """
 
-import gzip
 import math
 import os
 import re

@@ -183,3 +183,85 @@ class EvaluationHookTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class _LabelEchoClassifier:
+    """A stand-in classifier that reads the label off a marked pixel.
+
+    Used with a decoder whose output marks pixel (0, label): the metrics must
+    then be 100% when the model follows its label.
+    """
+
+    def features(self, images):
+        return tf.reshape(images, [tf.shape(images)[0], -1])[:, :10]
+
+    def logits(self, images):
+        return 10.0 * images[:, 0, :10, 0]
+
+
+class _LabelDrawingVae:
+    """A conditional 'VAE' whose decoder draws pixel (0, label) white."""
+
+    num_classes = 10
+    is_conditional = True
+    latent_dim = 2
+    image_shape = (28, 28, 1)
+
+    def __init__(self, follow_label=True):
+        self._model = models.VAE(models.ModelConfig(
+            architecture="mlp", image_shape=(28, 28, 1), latent_dim=2,
+            hidden_units=(4,), num_classes=10))
+        self.follow_label = follow_label
+
+    def prior(self):
+        return self._model.prior()
+
+    def encode(self, images, labels=None, *, is_training=False, seed=None):
+        return self._model.encode(images, labels, is_training=is_training,
+                                  seed=seed)
+
+    def decode(self, z, labels=None, *, is_training=False, seed=None):
+        return self._model.decode(z, labels, is_training=is_training,
+                                  seed=seed)
+
+    def decode_mean(self, z, labels=None, *, is_training=False):
+        drawn = labels if self.follow_label else tf.roll(labels, 1, axis=-1)
+        row = tf.pad(drawn, [[0, 0], [0, 18]])
+        image = tf.concat([row[:, None, :], tf.zeros([tf.shape(z)[0], 27, 28])],
+                          axis=1)
+        return image[..., None]
+
+
+class ConditionalEvaluationTest(tf.test.TestCase):
+
+    def evaluate(self, model):
+        return evaluation.evaluate_vae(
+            model, test_images=_binary_images(20, 0),
+            test_labels=np.arange(20) % 10,
+            real_test_images=_grayscale_images(20, 1),
+            classifier=_LabelEchoClassifier(),
+            config=evaluation.EvaluationConfig(
+                num_importance_samples=5, likelihood_examples=4,
+                num_generated=30, style_transfer_examples=7, batch_size=16))
+
+    def test_accuracies_are_one_when_the_model_follows_labels(self):
+        results = self.evaluate(_LabelDrawingVae())
+        for group in ("conditional_accuracy", "style_transfer_accuracy"):
+            self.assertEqual(results[group]["overall"], 1.0)
+            self.assertEqual(results[group]["per_label"], [1.0] * 10)
+        self.assertEqual(results["conditional_accuracy"]["per_label_count"],
+                         [3] * 10)
+        self.assertEqual(
+            results["style_transfer_accuracy"]["per_label_count"], [7] * 10)
+        flat = evaluation.scalar_summaries(results)
+        self.assertEqual(flat["style_transfer_accuracy/label_9"], 1.0)
+
+    def test_accuracies_are_zero_when_the_model_ignores_labels(self):
+        results = self.evaluate(_LabelDrawingVae(follow_label=False))
+        self.assertEqual(results["conditional_accuracy"]["overall"], 0.0)
+        self.assertEqual(results["style_transfer_accuracy"]["overall"], 0.0)
+
+    def test_conditional_model_needs_test_labels(self):
+        with self.assertRaisesRegex(ValueError, "needs test_labels"):
+            evaluation.evaluate_vae(_LabelDrawingVae(),
+                                    test_images=_binary_images(4, 0))

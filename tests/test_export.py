@@ -149,3 +149,34 @@ class ExportSavedModelTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class ConditionalExportTest(tf.test.TestCase):
+
+    def test_signatures_take_labels_and_match_the_model(self):
+        tf.random.set_seed(0)
+        model = models.VAE(models.ModelConfig(
+            architecture="mlp", image_shape=(4, 4, 1), latent_dim=2,
+            hidden_units=(8,), num_classes=3))
+        export_dir = export.export_saved_model(
+            model, os.path.join(self.get_temp_dir(), "export"))
+        loaded = tf.saved_model.load(export_dir)
+        self.assertEqual(int(loaded.num_classes.numpy()), 3)
+        images = np.random.default_rng(1).uniform(size=(2, 4, 4, 1)).astype(
+            np.float32)
+        labels = tf.constant([0, 2], tf.int32)
+        encoded = loaded.signatures["encode"](images=images, labels=labels)
+        self.assertAllClose(encoded["mean"],
+                            model.encode(images, tf.one_hot(labels, 3)).mean())
+        latent = tf.constant([[0.1, 0.2], [0.1, 0.2]])
+        decoded = loaded.signatures["decode"](latent=latent, labels=labels)
+        self.assertAllClose(decoded["images"],
+                            model.decode_mean(latent, tf.one_hot(labels, 3)))
+        sampled = loaded.signatures["sample"](labels=tf.constant([1, 1, 1]))
+        self.assertEqual(sampled["images"].shape, [3, 4, 4, 1])
+        adapter = export.SavedModelVae(export_dir)
+        self.assertTrue(adapter.is_conditional)
+        self.assertAllClose(adapter.decode_mean(latent, tf.one_hot(labels, 3)),
+                            decoded["images"])
+        with self.assertRaisesRegex(ValueError, "needs labels"):
+            adapter.decode_mean(latent)

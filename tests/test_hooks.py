@@ -151,3 +151,49 @@ class VaePicturesTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class ConditionalPicturesTest(tf.test.TestCase):
+
+    def test_per_label_manifolds_scatters_gifs_and_style_transfer(self):
+        tf.random.set_seed(0)
+        model = models.VAE(models.ModelConfig(
+            architecture="mlp", image_shape=(8, 8, 1), latent_dim=2,
+            hidden_units=(4,), num_classes=3))
+        workdir = self.create_tempdir().full_path
+        trainer = _fake_trainer(model, workdir)
+        rng = np.random.default_rng(0)
+        labels = np.arange(NUM_IMAGES) % 3
+        hook = hooks.VaePictures(
+            workdir=workdir,
+            images=rng.uniform(size=(NUM_IMAGES, 8, 8, 1)).astype(np.float32),
+            labels=labels, num_classes=3, num_samples=6,
+            manifold_grid_size=GRID_SIZE, style_source_label=2,
+            num_style_examples=3)
+        for epoch in range(2):
+            trainer.global_step.assign(epoch + 1)
+            # GIF writers drop repeated frames: make the epochs differ.
+            _perturb(model, epoch)
+            hook.on_epoch_end(trainer, epoch, {})
+        image_dir = os.path.join(workdir, "images")
+        names = set(os.listdir(image_dir))
+        for label in range(3):
+            self.assertIn(f"manifold_label_{label}_epoch_002.png", names)
+            self.assertIn(f"latent_scatter_label_{label}_epoch_002.png", names)
+            self.assertLen(iio.imread(os.path.join(
+                image_dir, f"manifold_label_{label}.gif"), index=None), 2)
+        self.assertNotIn("manifold_epoch_001.png", names)
+        # Samples: one column per label, 6 // 3 = 2 rows.
+        samples = iio.imread(os.path.join(image_dir, "samples_epoch_001.png"))
+        self.assertEqual(samples.shape[:2], (2 + 2 * 10, 2 + 3 * 10))
+        # Style transfer: the three label-2 sources on top, then one row per
+        # label; the row of label 2 is their reconstruction.
+        grid = iio.imread(os.path.join(image_dir,
+                                       "style_transfer_epoch_002.png"))
+        self.assertEqual(grid.shape[:2], (2 + 4 * 10, 2 + 3 * 10))
+        sources = hook.images[labels == 2][:3]
+        one_hot = tf.one_hot([2, 2, 2], 3)
+        reconstruction = model.reconstruct(sources, one_hot).numpy()
+        row_of_label_2 = grid[2 + 3 * 10:2 + 3 * 10 + 8, 2:2 + 8]
+        self.assertAllClose(row_of_label_2 / 255.0, reconstruction[0, ..., 0],
+                            atol=1 / 255.0 + 1e-6)

@@ -63,12 +63,12 @@ class _StubVae:
     def prior(self):
         return _standard_prior()
 
-    def encode(self, images, *, is_training):
+    def encode(self, images, labels=None, *, is_training, seed=None):
         del images
         self.is_training_seen.append(is_training)
         return _posterior()
 
-    def decode(self, z, *, is_training):
+    def decode(self, z, labels=None, *, is_training, seed=None):
         self.is_training_seen.append(is_training)
         self.decoded_latents.append(np.asarray(z))
         logits = tf.matmul(z, self.weights) + self.bias
@@ -212,7 +212,7 @@ class ElboTermsTest(tf.test.TestCase, parameterized.TestCase):
         log_scale = tf.Variable(np.log(POSTERIOR_SCALE))
 
         class TrainableStub(_StubVae):
-            def encode(self, images, *, is_training):
+            def encode(self, images, labels=None, *, is_training, seed=None):
                 del images, is_training
                 return tfd.MultivariateNormalDiag(loc=loc,
                                                   scale_diag=tf.exp(log_scale))

@@ -138,3 +138,20 @@ class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class UpgradeRecordedTest(tf.test.TestCase):
+
+    def test_older_record_resumes_after_upgrade(self):
+        workdir = self.get_temp_dir()
+        workdir_lib.claim_workdir(workdir, {"model": {"latent_dim": 2}})
+        newer = {"model": {"latent_dim": 2, "num_classes": 0}}
+        with self.assertRaises(workdir_lib.WorkdirConflictError):
+            workdir_lib.claim_workdir(workdir, newer)
+        add_default = lambda record: {
+            "model": {"num_classes": 0, **record["model"]}}
+        self.assertTrue(workdir_lib.claim_workdir(
+            workdir, newer, upgrade_recorded=add_default))
+        # The record on disk is left as it was.
+        with open(os.path.join(workdir, "run.json")) as stream:
+            self.assertEqual(json.load(stream), {"model": {"latent_dim": 2}})

@@ -52,7 +52,9 @@ class ElboTrainer(base.Trainer):
       model: a VAE (`encode`, `decode`, `prior`).
       optimizer: updates all of `model.trainable_variables`.
       config: loop settings.
-      data: batches with an "image" entry of shape [batch, *image_shape].
+      data: batches with an "image" entry of shape [batch, *image_shape],
+        and for a conditional model (`model.is_conditional`) a one-hot
+        "label_onehot" entry [batch, num_classes].
       elbo_config: the objective.
       hooks: epoch-end hooks.
       name: module name.
@@ -75,13 +77,19 @@ class ElboTrainer(base.Trainer):
         return losses.linear_warmup(self.global_step, self.elbo_config.beta,
                                     self.elbo_config.kl_warmup_steps)
 
+    def labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
+        """The one-hot labels a conditional model reads; None otherwise."""
+        if getattr(self.model, "is_conditional", False):
+            return batch["label_onehot"]
+        return None
+
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         images = batch["image"]
         kl_weight = self.kl_weight()
         variables = self.optimized_variables["vae"]
         with tf.GradientTape() as tape:
             terms = losses.elbo_terms(
-                self.model, images,
+                self.model, images, labels=self.labels(batch),
                 kl_estimator=self.elbo_config.kl_estimator,
                 seed=self.next_seed(), is_training=True)
             loss = losses.weighted_negative_elbo(terms, kl_weight)
@@ -97,7 +105,7 @@ class ElboTrainer(base.Trainer):
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         terms = losses.elbo_terms(
-            self.model, batch["image"],
+            self.model, batch["image"], labels=self.labels(batch),
             kl_estimator=self.elbo_config.kl_estimator,
             seed=self.next_eval_seed(), is_training=False)
         return {

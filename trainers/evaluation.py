@@ -16,6 +16,16 @@ One call measures a trained VAE the way the literature compares them:
   The same two numbers for held-out real images give the reference row every
   table needs: the best a model could score.
 
+For a conditional VAE (`model.is_conditional`) every number is conditional
+on the test labels (the ELBO and NLL bound log p(x|y)), samples are drawn for
+the labels 0, 1, ..., K-1 in turn, and two more metrics use the classifier:
+
+* conditional accuracy: the share of samples generated for label y that the
+  classifier reads as y, per label and overall;
+* style-transfer accuracy: test images are encoded with their own labels to
+  their posterior means and decoded with every label y; the share of those
+  the classifier reads as y, per target label and overall.
+
 Generated samples are the decoder's mean images for prior draws; the
 classifier sees real images as grayscale intensities in [0, 1], so the
 Frechet distance compares like with like whatever binarization the VAE was
@@ -47,6 +57,8 @@ class EvaluationConfig:
         whole split). The cost is k x examples decoder passes.
       chunk_size: importance samples decoded at once (bounds memory).
       num_generated: prior samples for the sample-quality metrics.
+      style_transfer_examples: test images decoded with every label for the
+        style-transfer accuracy of a conditional model.
       batch_size: images per batch for everything else.
       seed: seeds every draw, so two evaluations of a model agree.
     """
@@ -55,6 +67,7 @@ class EvaluationConfig:
     likelihood_examples: int = 1000
     chunk_size: int = 250
     num_generated: int = 10000
+    style_transfer_examples: int = 1000
     batch_size: int = 500
     seed: int = 0
 
@@ -63,30 +76,46 @@ class EvaluationConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"EvaluationConfig.{name} must be >= 0, got "
                                  f"{getattr(self, name)}.")
-        for name in ("chunk_size", "num_generated", "batch_size"):
+        for name in ("chunk_size", "num_generated", "batch_size",
+                     "style_transfer_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EvaluationConfig.{name} must be >= 1, got "
                                  f"{getattr(self, name)}.")
 
 
-def _in_batches(function, array: np.ndarray, batch_size: int) -> np.ndarray:
-    outputs = [np.asarray(function(tf.constant(array[start:start + batch_size])))
-               for start in range(0, len(array), batch_size)]
+def _in_batches(function, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
+    """`function` over aligned slices of `arrays` (None entries are skipped)."""
+    present = [array for array in arrays if array is not None]
+    outputs = [np.asarray(function(*(tf.constant(array[start:start + batch_size])
+                                     for array in present)))
+               for start in range(0, len(present[0]), batch_size)]
     return np.concatenate(outputs)
 
 
-def test_elbo(model, images: np.ndarray, *, batch_size: int,
-              seed: int) -> Dict[str, float]:
-    """ELBO, reconstruction and KL (closed form) averaged over `images`."""
+def _one_hot(labels: Optional[np.ndarray], num_classes: int) -> Optional[np.ndarray]:
+    if labels is None or not num_classes:
+        return None
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
+
+
+def test_elbo(model, images: np.ndarray, *, batch_size: int, seed: int,
+              labels: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """ELBO, reconstruction and KL (closed form) averaged over `images`.
+
+    `labels` (one-hot) are given to a conditional model.
+    """
 
     @tf.function
-    def terms(batch, batch_seed):
-        values = losses.elbo_terms(model, batch, kl_estimator="analytic",
+    def terms(batch, batch_labels, batch_seed):
+        values = losses.elbo_terms(model, batch, labels=batch_labels,
+                                   kl_estimator="analytic",
                                    seed=batch_seed, is_training=False)
         return tf.stack([values.distortion, values.rate], axis=1)
 
     per_example = np.concatenate([
         terms(tf.constant(images[start:start + batch_size]),
+              None if labels is None
+              else tf.constant(labels[start:start + batch_size]),
               tf.constant([seed, index], tf.int32)).numpy()
         for index, start in enumerate(range(0, len(images), batch_size))])
     reconstruction, kl = per_example.astype(np.float64).mean(axis=0)
@@ -96,15 +125,22 @@ def test_elbo(model, images: np.ndarray, *, batch_size: int,
 
 def negative_log_likelihood(model, images: np.ndarray, *,
                             num_samples: int, chunk_size: int,
-                            batch_size: int, seed: int) -> Dict[str, float]:
-    """Importance-sampled NLL of `images` with its standard error."""
+                            batch_size: int, seed: int,
+                            labels: Optional[np.ndarray] = None
+                            ) -> Dict[str, float]:
+    """Importance-sampled NLL of `images` with its standard error.
+
+    `labels` (one-hot) make it the conditional NLL -log p(x|y).
+    """
     per_example = []
     started = last_report = time.perf_counter()
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = tf.constant(images[start:start + batch_size])
+        batch_labels = (None if labels is None
+                        else tf.constant(labels[start:start + batch_size]))
         per_example.append(likelihood.importance_sampled_log_likelihood(
             model, batch, num_samples=num_samples, chunk_size=chunk_size,
-            seed=(seed, index)).numpy())
+            seed=(seed, index), labels=batch_labels).numpy())
         now, done = time.perf_counter(), start + len(batch)
         # k x images decoder passes can take many minutes: say how far along.
         if now - last_report > 30 and done < len(images):
@@ -127,8 +163,8 @@ def classifier_metrics(classifier, images: np.ndarray, *,
                        reference_features: np.ndarray,
                        batch_size: int) -> Dict[str, float]:
     """Frechet distance to the reference features, and classifier score."""
-    features = _in_batches(classifier.features, images, batch_size)
-    logits = _in_batches(classifier.logits, images, batch_size)
+    features = _in_batches(classifier.features, images, batch_size=batch_size)
+    logits = _in_batches(classifier.logits, images, batch_size=batch_size)
     probabilities = tf.nn.softmax(logits.astype(np.float64)).numpy()
     return {
         "frechet_distance": sample_quality.frechet_distance(
@@ -137,7 +173,24 @@ def classifier_metrics(classifier, images: np.ndarray, *,
     }
 
 
+def _predicted_labels(classifier, images: np.ndarray,
+                      batch_size: int) -> np.ndarray:
+    return _in_batches(classifier.logits, images,
+                       batch_size=batch_size).argmax(axis=-1)
+
+
+def style_transfer(model, images: np.ndarray, labels: np.ndarray,
+                   target_label: int, *, batch_size: int) -> np.ndarray:
+    """Decodes each image's posterior mean (given its own one-hot label) with
+    `target_label` instead; returns the decoder's mean images."""
+    targets = _one_hot(np.full(len(images), target_label), model.num_classes)
+    codes = _in_batches(lambda x, y: model.encode(x, y).mean(), images, labels,
+                        batch_size=batch_size)
+    return _in_batches(model.decode_mean, codes, targets, batch_size=batch_size)
+
+
 def evaluate_vae(model, *, test_images: np.ndarray,
+                 test_labels: Optional[np.ndarray] = None,
                  real_test_images: Optional[np.ndarray] = None,
                  real_reference_images: Optional[np.ndarray] = None,
                  classifier=None,
@@ -146,9 +199,11 @@ def evaluate_vae(model, *, test_images: np.ndarray,
     """Every metric that applies to `model`.
 
     Args:
-      model: a VAE (`encode`, `decode`, `decode_mean`, `prior`).
+      model: a VAE (`encode`, `decode`, `decode_mean`, `prior`; a conditional
+        one also has `num_classes` > 0 and `is_conditional`).
       test_images: float32 [n, *image_shape], as the model sees them (after
         binarization).
+      test_labels: int [n], their labels; needed for a conditional model.
       real_test_images: the same test images as grayscale intensities in
         [0, 1], for the classifier; needed for the sample-quality metrics.
       real_reference_images: held-out real images (not the test set) for the
@@ -160,27 +215,38 @@ def evaluate_vae(model, *, test_images: np.ndarray,
     Returns:
       A JSON-ready dict: "test" (elbo, reconstruction, kl), "likelihood",
       "reconstruction_error", "samples" and "real_data" (sample-quality
-      metrics of generated and of real images), and "seconds" per part.
+      metrics of generated and of real images), for a conditional model
+      "conditional_accuracy" and "style_transfer_accuracy" (overall and per
+      label), and "seconds" per part.
+
+    Raises:
+      ValueError: a conditional model without `test_labels`.
     """
     config.validate()
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if num_classes and test_labels is None:
+        raise ValueError("evaluate_vae: a conditional model needs test_labels.")
+    labels = _one_hot(test_labels, num_classes)
     results: Dict[str, Any] = {"seconds": {}}
     start = time.perf_counter()
     results["test"] = test_elbo(model, test_images,
                                 batch_size=config.batch_size,
-                                seed=config.seed)
+                                seed=config.seed, labels=labels)
     results["seconds"]["test_elbo"] = time.perf_counter() - start
 
     if config.num_importance_samples > 0:
         start = time.perf_counter()
         count = config.likelihood_examples or len(test_images)
         subset = test_images[:count]
+        subset_labels = None if labels is None else labels[:count]
         # Small batches keep chunk_size x batch latents in memory at once.
         nll = negative_log_likelihood(
             model, subset, num_samples=config.num_importance_samples,
-            chunk_size=config.chunk_size, batch_size=20, seed=config.seed)
+            chunk_size=config.chunk_size, batch_size=20, seed=config.seed,
+            labels=subset_labels)
         nll["elbo_same_examples"] = test_elbo(
             model, subset, batch_size=config.batch_size,
-            seed=config.seed)["elbo"]
+            seed=config.seed, labels=subset_labels)["elbo"]
         results["likelihood"] = nll
         results["seconds"]["likelihood"] = time.perf_counter() - start
         logging.info("NLL (k=%d, %d images): %.2f +- %.2f nats",
@@ -188,9 +254,10 @@ def evaluate_vae(model, *, test_images: np.ndarray,
                      nll["nll_standard_error"])
 
     start = time.perf_counter()
-    means = _in_batches(lambda x: model.encode(x).mean(), test_images,
-                        config.batch_size)
-    reconstructions = _in_batches(model.decode_mean, means, config.batch_size)
+    means = _in_batches(lambda *x: model.encode(*x).mean(), test_images,
+                        labels, batch_size=config.batch_size)
+    reconstructions = _in_batches(model.decode_mean, means, labels,
+                                  batch_size=config.batch_size)
     if len(model.image_shape) == 3:
         results["reconstruction_error"] = sample_quality.reconstruction_errors(
             test_images, np.clip(reconstructions, 0.0, 1.0))
@@ -199,11 +266,16 @@ def evaluate_vae(model, *, test_images: np.ndarray,
     if classifier is not None and real_test_images is not None:
         start = time.perf_counter()
         reference_features = _in_batches(classifier.features,
-                                         real_test_images, config.batch_size)
+                                         real_test_images,
+                                         batch_size=config.batch_size)
         prior_draws = np.random.default_rng(config.seed).standard_normal(
             [config.num_generated, model.latent_dim]).astype(np.float32)
-        samples = np.clip(_in_batches(model.decode_mean, prior_draws,
-                                      config.batch_size), 0.0, 1.0)
+        # Labels 0, 1, ..., K-1 in turn: every class equally often.
+        sample_targets = (np.arange(config.num_generated) % num_classes
+                          if num_classes else None)
+        samples = np.clip(_in_batches(
+            model.decode_mean, prior_draws, _one_hot(sample_targets, num_classes),
+            batch_size=config.batch_size), 0.0, 1.0)
         results["samples"] = classifier_metrics(
             classifier, samples, reference_features=reference_features,
             batch_size=config.batch_size)
@@ -212,6 +284,25 @@ def evaluate_vae(model, *, test_images: np.ndarray,
                 classifier, real_reference_images,
                 reference_features=reference_features,
                 batch_size=config.batch_size)
+        if num_classes:
+            results["conditional_accuracy"] = (
+                sample_quality.conditional_accuracy(
+                    _predicted_labels(classifier, samples, config.batch_size),
+                    sample_targets, num_classes))
+            count = min(config.style_transfer_examples, len(test_images))
+            predicted, targets = [], []
+            for target in range(num_classes):
+                transferred = style_transfer(
+                    model, test_images[:count], labels[:count], target,
+                    batch_size=config.batch_size)
+                predicted.append(_predicted_labels(
+                    classifier, np.clip(transferred, 0.0, 1.0),
+                    config.batch_size))
+                targets.append(np.full(count, target))
+            results["style_transfer_accuracy"] = (
+                sample_quality.conditional_accuracy(
+                    np.concatenate(predicted), np.concatenate(targets),
+                    num_classes))
         results["seconds"]["sample_quality"] = time.perf_counter() - start
     return results
 
@@ -230,9 +321,16 @@ def scalar_summaries(results: Mapping[str, Any]) -> Dict[str, float]:
         "samples": ("frechet_distance", "classifier_score"),
         "real_data": ("frechet_distance", "classifier_score"),
     }
-    return {f"{group}/{key}": float(results[group][key])
-            for group, keys in wanted.items() if group in results
-            for key in keys if key in results[group]}
+    summaries = {f"{group}/{key}": float(results[group][key])
+                 for group, keys in wanted.items() if group in results
+                 for key in keys if key in results[group]}
+    for group in ("conditional_accuracy", "style_transfer_accuracy"):
+        if group in results:
+            summaries[f"{group}/overall"] = float(results[group]["overall"])
+            for label, value in enumerate(results[group]["per_label"]):
+                if value is not None:
+                    summaries[f"{group}/label_{label}"] = float(value)
+    return summaries
 
 
 class EvaluationHook:
@@ -245,11 +343,12 @@ class EvaluationHook:
     Args:
       every_epochs: evaluate after epochs every_epochs, 2 * every_epochs, ...
         and after the final epoch.
-      test_images, real_test_images, real_reference_images, classifier,
-        config: as for `evaluate_vae`.
+      test_images, test_labels, real_test_images, real_reference_images,
+        classifier, config: as for `evaluate_vae`.
     """
 
     def __init__(self, *, every_epochs: int, test_images: np.ndarray,
+                 test_labels: Optional[np.ndarray] = None,
                  real_test_images: Optional[np.ndarray] = None,
                  real_reference_images: Optional[np.ndarray] = None,
                  classifier=None,
@@ -260,6 +359,7 @@ class EvaluationHook:
         config.validate()
         self.every_epochs = every_epochs
         self.test_images = test_images
+        self.test_labels = test_labels
         self.real_test_images = real_test_images
         self.real_reference_images = real_reference_images
         self.classifier = classifier
@@ -276,6 +376,7 @@ class EvaluationHook:
         measure_real_data = self._real_data is None
         results = evaluate_vae(
             trainer.model, test_images=self.test_images,
+            test_labels=self.test_labels,
             real_test_images=self.real_test_images,
             real_reference_images=(self.real_reference_images
                                    if measure_real_data else None),

@@ -29,6 +29,18 @@ class VaePictures:
                                      two dims), coloured by label
       samples.gif                    all sample grids so far, one per epoch
 
+    For a conditional model (`model.is_conditional`) the pictures use the
+    labels, and there are more:
+      samples_epoch_EEE.png          one column per label; each row shares one
+                                     z, so a row shows one style in every class
+      manifold_label_L_epoch_EEE.png the manifold decoded with label L
+      manifold_label_L.gif           label L's manifolds over the epochs
+      latent_scatter_label_L_epoch_EEE.png  posterior means of the test
+                                     images of label L
+      style_transfer_epoch_EEE.png   top row: test images of label
+                                     `style_source_label`; row y + 1: their
+                                     posterior means decoded with label y
+
     Args:
       workdir: the run's workdir; pictures go to its `images/` folder.
       images: test images [n, height, width, channels] in [0, 1] (as the
@@ -41,13 +53,17 @@ class VaePictures:
       manifold_grid_size: the manifold is grid_size x grid_size images.
       num_scatter_points: test images encoded for the latent scatter.
       seed: fixes the prior noise of the sample grid.
+      style_source_label: the label whose test images the style-transfer
+        grid starts from (000's figure uses 7s).
+      num_style_examples: columns of the style-transfer grid.
     """
 
     def __init__(self, *, workdir: str, images: np.ndarray,
                  labels: np.ndarray, num_classes: int,
                  num_reconstructions: int = 16, num_samples: int = 64,
                  manifold_grid_size: int = 20,
-                 num_scatter_points: int = 5000, seed: int = 0):
+                 num_scatter_points: int = 5000, seed: int = 0,
+                 style_source_label: int = 7, num_style_examples: int = 10):
         self.image_dir = os.path.join(workdir, "images")
         self.images = np.asarray(images, np.float32)
         self.labels = np.asarray(labels)
@@ -58,24 +74,45 @@ class VaePictures:
         self.num_scatter_points = min(num_scatter_points, len(self.images))
         self._seed = seed
         self._prior_noise = None
+        self.style_source_label = style_source_label % max(1, num_classes)
+        self.num_style_examples = num_style_examples
 
     def _columns(self, count: int) -> int:
         return max(1, int(np.ceil(np.sqrt(count))))
 
-    def _decode_mean(self, model, latent: np.ndarray) -> np.ndarray:
+    def _one_hot(self, model, labels: np.ndarray):
+        if not getattr(model, "is_conditional", False):
+            return None
+        return np.eye(model.num_classes, dtype=np.float32)[labels]
+
+    def _decode_mean(self, model, latent: np.ndarray,
+                     labels: np.ndarray | None = None) -> np.ndarray:
+        """Mean images of `latent`, decoded with `labels` when conditional."""
+        one_hot = None if labels is None else self._one_hot(model, labels)
         outputs = []
         for start in range(0, len(latent), 500):
-            chunk = tf.constant(latent[start:start + 500], tf.float32)
-            outputs.append(model.decode_mean(chunk).numpy())
+            arguments = [tf.constant(latent[start:start + 500], tf.float32)]
+            if one_hot is not None:
+                arguments.append(tf.constant(one_hot[start:start + 500]))
+            outputs.append(model.decode_mean(*arguments).numpy())
         return np.concatenate(outputs)
 
-    def _posterior_means(self, model, images: np.ndarray) -> np.ndarray:
+    def _posterior_means(self, model, images: np.ndarray,
+                         labels: np.ndarray) -> np.ndarray:
+        one_hot = self._one_hot(model, labels)
         outputs = []
         for start in range(0, len(images), 500):
-            chunk = tf.constant(images[start:start + 500], tf.float32)
-            posterior = model.encode(chunk, is_training=False)
+            arguments = [tf.constant(images[start:start + 500], tf.float32)]
+            if one_hot is not None:
+                arguments.append(tf.constant(one_hot[start:start + 500]))
+            posterior = model.encode(*arguments, is_training=False)
             outputs.append(posterior.mean().numpy())
         return np.concatenate(outputs)
+
+    def _save_gif(self, pattern: str, name: str) -> None:
+        frames = [imageio.imread(path) for path in sorted(glob.glob(
+            os.path.join(self.image_dir, pattern)))]
+        pictures.save_gif(os.path.join(self.image_dir, name), frames)
 
     def _write(self, writer, step: int, name: str, epoch: int,
                picture: np.ndarray) -> None:
@@ -94,38 +131,88 @@ class VaePictures:
         step = int(trainer.global_step.numpy())
         writer = trainer.summary_writer
         os.makedirs(self.image_dir, exist_ok=True)
+        conditional = getattr(model, "is_conditional", False)
         if self._prior_noise is None:
             rng = np.random.default_rng(self._seed)
-            self._prior_noise = rng.standard_normal(
-                [self.num_samples, model.latent_dim]).astype(np.float32)
+            if conditional:
+                # Rows of one z each, repeated across the label columns.
+                rows = max(1, self.num_samples // model.num_classes)
+                self._prior_noise = np.repeat(rng.standard_normal(
+                    [rows, model.latent_dim]).astype(np.float32),
+                    model.num_classes, axis=0)
+            else:
+                self._prior_noise = rng.standard_normal(
+                    [self.num_samples, model.latent_dim]).astype(np.float32)
 
         originals = self.images[:self.num_reconstructions]
-        means = self._posterior_means(model, originals)
-        reconstructions = self._decode_mean(model, means)
+        original_labels = self.labels[:self.num_reconstructions]
+        means = self._posterior_means(model, originals, original_labels)
+        reconstructions = self._decode_mean(model, means, original_labels)
         self._write(writer, step, "reconstructions", number,
                     pictures.reconstruction_grid(
                         originals, reconstructions,
                         num_columns=min(8, len(originals))))
 
-        samples = self._decode_mean(model, self._prior_noise)
+        if conditional:
+            sample_labels = np.arange(len(self._prior_noise)) % model.num_classes
+            samples = self._decode_mean(model, self._prior_noise, sample_labels)
+            columns = model.num_classes
+        else:
+            samples = self._decode_mean(model, self._prior_noise)
+            columns = self._columns(len(samples))
         self._write(writer, step, "samples", number, pictures.image_grid(
-            samples, num_columns=self._columns(len(samples))))
+            samples, num_columns=columns))
 
-        self._write(writer, step, "manifold", number,
-                    pictures.latent_manifold(
-                        lambda z: self._decode_mean(model, z),
-                        model.latent_dim, model.image_shape,
-                        grid_size=self.manifold_grid_size))
+        if conditional:
+            for label in range(model.num_classes):
+                labels = np.full(self.manifold_grid_size ** 2, label)
+                self._write(writer, step, f"manifold_label_{label}", number,
+                            pictures.latent_manifold(
+                                lambda z, labels=labels: self._decode_mean(
+                                    model, z, labels[:len(z)]),
+                                model.latent_dim, model.image_shape,
+                                grid_size=self.manifold_grid_size))
+                self._save_gif(f"manifold_label_{label}_epoch_*.png",
+                               f"manifold_label_{label}.gif")
+            self._write_style_transfer(model, writer, step, number)
+        else:
+            self._write(writer, step, "manifold", number,
+                        pictures.latent_manifold(
+                            lambda z: self._decode_mean(model, z),
+                            model.latent_dim, model.image_shape,
+                            grid_size=self.manifold_grid_size))
 
         if model.latent_dim >= 2:
-            points = self._posterior_means(
-                model, self.images[:self.num_scatter_points])[:, :2]
+            scatter_images = self.images[:self.num_scatter_points]
+            scatter_labels = self.labels[:self.num_scatter_points]
+            points = self._posterior_means(model, scatter_images,
+                                           scatter_labels)[:, :2]
             self._write(writer, step, "latent_scatter", number,
-                        pictures.latent_scatter(
-                            points, self.labels[:self.num_scatter_points],
-                            self.num_classes))
+                        pictures.latent_scatter(points, scatter_labels,
+                                                self.num_classes))
+            if conditional:
+                for label in range(model.num_classes):
+                    chosen = scatter_labels == label
+                    if chosen.any():
+                        self._write(
+                            writer, step, f"latent_scatter_label_{label}",
+                            number, pictures.latent_scatter(
+                                points[chosen], scatter_labels[chosen],
+                                self.num_classes))
 
-        frames = [imageio.imread(path) for path in sorted(glob.glob(
-            os.path.join(self.image_dir, "samples_epoch_*.png")))]
-        pictures.save_gif(os.path.join(self.image_dir, "samples.gif"),
-                          frames)
+        self._save_gif("samples_epoch_*.png", "samples.gif")
+
+    def _write_style_transfer(self, model, writer, step: int,
+                              number: int) -> None:
+        chosen = np.flatnonzero(self.labels == self.style_source_label)[
+            :self.num_style_examples]
+        if not len(chosen):
+            return
+        sources = self.images[chosen]
+        codes = self._posterior_means(model, sources, self.labels[chosen])
+        rows = [sources] + [
+            self._decode_mean(model, codes, np.full(len(chosen), label))
+            for label in range(model.num_classes)]
+        self._write(writer, step, "style_transfer", number,
+                    pictures.image_grid(np.concatenate(rows),
+                                        num_columns=len(chosen)))

@@ -23,7 +23,7 @@ All functions here take and return per-example tensors of shape [batch]; the
 trainers average them.
 """
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -77,24 +77,37 @@ def kl_divergence(posterior: tfd.Distribution, prior: tfd.Distribution,
 
 
 def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
-               seed: tf.Tensor, is_training: bool) -> ElboTerms:
+               seed: tf.Tensor, is_training: bool,
+               labels: Optional[tf.Tensor] = None) -> ElboTerms:
     """Distortion and rate of a VAE on a batch of images.
 
+    For a conditional VAE (labels given) these are the terms of the
+    conditional ELBO of log p(x|y), with q(z|x, y) and p(x|z, y).
+
     Args:
-        model: a VAE exposing `encode(x) -> q(z|x)`, `decode(z) -> p(x|z)` and
-          `prior() -> p(z)`.
+        model: a VAE exposing `encode(x, labels) -> q(z|x)`,
+          `decode(z, labels) -> p(x|z)` and `prior() -> p(z)`.
         images: [batch, *image_shape].
         kl_estimator: "analytic" or "mc".
         seed: a stateless seed, int32/int64 tensor of shape [2], for the
-          reparameterised sample; the same seed gives the same z.
+          reparameterised sample; the same seed gives the same z. Dropout
+          masks in training come from seeds folded from it.
         is_training: passed to the networks (batch norm, dropout).
+        labels: one-hot [batch, num_classes] for a conditional model, else
+          None.
 
     Returns:
         ElboTerms with fields of shape [batch].
     """
-    posterior = model.encode(images, is_training=is_training)
+    encoder_seed = decoder_seed = None
+    if is_training:
+        encoder_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        decoder_seed = tf.random.experimental.stateless_fold_in(seed, 2)
+    posterior = model.encode(images, labels, is_training=is_training,
+                             seed=encoder_seed)
     latent_sample = posterior.sample(seed=seed)
-    likelihood = model.decode(latent_sample, is_training=is_training)
+    likelihood = model.decode(latent_sample, labels, is_training=is_training,
+                              seed=decoder_seed)
     distortion = -likelihood.log_prob(images)
     rate = kl_divergence(posterior, model.prior(), latent_sample, kl_estimator)
     return ElboTerms(distortion=distortion, rate=rate)

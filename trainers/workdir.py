@@ -11,7 +11,7 @@ differ between launches: that is how a finished run is extended.
 
 import json
 import os
-from typing import Any, Dict, Mapping
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from trainers import base
 
@@ -33,13 +33,19 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def claim_workdir(workdir: str, identity: Mapping[str, Any]) -> bool:
+def claim_workdir(
+        workdir: str, identity: Mapping[str, Any],
+        upgrade_recorded: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+) -> bool:
     """Checks that `workdir` is empty or holds this same run, and claims it.
 
     Args:
       workdir: the run's output directory (created if missing).
       identity: JSON-serialisable description of the run; compared field by
         field with the one recorded in the workdir.
+      upgrade_recorded: maps a recorded identity to today's form (say, fills
+        in fields added since with their defaults), so that a run recorded by
+        an older version still resumes; the file itself is left alone.
 
     Returns:
       True when the workdir already holds this run (so training resumes),
@@ -65,6 +71,8 @@ def claim_workdir(workdir: str, identity: Mapping[str, Any]) -> bool:
                 f"cannot be read ({error}). Choose a new --workdir, or repair "
                 "or remove that file if you know the run it belongs to."
             ) from None
+        if upgrade_recorded is not None:
+            recorded = json.loads(json.dumps(upgrade_recorded(recorded)))
         mine, theirs = _flatten(identity), _flatten(recorded)
         differences = [
             f"{key}: workdir has {theirs.get(key, '(unset)')!r}, this command "

@@ -38,6 +38,8 @@ import tensorflow as tf
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d")
 BINARIZATIONS = ("none", "static", "dynamic")
+# Label classes of each dataset: what a conditional model is built for.
+NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "toy2d": 2}
 
 # File names as published by LeCun et al. and mirrored for Fashion-MNIST.
 IDX_FILE_NAMES = {

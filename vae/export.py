@@ -9,6 +9,11 @@ The SavedModel holds three serving signatures, all float32:
   rest of p(x|z): its logits (Bernoulli) or its scale (Gaussian);
 * `sample(num_samples: int32 scalar) -> {"images"}`: decoded prior draws.
 
+A conditional VAE's signatures take one more input, `labels` (int32 class
+indices [n]), beside images or latents: `encode(images, labels)`,
+`decode(latent, labels)`, and `sample(labels)`, which draws one image per
+label. The SavedModel also records `num_classes` (0 when unconditional).
+
 Load it anywhere TensorFlow runs, without installing this package:
 
     loaded = tf.saved_model.load("WORKDIR/export")
@@ -31,21 +36,41 @@ class _ServingModule(tf.Module):
     def __init__(self, model: tf.Module):
         super().__init__(name="vae_serving")
         self.model = model
+        self.num_classes_value = int(getattr(model, "num_classes", 0))
+        self.num_classes = tf.Variable(self.num_classes_value, trainable=False,
+                                       name="num_classes")
         image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32,
                                    name="images")
         latent_spec = tf.TensorSpec([None, model.latent_dim], tf.float32,
                                     name="latent")
+        label_spec = tf.TensorSpec([None], tf.int32, name="labels")
         count_spec = tf.TensorSpec([], tf.int32, name="num_samples")
-        self.encode = tf.function(self._encode, input_signature=[image_spec])
-        self.decode = tf.function(self._decode, input_signature=[latent_spec])
-        self.sample = tf.function(self._sample, input_signature=[count_spec])
+        if self.num_classes_value:
+            self.encode = tf.function(self._encode,
+                                      input_signature=[image_spec, label_spec])
+            self.decode = tf.function(self._decode,
+                                      input_signature=[latent_spec, label_spec])
+            self.sample = tf.function(self._sample_labels,
+                                      input_signature=[label_spec])
+        else:
+            self.encode = tf.function(self._encode, input_signature=[image_spec])
+            self.decode = tf.function(self._decode, input_signature=[latent_spec])
+            self.sample = tf.function(self._sample, input_signature=[count_spec])
 
-    def _encode(self, images):
-        posterior = self.model.encode(images, is_training=False)
+    def _one_hot(self, labels):
+        """Class indices -> the one-hot labels the model reads; none if unconditional."""
+        if labels is None:
+            return []
+        return [tf.one_hot(labels, self.num_classes_value, dtype=tf.float32)]
+
+    def _encode(self, images, labels=None):
+        posterior = self.model.encode(images, *self._one_hot(labels),
+                                      is_training=False)
         return {"mean": posterior.mean(), "stddev": posterior.stddev()}
 
-    def _decode(self, latent):
-        likelihood = self.model.decode(latent, is_training=False)
+    def _decode(self, latent, labels=None):
+        likelihood = self.model.decode(latent, *self._one_hot(labels),
+                                       is_training=False)
         outputs = {"images": likelihood.mean()}
         pixels = likelihood.distribution
         if self.model.config.likelihood == "bernoulli":
@@ -58,6 +83,10 @@ class _ServingModule(tf.Module):
     def _sample(self, num_samples):
         latent = tf.random.normal([num_samples, self.model.latent_dim])
         return {"images": self.model.decode_mean(latent)}
+
+    def _sample_labels(self, labels):
+        latent = tf.random.normal([tf.shape(labels)[0], self.model.latent_dim])
+        return {"images": self.model.decode_mean(latent, *self._one_hot(labels))}
 
 
 def export_saved_model(model: tf.Module, export_dir: str) -> str:
@@ -92,10 +121,11 @@ def export_saved_model(model: tf.Module, export_dir: str) -> str:
 class SavedModelVae:
     """A VAE read back from `export_saved_model`'s output.
 
-    Exposes what the evaluation suite needs of a VAE (`encode`, `decode`,
-    `decode_mean`, `prior`, `latent_dim`, `image_shape`) on top of the
-    SavedModel's signatures, so an exported model can be evaluated without
-    its checkpoint or its configuration.
+    Exposes what the evaluation suite and the generator need of a VAE
+    (`encode`, `decode`, `decode_mean`, `prior`, `latent_dim`, `image_shape`,
+    `num_classes`, `is_conditional`) on top of the SavedModel's signatures, so
+    an exported model can be used without its checkpoint or its
+    configuration. Labels are one-hot, as `vae.models.VAE` takes them.
     """
 
     def __init__(self, export_dir: str):
@@ -112,19 +142,39 @@ class SavedModelVae:
             1]["latent"]
         self.image_shape: Tuple[int, ...] = tuple(image_spec.shape[1:])
         self.latent_dim: int = int(latent_spec.shape[-1])
+        # Exports written before conditioning existed have no such variable.
+        recorded = getattr(self._loaded, "num_classes", None)
+        self.num_classes: int = 0 if recorded is None else int(recorded.numpy())
+        self.is_conditional = self.num_classes > 0
+
+    def _label_inputs(self, labels) -> dict:
+        if labels is None:
+            if self.is_conditional:
+                raise ValueError(
+                    f"This exported model is conditioned on {self.num_classes} "
+                    "classes and needs labels.")
+            return {}
+        if not self.is_conditional:
+            raise ValueError("This exported model is unconditional but was "
+                             "given labels.")
+        return {"labels": tf.argmax(labels, axis=-1, output_type=tf.int32)}
 
     def prior(self) -> tfd.Distribution:
         return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
 
-    def encode(self, images, *, is_training: bool = False):
-        del is_training  # The export is in inference mode.
-        outputs = self._signatures["encode"](images=images)
+    def encode(self, images, labels=None, *, is_training: bool = False,
+               seed=None):
+        del is_training, seed  # The export is in inference mode.
+        outputs = self._signatures["encode"](images=images,
+                                             **self._label_inputs(labels))
         return tfd.MultivariateNormalDiag(loc=outputs["mean"],
                                           scale_diag=outputs["stddev"])
 
-    def decode(self, latent, *, is_training: bool = False):
-        del is_training
-        outputs = self._signatures["decode"](latent=latent)
+    def decode(self, latent, labels=None, *, is_training: bool = False,
+               seed=None):
+        del is_training, seed
+        outputs = self._signatures["decode"](latent=latent,
+                                             **self._label_inputs(labels))
         if "logits" in outputs:
             pixels = tfd.Bernoulli(logits=outputs["logits"], dtype=tf.float32)
         else:
@@ -132,6 +182,7 @@ class SavedModelVae:
         return tfd.Independent(pixels,
                                reinterpreted_batch_ndims=len(self.image_shape))
 
-    def decode_mean(self, latent, *, is_training: bool = False):
+    def decode_mean(self, latent, labels=None, *, is_training: bool = False):
         del is_training
-        return self._signatures["decode"](latent=latent)["images"]
+        return self._signatures["decode"](
+            latent=latent, **self._label_inputs(labels))["images"]

@@ -514,6 +514,13 @@ def _takes_is_training(layer: Callable[..., Any]) -> bool:
     return "is_training" in parameters
 
 
+def _takes_seed(layer: Callable[..., Any]) -> bool:
+    try:
+        return "seed" in inspect.signature(layer).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class Sequential(tf.Module):
     """Applies layers one after the other.
 
@@ -534,18 +541,33 @@ class Sequential(tf.Module):
         self.layers = list(layers)
         # Decided once here rather than on every call: signatures do not change.
         self._passes_is_training = [_takes_is_training(layer) for layer in self.layers]
+        self._passes_seed = [_takes_seed(layer) for layer in self.layers]
 
     @tf.Module.with_name_scope
-    def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
-        """Applies every layer in order.
+    def __call__(self, x: tf.Tensor, *, is_training: bool = False,
+                 seed: tf.Tensor | None = None, start: int = 0,
+                 stop: int | None = None) -> tf.Tensor:
+        """Applies the layers `start` to `stop` (default: all of them) in order.
 
         Args:
-            x: input of the first layer.
+            x: input of layer `start`.
             is_training: passed to the layers that take it.
+            seed: optional stateless seed `[2]` for the random layers (dropout); layer
+                `i` gets `stateless_fold_in(seed, i)`, so two dropout layers never share
+                a mask. None: they draw from TensorFlow's stateful generator.
+            start, stop: a slice of the layers, so a caller can insert something (a
+                label) between two of them; seeds still follow the layers' indices.
 
         Returns:
-            Output of the last layer (`x` itself when there are no layers).
+            Output of the last layer applied (`x` itself when there is none).
         """
-        for layer, passes_is_training in zip(self.layers, self._passes_is_training):
-            x = layer(x, is_training=is_training) if passes_is_training else layer(x)
+        stop = len(self.layers) if stop is None else stop
+        for index in range(start, stop):
+            layer = self.layers[index]
+            kwargs = {}
+            if self._passes_is_training[index]:
+                kwargs["is_training"] = is_training
+            if self._passes_seed[index] and seed is not None:
+                kwargs["seed"] = tf.random.experimental.stateless_fold_in(seed, index)
+            x = layer(x, **kwargs)
         return x

@@ -93,7 +93,8 @@ def _stateless_seed(seed: SeedLike) -> tf.Tensor:
 
 def log_importance_weights(model: Any, images: tf.Tensor,
                            posterior: tfd.Distribution, *, num_samples: int,
-                           seed: tf.Tensor) -> tf.Tensor:
+                           seed: tf.Tensor,
+                           labels: tf.Tensor | None = None) -> tf.Tensor:
     """Draws `num_samples` latents per image from `posterior` and returns log w.
 
     log w = log p(x|z) + log p(z) - log q(z|x), for one chunk of samples. The
@@ -106,6 +107,8 @@ def log_importance_weights(model: Any, images: tf.Tensor,
         posterior: q(z|x) with batch shape `[batch]` and event shape `[latent_dim]`.
         num_samples: number of latents per image, a Python int.
         seed: stateless seed, an integer tensor of shape `[2]`.
+        labels: one-hot `[batch, num_classes]` for a conditional model, repeated for
+            every sample like the images; None otherwise.
 
     Returns:
         float64 `[num_samples, batch]`: row i holds the log-weights of sample i.
@@ -121,7 +124,12 @@ def log_importance_weights(model: Any, images: tf.Tensor,
     flat_images = tf.reshape(
         tf.repeat(images[tf.newaxis], num_samples, axis=0),
         tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0))
-    flat_log_likelihood = model.decode(flat_latents, is_training=False).log_prob(flat_images)
+    decoder_inputs = [flat_latents]
+    if labels is not None:
+        decoder_inputs.append(tf.reshape(tf.repeat(labels[tf.newaxis], num_samples, axis=0),
+                                         [num_samples * batch_size, -1]))
+    flat_log_likelihood = model.decode(*decoder_inputs,
+                                       is_training=False).log_prob(flat_images)
     log_likelihood = tf.reshape(flat_log_likelihood, [num_samples, batch_size])
     return (tf.cast(log_likelihood, tf.float64) + tf.cast(log_prior, tf.float64)
             - tf.cast(log_posterior, tf.float64))
@@ -131,10 +139,14 @@ def log_importance_weights(model: Any, images: tf.Tensor,
 # static values, so converting the model's code would only slow tracing down.
 @tf.function(autograph=False)
 def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
-                          chunk_size: int, seed: tf.Tensor) -> tf.Tensor:
+                          chunk_size: int, seed: tf.Tensor,
+                          labels: tf.Tensor | None) -> tf.Tensor:
     # num_samples and chunk_size are Python ints, so each (k, chunk_size) pair is
     # traced once; the seed is a tensor, so new seeds reuse the trace.
-    posterior = model.encode(images, is_training=False)
+    # Unconditional models are called without labels, so any object with
+    # encode(images, is_training=...) serves.
+    label_args = [] if labels is None else [labels]
+    posterior = model.encode(images, *label_args, is_training=False)
     chunk_size = min(chunk_size, num_samples)
     num_full_chunks, remainder = divmod(num_samples, chunk_size)
 
@@ -142,7 +154,7 @@ def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
         chunk_seed = tf.cast(
             tf.random.experimental.stateless_fold_in(seed, chunk_index), tf.int32)
         log_weights = log_importance_weights(
-            model, images, posterior, num_samples=size, seed=chunk_seed)
+            model, images, posterior, num_samples=size, seed=chunk_seed, labels=labels)
         chunk_logsumexp = tf.reduce_logsumexp(log_weights, axis=0)
         # reduce_logsumexp of -inf and a finite value is that value, so the
         # running total may start at -inf.
@@ -165,7 +177,8 @@ def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
 
 def importance_sampled_log_likelihood(model: Any, images: tf.Tensor, *,
                                       num_samples: int, chunk_size: int = 500,
-                                      seed: SeedLike) -> tf.Tensor:
+                                      seed: SeedLike,
+                                      labels: tf.Tensor | None = None) -> tf.Tensor:
     """Estimates log p(x) per image with `num_samples` importance samples from q(z|x).
 
     Returns logmeanexp over z_1..z_k ~ q(z|x) of log p(x|z) + log p(z) - log q(z|x),
@@ -186,9 +199,11 @@ def importance_sampled_log_likelihood(model: Any, images: tf.Tensor, *,
         seed: an int, a pair of ints or an integer `[2]` tensor. The same seed,
             `num_samples` and `chunk_size` give the same estimate; chunk i uses
             `stateless_fold_in(seed, i)`.
+        labels: one-hot float32 `[batch, num_classes]` for a conditional VAE, whose
+            estimate is then of log p(x|y); None for an unconditional one.
 
     Returns:
-        float32 `[batch]`: the estimates of log p(x), in nats.
+        float32 `[batch]`: the estimates of log p(x) (or log p(x|y)), in nats.
 
     Raises:
         ValueError: if `num_samples` or `chunk_size` is not a positive int, `seed`
@@ -204,4 +219,6 @@ def importance_sampled_log_likelihood(model: Any, images: tf.Tensor, *,
             f"importance_sampled_log_likelihood: images have shape {tuple(images.shape)}, "
             f"expected [batch, {', '.join(map(str, image_shape))}] to match the "
             f"model's image_shape {tuple(image_shape)}.")
-    return _log_likelihood_graph(model, images, num_samples, chunk_size, seed)
+    if labels is not None:
+        labels = tf.convert_to_tensor(labels, tf.float32)
+    return _log_likelihood_graph(model, images, num_samples, chunk_size, seed, labels)

@@ -36,6 +36,7 @@ tfd = tfp.distributions
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DECODER_OUTPUTS = ("conv_transpose", "conv")
+CONDITIONINGS = ("concat", "label_maps")
 
 
 def _is_int(value: Any) -> bool:
@@ -76,6 +77,15 @@ class ModelConfig:
         decoder_strides: "conv" only: stride of each upsampling transposed convolution.
         decoder_kernel_size: "conv" only: kernel size of every decoder convolution.
         decoder_output: "conv" only: the last layer, "conv_transpose" or "conv".
+        num_classes: 0 for an unconditional VAE; K > 0 for a conditional VAE whose
+            encoder and decoder also read a one-hot label of K classes.
+        conditioning: how a conv encoder reads the label: "concat" (joined to the
+            flattened features after the convolutions) or "label_maps" (K constant
+            planes stacked onto the image channels). MLP encoders always concatenate.
+        hidden_batch_norm: batch normalisation after every hidden dense layer.
+        hidden_dropout_rate: dropout after every hidden dense layer, in [0, 1).
+        decoder_activation: activation of the decoder's hidden layers; "" means
+            `activation`.
     """
 
     architecture: str = "conv"
@@ -95,6 +105,11 @@ class ModelConfig:
     decoder_strides: tuple[int, ...] = (2, 2)
     decoder_kernel_size: int = 3
     decoder_output: str = "conv_transpose"
+    num_classes: int = 0
+    conditioning: str = "concat"
+    hidden_batch_norm: bool = False
+    hidden_dropout_rate: float = 0.0
+    decoder_activation: str = ""
 
     def __post_init__(self):
         for name in self._tuple_fields():
@@ -119,6 +134,17 @@ class ModelConfig:
         self._check_choice("activation", layers.ACTIVATION_NAMES)
         self._check_choice("encoder_padding", layers.PADDINGS)
         self._check_choice("decoder_output", DECODER_OUTPUTS)
+        self._check_choice("conditioning", CONDITIONINGS)
+        if self.decoder_activation:
+            self._check_choice("decoder_activation", layers.ACTIVATION_NAMES)
+        if not _is_int(self.num_classes) or self.num_classes < 0 or self.num_classes == 1:
+            self._fail("num_classes", "0 (unconditional) or an integer >= 2")
+        if not isinstance(self.hidden_batch_norm, bool):
+            self._fail("hidden_batch_norm", "True or False")
+        if (isinstance(self.hidden_dropout_rate, bool)
+                or not isinstance(self.hidden_dropout_rate, (int, float))
+                or not 0 <= self.hidden_dropout_rate < 1):
+            self._fail("hidden_dropout_rate", "a number in [0, 1)")
         for name in ("latent_dim", "encoder_kernel_size", "decoder_kernel_size",
                      "decoder_base_channels"):
             if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
@@ -223,42 +249,68 @@ class VAE(tf.Module):
             self.encoder = networks.build_encoder(config)
             self.decoder = networks.build_decoder(config)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes the model is conditioned on; 0 for an unconditional VAE."""
+        return self.config.num_classes
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.config.num_classes > 0
+
     @tf.Module.with_name_scope
     def prior(self) -> tfd.Distribution:
-        """Returns p(z), a standard normal with event shape `[latent_dim]`."""
+        """Returns p(z), a standard normal with event shape `[latent_dim]`.
+
+        The prior does not depend on the label: a conditional VAE models p(x|y)
+        as the integral of p(x|z, y) p(z) over z.
+        """
         return tfd.MultivariateNormalDiag(
             loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
 
     @tf.Module.with_name_scope
-    def encode(self, images: tf.Tensor, *,
-               is_training: bool = False) -> tfd.MultivariateNormalDiag:
-        """Returns q(z|x).
+    def encode(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+               is_training: bool = False,
+               seed: tf.Tensor | None = None) -> tfd.MultivariateNormalDiag:
+        """Returns q(z|x), or q(z|x, y) for a conditional model.
 
         Args:
             images: float32 `[batch, *image_shape]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
             is_training: passed to the encoder network.
+            seed: optional stateless seed `[2]` for dropout in training.
 
         Returns:
             A diagonal Gaussian with batch shape `[batch]` and event shape `[latent_dim]`;
             its samples are reparameterised, so gradients flow through them.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
         """
-        loc, log_variance = self.encoder(images, is_training=is_training)
+        loc, log_variance = self.encoder(images, labels, is_training=is_training,
+                                         seed=seed)
         return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(0.5 * log_variance))
 
     @tf.Module.with_name_scope
-    def decode(self, z: tf.Tensor, *, is_training: bool = False) -> tfd.Distribution:
-        """Returns p(x|z), independent over the image dimensions.
+    def decode(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
+               is_training: bool = False, seed: tf.Tensor | None = None) -> tfd.Distribution:
+        """Returns p(x|z) (or p(x|z, y)), independent over the image dimensions.
 
         Args:
             z: float32 `[batch, latent_dim]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
             is_training: passed to the decoder network.
+            seed: optional stateless seed `[2]` for dropout in training.
 
         Returns:
             A distribution with batch shape `[batch]` and event shape `image_shape`:
             Bernoulli from the decoder's logits (float32 samples), or Normal with the
             decoder's outputs as means and `exp(decoder.log_scale)` as per-channel scale.
         """
-        outputs = self.decoder(z, is_training=is_training)
+        outputs = self.decoder(z, labels, is_training=is_training, seed=seed)
         if self.config.likelihood == "bernoulli":
             pixels = tfd.Bernoulli(logits=outputs, dtype=tf.float32)
         else:
@@ -266,46 +318,60 @@ class VAE(tf.Module):
         return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.image_shape))
 
     @tf.Module.with_name_scope
-    def decode_mean(self, z: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
+    def decode_mean(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
+                    is_training: bool = False) -> tf.Tensor:
         """Returns the mean of p(x|z): pixel probabilities or Gaussian means.
 
         Args:
             z: float32 `[batch, latent_dim]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
             is_training: passed to the decoder network.
 
         Returns:
             float32 `[batch, *image_shape]`; in [0, 1] for the Bernoulli likelihood.
         """
-        outputs = self.decoder(z, is_training=is_training)
+        outputs = self.decoder(z, labels, is_training=is_training)
         if self.config.likelihood == "bernoulli":
             return tf.sigmoid(outputs)
         return outputs
 
     @tf.Module.with_name_scope
-    def sample(self, num: int, *, seed: int | tf.Tensor | None = None) -> tf.Tensor:
+    def sample(self, num: int, labels: tf.Tensor | None = None, *,
+               seed: int | tf.Tensor | None = None) -> tf.Tensor:
         """Decodes `num` draws from the prior to their means (not noisy pixel draws).
 
         Args:
             num: number of samples.
+            labels: one-hot float32 `[num, num_classes]`, the label of each sample,
+                for a conditional model; None otherwise.
             seed: None, an int, or a stateless `[2]` seed, as TFP's `sample` takes.
 
         Returns:
             float32 `[num, *image_shape]`.
         """
         z = self.prior().sample(num, seed=seed)
-        return self.decode_mean(z)
+        return self.decode_mean(z, labels)
 
     @tf.Module.with_name_scope
-    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+    def reconstruct(self, images: tf.Tensor, labels: tf.Tensor | None = None,
+                    target_labels: tf.Tensor | None = None) -> tf.Tensor:
         """Decodes the mean of q(z|x) to the mean of p(x|z).
+
+        For a conditional model, `target_labels` (default: `labels`) choose the label
+        the code is decoded with: decoding with another label than the image's own
+        is style transfer, the code carrying the style and the label the class.
 
         Args:
             images: float32 `[batch, *image_shape]`.
+            labels: one-hot labels of `images` for a conditional model, else None.
+            target_labels: one-hot labels to decode with; None: `labels`.
 
         Returns:
             float32 `[batch, *image_shape]`.
         """
-        return self.decode_mean(self.encode(images).mean())
+        code = self.encode(images, labels).mean()
+        return self.decode_mean(code, labels if target_labels is None else target_labels)
 
 
 def num_parameters(module: tf.Module) -> int:

@@ -21,6 +21,21 @@ Two families:
   for each (f, s) -> a last stride-1 SAME layer to the image channels with no
   activation, a Conv2DTranspose or a Conv2D as `decoder_output` says.
 
+Conditioning. With `config.num_classes > 0` the networks also take a one-hot label
+`[batch, num_classes]` (a conditional VAE, Sohn et al., 2015): the decoder reads
+`concat(z, label)`; the encoder reads the label concatenated to the flattened image
+(mlp, and conv with `conditioning="concat"`, where it joins after the convolutions) or,
+with `conditioning="label_maps"` (conv only), as `num_classes` constant image planes
+stacked onto the input channels, so every convolution sees it (as the VAE-GAN of
+reference 003 does). An unconditional model is the same code with no label, and its
+variables are exactly those of a model built before conditioning existed, so old
+checkpoints still load.
+
+Hidden dense layers are blocks: Dense(h, activation), then BatchNorm when
+`hidden_batch_norm`, then Dropout(`hidden_dropout_rate`) when it is positive (the order
+of reference 000's MLP CVAE). The decoder's activation is `decoder_activation` when
+set (000 uses LeakyReLU there), else `activation`.
+
 The encoder emits loc and log-variance from one Dense(2 * latent_dim) layer rather than
 two Dense(latent_dim) heads; the two are the same function with the same number of
 parameters (`2 * (n * latent + latent)`), and one matmul is cheaper.
@@ -39,17 +54,38 @@ if TYPE_CHECKING:  # Only for annotations: vae.models imports this module.
     from vae.models import ModelConfig
 
 
-def _encoder_layers(config: ModelConfig) -> list[tf.Module]:
-    """Builds the encoder trunk, ending with Dense(2 * latent_dim)."""
+def _dense_block(input_size: int, units: int, activation: str, config: ModelConfig,
+                 name: str) -> list[tf.Module]:
+    """Dense(units, activation) -> [BatchNorm] -> [Dropout], as the config asks."""
+    block: list[tf.Module] = [layers.Dense(input_size, units, activation, name=name)]
+    if config.hidden_batch_norm:
+        block.append(layers.BatchNorm(units, name=f"{name}_batch_norm"))
+    if config.hidden_dropout_rate > 0:
+        block.append(layers.Dropout(config.hidden_dropout_rate, name=f"{name}_dropout"))
+    return block
+
+
+def _encoder_layers(config: ModelConfig) -> tuple[list[tf.Module], int]:
+    """Builds the encoder trunk, ending with Dense(2 * latent_dim).
+
+    Returns:
+        The layers, and the index of the layer before which a label vector is
+        concatenated (0 when labels enter as image planes, or for no label at all).
+    """
     stack: list[tf.Module] = []
+    label_size = config.num_classes
     if config.architecture == "mlp":
-        size = math.prod(config.image_shape)
         stack.append(layers.Flatten(name="flatten"))
+        label_index = len(stack)
+        size = math.prod(config.image_shape) + label_size
         for index, units in enumerate(config.hidden_units):
-            stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+            stack += _dense_block(size, units, config.activation, config, f"dense_{index}")
             size = units
     else:
         height, width, channels = config.image_shape
+        label_maps = config.conditioning == "label_maps"
+        if label_maps:
+            channels += label_size
         for index, (filters, stride) in enumerate(
                 zip(config.encoder_filters, config.encoder_strides)):
             conv = layers.Conv2D(channels, filters, config.encoder_kernel_size, stride,
@@ -59,12 +95,13 @@ def _encoder_layers(config: ModelConfig) -> list[tf.Module]:
             height, width = conv.output_shape_for((height, width))
             channels = filters
         stack.append(layers.Flatten(name="flatten"))
-        size = height * width * channels
+        label_index = 0 if label_maps else len(stack)
+        size = height * width * channels + (0 if label_maps else label_size)
         for index, units in enumerate(config.encoder_dense_units):
-            stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+            stack += _dense_block(size, units, config.activation, config, f"dense_{index}")
             size = units
     stack.append(layers.Dense(size, 2 * config.latent_dim, name="loc_and_log_variance"))
-    return stack
+    return stack, (label_index if label_size else 0)
 
 
 def decoder_base_shape(config: ModelConfig) -> tuple[int, int, int]:
@@ -94,12 +131,16 @@ def decoder_base_shape(config: ModelConfig) -> tuple[int, int, int]:
 
 
 def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
-    """Builds the decoder, ending with a layer that emits `[batch, *image_shape]`."""
+    """Builds the decoder, ending with a layer that emits `[batch, *image_shape]`.
+
+    Its input is z, or `concat(z, label)` for a conditional model.
+    """
     stack: list[tf.Module] = []
-    size = config.latent_dim
+    size = config.latent_dim + config.num_classes
+    activation = config.decoder_activation or config.activation
     if config.architecture == "mlp":
         for index, units in enumerate(reversed(config.hidden_units)):
-            stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+            stack += _dense_block(size, units, activation, config, f"dense_{index}")
             size = units
         stack.append(layers.Dense(size, math.prod(config.image_shape), name="output"))
         stack.append(layers.Reshape(config.image_shape, name="reshape"))
@@ -107,15 +148,15 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
 
     base_height, base_width, channels = decoder_base_shape(config)
     for index, units in enumerate(config.decoder_dense_units):
-        stack.append(layers.Dense(size, units, config.activation, name=f"dense_{index}"))
+        stack += _dense_block(size, units, activation, config, f"dense_{index}")
         size = units
-    stack.append(layers.Dense(size, base_height * base_width * channels, config.activation,
+    stack.append(layers.Dense(size, base_height * base_width * channels, activation,
                               name="dense_to_base"))
     stack.append(layers.Reshape((base_height, base_width, channels), name="reshape"))
     for index, (filters, stride) in enumerate(
             zip(config.decoder_filters, config.decoder_strides)):
         stack.append(layers.Conv2DTranspose(channels, filters, config.decoder_kernel_size,
-                                            stride, "SAME", config.activation,
+                                            stride, "SAME", activation,
                                             name=f"conv_transpose_{index}"))
         channels = filters
     output_layer = (layers.Conv2DTranspose if config.decoder_output == "conv_transpose"
@@ -123,6 +164,27 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
     stack.append(output_layer(channels, config.image_shape[-1], config.decoder_kernel_size,
                               1, "SAME", None, name="output"))
     return stack
+
+
+def _check_labels(labels: tf.Tensor | None, num_classes: int,
+                  module: tf.Module) -> tf.Tensor | None:
+    """Returns `labels` as float32 `[batch, num_classes]`, or raises a clear error."""
+    if num_classes == 0:
+        if labels is not None:
+            raise ValueError(
+                f"{module.name}: this model is unconditional (num_classes=0) but was "
+                "given labels; build it with num_classes > 0 to condition on them.")
+        return None
+    if labels is None:
+        raise ValueError(
+            f"{module.name}: this model is conditioned on {num_classes} classes and needs "
+            f"one-hot labels [batch, {num_classes}]; none were given.")
+    labels = tf.convert_to_tensor(labels, tf.float32)
+    if labels.shape.rank != 2 or labels.shape[-1] != num_classes:
+        raise ValueError(
+            f"{module.name}: labels must be one-hot [batch, {num_classes}], got shape "
+            f"{labels.shape}.")
+    return labels
 
 
 class Encoder(tf.Module):
@@ -142,22 +204,43 @@ class Encoder(tf.Module):
         config.validate()
         self.latent_dim = config.latent_dim
         self.image_shape = tuple(config.image_shape)
+        self.num_classes = config.num_classes
+        self.label_maps = config.conditioning == "label_maps"
         with self.name_scope:  # So variable names read "encoder/conv_0/w".
-            self.net = layers.Sequential(_encoder_layers(config), name="net")
+            stack, self._label_index = _encoder_layers(config)
+            self.net = layers.Sequential(stack, name="net")
 
     @tf.Module.with_name_scope
-    def __call__(self, images: tf.Tensor, *,
-                 is_training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                 is_training: bool = False,
+                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Encodes a batch.
 
         Args:
             images: float32 `[batch, *image_shape]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
+                None.
             is_training: passed to layers that behave differently in training.
+            seed: optional stateless seed `[2]` for dropout.
 
         Returns:
             `(loc, log_variance)`, each float32 `[batch, latent_dim]`.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
         """
-        outputs = self.net(tf.convert_to_tensor(images, tf.float32), is_training=is_training)
+        x = tf.convert_to_tensor(images, tf.float32)
+        labels = _check_labels(labels, self.num_classes, self)
+        if labels is not None:
+            x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
+            if self.label_maps:
+                planes = tf.ones_like(x[..., :1]) * labels[:, tf.newaxis, tf.newaxis, :]
+                x = tf.concat([x, planes], axis=-1)
+            else:
+                x = tf.concat([x, labels], axis=-1)
+        outputs = self.net(x, is_training=is_training, seed=seed,
+                           start=self._label_index if labels is not None else 0)
         loc, log_variance = tf.split(outputs, 2, axis=-1)
         return loc, log_variance
 
@@ -186,23 +269,36 @@ class Decoder(tf.Module):
         config.validate()
         self.latent_dim = config.latent_dim
         self.image_shape = tuple(config.image_shape)
+        self.num_classes = config.num_classes
         with self.name_scope:  # So variable names read "decoder/output/w".
             self.net = layers.Sequential(_decoder_layers(config), name="net")
             self.log_scale = (tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
                               if config.likelihood == "gaussian" else None)
 
     @tf.Module.with_name_scope
-    def __call__(self, z: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
+    def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
+                 is_training: bool = False, seed: tf.Tensor | None = None) -> tf.Tensor:
         """Decodes a batch of latent codes.
 
         Args:
             z: float32 `[batch, latent_dim]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
+                None.
             is_training: passed to layers that behave differently in training.
+            seed: optional stateless seed `[2]` for dropout.
 
         Returns:
             float32 `[batch, *image_shape]`: Bernoulli logits or Gaussian means.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
         """
-        return self.net(tf.convert_to_tensor(z, tf.float32), is_training=is_training)
+        z = tf.convert_to_tensor(z, tf.float32)
+        labels = _check_labels(labels, self.num_classes, self)
+        if labels is not None:
+            z = tf.concat([z, labels], axis=-1)
+        return self.net(z, is_training=is_training, seed=seed)
 
 
 def build_encoder(config: ModelConfig) -> Encoder:

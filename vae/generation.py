@@ -1,0 +1,187 @@
+"""Generating images with a trained (conditional) VAE, and reading user images.
+
+Two operations, both returning picture grids ready for `vae.pictures.save_png`:
+
+* `sample_grid`: prior draws decoded with chosen labels, one column per label;
+  row r uses the same z in every column, so a row shows one style across the
+  labels.
+* `style_transfer_grid`: user images encoded (with their own labels) to their
+  posterior means, which carry the style, and decoded with each target label:
+  one row per source image, its original first.
+
+`load_image` turns a PNG (or any format imageio reads) into the model's input:
+grayscale intensities in [0, 1] with MNIST's polarity (a white digit on black).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import imageio.v2 as imageio
+import numpy as np
+import tensorflow as tf
+
+from vae import pictures
+
+INVERT_CHOICES = ("auto", "true", "false")
+
+
+class ImageError(ValueError):
+    """A user-supplied image cannot be used; the message names the file."""
+
+
+def _to_grayscale(image: np.ndarray) -> np.ndarray:
+    """[h, w], [h, w, 1], [h, w, 3] or [h, w, 4] -> float [h, w] in [0, 1].
+
+    Transparent pixels of an RGBA image count as background (white), as they
+    look in an image viewer.
+    """
+    if np.issubdtype(image.dtype, np.integer):
+        image = image.astype(np.float64) / np.iinfo(image.dtype).max
+    image = image.astype(np.float64)
+    if image.ndim == 2:
+        return image
+    if image.shape[-1] == 4:
+        alpha = image[..., 3:]
+        image = image[..., :3] * alpha + (1.0 - alpha)
+    if image.shape[-1] == 3:
+        # ITU-R 601 luma, the weights most image libraries use.
+        return image @ np.array([0.299, 0.587, 0.114])
+    return image[..., 0]
+
+
+def load_image(path: str, image_shape: Sequence[int], *, resize: bool = False,
+               invert: str = "auto") -> np.ndarray:
+    """Reads one image as the model's input, `[*image_shape]` float32 in [0, 1].
+
+    Args:
+      path: the image file.
+      image_shape: `(height, width, 1)`, the model's input shape.
+      resize: when False, anything but a `height x width` single-channel image
+        is refused; when True, colour is converted to gray and the size is
+        changed (bilinear, with antialiasing) to `height x width`.
+      invert: "true" or "false", or "auto": invert when the border is
+        brighter than the middle, i.e. a dark digit on a light background,
+        since the models learnt white digits on black.
+
+    Raises:
+      ImageError: the file is missing, not an image, or (without `resize`)
+        not the expected size or not grayscale; `invert` is unknown.
+    """
+    if invert not in INVERT_CHOICES:
+        raise ImageError(f"invert must be one of {INVERT_CHOICES}, got "
+                         f"{invert!r}.")
+    height, width, channels = image_shape
+    if channels != 1:
+        raise ImageError(f"Only single-channel models are supported here; the "
+                         f"model takes images of shape {tuple(image_shape)}.")
+    try:
+        raw = np.asarray(imageio.imread(path))
+    except FileNotFoundError:
+        raise ImageError(f"The image {path} does not exist.") from None
+    except Exception as error:  # imageio raises many types for a bad file.
+        raise ImageError(
+            f"{path} is not an image imageio can read ({type(error).__name__}: "
+            f"{error}); expected a PNG of a {height}x{width} grayscale "
+            "digit.") from None
+    is_gray = raw.ndim == 2 or (raw.ndim == 3 and raw.shape[-1] == 1)
+    if raw.ndim not in (2, 3) or (raw.ndim == 3 and raw.shape[-1] not in (1, 3, 4)):
+        raise ImageError(f"{path} has array shape {raw.shape}, which is not a "
+                         "single picture (expected height x width, with 1, 3 "
+                         "or 4 channels).")
+    if not resize and (raw.shape[:2] != (height, width) or not is_gray):
+        raise ImageError(
+            f"{path} is {raw.shape[1]}x{raw.shape[0]} with "
+            f"{1 if raw.ndim == 2 else raw.shape[-1]} channel(s); the model "
+            f"expects {width}x{height} grayscale images. Pass --resize to "
+            "convert it (to gray, and to that size).")
+    gray = _to_grayscale(raw)
+    if gray.shape != (height, width):
+        gray = tf.image.resize(gray[..., None], (height, width),
+                               method="bilinear", antialias=True).numpy()[..., 0]
+    gray = np.clip(gray, 0.0, 1.0)
+    if invert == "true" or (invert == "auto" and _looks_dark_on_light(gray)):
+        gray = 1.0 - gray
+    return gray[..., None].astype(np.float32)
+
+
+def _looks_dark_on_light(gray: np.ndarray) -> bool:
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(border.mean()) > 0.5
+
+
+def _one_hot(labels: Sequence[int], num_classes: int) -> tf.Tensor:
+    return tf.one_hot(np.asarray(labels, np.int32), num_classes, dtype=tf.float32)
+
+
+def check_labels(labels: Sequence[int], num_classes: int, what: str) -> None:
+    """Raises ValueError naming the first label outside [0, num_classes)."""
+    for label in labels:
+        if not 0 <= label < num_classes:
+            raise ValueError(
+                f"{what}: label {label} is out of range; the model knows "
+                f"{num_classes} classes, 0 to {num_classes - 1}.")
+
+
+def sample_grid(model, labels: Sequence[int], rows: int, *,
+                seed: int = 0) -> np.ndarray:
+    """Prior samples decoded with `labels`: one column per label, `rows` rows.
+
+    For an unconditional model pass no labels; the grid is then `rows` x
+    `rows` samples.
+
+    Returns:
+      The picture, float in [0, 1], as `vae.pictures.image_grid` makes it.
+    """
+    rng = np.random.default_rng(seed)
+    if not getattr(model, "is_conditional", False):
+        if labels:
+            raise ValueError("This model is unconditional, so it cannot draw "
+                             "samples of given labels; leave the labels out.")
+        latent = rng.standard_normal([rows * rows, model.latent_dim])
+        images = model.decode_mean(tf.constant(latent, tf.float32)).numpy()
+        return pictures.image_grid(images, num_columns=rows)
+    check_labels(labels, model.num_classes, "sample labels")
+    latent = np.repeat(rng.standard_normal([rows, model.latent_dim]),
+                       len(labels), axis=0)
+    all_labels = np.tile(np.asarray(labels), rows)
+    images = model.decode_mean(tf.constant(latent, tf.float32),
+                               _one_hot(all_labels, model.num_classes)).numpy()
+    return pictures.image_grid(images, num_columns=len(labels))
+
+
+def transfer_style(model, images: np.ndarray, image_labels: Sequence[int],
+                   target_labels: Sequence[int]) -> np.ndarray:
+    """Each image's style decoded with every target label.
+
+    Args:
+      model: a conditional VAE.
+      images: `[n, *image_shape]` in [0, 1].
+      image_labels: the label of each image (what it shows).
+      target_labels: labels to decode with.
+
+    Returns:
+      `[len(target_labels), n, *image_shape]`: entry [t, i] is image i drawn
+      as `target_labels[t]`.
+    """
+    if not getattr(model, "is_conditional", False):
+        raise ValueError("Style transfer needs a conditional model (trained "
+                         "with --conditional); this one is unconditional.")
+    check_labels(image_labels, model.num_classes, "image labels")
+    check_labels(target_labels, model.num_classes, "target labels")
+    images = tf.constant(images, tf.float32)
+    codes = model.encode(images, _one_hot(image_labels, model.num_classes)).mean()
+    return np.stack([
+        model.decode_mean(codes, _one_hot([target] * len(image_labels),
+                                          model.num_classes)).numpy()
+        for target in target_labels])
+
+
+def style_transfer_grid(model, images: np.ndarray, image_labels: Sequence[int],
+                        target_labels: Sequence[int]) -> np.ndarray:
+    """One row per image: the image itself, then its style as each target."""
+    transferred = transfer_style(model, images, image_labels, target_labels)
+    rows = np.concatenate([np.asarray(images)[:, None],
+                           np.swapaxes(transferred, 0, 1)], axis=1)
+    return pictures.image_grid(rows.reshape(-1, *rows.shape[2:]),
+                               num_columns=1 + len(target_labels))
