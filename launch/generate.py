@@ -61,6 +61,10 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where the PNGs go; unset: WORKDIR/generated.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the prior draws.",
                              lower_bound=0)
+_ZOOM = flags.DEFINE_integer(
+    "zoom", 1, "Enlarge the written pictures by this factor (each pixel "
+    "becomes a zoom x zoom square), for viewing.", lower_bound=1,
+    upper_bound=16)
 
 flags.mark_flag_as_required("workdir")
 
@@ -78,6 +82,14 @@ class GenerateConfig:
     invert: str = "auto"
     output_dir: Optional[str] = None
     seed: int = 0
+    zoom: int = 1
+
+
+def _save(path: str, picture, zoom: int) -> None:
+    picture = pictures.to_uint8(picture)
+    if zoom > 1:
+        picture = picture.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    pictures.save_png(path, picture)
 
 
 def run_generation(config: GenerateConfig) -> dict:
@@ -116,14 +128,14 @@ def run_generation(config: GenerateConfig) -> dict:
     if images:
         targets = list(config.target_labels) or list(range(num_classes))
         path = os.path.join(output_dir, "style_transfer.png")
-        pictures.save_png(path, pictures.to_uint8(generation.style_transfer_grid(
-            model, images, config.image_labels, targets)))
+        _save(path, generation.style_transfer_grid(
+            model, images, config.image_labels, targets), config.zoom)
         written["style_transfer"] = path
     if config.labels or not images:
         labels = list(config.labels) or list(range(num_classes))
         path = os.path.join(output_dir, "samples.png")
-        pictures.save_png(path, pictures.to_uint8(generation.sample_grid(
-            model, labels, config.rows, seed=config.seed)))
+        _save(path, generation.sample_grid(
+            model, labels, config.rows, seed=config.seed), config.zoom)
         written["samples"] = path
     base.write_json_atomically(os.path.join(output_dir, "generated.json"),
                                {**written, "config": dataclasses.asdict(config)})
@@ -138,7 +150,8 @@ def main(argv):
         labels=tuple(_LABELS.value), rows=_ROWS.value,
         images=tuple(_IMAGES.value), image_labels=tuple(_IMAGE_LABELS.value),
         target_labels=tuple(_TARGET_LABELS.value), resize=_RESIZE.value,
-        invert=_INVERT.value, output_dir=_OUTPUT_DIR.value, seed=_SEED.value)
+        invert=_INVERT.value, output_dir=_OUTPUT_DIR.value, seed=_SEED.value,
+        zoom=_ZOOM.value)
     try:
         written = run_generation(config)
     except errors.USER_ERRORS as error:
