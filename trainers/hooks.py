@@ -35,6 +35,8 @@ class VaePictures:
                                      z, so a row shows one style in every class
       manifold_label_L_epoch_EEE.png the manifold decoded with label L
       manifold_label_L.gif           label L's manifolds over the epochs
+                                     (rewritten every epoch up to 10, then
+                                     every tenth and the last)
       latent_scatter_label_L_epoch_EEE.png  posterior means of the test
                                      images of label L
       style_transfer_epoch_EEE.png   top row: test images of label
@@ -74,6 +76,7 @@ class VaePictures:
         self.num_scatter_points = min(num_scatter_points, len(self.images))
         self._seed = seed
         self._prior_noise = None
+        self._gif_frames = {}
         self.style_source_label = style_source_label % max(1, num_classes)
         self.num_style_examples = num_style_examples
 
@@ -109,10 +112,22 @@ class VaePictures:
             outputs.append(posterior.mean().numpy())
         return np.concatenate(outputs)
 
-    def _save_gif(self, pattern: str, name: str) -> None:
-        frames = [imageio.imread(path) for path in sorted(glob.glob(
-            os.path.join(self.image_dir, pattern)))]
-        pictures.save_gif(os.path.join(self.image_dir, name), frames)
+    def _save_gif(self, picture_name: str, gif_name: str) -> None:
+        """Rewrites `gif_name` with every epoch's `picture_name` PNG so far.
+
+        Frames are kept in memory; the PNGs of earlier epochs are read only
+        once, on the first call after a (re)start, so a resumed run's GIFs
+        still begin at epoch 1 and a long run does not reread them every
+        epoch.
+        """
+        paths = sorted(glob.glob(os.path.join(
+            self.image_dir, f"{picture_name}_epoch_*.png")))
+        frames = self._gif_frames.setdefault(picture_name, {})
+        for path in paths:
+            if path not in frames:
+                frames[path] = imageio.imread(path)
+        pictures.save_gif(os.path.join(self.image_dir, gif_name),
+                          [frames[path] for path in paths])
 
     def _write(self, writer, step: int, name: str, epoch: int,
                picture: np.ndarray) -> None:
@@ -163,6 +178,10 @@ class VaePictures:
         self._write(writer, step, "samples", number, pictures.image_grid(
             samples, num_columns=columns))
 
+        # Rewriting ten per-label GIFs of every epoch so far costs more each
+        # epoch; after the first ten, refresh them every tenth and the last.
+        last_epoch = getattr(getattr(trainer, "config", None), "epochs", None)
+        gifs_due = number <= 10 or number % 10 == 0 or number == last_epoch
         if conditional:
             for label in range(model.num_classes):
                 labels = np.full(self.manifold_grid_size ** 2, label)
@@ -172,8 +191,9 @@ class VaePictures:
                                     model, z, labels[:len(z)]),
                                 model.latent_dim, model.image_shape,
                                 grid_size=self.manifold_grid_size))
-                self._save_gif(f"manifold_label_{label}_epoch_*.png",
-                               f"manifold_label_{label}.gif")
+                if gifs_due:
+                    self._save_gif(f"manifold_label_{label}",
+                                   f"manifold_label_{label}.gif")
             self._write_style_transfer(model, writer, step, number)
         else:
             self._write(writer, step, "manifold", number,
@@ -200,7 +220,7 @@ class VaePictures:
                                 points[chosen], scatter_labels[chosen],
                                 self.num_classes))
 
-        self._save_gif("samples_epoch_*.png", "samples.gif")
+        self._save_gif("samples", "samples.gif")
 
     def _write_style_transfer(self, model, writer, step: int,
                               number: int) -> None:
