@@ -32,6 +32,7 @@ setuptools.setup(
             "vae-train=launch.train:run_main",
             "vae-evaluate=launch.evaluate:run_main",
             "vae-generate=launch.generate:run_main",
+            "vae-toy2d=launch.toy2d:run_main",
         ],
     },
 )

@@ -10,7 +10,6 @@ checkpoints written before it still load).
 import os
 
 from absl.testing import parameterized
-import numpy as np
 import tensorflow as tf
 
 from trainers import losses

@@ -1,0 +1,214 @@
+"""Tests for trainers/autoencoder.py: the MSE trainer and the toy2d measurements."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from trainers import autoencoder as autoencoder_trainer
+from trainers import base
+from trainers import optimizers
+from vae import autoencoder
+from vae import datasets
+
+BATCH_SIZE = 20
+NUM_TRAIN = 200
+STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
+TINY = autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1)
+
+
+def _toy_splits(seed=0):
+    """A small subset of the toy2d data: 200 training and 60 test points."""
+    arrays = datasets.load_dataset("toy2d", seed=seed)
+    train = datasets.ArraySplit(arrays.train.images[:NUM_TRAIN],
+                                arrays.train.labels[:NUM_TRAIN])
+    test = datasets.ArraySplit(arrays.test.images[:60], arrays.test.labels[:60])
+    return train, test
+
+
+def _data_source(train, test):
+    def train_batches(epoch, skip_batches):
+        return datasets.train_batches(
+            train, batch_size=BATCH_SIZE, epoch=epoch, seed=0,
+            binarization="none", num_classes=2, skip_batches=skip_batches)
+
+    def test_batches():
+        # 60 points in batches of 25: the last batch is padded.
+        return datasets.eval_batches(test, batch_size=25, seed=0,
+                                     binarization="none", num_classes=2)
+
+    return base.DataSource(train_batches=train_batches,
+                           steps_per_epoch=STEPS_PER_EPOCH,
+                           batch_size=BATCH_SIZE,
+                           eval_batches={"test": test_batches})
+
+
+class SquaredErrorTest(tf.test.TestCase):
+
+    def test_matches_numpy(self):
+        points = np.array([[0.0, 1.0], [2.0, -1.0]], np.float32)
+        reconstructions = np.array([[1.0, 1.0], [0.0, 2.0]], np.float32)
+        self.assertAllClose(
+            autoencoder_trainer.squared_error_per_example(points, reconstructions),
+            [0.5, (4.0 + 9.0) / 2])
+
+
+class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        tf.random.set_seed(0)
+        self.train_split, self.test_split = _toy_splits()
+
+    def _trainer(self, num_classes, epochs=3,
+                 trainer_class=autoencoder_trainer.AutoencoderTrainer):
+        model = autoencoder.Autoencoder(
+            autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1,
+                                          num_classes=num_classes))
+        config = base.TrainerConfig(
+            workdir=self.create_tempdir().full_path, epochs=epochs, seed=0,
+            steps_per_loop=STEPS_PER_EPOCH, log_every_steps=STEPS_PER_EPOCH,
+            progress="none")
+        return trainer_class(model, optimizers.make_optimizer("adam", 1e-2),
+                             config, _data_source(self.train_split,
+                                                  self.test_split))
+
+    @parameterized.named_parameters(("unconditional", 0), ("conditional", 2))
+    def test_loss_decreases(self, num_classes):
+        trainer = self._trainer(num_classes)
+        before = trainer.evaluate()["test"]["mse"]
+        result = trainer.train()
+        self.assertTrue(result.completed)
+        self.assertEqual(result.global_step, 3 * STEPS_PER_EPOCH)
+        history = result.metrics["epochs"]
+        self.assertLess(history[-1]["train"]["mse"], history[0]["train"]["mse"])
+        self.assertLess(result.metrics["final"]["test"]["mse"], 0.7 * before)
+        with open(os.path.join(trainer.config.workdir, "metrics.json")) as stream:
+            self.assertEqual(set(json.load(stream)["final"]["test"]), {"mse"})
+
+    @parameterized.named_parameters(("unconditional", 0), ("conditional", 2))
+    def test_eval_mse_is_the_mean_over_real_points(self, num_classes):
+        trainer = self._trainer(num_classes)
+        reconstructions = autoencoder_trainer.reconstruct_points(
+            trainer.model, self.test_split.images, self.test_split.labels)
+        expected = np.mean((self.test_split.images - reconstructions)**2)
+        # Padding rows would pull the mean towards the zero input's error.
+        self.assertAllClose(trainer.evaluate()["test"]["mse"], expected,
+                            rtol=1e-5)
+
+    def test_train_step_updates_every_variable(self):
+        trainer = self._trainer(num_classes=2)
+        before = [v.numpy() for v in trainer.model.trainable_variables]
+        batch = next(iter(_data_source(self.train_split, self.test_split)
+                          .train_batches(0, 0)))
+        logs = trainer.train_step(batch)
+        self.assertEqual(set(logs), {"mse"})
+        for old, variable in zip(before, trainer.model.trainable_variables):
+            self.assertNotAllClose(old, variable.numpy(), msg=variable.name)
+
+    def test_subclass_can_add_logs(self):
+
+        class CodeScaleTrainer(autoencoder_trainer.AutoencoderTrainer):
+
+            def train_step(self, batch):
+                logs = super().train_step(batch)
+                code = self.model.encode(batch["image"])
+                logs["code_std"] = tf.math.reduce_std(code)
+                return logs
+
+        result = self._trainer(num_classes=0, epochs=1,
+                               trainer_class=CodeScaleTrainer).train()
+        train_logs = result.metrics["final"]["train"]
+        self.assertEqual(set(train_logs), {"mse", "code_std"})
+        self.assertGreater(train_logs["code_std"], 0.0)
+
+
+class ToyMeasurementTest(tf.test.TestCase):
+
+    def test_points_on_the_curves_are_at_distance_zero(self):
+        on_curves = np.concatenate(datasets.toy2d_true_curves(50))
+        summary = autoencoder_trainer.manifold_distance_summary(on_curves)
+        self.assertAllClose([summary["mean"], summary["median"]], [0.0, 0.0],
+                            atol=1e-6)
+
+    def test_known_distances(self):
+        points = np.array([
+            [1.5, -0.5],   # circle centre: the radius, 0.5, from the circle
+            [1.5, 0.2],    # 0.2 above the top of the circle
+            [1.5, -0.5 - 0.8],  # 0.3 below its bottom
+            [0.0, 0.0],    # on the arc
+        ])
+        summary = autoencoder_trainer.manifold_distance_summary(points)
+        self.assertAllClose(summary["mean"], (0.5 + 0.2 + 0.3 + 0.0) / 4,
+                            atol=1e-6)
+        self.assertAllClose(summary["median"], (0.2 + 0.3) / 2, atol=1e-6)
+        # All but the point on the arc are beyond OFF_MANIFOLD_DISTANCE (0.12).
+        self.assertAllClose(summary["fraction_off_manifold"], 3 / 4)
+
+    def test_reconstruction_report(self):
+        points = np.array([[0.0, 0.0], [1.5, 0.1]], np.float32)
+        reconstructions = np.array([[0.0, 0.0], [1.5, 0.0]], np.float32)
+        report = autoencoder_trainer.reconstruction_report(points, reconstructions)
+        self.assertEqual(set(report), {"test_mse", "mean_distance_to_manifold",
+                                       "median_distance_to_manifold",
+                                       "fraction_off_manifold"})
+        self.assertAllClose(report["test_mse"], 0.01 / 4, atol=1e-7)
+        self.assertAllClose(report["mean_distance_to_manifold"], 0.0, atol=1e-6)
+        with self.assertRaisesRegex(ValueError, "one reconstruction per point"):
+            autoencoder_trainer.reconstruction_report(points, reconstructions[:1])
+
+    def test_reconstruct_points_passes_labels_to_a_conditional_model(self):
+        tf.random.set_seed(1)
+        model = autoencoder.Autoencoder(
+            autoencoder.AutoencoderConfig(hidden_units=(4,), num_classes=2))
+        points = np.array([[0.1, 0.2], [1.0, -0.3]], np.float32)
+        labels = np.array([1, 0])
+        self.assertAllClose(
+            autoencoder_trainer.reconstruct_points(model, points, labels),
+            model.reconstruct(points, tf.one_hot(labels, 2)))
+
+
+class PictureTest(tf.test.TestCase):
+
+    def test_layers_have_their_colours(self):
+        points = np.array([[-2.0, 1.0], [2.0, 1.0]], np.float32)
+        labels = np.array([0, 1])
+        # One reconstruction in view and one far outside, which is clipped.
+        reconstructions = np.array([[0.0, -1.0], [10.0, 10.0]], np.float32)
+        picture = autoencoder_trainer.toy2d_reconstruction_picture(
+            points, labels, reconstructions, width=101, height=61)
+        self.assertEqual(picture.shape, (61, 101, 3))
+        self.assertEqual(picture.dtype, np.uint8)
+        # x in [-2.5, 2.5] -> columns 0..100, y in [1.5, -1.5] -> rows 0..60.
+        self.assertAllEqual(picture[50, 50], (214, 39, 40))  # reconstruction
+        self.assertAllEqual(picture[10, 10], (166, 200, 228))  # arc data point
+        self.assertAllEqual(picture[10, 90], (255, 205, 150))  # circle point
+        self.assertAllEqual(picture[30, 50], (40, 40, 40))  # the arc at (0, 0)
+        self.assertAllEqual(picture[30, 40], (255, 255, 255))  # background
+
+    def test_bad_inputs(self):
+        good = np.zeros((3, 2), np.float32)
+        with self.assertRaisesRegex(ValueError, "reconstructions has shape"):
+            autoencoder_trainer.toy2d_reconstruction_picture(
+                good, np.zeros(3, int), np.zeros((3, 3)))
+        with self.assertRaisesRegex(ValueError, "labels"):
+            autoencoder_trainer.toy2d_reconstruction_picture(
+                good, np.array([0, 1, 2]), good)
+        with self.assertRaisesRegex(ValueError, "width"):
+            autoencoder_trainer.toy2d_reconstruction_picture(
+                good, np.zeros(3, int), good, width=4)
+
+    def test_side_by_side(self):
+        left = np.zeros((10, 20, 3), np.uint8)
+        right = np.zeros((10, 30, 3), np.uint8)
+        both = autoencoder_trainer.side_by_side(left, right, gap=4)
+        self.assertEqual(both.shape, (10, 54, 3))
+        self.assertAllEqual(both[:, 20:24], np.full((10, 4, 3), 255))
+        with self.assertRaisesRegex(ValueError, "equal heights"):
+            autoencoder_trainer.side_by_side(left, right[:5])
+
+
+if __name__ == "__main__":
+    tf.test.main()
