@@ -201,11 +201,12 @@ def format_table(results: Dict[str, Any]) -> str:
              f"{'class. score':>12s}"]
     nll = (f"{likelihood['nll']:.2f}+-{likelihood['nll_standard_error']:.2f}"
            if likelihood else "-")
-    samples = results.get("samples", {})
-    lines.append(
-        f"{'model':14s} {test['elbo']:9.2f} {nll:>16s} "
-        f"{samples.get('frechet_distance', float('nan')):9.3f} "
-        f"{samples.get('classifier_score', float('nan')):12.3f}")
+    samples = results.get("samples")
+    frechet, score = ((f"{samples['frechet_distance']:9.3f}",
+                       f"{samples['classifier_score']:12.3f}")
+                      if samples else (f"{'-':>9s}", f"{'-':>12s}"))
+    lines.append(f"{'model':14s} {test['elbo']:9.2f} {nll:>16s} {frechet} "
+                 f"{score}")
     if "real_data" in results:
         real = results["real_data"]
         lines.append(f"{'real data':14s} {'-':>9s} {'-':>16s} "
