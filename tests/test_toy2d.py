@@ -3,14 +3,13 @@
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import imageio.v3 as iio
 import tensorflow as tf
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import testing_utils
+
 
 # Small enough that both models train in seconds on two busy cores.
 _TINY_FLAGS = ["--epochs=2", "--batch_size=200", "--hidden_units=8",
@@ -20,17 +19,9 @@ _MODEL_KEYS = {"test_mse", "mean_distance_to_manifold",
                "train_wall_seconds"}
 
 
-def _environment():
-    environment = dict(os.environ)
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    environment["PYTHONPATH"] = _REPO_ROOT
-    return environment
-
-
 def run_program(arguments, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "launch.toy2d", *arguments], cwd=_REPO_ROOT,
-        env=_environment(), capture_output=True, text=True, timeout=timeout)
+    return testing_utils.run_module("launch.toy2d", arguments,
+                                    timeout=timeout)
 
 
 def _checkpoint_digests(workdir):

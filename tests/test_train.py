@@ -13,8 +13,6 @@ import tensorflow as tf
 
 from tests import testing_utils
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 # A model small enough that a few epochs take seconds on two cores.
 _TINY_MODEL_FLAGS = [
     "--architecture=mlp", "--hidden_units=8", "--latent_dim=2",
@@ -24,17 +22,9 @@ _TINY_MODEL_FLAGS = [
 ]
 
 
-def _environment():
-    environment = dict(os.environ)
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    environment["PYTHONPATH"] = _REPO_ROOT
-    return environment
-
-
 def run_program(arguments, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "launch.train", *arguments], cwd=_REPO_ROOT,
-        env=_environment(), capture_output=True, text=True, timeout=timeout)
+    return testing_utils.run_module("launch.train", arguments,
+                                    timeout=timeout)
 
 
 def tree_digest(directory):
@@ -165,7 +155,8 @@ class SignalTest(tf.test.TestCase):
         arguments = [f"--workdir={workdir}", *common]
         process = subprocess.Popen(
             [sys.executable, "-m", "launch.train", *arguments],
-            cwd=_REPO_ROOT, env=_environment(), stdout=subprocess.DEVNULL,
+            cwd=testing_utils.REPO_ROOT,
+            env=testing_utils.program_environment(), stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         metrics_path = os.path.join(workdir, "metrics.json")
         deadline = time.monotonic() + 240

@@ -2,6 +2,8 @@
 
 import gzip
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -60,3 +62,35 @@ def write_fake_mnist(directory, *, num_train=20, num_test=7, train_labels=None,
         if key not in skip:
             write_file(directory, file_name, idx_bytes(arrays[key]))
     return arrays
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def program_environment(extra_environment=None):
+    """The environment a launch program runs in under test: this checkout
+    importable, TensorFlow's C++ logging quiet."""
+    environment = dict(os.environ)
+    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    environment["PYTHONPATH"] = REPO_ROOT
+    environment.update(extra_environment or {})
+    return environment
+
+
+def run_module(module, arguments, *, timeout=300, extra_environment=None):
+    """Runs `python -m module arguments...` from the repository root, as a
+    user would, and returns the completed process (stdout and stderr as
+    text)."""
+    return subprocess.run([sys.executable, "-m", module, *arguments],
+                          cwd=REPO_ROOT,
+                          env=program_environment(extra_environment),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clear_error(test_case, result, *fragments, exit_code=2):
+    """The program failed with `exit_code`, no traceback, and its message
+    holds every fragment."""
+    test_case.assertEqual(result.returncode, exit_code, result.stderr[-2000:])
+    test_case.assertNotIn("Traceback", result.stderr)
+    for fragment in fragments:
+        test_case.assertIn(fragment, result.stderr)
