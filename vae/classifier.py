@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
+from vae import config_dicts
 from vae import layers
 
 
@@ -122,15 +123,7 @@ class ClassifierConfig:
         Raises:
             ValueError: if `values` has a key that is not a field, or a bad value.
         """
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"ClassifierConfig has no field(s) {', '.join(map(repr, unknown))}; "
-                f"expected only fields among {', '.join(sorted(known))}.")
-        config = cls(**values)
-        config.validate()
-        return config
+        return config_dicts.from_dict(cls, values)
 
 
 class Classifier(tf.Module):

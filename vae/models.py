@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from vae import config_dicts
 from vae import layers
 from vae import networks
 
@@ -212,15 +213,7 @@ class ModelConfig:
         Raises:
             ValueError: if `values` has a key that is not a field, or a bad value.
         """
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"ModelConfig has no field(s) {', '.join(map(repr, unknown))}; expected "
-                f"only fields among {', '.join(sorted(known))}.")
-        config = cls(**values)
-        config.validate()
-        return config
+        return config_dicts.from_dict(cls, values)
 
 
 class VAE(tf.Module):
