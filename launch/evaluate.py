@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from launch import evaluation_program
+from launch import flag_types
 
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Workdir of a training run to evaluate.")
@@ -41,10 +42,7 @@ _NUM_GENERATED = flags.DEFINE_integer(
 _SAMPLE_QUALITY = flags.DEFINE_boolean(
     "sample_quality", True,
     "Compute the classifier-based metrics (trains the classifier once).")
-_CLASSIFIER_DIR = flags.DEFINE_string(
-    "classifier_dir", None,
-    "Cache of trained evaluation classifiers; unset: $VAE_CACHE_DIR/"
-    "classifiers, or ~/.cache/vae-framework/classifiers.")
+_CLASSIFIER_DIR = flag_types.DEFINE_classifier_dir()
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.",
                              lower_bound=0)
 _OUTPUT = flags.DEFINE_string(

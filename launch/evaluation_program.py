@@ -69,13 +69,11 @@ def evaluation_data(arrays: datasets.DatasetArrays, binarization: str,
         reference_real=grayscale[:half], heldout_real=grayscale[half:])
 
 
-def load_classifier(dataset: str, data_dir: Optional[str],
-                    classifier_dir: Optional[str],
-                    switch_flag: str = "--sample_quality"):
-    """The cached evaluation classifier for `dataset` (trained on a miss).
+def check_classifier_exists(dataset: str,
+                            switch_flag: str = "--sample_quality") -> None:
+    """Refuses a dataset the evaluation classifier cannot be trained on.
 
-    `switch_flag` is the flag that turns the metrics off, named in the error
-    for a dataset without a classifier.
+    `switch_flag` is the flag that turns the metrics off, named in the error.
     """
     if dataset not in CLASSIFIER_DATASETS:
         raise errors.ConfigError(
@@ -83,6 +81,13 @@ def load_classifier(dataset: str, data_dir: Optional[str],
             f"there is none for {dataset!r} (its examples have no image "
             f"shape the classifier fits); expected one of "
             f"{CLASSIFIER_DATASETS}. Pass {switch_flag}=false to skip them.")
+
+
+def load_classifier(dataset: str, data_dir: Optional[str],
+                    classifier_dir: Optional[str],
+                    switch_flag: str = "--sample_quality"):
+    """The cached evaluation classifier for `dataset` (trained on a miss)."""
+    check_classifier_exists(dataset, switch_flag)
     try:
         classifier, info = classification.load_or_train_classifier(
             dataset, data_dir, classifier_dir or default_classifier_dir())
@@ -159,8 +164,8 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
     binarization = identity["data"]["binarization"]
     seed = int(identity["seed"])
     runs.model_config(config.workdir, identity)  # Refuse a bad record early.
-    if config.sample_quality and dataset not in CLASSIFIER_DATASETS:
-        load_classifier(dataset, None, None)  # Raises the documented error.
+    if config.sample_quality:
+        check_classifier_exists(dataset)  # Before the model is loaded.
     model, source = runs.load_model(config.workdir, identity, config.source)
 
     data_dir = config.data_dir or _data_dir_from_flags_file(config.workdir)
@@ -201,17 +206,17 @@ def format_table(results: Dict[str, Any]) -> str:
              f"{'class. score':>12s}"]
     nll = (f"{likelihood['nll']:.2f}+-{likelihood['nll_standard_error']:.2f}"
            if likelihood else "-")
-    samples = results.get("samples")
-    frechet, score = ((f"{samples['frechet_distance']:9.3f}",
-                       f"{samples['classifier_score']:12.3f}")
-                      if samples else (f"{'-':>9s}", f"{'-':>12s}"))
-    lines.append(f"{'model':14s} {test['elbo']:9.2f} {nll:>16s} {frechet} "
-                 f"{score}")
+    def quality_cells(metrics) -> str:
+        if not metrics:
+            return f"{'-':>9s} {'-':>12s}"
+        return (f"{metrics['frechet_distance']:9.3f} "
+                f"{metrics['classifier_score']:12.3f}")
+
+    lines.append(f"{'model':14s} {test['elbo']:9.2f} {nll:>16s} "
+                 f"{quality_cells(results.get('samples'))}")
     if "real_data" in results:
-        real = results["real_data"]
         lines.append(f"{'real data':14s} {'-':>9s} {'-':>16s} "
-                     f"{real['frechet_distance']:9.3f} "
-                     f"{real['classifier_score']:12.3f}")
+                     f"{quality_cells(results['real_data'])}")
     if likelihood:
         lines.append(
             f"NLL: k={likelihood['num_samples']} on {likelihood['examples']} "

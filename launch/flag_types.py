@@ -1,4 +1,4 @@
-"""Flag types the launch programs share."""
+"""Flag types and flag definitions the launch programs share."""
 
 from typing import List, Optional
 
@@ -45,3 +45,37 @@ def DEFINE_int_list(name: str, default: Optional[List[int]], help_text: str,
     return flags.DEFINE(_IntListParser(minimum), name, default, help_text,
                         flag_values=flag_values,
                         serializer=flags.CsvListSerializer(","))
+
+
+def DEFINE_workdir(help_text: str,
+                   flag_values=flags.FLAGS) -> flags.FlagHolder:
+    """Defines the required --workdir, refusing a blank value."""
+    holder = flags.DEFINE_string("workdir", None, help_text,
+                                 flag_values=flag_values)
+    flags.mark_flag_as_required("workdir", flag_values=flag_values)
+    flags.register_validator(
+        "workdir", lambda value: value is None or value.strip() != "",
+        message="--workdir must name a directory.", flag_values=flag_values)
+    return holder
+
+
+def DEFINE_learning_rate(default: float, help_text: str,
+                         flag_values=flags.FLAGS) -> flags.FlagHolder:
+    """Defines --learning_rate, which must be positive (absl's lower_bound
+    cannot exclude 0)."""
+    holder = flags.DEFINE_float("learning_rate", default, help_text,
+                                flag_values=flag_values)
+    flags.register_validator(
+        "learning_rate", lambda value: value > 0,
+        message="--learning_rate must be a positive number.",
+        flag_values=flag_values)
+    return holder
+
+
+def DEFINE_classifier_dir(flag_values=flags.FLAGS) -> flags.FlagHolder:
+    """Defines --classifier_dir, the cache of evaluation classifiers."""
+    return flags.DEFINE_string(
+        "classifier_dir", None,
+        "Cache of trained evaluation classifiers; unset: $VAE_CACHE_DIR/"
+        "classifiers, or ~/.cache/vae-framework/classifiers.",
+        flag_values=flag_values)

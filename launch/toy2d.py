@@ -73,16 +73,15 @@ from vae import pictures
 MODEL_NAMES = ("unconditional", "conditional")
 REPORT_FILE = "toy2d.json"
 
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for every output; rerunning with the same "
-    "workdir resumes.")
+_WORKDIR = flag_types.DEFINE_workdir(
+    "Directory for every output; rerunning with the same workdir resumes.")
 _EPOCHS = flags.DEFINE_integer(
     "epochs", 300, "Training epochs of each autoencoder.", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 30, "Training batch size, at most the 2000 training "
     "points.", lower_bound=1)
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3,
-                                    "Adam learning rate.")
+_LEARNING_RATE = flag_types.DEFINE_learning_rate(1e-3,
+                                                 "Adam learning rate.")
 _SEED = flags.DEFINE_integer(
     "seed", 0, "Seed of the data, their order and the initial weights.",
     lower_bound=0)
@@ -95,13 +94,6 @@ _PROGRESS = flags.DEFINE_enum(
     "progress", "auto", progress_lib.PROGRESS_MODES,
     "auto: a progress bar on a terminal, log lines otherwise.")
 
-flags.mark_flag_as_required("workdir")
-flags.register_validator(
-    "learning_rate", lambda value: value > 0,
-    message="--learning_rate must be a positive number.")
-flags.register_validator(
-    "workdir", lambda value: value is None or value.strip() != "",
-    message="--workdir must name a directory.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -125,7 +125,7 @@ _KL_WARMUP_EPOCHS = flags.DEFINE_float(
 # ------------------------------------------------------------- training
 _OPTIMIZER = flags.DEFINE_enum("optimizer", "adam",
                                optimizers_lib.OPTIMIZER_NAMES, "Optimiser.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Learning rate.")
+_LEARNING_RATE = flag_types.DEFINE_learning_rate(1e-3, "Learning rate.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Training batch size.",
                                    lower_bound=1)
 _EVAL_BATCH_SIZE = flags.DEFINE_integer(
@@ -145,9 +145,9 @@ _DETERMINISTIC = flags.DEFINE_boolean(
     "same weights as an uninterrupted one (costs some speed).")
 
 # --------------------------------------------------------------- output
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for every output of the run; rerunning with "
-    "the same workdir resumes.")
+_WORKDIR = flag_types.DEFINE_workdir(
+    "Directory for every output of the run; rerunning with the same workdir "
+    "resumes.")
 _LOG_EVERY_STEPS = flags.DEFINE_integer(
     "log_every_steps", 100, "TensorBoard scalars every this many steps.",
     lower_bound=1)
@@ -192,18 +192,7 @@ _EVAL_SAMPLE_QUALITY = flags.DEFINE_boolean(
     "eval_sample_quality", True,
     "Include the classifier-based metrics (the classifier is trained once "
     "per dataset and cached).")
-_CLASSIFIER_DIR = flags.DEFINE_string(
-    "classifier_dir", None,
-    "Cache of trained evaluation classifiers; unset: $VAE_CACHE_DIR/"
-    "classifiers, or ~/.cache/vae-framework/classifiers.")
-
-flags.mark_flag_as_required("workdir")
-flags.register_validator(
-    "learning_rate", lambda value: value > 0,
-    message="--learning_rate must be a positive number.")
-flags.register_validator(
-    "workdir", lambda value: value is None or value.strip() != "",
-    message="--workdir must name a directory.")
+_CLASSIFIER_DIR = flag_types.DEFINE_classifier_dir()
 
 
 @flags.multi_flags_validator(

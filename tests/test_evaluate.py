@@ -8,7 +8,6 @@ a small untrained classifier, since training the real one takes minutes.
 import json
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 
@@ -39,18 +38,13 @@ class EvaluateProgramTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # A directory of its own: the temp dir is shared by every test class.
-        cls.root = tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
-        cls.data_dir = os.path.join(cls.root, "fake_mnist")
-        testing_utils.write_fake_mnist(cls.data_dir, num_train=64,
-                                       num_test=16)
-        cls.workdir = os.path.join(cls.root, "run")
-        result = run_module("launch.train", [
-            f"--data_dir={cls.data_dir}", f"--workdir={cls.workdir}",
-            "--epochs=2", "--evaluate_every_epochs=1",
-            "--eval_num_importance_samples=5", "--eval_likelihood_examples=4",
-            "--eval_sample_quality=false", *_TINY_MODEL_FLAGS])
-        assert result.returncode == 0, result.stderr[-3000:]
+        cls.root = testing_utils.private_temp_dir()
+        cls.data_dir, cls.workdir = testing_utils.train_on_fake_mnist(
+            cls.root, "run", [
+                "--epochs=2", "--evaluate_every_epochs=1",
+                "--eval_num_importance_samples=5",
+                "--eval_likelihood_examples=4", "--eval_sample_quality=false",
+                *_TINY_MODEL_FLAGS])
 
     def assert_clear_error(self, result, *fragments):
         testing_utils.assert_clear_error(self, result, *fragments)
@@ -168,14 +162,9 @@ class SampleQualityInProgramTest(tf.test.TestCase):
     """run_evaluation with a classifier: the table has the real-data row."""
 
     def test_table_has_model_and_real_data_rows(self):
-        root = self.get_temp_dir()
-        data_dir = os.path.join(root, "fake_mnist")
-        testing_utils.write_fake_mnist(data_dir, num_train=64, num_test=40)
-        workdir = os.path.join(root, "run")
-        result = run_module("launch.train", [
-            f"--data_dir={data_dir}", f"--workdir={workdir}", "--epochs=1",
-            "--export=false", *_TINY_MODEL_FLAGS])
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        data_dir, workdir = testing_utils.train_on_fake_mnist(
+            self.get_temp_dir(), "run", ["--epochs=1", "--export=false",
+                                         *_TINY_MODEL_FLAGS], num_test=40)
 
         tf.random.set_seed(0)
         small_classifier = classifier_lib.Classifier(

@@ -2,7 +2,6 @@
 
 import json
 import os
-import tempfile
 
 import imageio.v2 as imageio
 import numpy as np
@@ -23,16 +22,10 @@ class GenerateProgramTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # A directory of its own: the temp dir is shared by every test class.
-        cls.root = tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
-        cls.data_dir = os.path.join(cls.root, "fake_mnist")
-        testing_utils.write_fake_mnist(cls.data_dir, num_train=64,
-                                       num_test=40)
-        cls.workdir = os.path.join(cls.root, "cvae")
-        result = testing_utils.run_module("launch.train", [
-            f"--data_dir={cls.data_dir}", f"--workdir={cls.workdir}",
-            "--epochs=1", *_TINY_CONDITIONAL_FLAGS])
-        assert result.returncode == 0, result.stderr[-3000:]
+        cls.root = testing_utils.private_temp_dir()
+        cls.data_dir, cls.workdir = testing_utils.train_on_fake_mnist(
+            cls.root, "cvae", ["--epochs=1", *_TINY_CONDITIONAL_FLAGS],
+            num_test=40)
         cls.seven = os.path.join(cls.root, "seven.png")
         drawing = np.full([56, 56], 255, np.uint8)  # A dark 7 on white.
         drawing[10:14, 12:44] = 0

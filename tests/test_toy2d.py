@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import tempfile
 
 import imageio.v3 as iio
 import tensorflow as tf
@@ -40,8 +39,7 @@ class Toy2dProgramTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.workdir = os.path.join(
-            tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir()), "toy2d")
+        cls.workdir = os.path.join(testing_utils.private_temp_dir(), "toy2d")
         cls.first_run = run_program([f"--workdir={cls.workdir}", *_TINY_FLAGS])
 
     def setUp(self):

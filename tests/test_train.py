@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import tensorflow as tf
@@ -45,16 +44,9 @@ class BadInputTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # A directory of its own: the temp dir is shared by every test class.
-        cls.root = tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
-        cls.data_dir = os.path.join(cls.root, "fake_mnist")
-        testing_utils.write_fake_mnist(cls.data_dir, num_train=64,
-                                       num_test=16)
-        cls.workdir = os.path.join(cls.root, "run")
-        result = run_program([f"--data_dir={cls.data_dir}",
-                              f"--workdir={cls.workdir}", "--epochs=1",
-                              *_TINY_MODEL_FLAGS])
-        assert result.returncode == 0, result.stderr[-3000:]
+        cls.root = testing_utils.private_temp_dir()
+        cls.data_dir, cls.workdir = testing_utils.train_on_fake_mnist(
+            cls.root, "run", ["--epochs=1", *_TINY_MODEL_FLAGS])
 
     def assert_clear_error(self, result, *fragments):
         self.assertNotEqual(result.returncode, 0)

@@ -4,8 +4,10 @@ import gzip
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from vae import datasets
 
@@ -94,3 +96,23 @@ def assert_clear_error(test_case, result, *fragments, exit_code=2):
     test_case.assertNotIn("Traceback", result.stderr)
     for fragment in fragments:
         test_case.assertIn(fragment, result.stderr)
+
+
+def private_temp_dir():
+    """A new directory under the test temp dir, which every test class
+    shares: a class that writes fixed names there must not meet another's."""
+    return tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
+
+
+def train_on_fake_mnist(root, workdir_name, train_flags, *, num_train=64,
+                        num_test=16):
+    """Writes fake MNIST to ROOT/fake_mnist and trains `launch.train` on it
+    in ROOT/workdir_name; returns (data_dir, workdir)."""
+    data_dir = os.path.join(root, "fake_mnist")
+    write_fake_mnist(data_dir, num_train=num_train, num_test=num_test)
+    workdir = os.path.join(root, workdir_name)
+    result = run_module("launch.train", [f"--data_dir={data_dir}",
+                                         f"--workdir={workdir}", *train_flags])
+    if result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
+    return data_dir, workdir
