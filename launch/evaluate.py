@@ -16,6 +16,7 @@ from absl import flags
 
 from launch import evaluation_program
 from launch import flag_types
+from launch import runs
 
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Workdir of a training run to evaluate.")
@@ -23,7 +24,7 @@ _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Dataset directory; unset: the --data_dir the run was "
     "trained with (from WORKDIR/flags.txt).")
 _SOURCE = flags.DEFINE_enum(
-    "source", "checkpoint", ("checkpoint", "saved_model"),
+    "source", "checkpoint", runs.SOURCES,
     "checkpoint: the latest checkpoint; saved_model: WORKDIR/export.")
 _NUM_IMPORTANCE_SAMPLES = flags.DEFINE_integer(
     "num_importance_samples", 1000,

@@ -83,7 +83,8 @@ class EvaluationConfig:
                                  f"{getattr(self, name)}.")
 
 
-def _in_batches(function, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
+def in_batches(function, *arrays: Optional[np.ndarray],
+               batch_size: int) -> np.ndarray:
     """`function` over aligned slices of `arrays` (None entries are skipped)."""
     present = [array for array in arrays if array is not None]
     outputs = [np.asarray(function(*(tf.constant(array[start:start + batch_size])
@@ -92,7 +93,9 @@ def _in_batches(function, *arrays: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def _one_hot(labels: Optional[np.ndarray], num_classes: int) -> Optional[np.ndarray]:
+def one_hot(labels: Optional[np.ndarray],
+            num_classes: int) -> Optional[np.ndarray]:
+    """float32 one-hot rows of `labels`; None without labels or classes."""
     if labels is None or not num_classes:
         return None
     return np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
@@ -169,8 +172,8 @@ def classifier_metrics(classifier, images: np.ndarray, *,
                        reference_features: np.ndarray,
                        batch_size: int) -> Dict[str, float]:
     """Frechet distance to the reference features, and classifier score."""
-    features = _in_batches(classifier.features, images, batch_size=batch_size)
-    logits = _in_batches(classifier.logits, images, batch_size=batch_size)
+    features = in_batches(classifier.features, images, batch_size=batch_size)
+    logits = in_batches(classifier.logits, images, batch_size=batch_size)
     probabilities = tf.nn.softmax(logits.astype(np.float64)).numpy()
     return {
         "frechet_distance": sample_quality.frechet_distance(
@@ -181,7 +184,7 @@ def classifier_metrics(classifier, images: np.ndarray, *,
 
 def _predicted_labels(classifier, images: np.ndarray,
                       batch_size: int) -> np.ndarray:
-    return _in_batches(classifier.logits, images,
+    return in_batches(classifier.logits, images,
                        batch_size=batch_size).argmax(axis=-1)
 
 
@@ -189,10 +192,10 @@ def style_transfer(model, images: np.ndarray, labels: np.ndarray,
                    target_label: int, *, batch_size: int) -> np.ndarray:
     """Decodes each image's posterior mean (given its own one-hot label) with
     `target_label` instead; returns the decoder's mean images."""
-    targets = _one_hot(np.full(len(images), target_label), model.num_classes)
-    codes = _in_batches(lambda x, y: model.encode(x, y).mean(), images, labels,
+    targets = one_hot(np.full(len(images), target_label), model.num_classes)
+    codes = in_batches(lambda x, y: model.encode(x, y).mean(), images, labels,
                         batch_size=batch_size)
-    return _in_batches(model.decode_mean, codes, targets, batch_size=batch_size)
+    return in_batches(model.decode_mean, codes, targets, batch_size=batch_size)
 
 
 def evaluate_vae(model, *, test_images: np.ndarray,
@@ -232,7 +235,7 @@ def evaluate_vae(model, *, test_images: np.ndarray,
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes and test_labels is None:
         raise ValueError("evaluate_vae: a conditional model needs test_labels.")
-    labels = _one_hot(test_labels, num_classes)
+    labels = one_hot(test_labels, num_classes)
     results: Dict[str, Any] = {"seconds": {}}
     start = time.perf_counter()
     elbo_terms = elbo_terms_per_example(model, test_images,
@@ -260,9 +263,9 @@ def evaluate_vae(model, *, test_images: np.ndarray,
                      nll["nll_standard_error"])
 
     start = time.perf_counter()
-    means = _in_batches(lambda *x: model.encode(*x).mean(), test_images,
+    means = in_batches(lambda *x: model.encode(*x).mean(), test_images,
                         labels, batch_size=config.batch_size)
-    reconstructions = _in_batches(model.decode_mean, means, labels,
+    reconstructions = in_batches(model.decode_mean, means, labels,
                                   batch_size=config.batch_size)
     if len(model.image_shape) == 3:
         results["reconstruction_error"] = sample_quality.reconstruction_errors(
@@ -271,7 +274,7 @@ def evaluate_vae(model, *, test_images: np.ndarray,
 
     if classifier is not None and real_test_images is not None:
         start = time.perf_counter()
-        reference_features = _in_batches(classifier.features,
+        reference_features = in_batches(classifier.features,
                                          real_test_images,
                                          batch_size=config.batch_size)
         prior_draws = np.random.default_rng(config.seed).standard_normal(
@@ -279,8 +282,8 @@ def evaluate_vae(model, *, test_images: np.ndarray,
         # Labels 0, 1, ..., K-1 in turn: every class equally often.
         sample_targets = (np.arange(config.num_generated) % num_classes
                           if num_classes else None)
-        samples = np.clip(_in_batches(
-            model.decode_mean, prior_draws, _one_hot(sample_targets, num_classes),
+        samples = np.clip(in_batches(
+            model.decode_mean, prior_draws, one_hot(sample_targets, num_classes),
             batch_size=config.batch_size), 0.0, 1.0)
         results["samples"] = classifier_metrics(
             classifier, samples, reference_features=reference_features,

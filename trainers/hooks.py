@@ -13,6 +13,7 @@ import imageio.v2 as imageio
 import numpy as np
 import tensorflow as tf
 
+from trainers import evaluation
 from vae import pictures
 
 
@@ -83,34 +84,21 @@ class VaePictures:
     def _columns(self, count: int) -> int:
         return max(1, int(np.ceil(np.sqrt(count))))
 
-    def _one_hot(self, model, labels: np.ndarray):
-        if not getattr(model, "is_conditional", False):
-            return None
-        return np.eye(model.num_classes, dtype=np.float32)[labels]
-
     def _decode_mean(self, model, latent: np.ndarray,
                      labels: np.ndarray | None = None) -> np.ndarray:
         """Mean images of `latent`, decoded with `labels` when conditional."""
-        one_hot = None if labels is None else self._one_hot(model, labels)
-        outputs = []
-        for start in range(0, len(latent), 500):
-            arguments = [tf.constant(latent[start:start + 500], tf.float32)]
-            if one_hot is not None:
-                arguments.append(tf.constant(one_hot[start:start + 500]))
-            outputs.append(model.decode_mean(*arguments).numpy())
-        return np.concatenate(outputs)
+        return evaluation.in_batches(
+            model.decode_mean, np.asarray(latent, np.float32),
+            evaluation.one_hot(labels, getattr(model, "num_classes", 0)),
+            batch_size=500)
 
     def _posterior_means(self, model, images: np.ndarray,
                          labels: np.ndarray) -> np.ndarray:
-        one_hot = self._one_hot(model, labels)
-        outputs = []
-        for start in range(0, len(images), 500):
-            arguments = [tf.constant(images[start:start + 500], tf.float32)]
-            if one_hot is not None:
-                arguments.append(tf.constant(one_hot[start:start + 500]))
-            posterior = model.encode(*arguments, is_training=False)
-            outputs.append(posterior.mean().numpy())
-        return np.concatenate(outputs)
+        return evaluation.in_batches(
+            lambda *inputs: model.encode(*inputs, is_training=False).mean(),
+            np.asarray(images, np.float32),
+            evaluation.one_hot(labels, getattr(model, "num_classes", 0)),
+            batch_size=500)
 
     def _save_gif(self, picture_name: str, gif_name: str) -> None:
         """Rewrites `gif_name` with every epoch's `picture_name` PNG so far.
