@@ -30,6 +30,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "vae-train=launch.train:run_main",
+            "vae-train-vaegan=launch.train_vaegan:run_main",
             "vae-evaluate=launch.evaluate:run_main",
             "vae-generate=launch.generate:run_main",
             "vae-toy2d=launch.toy2d:run_main",

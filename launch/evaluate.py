@@ -14,6 +14,7 @@ import sys
 from absl import app
 from absl import flags
 
+from launch import errors
 from launch import evaluation_program
 from launch import flag_types
 from launch import runs
@@ -74,7 +75,7 @@ def main(argv):
 
 def run_main():
     """Console-script entry point (`vae-evaluate`)."""
-    app.run(main)
+    app.run(main, flags_parser=errors.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,50 @@
 """Builds and runs a training run from a plain config; no flags here.
 
-`launch/train.py` turns flags into a `TrainProgramConfig` and calls
+`launch/train.py` (the ELBO trainer) and `launch/train_vaegan.py` (the
+VAE-GAN trainer) turn flags into a `TrainProgramConfig` and call
 `run_training`; tests and notebooks can call it directly with a config they
 build themselves.
+
+Both trainers go through the one `run_training`: every check, the data, the
+workdir, the pictures, evaluation and export are the same code. What differs
+is small and lives in the config: `TrainProgramConfig.vaegan` is None for an
+ELBO run (then `model` is a `vae.models.ModelConfig` and the ELBO fields
+`kl_estimator` ... `learning_rate` are the objective and optimiser) and a
+`VaeGanProgram` for a VAE-GAN run (then `model` is a
+`vae.vaegan.VaeGanConfig`, and the objective and the three optimisers come
+from it; the ELBO fields are not used). Which model class a run record
+describes is `launch.runs`'s business, so the programs that read runs back
+and this one agree.
+
+The run identity (run.json) of an ELBO run has no "trainer" key, exactly as
+runs recorded before the VAE-GAN existed, so those still resume; a VAE-GAN
+run records `"trainer": "vaegan"`, which is also what keeps either program
+from resuming the other's workdir.
 """
 
 import dataclasses
 import os
 import sys
 import time
-from typing import Optional
+from typing import Any, Dict, Optional, Sequence, Union
 
 from absl import logging
 import tensorflow as tf
 
 from launch import evaluation_program
+from launch import runs
 # Re-exported: callers of run_training catch and report what it raises.
 from launch.errors import ConfigError, USER_ERRORS, report_user_error
 from trainers import base
 from trainers import elbo
 from trainers import hooks as hooks_lib
 from trainers import optimizers as optimizers_lib
+from trainers import vaegan as vaegan_trainer
 from trainers import workdir as workdir_lib
 from vae import datasets
 from vae import export as export_lib
 from vae import models
+from vae import vaegan as vaegan_models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,51 +57,123 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VaeGanProgram:
+    """The VAE-GAN's objective and its three optimisers (one per network).
+
+    Attributes:
+      objective: loss weights, feature loss and the D/G step balancing.
+      optimizer: optimiser name (trainers.optimizers), used by all three.
+      encoder_learning_rate: step size of the encoder's optimiser.
+      decoder_learning_rate: step size of the decoder's optimiser.
+      discriminator_learning_rate: step size of the discriminator's.
+    """
+
+    objective: vaegan_trainer.VaeGanObjective = vaegan_trainer.VaeGanObjective()
+    optimizer: str = "rmsprop"
+    encoder_learning_rate: float = 1e-3
+    decoder_learning_rate: float = 3e-4
+    discriminator_learning_rate: float = 1e-3
+
+    def learning_rates(self) -> Dict[str, float]:
+        """Network ("encoder", "decoder", "discriminator") -> step size."""
+        return {"encoder": self.encoder_learning_rate,
+                "decoder": self.decoder_learning_rate,
+                "discriminator": self.discriminator_learning_rate}
+
+    def make_optimizers(self) -> Dict[str, Any]:
+        """Network -> a new optimiser; raises ValueError on a bad setting."""
+        return {network: optimizers_lib.make_optimizer(self.optimizer, rate)
+                for network, rate in self.learning_rates().items()}
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainProgramConfig:
-    """Everything `run` needs, built from flags by `config_from_flags`."""
+    """Everything `run_training` needs, built from flags by a program's
+    `config_from_flags`.
+
+    `vaegan` None: an ELBO run of `models.VAE(model)`, trained on
+    `kl_estimator`, `beta` and `kl_warmup_epochs` by one `optimizer` at
+    `learning_rate`. `vaegan` set: a VAE-GAN run of
+    `vaegan_models.VaeGan(model)`; the five ELBO fields are ignored.
+    """
 
     data: DataConfig
-    model: models.ModelConfig
-    kl_estimator: str
-    beta: float
-    kl_warmup_epochs: float
-    optimizer: str
-    learning_rate: float
+    model: Union[models.ModelConfig, vaegan_models.VaeGanConfig]
     batch_size: int
     eval_batch_size: int
     trainer: base.TrainerConfig
+    kl_estimator: str = "analytic"
+    beta: float = 1.0
+    kl_warmup_epochs: float = 0.0
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
     deterministic: bool = True
     pictures: bool = True
     manifold_grid_size: int = 20
     export: bool = True
     evaluation: Optional[evaluation_program.TrainingEvaluationConfig] = None
+    vaegan: Optional[VaeGanProgram] = None
+
+    @property
+    def trainer_name(self) -> str:
+        """The trainer, as `launch.runs` names it ("elbo" or "vaegan")."""
+        return runs.ELBO if self.vaegan is None else runs.VAEGAN
 
     def run_identity(self) -> dict:
         """What must match for a workdir to be resumed by this config."""
-        return {
+        identity = {
             "data": {"dataset": self.data.dataset,
                      "binarization": self.data.binarization,
                      "validation_size": self.data.validation_size},
             "model": self.model.to_dict(),
-            "objective": {"kl_estimator": self.kl_estimator,
-                          "beta": self.beta,
-                          "kl_warmup_epochs": self.kl_warmup_epochs},
-            "optimizer": {"name": self.optimizer,
-                          "learning_rate": self.learning_rate},
             "batch_size": self.batch_size,
             "seed": self.trainer.seed,
+        }
+        if self.vaegan is None:
+            # Exactly the record of runs that predate the VAE-GAN.
+            return {
+                **identity,
+                "objective": {"kl_estimator": self.kl_estimator,
+                              "beta": self.beta,
+                              "kl_warmup_epochs": self.kl_warmup_epochs},
+                "optimizer": {"name": self.optimizer,
+                              "learning_rate": self.learning_rate},
+            }
+        return {
+            **identity,
+            runs.TRAINER_KEY: runs.VAEGAN,
+            "objective": dataclasses.asdict(self.vaegan.objective),
+            "optimizers": {
+                network: {"name": self.vaegan.optimizer,
+                          "learning_rate": rate}
+                for network, rate in self.vaegan.learning_rates().items()},
         }
 
 
 def _validated(config: TrainProgramConfig) -> None:
+    if config.data.dataset == "toy2d" and config.vaegan is not None:
+        raise ConfigError("--dataset=toy2d holds 2-D points, which the "
+                          "VAE-GAN's convolutional networks cannot model; "
+                          "expected an image dataset (mnist or "
+                          "fashion_mnist).")
     try:
         config.model.validate()
         config.trainer.validate()
-        elbo.ElboConfig(kl_estimator=config.kl_estimator,
-                        beta=config.beta).validate()
-        optimizers_lib.make_optimizer(config.optimizer, config.learning_rate)
+        if config.vaegan is None:
+            elbo.ElboConfig(kl_estimator=config.kl_estimator,
+                            beta=config.beta).validate()
+            optimizers_lib.make_optimizer(config.optimizer,
+                                          config.learning_rate)
+        else:
+            config.vaegan.objective.validate()
+            config.vaegan.make_optimizers()
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    if (config.data.dataset == "toy2d" and config.vaegan is None
+            and config.model.architecture != "mlp"):
+        raise ConfigError("--dataset=toy2d holds 2-D points, which only the "
+                          "mlp architecture can model; got --architecture="
+                          f"{config.model.architecture}.")
 
 
 def build_data_source(config: TrainProgramConfig,
@@ -117,8 +209,8 @@ def _with_model_defaults(recorded: dict) -> dict:
     if not isinstance(model, dict):
         return recorded
     try:
-        return {**recorded,
-                "model": models.ModelConfig.from_dict(model).to_dict()}
+        config_class = runs.model_classes(runs.trainer_name(recorded))[0]
+        return {**recorded, "model": config_class.from_dict(model).to_dict()}
     except (TypeError, ValueError):
         return recorded  # Let the field-by-field comparison name the problem.
 
@@ -132,6 +224,25 @@ def _record_launch(workdir: str, flags_text: Optional[str],
         stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} "
                      f"{'resume' if resuming else 'start'}: "
                      f"{' '.join(sys.argv)}\n")
+
+
+def _make_trainer(config: TrainProgramConfig, model: tf.Module,
+                  data: base.DataSource,
+                  hooks: Sequence[base.Hook]) -> base.Trainer:
+    """The trainer the config asks for, with new optimisers."""
+    if config.vaegan is not None:
+        return vaegan_trainer.VaeGanTrainer(
+            model, config.vaegan.make_optimizers(), config.trainer, data,
+            objective=config.vaegan.objective, hooks=hooks)
+    warmup_steps = int(round(config.kl_warmup_epochs * data.steps_per_epoch))
+    return elbo.ElboTrainer(
+        model, optimizers_lib.make_optimizer(config.optimizer,
+                                             config.learning_rate),
+        config.trainer, data,
+        elbo_config=elbo.ElboConfig(kl_estimator=config.kl_estimator,
+                                    beta=config.beta,
+                                    kl_warmup_steps=warmup_steps),
+        hooks=hooks)
 
 
 def run_training(config: TrainProgramConfig,
@@ -150,10 +261,6 @@ def run_training(config: TrainProgramConfig,
       The trainer's result (completed, or stopped by a signal).
     """
     _validated(config)
-    if config.data.dataset == "toy2d" and config.model.architecture != "mlp":
-        raise ConfigError("--dataset=toy2d holds 2-D points, which only the "
-                          "mlp architecture can model; got --architecture="
-                          f"{config.model.architecture}.")
     arrays = datasets.load_dataset(
         config.data.dataset, config.data.data_dir,
         validation_size=config.data.validation_size, seed=config.trainer.seed,
@@ -191,9 +298,7 @@ def run_training(config: TrainProgramConfig,
         tf.config.experimental.enable_op_determinism()
     # Initial weights come from TensorFlow's global generator.
     tf.random.set_seed(config.trainer.seed)
-    model = models.VAE(config.model)
-    optimizer = optimizers_lib.make_optimizer(config.optimizer,
-                                              config.learning_rate)
+    model = runs.model_classes(config.trainer_name)[1](config.model)
     data = build_data_source(config, arrays)
     if config.pictures and len(arrays.example_shape) == 3:
         test_images = datasets.binarize_numpy(
@@ -204,13 +309,7 @@ def run_training(config: TrainProgramConfig,
             labels=arrays.test.labels[:5000], num_classes=arrays.num_classes,
             manifold_grid_size=config.manifold_grid_size,
             seed=config.trainer.seed))
-    warmup_steps = int(round(config.kl_warmup_epochs * data.steps_per_epoch))
-    trainer = elbo.ElboTrainer(
-        model, optimizer, config.trainer, data,
-        elbo_config=elbo.ElboConfig(kl_estimator=config.kl_estimator,
-                                    beta=config.beta,
-                                    kl_warmup_steps=warmup_steps),
-        hooks=hooks)
+    trainer = _make_trainer(config, model, data, hooks)
     result = trainer.train()
     if result.completed:
         final = result.metrics.get("final", {})

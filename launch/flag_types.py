@@ -60,14 +60,15 @@ def DEFINE_workdir(help_text: str,
 
 
 def DEFINE_learning_rate(default: float, help_text: str,
+                         name: str = "learning_rate",
                          flag_values=flags.FLAGS) -> flags.FlagHolder:
-    """Defines --learning_rate, which must be positive (absl's lower_bound
-    cannot exclude 0)."""
-    holder = flags.DEFINE_float("learning_rate", default, help_text,
+    """Defines --learning_rate (or --`name`), which must be positive (absl's
+    lower_bound cannot exclude 0)."""
+    holder = flags.DEFINE_float(name, default, help_text,
                                 flag_values=flag_values)
     flags.register_validator(
-        "learning_rate", lambda value: value > 0,
-        message="--learning_rate must be a positive number.",
+        name, lambda value: value > 0,
+        message=f"--{name} must be a positive number.",
         flag_values=flag_values)
     return holder
 

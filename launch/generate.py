@@ -165,7 +165,7 @@ def main(argv):
 
 def run_main():
     """Console-script entry point (`vae-generate`)."""
-    app.run(main)
+    app.run(main, flags_parser=errors.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from launch import errors
 from launch import flag_types
 from launch.errors import ConfigError, USER_ERRORS, report_user_error
 from trainers import autoencoder as autoencoder_trainer
@@ -71,6 +72,7 @@ from vae import datasets
 from vae import pictures
 
 MODEL_NAMES = ("unconditional", "conditional")
+SCHEDULES = ("constant", "cosine")
 REPORT_FILE = "toy2d.json"
 
 _WORKDIR = flag_types.DEFINE_workdir(
@@ -82,6 +84,11 @@ _BATCH_SIZE = flags.DEFINE_integer(
     "points.", lower_bound=1)
 _LEARNING_RATE = flag_types.DEFINE_learning_rate(1e-3,
                                                  "Adam learning rate.")
+_LEARNING_RATE_SCHEDULE = flags.DEFINE_enum(
+    "learning_rate_schedule", "cosine", SCHEDULES,
+    "constant: the reference's fixed rate; cosine: the same starting rate "
+    "lowered along a half cosine to 0 by the last step, so that each curve is "
+    "fitted closely at the end.")
 _SEED = flags.DEFINE_integer(
     "seed", 0, "Seed of the data, their order and the initial weights.",
     lower_bound=0)
@@ -104,6 +111,7 @@ class Toy2dConfig:
     epochs: int = 300
     batch_size: int = 30
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "cosine"
     seed: int = 0
     hidden_units: tuple[int, ...] = (64, 64)
     code_dim: int = 1
@@ -123,7 +131,13 @@ class Toy2dConfig:
         return {
             "experiment": "toy2d",
             "model": dataclasses.asdict(self.model_config(name, num_classes)),
-            "optimizer": {"name": "adam", "learning_rate": self.learning_rate},
+            "optimizer": {"name": "adam", "learning_rate": self.learning_rate,
+                          "schedule": self.learning_rate_schedule,
+                          # The cosine reaches 0 at the last epoch, so another
+                          # length is another curve, not a continuation.
+                          **({"decay_epochs": self.epochs}
+                             if self.learning_rate_schedule == "cosine"
+                             else {})},
             "batch_size": self.batch_size,
             "seed": self.seed,
         }
@@ -136,6 +150,10 @@ def _check(config: Toy2dConfig, num_train: int) -> None:
         optimizers_lib.make_optimizer("adam", config.learning_rate)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    if config.learning_rate_schedule not in SCHEDULES:
+        raise ConfigError(
+            f"learning_rate_schedule={config.learning_rate_schedule!r} is not "
+            f"one of {SCHEDULES}.")
     if config.batch_size > num_train:
         raise ConfigError(
             f"--batch_size={config.batch_size} is larger than the {num_train} "
@@ -181,8 +199,11 @@ def train_model(config: Toy2dConfig, arrays: datasets.DatasetArrays,
         # One compiled call per epoch: Python runs once per epoch, not per step.
         steps_per_loop=data.steps_per_epoch,
         log_every_steps=data.steps_per_epoch, progress=config.progress)
+    decay_steps = (config.epochs * data.steps_per_epoch
+                   if config.learning_rate_schedule == "cosine" else 0)
     trainer = autoencoder_trainer.AutoencoderTrainer(
-        model, optimizers_lib.make_optimizer("adam", config.learning_rate),
+        model, optimizers_lib.make_optimizer(
+            "adam", config.learning_rate, cosine_decay_steps=decay_steps),
         trainer_config, data)
     logging.info("Training the %s autoencoder in %s.", name, workdir)
     return model, trainer.train()
@@ -274,6 +295,7 @@ def config_from_flags() -> Toy2dConfig:
     return Toy2dConfig(
         workdir=_WORKDIR.value, epochs=_EPOCHS.value,
         batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
+        learning_rate_schedule=_LEARNING_RATE_SCHEDULE.value,
         seed=_SEED.value, hidden_units=tuple(_HIDDEN_UNITS.value),
         code_dim=_CODE_DIM.value, progress=_PROGRESS.value)
 
@@ -292,7 +314,7 @@ def main(argv):
 
 def run_main():
     """Console-script entry point (`vae-toy2d`)."""
-    app.run(main)
+    app.run(main, flags_parser=errors.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -315,6 +315,99 @@ class DropoutTest(tf.test.TestCase, parameterized.TestCase):
             layers.Dropout(rate)
 
 
+def _max_pool_reference(x, pool_size, padding):
+    """NumPy max pooling with stride = pool size, padding placed as TensorFlow does."""
+    x = np.asarray(x)
+    pads, out_sizes = [], []
+    for size, pool in zip(x.shape[1:3], pool_size):
+        out = -(-size // pool) if padding == "SAME" else (size - pool) // pool + 1
+        total = max(out * pool - size, 0) if padding == "SAME" else 0
+        # TensorFlow puts the smaller half of the padding before the data.
+        pads.append((total // 2, total - total // 2))
+        out_sizes.append(out)
+    padded = np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=-np.inf)
+    (pool_h, pool_w), (out_h, out_w) = pool_size, out_sizes
+    outputs = np.empty((x.shape[0], out_h, out_w, x.shape[3]), x.dtype)
+    for row in range(out_h):
+        for column in range(out_w):
+            window = padded[:, row * pool_h:(row + 1) * pool_h,
+                            column * pool_w:(column + 1) * pool_w]
+            outputs[:, row, column] = window.max(axis=(1, 2))
+    return outputs
+
+
+class MaxPool2DTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters(
+        ((8, 6), 2, "SAME"),
+        ((7, 5), 2, "SAME"),
+        ((7, 8), 3, "SAME"),  # Padding on both sides: 7 -> 9 puts one row before.
+        ((7, 8), (2, 3), "SAME"),
+        ((7, 8), 2, "VALID"),
+    )
+    def test_matches_numpy_windows(self, input_hw, pool_size, padding):
+        pool = layers.MaxPool2D(pool_size, padding)
+        x = _random([2, *input_hw, 3], seed=18)
+        expected = _max_pool_reference(x, pool.pool_size, padding)
+        outputs = pool(x)
+        self.assertAllEqual(outputs, expected)
+        self.assertEqual(outputs.shape[1:3], pool.output_shape_for(input_hw))
+
+    @parameterized.parameters(
+        ((28, 28), 2, "SAME", (14, 14)),
+        ((7, 7), 2, "SAME", (4, 4)),
+        ((7, 7), 2, "VALID", (3, 3)),
+        ((1, 1), 2, "SAME", (1, 1)),
+    )
+    def test_output_shape_agrees_with_tf_keras(self, input_hw, pool_size, padding,
+                                                expected):
+        keras_layer = tf.keras.layers.MaxPool2D(pool_size, padding=padding.lower())
+        keras_shape = keras_layer.compute_output_shape((2, *input_hw, 3))
+        pool = layers.MaxPool2D(pool_size, padding)
+        self.assertEqual(tuple(keras_shape[1:3]), expected)
+        self.assertEqual(pool.output_shape_for(input_hw), expected)
+
+    def test_no_variables_and_is_training_ignored(self):
+        pool = layers.MaxPool2D()
+        x = _random([1, 4, 4, 2], seed=19)
+        self.assertAllEqual(pool(x, is_training=True), pool(x, is_training=False))
+        self.assertEmpty(pool.variables)
+
+    def test_bad_arguments_raise(self):
+        with self.assertRaisesRegex(ValueError, "'SAME' or 'VALID'.*'FULL'"):
+            layers.MaxPool2D(2, padding="FULL")
+        with self.assertRaisesRegex(ValueError, "pool_size.*0"):
+            layers.MaxPool2D(0)
+
+
+class UpSampling2DTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters((2,), ((2, 3),), (1,))
+    def test_equals_numpy_repeat_along_both_axes(self, factor):
+        upsampling = layers.UpSampling2D(factor)
+        x = _random([2, 3, 4, 5], seed=20)
+        factor_h, factor_w = upsampling.factor
+        expected = np.repeat(np.repeat(x.numpy(), factor_h, axis=1), factor_w, axis=2)
+        outputs = upsampling(x)
+        self.assertAllEqual(outputs, expected)
+        self.assertEqual(outputs.shape[1:3], upsampling.output_shape_for((3, 4)))
+
+    def test_agrees_with_tf_keras(self):
+        x = _random([2, 3, 4, 5], seed=21)
+        self.assertAllEqual(layers.UpSampling2D(2)(x), tf.keras.layers.UpSampling2D(2)(x))
+
+    def test_unknown_batch_size_inside_tf_function(self):
+        traced = tf.function(layers.UpSampling2D(2),
+                             input_signature=[tf.TensorSpec([None, 3, 4, 2], tf.float32)])
+        concrete = traced.get_concrete_function()
+        self.assertEqual(concrete.structured_outputs.shape.as_list(), [None, 6, 8, 2])
+
+    def test_no_variables_and_bad_factor_raises(self):
+        self.assertEmpty(layers.UpSampling2D().variables)
+        with self.assertRaisesRegex(ValueError, "factor.*-1"):
+            layers.UpSampling2D(-1)
+
+
 class FlattenReshapeTest(tf.test.TestCase):
 
     def test_flatten_then_reshape_round_trip(self):

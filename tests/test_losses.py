@@ -283,5 +283,98 @@ class LinearWarmupTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(values, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
 
 
+class VaeGanLossTest(tf.test.TestCase, parameterized.TestCase):
+    """The VAE-GAN's terms against hand-computed values on tiny inputs."""
+
+    def test_prior_kl_matches_the_gaussian_formula(self):
+        loc = np.array([[0.5, -1.0], [0.0, 0.0]], np.float32)
+        log_variance = np.array([[0.2, -0.4], [0.0, 0.0]], np.float32)
+        expected = _gaussian_kl(loc, np.exp(0.5 * log_variance),
+                                np.zeros_like(loc), np.ones_like(loc))
+        self.assertAllClose(losses.prior_kl(loc, log_variance), expected,
+                            rtol=1e-6, atol=1e-6)
+        self.assertAllClose(expected[1], 0.0)  # The prior itself: KL 0.
+
+    def test_gaussian_feature_loss_is_half_the_squared_distance(self):
+        real = np.arange(8, dtype=np.float32).reshape(2, 2, 2, 1)
+        reconstructed = real + np.array([1.0, 2.0], np.float32)[:, None, None,
+                                                                 None]
+        # Four features per example, off by 1 (first) and 2 (second).
+        self.assertAllClose(
+            losses.feature_reconstruction_loss(real, reconstructed,
+                                               "gaussian"),
+            [0.5 * 4 * 1.0, 0.5 * 4 * 4.0])
+
+    def test_sigmoid_cross_entropy_feature_loss_by_hand(self):
+        real = np.array([[0.0, 2.0]], np.float32)
+        reconstructed = np.array([[1.0, -1.0]], np.float32)
+        target = 1.0 / (1.0 + np.exp(-real))
+        expected = -(target * _log_sigmoid(reconstructed)
+                     + (1 - target) * _log_sigmoid(-reconstructed)).sum(-1)
+        self.assertAllClose(
+            losses.feature_reconstruction_loss(real, reconstructed,
+                                               "sigmoid_cross_entropy"),
+            expected, rtol=1e-6)
+
+    def test_feature_loss_passes_no_gradient_to_the_target(self):
+        real = tf.Variable([[1.0, 2.0]])
+        reconstructed = tf.Variable([[0.0, 0.0]])
+        for form in losses.FEATURE_LOSSES:
+            with tf.GradientTape() as tape:
+                loss = losses.feature_reconstruction_loss(real, reconstructed,
+                                                          form)
+            real_gradient, reconstructed_gradient = tape.gradient(
+                loss, [real, reconstructed])
+            self.assertIsNone(real_gradient)
+            self.assertGreater(float(tf.reduce_sum(
+                tf.abs(reconstructed_gradient))), 0.0)
+
+    def test_unknown_feature_loss_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "pixels.*expected one of"):
+            losses.feature_reconstruction_loss(tf.zeros([1, 2]),
+                                               tf.zeros([1, 2]), "pixels")
+
+    def test_gan_loss_by_hand_with_the_reference_weights(self):
+        real = np.array([2.0, -1.0], np.float32)
+        reconstructed = np.array([0.5, 3.0], np.float32)
+        prior = np.array([-2.0, 0.0], np.float32)
+        sigmoid = lambda a: 1.0 / (1.0 + np.exp(-a))
+        expected = -(np.log(sigmoid(real)) + np.log(1 - sigmoid(reconstructed))
+                     + 2 * np.log(1 - sigmoid(prior))) / 4
+        self.assertAllClose(losses.gan_loss(real, reconstructed, prior),
+                            expected, rtol=1e-6)
+        # A discriminator that cannot tell: log 2 per image.
+        self.assertAllClose(losses.gan_loss(np.zeros(3), np.zeros(3),
+                                            np.zeros(3)), [np.log(2.0)] * 3)
+
+    def test_gan_loss_weights(self):
+        self.assertAllClose(
+            losses.gan_loss([0.0], [30.0], [0.0], weights=(1.0, 0.0, 1.0)),
+            [np.log(2.0)])
+
+    def test_saturated_logits_give_finite_losses_and_gradients(self):
+        # log(sigmoid(a) + 1e-10) would cap these at 23 nats and pass no
+        # gradient; the logit forms stay exact and finite.
+        real = tf.Variable([-200.0, 200.0])
+        reconstructed = tf.Variable([200.0, -200.0])
+        prior = tf.Variable([200.0, -200.0])
+        features = tf.Variable([[500.0, -500.0]])
+        with tf.GradientTape() as tape:
+            gan = losses.gan_loss(real, reconstructed, prior)
+            feature_losses = [
+                losses.feature_reconstruction_loss(-features, features, form)
+                for form in losses.FEATURE_LOSSES]
+            total = tf.reduce_sum(gan) + tf.add_n(
+                [tf.reduce_sum(value) for value in feature_losses])
+        gradients = tape.gradient(total, [real, reconstructed, prior, features])
+        # The confidently wrong first example costs ~200 nats per term.
+        self.assertAllClose(gan, [200.0, 0.0], atol=1e-3)
+        self.assertTrue(np.isfinite(float(total)))
+        for gradient in gradients:
+            self.assertTrue(np.all(np.isfinite(gradient.numpy())))
+        # Wrong and certain still pulls: slope -1/4 for the real term.
+        self.assertAllClose(gradients[0], [-0.25, 0.0], atol=1e-6)
+
+
 if __name__ == "__main__":
     tf.test.main()

@@ -1,6 +1,7 @@
 """Tests for trainers/optimizers.py: optimisers by name, bad input refused."""
 
 from absl.testing import parameterized
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -56,6 +57,25 @@ class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
         message = str(caught.exception)
         self.assertIn("learning rate must be positive", message)
         self.assertIn(f"got {learning_rate}", message)
+
+    def test_cosine_decay_follows_the_half_cosine_to_zero(self):
+        # SGD steps on loss = w: each step moves w by exactly the rate in
+        # force, so the moves trace the schedule.
+        module = tf.Module()
+        module.weight = tf.Variable(0.0)
+        optimizer = optimizers.make_optimizer("sgd", 0.1, cosine_decay_steps=4)
+        moves = []
+        for _ in range(6):
+            before = float(module.weight.numpy())
+            optimizer.apply_gradients([(tf.constant(1.0), module.weight)])
+            moves.append(before - float(module.weight.numpy()))
+        expected = [0.05 * (1 + np.cos(np.pi * step / 4)) for step in
+                    range(4)] + [0.0, 0.0]
+        self.assertAllClose(moves, expected, atol=1e-7)
+
+    def test_negative_decay_steps_are_rejected(self):
+        with self.assertRaisesRegex(ValueError, "cosine_decay_steps.*-1"):
+            optimizers.make_optimizer("adam", 1e-3, cosine_decay_steps=-1)
 
 
 if __name__ == "__main__":

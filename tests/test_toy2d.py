@@ -111,6 +111,14 @@ class Toy2dProgramTest(tf.test.TestCase):
         self.assertNotIn("Traceback", result.stderr)
         self.assertIn("holds a different run", result.stderr)
 
+    def test_another_length_of_the_cosine_schedule_is_refused(self):
+        # The learning rate reaches 0 at the last epoch: more epochs would
+        # restart the decay, not extend the run.
+        result = run_program([f"--workdir={self.workdir}", *_TINY_FLAGS[1:],
+                              "--epochs=3"])
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("decay_epochs", result.stderr)
+
     def test_bad_flag_value_names_the_flag(self):
         result = run_program([f"--workdir={self.workdir}", "--code_dim=0"])
         self.assertNotEqual(result.returncode, 0)

@@ -116,3 +116,40 @@ def train_on_fake_mnist(root, workdir_name, train_flags, *, num_train=64,
     if result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
     return data_dir, workdir
+
+
+def run_modules_concurrently(runs, *, timeout=300, extra_environment=None):
+    """`run_module` for several `(module, arguments)` at once; returns their
+    completed processes, in order.
+
+    For programs that only read what they share (say, checks of one
+    workdir): most of a program's time under test is starting Python and
+    TensorFlow, which overlaps. Output goes through files, so a chatty
+    program cannot block on a full pipe while another is waited for.
+    """
+    launched = []
+    try:
+        for module, arguments in runs:
+            stdout = tempfile.TemporaryFile("w+")
+            stderr = tempfile.TemporaryFile("w+")
+            launched.append((subprocess.Popen(
+                [sys.executable, "-m", module, *arguments], cwd=REPO_ROOT,
+                env=program_environment(extra_environment), stdout=stdout,
+                stderr=stderr, text=True), stdout, stderr))
+        results = []
+        for process, *streams in launched:
+            process.wait(timeout=timeout)
+            outputs = []
+            for stream in streams:
+                stream.seek(0)
+                outputs.append(stream.read())
+            results.append(subprocess.CompletedProcess(
+                process.args, process.returncode, *outputs))
+        return results
+    finally:
+        for process, *streams in launched:
+            if process.poll() is None:  # Timed out, or another one did.
+                process.kill()
+                process.wait()
+            for stream in streams:
+                stream.close()

@@ -348,6 +348,21 @@ class Trainer(tf.Module):
     def save_checkpoint(self) -> str:
         return self.checkpoint_manager.save()
 
+    def track_in_checkpoint(self, **state: tf.Variable) -> None:
+        """Adds a subclass's own state to every checkpoint, by name.
+
+        Call it in the subclass's constructor, after `super().__init__`, for
+        anything besides the model and the optimisers that resume depends on
+        (counters, schedules' state), so that a resumed run continues from the
+        same values. The names must not clash with the base class's
+        ("model", "global_step", "rng", "optimizer_*", ...).
+        """
+        for key, value in state.items():
+            if hasattr(self.checkpoint, key):
+                raise ValueError(f"The checkpoint already holds {key!r}; "
+                                 "choose another name.")
+            setattr(self.checkpoint, key, value)
+
     # ---------------------------------------------------------------- loops
     def _build_train_loop(self, element_spec) -> Callable:
         # Tracing the step once here tells us which scalars it returns; the

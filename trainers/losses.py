@@ -132,3 +132,105 @@ def linear_warmup(step: tf.Tensor, final_value: float,
         return final_value
     fraction = tf.cast(step, tf.float32) / float(warmup_steps)
     return final_value * tf.minimum(1.0, fraction)
+
+
+# ---------------------------------------------------------------------------
+# The VAE-GAN of Larsen et al. (2016), "Autoencoding beyond pixels using a
+# learned similarity metric". Its three players each minimise their own loss:
+#
+#   encoder:        L_enc = L_prior + L_dis_llike
+#   decoder:        L_dec = gamma * L_dis_llike - L_GAN
+#   discriminator:  L_dis = L_GAN
+#
+# where L_prior is the KL of q(z|x) to N(0, I), L_dis_llike measures the
+# reconstruction in the features of an inner discriminator layer l instead of
+# in pixels, and L_GAN is the discriminator's cross-entropy over real images,
+# reconstructions and images decoded from prior draws. Every function takes
+# logits, never probabilities: log(sigmoid(a)) = -softplus(-a) and
+# log(1 - sigmoid(a)) = -softplus(a) are finite for any a, where the
+# reference's log(D + 1e-10) saturates at -23 and passes no gradient once D
+# is certain.
+
+FEATURE_LOSSES = ("gaussian", "sigmoid_cross_entropy")
+
+
+def prior_kl(loc: tf.Tensor, log_variance: tf.Tensor) -> tf.Tensor:
+    """L_prior: KL(N(loc, exp(log_variance)) || N(0, I)) in closed form.
+
+    Args:
+        loc: [batch, latent_dim].
+        log_variance: [batch, latent_dim].
+
+    Returns:
+        [batch], in nats: 0.5 * sum(exp(lv) + loc^2 - 1 - lv).
+    """
+    return 0.5 * tf.reduce_sum(
+        tf.exp(log_variance) + tf.square(loc) - 1.0 - log_variance, axis=-1)
+
+
+def feature_reconstruction_loss(real_features: tf.Tensor,
+                                reconstructed_features: tf.Tensor,
+                                form: str) -> tf.Tensor:
+    """L_dis_llike: how far a reconstruction is from its image at layer l.
+
+    The real image's features are the target and pass no gradient.
+
+    Args:
+        real_features: [batch, ...], layer l (pre-activation) of the real
+            images.
+        reconstructed_features: the same layer for their reconstructions.
+        form: "gaussian": -log N(real | reconstructed, I) up to a constant,
+            0.5 * the summed squared difference (Larsen et al.'s form);
+            "sigmoid_cross_entropy": the cross-entropy between the sigmoids
+            of the two, summed, with the real ones as soft targets (the form
+            reference 003 trains with). Its minimum is the targets' entropy,
+            not 0.
+
+    Returns:
+        [batch], summed over the feature dimensions.
+    """
+    target = tf.stop_gradient(tf.convert_to_tensor(real_features, tf.float32))
+    reconstructed_features = tf.convert_to_tensor(reconstructed_features,
+                                                  tf.float32)
+    axes = list(range(1, target.shape.rank))
+    if form == "gaussian":
+        return 0.5 * tf.reduce_sum(
+            tf.math.squared_difference(reconstructed_features, target),
+            axis=axes)
+    if form == "sigmoid_cross_entropy":
+        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.sigmoid(target), logits=reconstructed_features),
+            axis=axes)
+    raise ValueError(f"Unknown feature loss {form!r}; expected one of "
+                     f"{FEATURE_LOSSES}.")
+
+
+def gan_loss(real_logits: tf.Tensor, reconstruction_logits: tf.Tensor,
+             prior_logits: tf.Tensor,
+             weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
+             ) -> tf.Tensor:
+    """L_GAN: the discriminator's cross-entropy, real vs. both kinds of fake.
+
+    -(w_r log D(x) + w_x log(1 - D(x~)) + w_p log(1 - D(x_p))) / (w_r + w_x
+    + w_p), with D = sigmoid(logits), x~ a reconstruction and x_p an image
+    decoded from a prior draw. The reference weights them 1, 1, 2, so real
+    and fake images count equally; a discriminator that cannot tell them
+    apart (D = 1/2 everywhere) scores log 2 = 0.693.
+
+    Args:
+        real_logits: [batch] discriminator logits of real images.
+        reconstruction_logits: [batch] logits of reconstructions.
+        prior_logits: [batch] logits of prior-decoded images.
+        weights: (w_r, w_x, w_p), non-negative with a positive sum.
+
+    Returns:
+        [batch], in nats.
+    """
+    real_logits, reconstruction_logits, prior_logits = (
+        tf.convert_to_tensor(logits, tf.float32) for logits in
+        (real_logits, reconstruction_logits, prior_logits))
+    real_weight, reconstruction_weight, prior_weight = weights
+    total = real_weight + reconstruction_weight + prior_weight
+    return (real_weight * tf.nn.softplus(-real_logits)
+            + reconstruction_weight * tf.nn.softplus(reconstruction_logits)
+            + prior_weight * tf.nn.softplus(prior_logits)) / total

@@ -12,17 +12,29 @@ import tf_keras
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
 
 
-def make_optimizer(name: str, learning_rate: float):
+def make_optimizer(name: str, learning_rate: float,
+                   cosine_decay_steps: int = 0):
     """A tf-keras optimiser with the library defaults besides the rate.
 
     Args:
       name: "adam" (beta1 0.9, beta2 0.999, epsilon 1e-7), "rmsprop" (rho 0.9,
         epsilon 1e-7, as Keras's "rmsprop" string) or "sgd".
       learning_rate: a positive step size.
+      cosine_decay_steps: 0 keeps the rate constant; N > 0 lowers it along a
+        half cosine from `learning_rate` to 0 over the optimiser's first N
+        updates (Loshchilov and Hutter, 2017, without restarts). The schedule
+        reads the optimiser's own update counter, which checkpoints hold, so a
+        resumed run continues on the same curve.
     """
     if not learning_rate > 0:  # Also rejects NaN.
         raise ValueError(f"The learning rate must be positive, got "
                          f"{learning_rate}.")
+    if cosine_decay_steps < 0:
+        raise ValueError(f"cosine_decay_steps must be 0 (constant rate) or "
+                         f"positive, got {cosine_decay_steps}.")
+    if cosine_decay_steps:
+        learning_rate = tf_keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=cosine_decay_steps)
     if name == "adam":
         return tf_keras.optimizers.Adam(learning_rate)
     if name == "rmsprop":

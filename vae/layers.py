@@ -345,6 +345,93 @@ class Conv2DTranspose(tf.Module):
         return self.activation(outputs)
 
 
+class MaxPool2D(tf.Module):
+    """Max pooling over NHWC images with stride equal to the pool size; no variables.
+
+    Windows do not overlap (as in Keras' `MaxPool2D` with its default strides). With
+    SAME padding an odd size is rounded up, `ceil(size / pool)`, so the last window
+    covers whatever pixels remain: 7 -> 4 -> 2 -> 1 for a pool of 2.
+    """
+
+    def __init__(self, pool_size: int | Sequence[int] = 2, padding: str = "SAME",
+                 name: str | None = None):
+        """Stores the pool size and padding.
+
+        Args:
+            pool_size: int or (height, width); also the stride.
+            padding: "SAME" or "VALID" (either case).
+            name: module name.
+        """
+        super().__init__(name=name)
+        self.pool_size = _pair(pool_size, "MaxPool2D pool_size")
+        self.padding = _check_padding(padding)
+
+    def output_shape_for(self, input_hw: Sequence[int]) -> tuple[int, int]:
+        """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
+        return tuple(
+            conv_output_size(size, pool, pool, self.padding)
+            for size, pool in zip(input_hw, self.pool_size))
+
+    @tf.Module.with_name_scope
+    def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
+        """Takes the maximum over each window, per channel.
+
+        Args:
+            x: float32 `[batch, height, width, channels]`.
+            is_training: unused; accepted so that every layer has the same signature.
+
+        Returns:
+            float32 `[batch, out_height, out_width, channels]`, spatial size as given by
+            `output_shape_for`.
+        """
+        del is_training  # Same output in training and evaluation.
+        x = tf.convert_to_tensor(x, tf.float32)
+        return tf.nn.max_pool2d(x, ksize=[1, *self.pool_size, 1],
+                                strides=[1, *self.pool_size, 1], padding=self.padding)
+
+
+class UpSampling2D(tf.Module):
+    """Nearest-neighbour upsampling of NHWC images; no variables.
+
+    Every pixel becomes a `factor_h x factor_w` block of copies of itself, as in Keras'
+    `UpSampling2D` with its default nearest interpolation.
+    """
+
+    def __init__(self, factor: int | Sequence[int] = 2, name: str | None = None):
+        """Stores the factor.
+
+        Args:
+            factor: int or (height, width): how many times each pixel is repeated along
+                each spatial axis.
+            name: module name.
+        """
+        super().__init__(name=name)
+        self.factor = _pair(factor, "UpSampling2D factor")
+
+    def output_shape_for(self, input_hw: Sequence[int]) -> tuple[int, int]:
+        """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
+        return tuple(size * factor for size, factor in zip(input_hw, self.factor))
+
+    @tf.Module.with_name_scope
+    def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
+        """Repeats each pixel.
+
+        Args:
+            x: float32 `[batch, height, width, channels]`.
+            is_training: unused; accepted so that every layer has the same signature.
+
+        Returns:
+            float32 `[batch, height * factor_h, width * factor_w, channels]`.
+        """
+        del is_training  # Same output in training and evaluation.
+        x = tf.convert_to_tensor(x, tf.float32)
+        # tf.repeat copies values exactly, whereas tf.image.resize would go through
+        # its own coordinate rounding; repeating each axis is nearest neighbour at an
+        # integer factor.
+        x = tf.repeat(x, self.factor[0], axis=1)
+        return tf.repeat(x, self.factor[1], axis=2)
+
+
 class BatchNorm(tf.Module):
     """Batch normalisation over every axis but the last (the feature or channel axis).
 

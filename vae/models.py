@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -46,7 +46,7 @@ def _is_int(value: Any) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(config_dicts.ConfigRecord):
     """Everything needed to build a `VAE`; see `vae.networks` for how it is read.
 
     The defaults describe the convolutional VAE of the TensorFlow tutorial on 28x28x1
@@ -111,18 +111,6 @@ class ModelConfig:
     hidden_batch_norm: bool = False
     hidden_dropout_rate: float = 0.0
     decoder_activation: str = ""
-
-    def __post_init__(self):
-        for name in self._tuple_fields():
-            value = getattr(self, name)
-            if isinstance(value, list):
-                # The dataclass is frozen, so go around its __setattr__.
-                object.__setattr__(self, name, tuple(value))
-
-    @classmethod
-    def _tuple_fields(cls) -> list[str]:
-        return [field.name for field in dataclasses.fields(cls)
-                if isinstance(field.default, tuple)]
 
     def validate(self) -> None:
         """Checks every field.
@@ -189,31 +177,6 @@ class ModelConfig:
     def _check_choice(self, name: str, choices: Sequence[str]) -> None:
         if getattr(self, name) not in choices:
             self._fail(name, "one of " + ", ".join(repr(choice) for choice in choices))
-
-    def _fail(self, name: str, expected: str) -> None:
-        raise ValueError(
-            f"ModelConfig.{name} must be {expected}, got {getattr(self, name)!r}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the fields as a dict of JSON-serialisable values (tuples stay tuples)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
-        """Builds and validates a config from `to_dict()` output, for example via JSON.
-
-        Missing fields take their defaults; lists (as JSON returns them) become tuples.
-
-        Args:
-            values: field name -> value.
-
-        Returns:
-            The validated config.
-
-        Raises:
-            ValueError: if `values` has a key that is not a field, or a bad value.
-        """
-        return config_dicts.from_dict(cls, values)
 
 
 class VAE(tf.Module):

@@ -1,0 +1,344 @@
+"""The VAE-GAN trainer: three players, alternating updates, adaptive balance.
+
+Larsen et al. (2016), "Autoencoding beyond pixels using a learned similarity
+metric", train a VAE whose reconstruction is measured in the features of a
+GAN discriminator's inner layer l rather than in pixels, so the decoder is
+pushed towards images that look real instead of towards the blurry pixel
+average. Three players learn, each with its own optimiser, loss and
+variables (see `trainers.losses` for the terms):
+
+    encoder:        L_enc = L_prior + L_dis_llike
+    decoder:        L_dec = gamma * L_dis_llike - L_GAN
+    discriminator:  L_dis = L_GAN
+
+One training step (one batch) is one iteration of reference 003's loop:
+
+1. up to `d_steps` discriminator updates, stopping early as soon as an
+   update's L_GAN falls below `d_threshold` (the discriminator is good
+   enough);
+2. up to `g_steps` encoder+decoder updates, stopping early as soon as an
+   update's L_GAN rises above `g_threshold` (the generator fools it enough).
+
+L_GAN is measured in the same forward pass as the update it belongs to
+(before that update's step), as in the reference. The loops are
+`tf.while_loop`s on tensors, so the balancing decisions happen inside the
+compiled step and never retrace it. Each discriminator update decodes a fresh
+prior draw; the updates of one iteration share the batch (the reference
+draws a new batch for every update; here the data order stays the base
+loop's, one batch per step, which keeps resume exact).
+
+Units. L_GAN here is the mean cross-entropy per image (chance level
+log 2 = 0.693), so the default thresholds 1.0 and 0.4 bracket chance and the
+balancing acts. The reference sums over its batch of 64 and divides by 784,
+which scales every loss by 64/784; its 1.0 and 0.4 are 12.25 and 4.9 per
+image, where the discriminator almost always stops after one update and the
+generator almost always takes three (`d_threshold=12.25, g_threshold=4.9`
+reproduce that). L_prior and L_dis_llike are per image too (summed over
+latent dimensions and feature elements), so the three losses keep the
+reference's relative weights.
+
+The encoder and decoder updates of one generator step share one forward pass
+but each gets the gradient of its own loss from its own tape: the encoder
+never sees -L_GAN, the decoder never sees L_prior, and the discriminator's
+variables are in neither list (implementations that minimise one summed loss
+over all variables get this wrong).
+"""
+
+import dataclasses
+from typing import Any, Mapping, Optional, Sequence
+
+import tensorflow as tf
+
+from trainers import base
+from trainers import losses
+
+PLAYERS = ("encoder", "decoder", "discriminator")
+FEATURE_LOSSES = losses.FEATURE_LOSSES
+
+
+@dataclasses.dataclass(frozen=True)
+class VaeGanObjective:
+    """The losses and the balancing of the three players.
+
+    Attributes:
+      gamma: weight of L_dis_llike against -L_GAN in the decoder's loss.
+      feature_loss: "gaussian" (Larsen et al.) or "sigmoid_cross_entropy"
+        (reference 003); see `losses.feature_reconstruction_loss`.
+      gan_weights: weights of real, reconstructed and prior-decoded images in
+        L_GAN (the reference's 1, 1, 2).
+      d_steps: at most this many discriminator updates per iteration.
+      g_steps: at most this many encoder+decoder updates per iteration.
+      d_threshold: discriminator updates stop once L_GAN < this.
+      g_threshold: encoder+decoder updates stop once L_GAN > this.
+    """
+
+    gamma: float = 1.0
+    feature_loss: str = "gaussian"
+    gan_weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
+    d_steps: int = 3
+    g_steps: int = 3
+    d_threshold: float = 1.0
+    g_threshold: float = 0.4
+
+    def __post_init__(self):
+        if isinstance(self.gan_weights, list):
+            object.__setattr__(self, "gan_weights", tuple(self.gan_weights))
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first bad field."""
+        if self.feature_loss not in FEATURE_LOSSES:
+            raise ValueError(f"VaeGanObjective.feature_loss must be one of "
+                             f"{FEATURE_LOSSES}, got {self.feature_loss!r}.")
+        if not self.gamma >= 0:  # Also rejects NaN.
+            raise ValueError("VaeGanObjective.gamma must be >= 0, got "
+                             f"{self.gamma}.")
+        for name in ("d_steps", "g_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"VaeGanObjective.{name} must be an integer "
+                                 f">= 1, got {value!r}.")
+        for name in ("d_threshold", "g_threshold"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"VaeGanObjective.{name} must be >= 0, got "
+                                 f"{getattr(self, name)}.")
+        if (len(self.gan_weights) != 3 or min(self.gan_weights) < 0
+                or sum(self.gan_weights) <= 0):
+            raise ValueError("VaeGanObjective.gan_weights must be three "
+                             "non-negative weights with a positive sum, got "
+                             f"{self.gan_weights}.")
+
+
+class VaeGanTrainer(base.Trainer):
+    """Trains a `vae.vaegan.VaeGan` (or anything with its interface).
+
+    Args:
+      model: has `encoder`, `decoder` and `discriminator` sub-modules and
+        `encoder_outputs`, `decoder`, `discriminate`, `latent_dim`,
+        `is_conditional`, and the VAE interface (`encode`, `decode`,
+        `prior`) for evaluation.
+      optimizers: "encoder", "decoder", "discriminator" -> a tf-keras
+        optimiser; each updates only its own sub-module's variables.
+      config: loop settings.
+      data: batches with "image" [batch, h, w, c] in [0, 1], and
+        "label_onehot" [batch, num_classes] for a conditional model.
+      objective: losses and balancing.
+      hooks: epoch-end hooks.
+      name: module name.
+    """
+
+    def __init__(self, model: tf.Module, optimizers: Mapping[str, Any],
+                 config: base.TrainerConfig, data: base.DataSource,
+                 objective: VaeGanObjective = VaeGanObjective(),
+                 hooks: Sequence[base.Hook] = (),
+                 name: Optional[str] = None):
+        objective.validate()
+        if set(optimizers) != set(PLAYERS):
+            raise ValueError(f"VaeGanTrainer needs one optimiser for each of "
+                             f"{PLAYERS}; got {sorted(optimizers)}.")
+        super().__init__(
+            model=model,
+            optimizers={player: (optimizers[player],
+                                 getattr(model, player).trainable_variables)
+                        for player in PLAYERS},
+            config=config, data=data, hooks=hooks, name=name)
+        self.objective = objective
+        # How many updates each side has taken over the whole run: the
+        # balancing's state, checkpointed so that the running share of
+        # discriminator updates continues across a resume.
+        self.discriminator_update_count = tf.Variable(
+            0, dtype=tf.int64, trainable=False,
+            name="discriminator_update_count")
+        self.generator_update_count = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="generator_update_count")
+        self.track_in_checkpoint(
+            discriminator_update_count=self.discriminator_update_count,
+            generator_update_count=self.generator_update_count)
+
+    def labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
+        """The one-hot labels a conditional model reads; None otherwise."""
+        return batch["label_onehot"] if self.model.is_conditional else None
+
+    # ------------------------------------------------------------- forward
+    def _discriminate_all(self, images, reconstructions, prior_images, labels,
+                          *, is_training: bool, seed):
+        """One discriminator pass over real, reconstructed and prior images.
+
+        One batch of 3 x batch keeps batch-norm statistics (when used) over
+        real and fake together and costs one call instead of three.
+
+        Returns:
+          (real, reconstruction, prior) logits, each [batch], and the layer-l
+          features of the real images and of the reconstructions.
+        """
+        batch_size = tf.shape(images)[0]
+        all_labels = None if labels is None else tf.concat([labels] * 3, 0)
+        logits, features = self.model.discriminate(
+            tf.concat([images, reconstructions, prior_images], 0), all_labels,
+            is_training=is_training, seed=seed)
+        real_logits, reconstruction_logits, prior_logits = tf.split(
+            logits, [batch_size, batch_size, batch_size])
+        real_features, reconstruction_features, _ = tf.split(
+            features, [batch_size, batch_size, batch_size])
+        return (real_logits, reconstruction_logits, prior_logits,
+                real_features, reconstruction_features)
+
+    def loss_terms(self, images: tf.Tensor, labels: Optional[tf.Tensor],
+               seed: tf.Tensor, *, is_training: bool) -> dict:
+        """Every per-example loss term for one batch.
+
+        Args:
+          images: [batch, h, w, c] in [0, 1].
+          labels: one-hot [batch, num_classes], or None.
+          seed: stateless seed [2] for the latent draws and dropout.
+          is_training: passed to the networks.
+
+        Returns:
+          "prior", "dis_llike", "gan", each [batch].
+        """
+        def part_seed(index):
+            return tf.random.experimental.stateless_fold_in(seed, index)
+
+        loc, log_variance = self.model.encoder_outputs(
+            images, labels, is_training=is_training, seed=part_seed(1))
+        noise = tf.random.stateless_normal(tf.shape(loc), seed=part_seed(2))
+        latent = loc + tf.exp(0.5 * log_variance) * noise
+        prior_latent = tf.random.stateless_normal(tf.shape(loc),
+                                                  seed=part_seed(3))
+        # The discriminator reads pixel intensities, as the decoder's sigmoid
+        # output gives them in the reference.
+        reconstructions = tf.sigmoid(self.model.decoder(
+            latent, labels, is_training=is_training, seed=part_seed(4)))
+        prior_images = tf.sigmoid(self.model.decoder(
+            prior_latent, labels, is_training=is_training, seed=part_seed(5)))
+        (real_logits, reconstruction_logits, prior_logits, real_features,
+         reconstruction_features) = self._discriminate_all(
+             images, reconstructions, prior_images, labels,
+             is_training=is_training, seed=part_seed(6))
+        return {
+            "prior": losses.prior_kl(loc, log_variance),
+            "dis_llike": losses.feature_reconstruction_loss(
+                real_features, reconstruction_features,
+                self.objective.feature_loss),
+            "gan": losses.gan_loss(real_logits, reconstruction_logits,
+                                   prior_logits, self.objective.gan_weights),
+        }
+
+    # ------------------------------------------------------------- updates
+    def discriminator_update(self, images: tf.Tensor,
+                             labels: Optional[tf.Tensor],
+                             seed: tf.Tensor) -> tf.Tensor:
+        """One discriminator step on L_dis = L_GAN; returns that L_GAN."""
+        variables = self.optimized_variables["discriminator"]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            # Only the discriminator's variables are watched: the encoder and
+            # decoder run forward here but get no gradient, and the tape
+            # keeps nothing of them.
+            tape.watch(variables)
+            gan = tf.reduce_mean(self.loss_terms(images, labels, seed,
+                                             is_training=True)["gan"])
+        gradients = tape.gradient(gan, variables)
+        self.optimizers["discriminator"].apply_gradients(
+            zip(gradients, variables))
+        return gan
+
+    def generator_update(self, images: tf.Tensor, labels: Optional[tf.Tensor],
+                         seed: tf.Tensor) -> dict:
+        """One simultaneous encoder step on L_enc and decoder step on L_dec.
+
+        Returns:
+          Batch means of "prior", "dis_llike", "gan", "encoder_loss",
+          "decoder_loss", measured before the step.
+        """
+        encoder_variables = self.optimized_variables["encoder"]
+        decoder_variables = self.optimized_variables["decoder"]
+        with tf.GradientTape(watch_accessed_variables=False) as encoder_tape, \
+                tf.GradientTape(watch_accessed_variables=False) as decoder_tape:
+            encoder_tape.watch(encoder_variables)
+            decoder_tape.watch(decoder_variables)
+            terms = {key: tf.reduce_mean(value) for key, value in
+                     self.loss_terms(images, labels, seed,
+                                 is_training=True).items()}
+            encoder_loss = terms["prior"] + terms["dis_llike"]
+            decoder_loss = (self.objective.gamma * terms["dis_llike"]
+                            - terms["gan"])
+        encoder_gradients = encoder_tape.gradient(encoder_loss,
+                                                  encoder_variables)
+        decoder_gradients = decoder_tape.gradient(decoder_loss,
+                                                  decoder_variables)
+        self.optimizers["encoder"].apply_gradients(
+            zip(encoder_gradients, encoder_variables))
+        self.optimizers["decoder"].apply_gradients(
+            zip(decoder_gradients, decoder_variables))
+        return dict(terms, encoder_loss=encoder_loss,
+                    decoder_loss=decoder_loss)
+
+    # ---------------------------------------------------------------- step
+    def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
+        images = batch["image"]
+        labels = self.labels(batch)
+        seed = self.next_seed()
+        objective = self.objective
+
+        def update_seed(side: int, index):
+            side_seed = tf.random.experimental.stateless_fold_in(seed, side)
+            return tf.random.experimental.stateless_fold_in(side_seed, index)
+
+        def discriminator_continues(count, last_gan):
+            return tf.logical_and(count < objective.d_steps,
+                                  last_gan >= objective.d_threshold)
+
+        def discriminator_body(count, last_gan):
+            del last_gan
+            gan = self.discriminator_update(images, labels,
+                                            update_seed(0, count))
+            return count + 1, gan
+
+        discriminator_updates, _ = tf.while_loop(
+            discriminator_continues, discriminator_body,
+            (tf.constant(0), tf.constant(float("inf"))))
+
+        zero = tf.constant(0.0)
+        generator_logs = {key: zero for key in (
+            "prior", "dis_llike", "gan", "encoder_loss", "decoder_loss")}
+
+        def generator_continues(count, logs):
+            return tf.logical_and(count < objective.g_steps,
+                                  logs["gan"] <= objective.g_threshold)
+
+        def generator_body(count, logs):
+            del logs
+            return count + 1, self.generator_update(images, labels,
+                                                    update_seed(1, count))
+
+        generator_updates, generator_logs = tf.while_loop(
+            generator_continues, generator_body,
+            (tf.constant(0), dict(generator_logs, gan=tf.constant(-1.0))))
+
+        self.discriminator_update_count.assign_add(
+            tf.cast(discriminator_updates, tf.int64))
+        self.generator_update_count.assign_add(
+            tf.cast(generator_updates, tf.int64))
+        total = tf.cast(self.discriminator_update_count
+                        + self.generator_update_count, tf.float32)
+        return dict(
+            generator_logs,
+            discriminator_updates=tf.cast(discriminator_updates, tf.float32),
+            generator_updates=tf.cast(generator_updates, tf.float32),
+            discriminator_share=tf.cast(self.discriminator_update_count,
+                                        tf.float32) / total)
+
+    def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
+        images = batch["image"]
+        labels = self.labels(batch)
+        seed = self.next_eval_seed()
+        # The ELBO of the decoder's Bernoulli likelihood, so that VAE-GAN runs
+        # report the same numbers as VAE runs; the VAE-GAN does not train on
+        # it, so expect it to be worse than a VAE's.
+        elbo_terms = losses.elbo_terms(self.model, images, labels=labels,
+                                       kl_estimator="analytic", seed=seed,
+                                       is_training=False)
+        values = self.loss_terms(images, labels, seed, is_training=False)
+        values.update(elbo=elbo_terms.elbo,
+                      reconstruction=elbo_terms.distortion,
+                      kl=elbo_terms.rate)
+        return values

@@ -1,0 +1,598 @@
+"""The networks of a conditional VAE-GAN: an encoder, a decoder and a discriminator.
+
+A VAE-GAN (Larsen et al., 2016, "Autoencoding beyond pixels using a learned similarity
+metric", https://arxiv.org/abs/1512.09300) is a VAE whose decoder is also the generator
+of a GAN. The discriminator both tells real images from decoded ones and supplies the
+features of one of its hidden layers, `l`, in which a reconstruction is compared with
+its input instead of pixel by pixel. The three networks, for images `[h, w, c]`:
+
+* `Encoder`, `q(z|x, y)`: Conv2D(3x3, stride 2) -> MaxPool2D(2) -> Conv2D(3x3) ->
+  flatten -> concat(one-hot label) -> Dense -> Dense(2 * latent_dim), split into the
+  mean and log-variance of a diagonal Gaussian.
+* `Decoder`, `p(x|z, y)`: concat(z, label) -> Dense(h/4 * w/4 * base channels) ->
+  reshape -> UpSampling2D(2) -> Conv2D(5x5) -> Conv2D(3x3) -> UpSampling2D(2) ->
+  Conv2D(5x5) to the image channels: per-pixel Bernoulli logits `[batch, h, w, c]`.
+* `Discriminator`, `D(x, y)`: Conv2D(7x7, stride 2) -> MaxPool2D(2) -> label maps
+  stacked onto the channels -> Conv2D(3x3) -> MaxPool2D(2) -> Conv2D(3x3) = the
+  similarity layer `l` -> flatten -> Dense(1): a logit per image, and `l`'s features
+  `[batch, h/8, w/8, similarity_channels]` (for h and w multiples of 8).
+
+Every hidden layer is followed by [BatchNorm] -> activation -> Dropout, the order of the
+reference. The architecture is the one of reference 003 (a Keras CVAE+GAN on MNIST),
+with three deliberate differences:
+
+1. The decoder returns logits, not `sigmoid(logits)`, so that the Bernoulli likelihood
+   and the losses built on it are computed stably; `VaeGan.decode_mean` applies the
+   sigmoid.
+2. The similarity layer `l` lies on the discriminator's path to its output, as in
+   Larsen et al. In the reference `l` is a side branch off the layer before it, which
+   the discriminator's loss never trains, so the features the reconstruction is
+   measured in would stay at their random initialisation.
+3. `log_variance_clip` clips the log-variance once, in the encoder, so that the KL term
+   and the samples use the same value. The reference clips the log-variance to
+   [-2, 2] in its KL term but the log standard deviation (half of it) to [-2, 2] when
+   sampling, so the two disagree whenever |log_variance| > 2.
+
+Smaller ones: Keras' `LeakyReLU()` has slope 0.3 where `vae.layers`' "leaky_relu" has
+0.2; the reference's batch norm has no scale (`scale=False`) where `vae.layers.BatchNorm`
+learns one; and loc and log-variance come from one Dense(2 * latent_dim) rather than two
+Dense(latent_dim) heads, the same function with the same number of parameters.
+
+`VaeGan` offers the interface of `vae.models.VAE` (`prior`, `encode`, `decode`,
+`decode_mean`, `sample`, `reconstruct`, `latent_dim`, `image_shape`, `num_classes`,
+`is_conditional`, `config.likelihood`), so the evaluation, pictures and SavedModel export
+code take it unchanged. It computes no losses; the VAE-GAN trainer in `trainers/` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from vae import config_dicts
+from vae import layers
+# Private, but it is exactly the label check the VAE's networks use, and an unconditional
+# model must refuse labels the same way everywhere.
+from vae.networks import _check_labels
+
+tfd = tfp.distributions
+
+# The decoder upsamples twice by 2, so it starts from the image size divided by this.
+DECODER_UPSAMPLING = 4
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int, but True is never a sensible size.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class VaeGanConfig(config_dicts.ConfigRecord):
+    """Everything needed to build a `VaeGan`; the defaults are reference 003's.
+
+    Lists given for tuple fields are turned into tuples, so a config read from JSON or
+    flags compares equal to one written in code. Call `validate()` to check the values
+    (the `VaeGan` constructor does).
+
+    Attributes:
+        image_shape: `(height, width, channels)`; height and width multiples of 4.
+        latent_dim: number of latent dimensions.
+        num_classes: 0 for an unconditional model; K >= 2 for one whose three networks
+            also read a one-hot label of K classes.
+        encoder_filters: channels of the encoder's two convolutions.
+        encoder_dense_units: size of the encoder's hidden dense layer.
+        decoder_base_channels: channels of the decoder's first feature map, whose
+            height and width are the image's divided by 4.
+        decoder_filters: channels of the decoder's two hidden convolutions.
+        discriminator_filters: channels of the discriminator's two convolutions
+            before the similarity layer.
+        similarity_channels: channels of the similarity layer `l`.
+        activation: hidden-layer activation, a name from `vae.layers.ACTIVATION_NAMES`.
+        dropout_rate: dropout after every hidden layer, in [0, 1).
+        batch_norm: batch normalisation after every hidden layer, before the activation.
+        log_variance_clip: if positive, the encoder's log-variance is clipped to
+            [-clip, clip]; 0 means no clipping (reference 003 uses 2).
+    """
+
+    image_shape: tuple[int, ...] = (28, 28, 1)
+    latent_dim: int = 8
+    num_classes: int = 10
+    encoder_filters: tuple[int, ...] = (32, 64)
+    encoder_dense_units: int = 64
+    decoder_base_channels: int = 128
+    decoder_filters: tuple[int, ...] = (64, 32)
+    discriminator_filters: tuple[int, ...] = (128, 64)
+    similarity_channels: int = 16
+    activation: str = "leaky_relu"
+    dropout_rate: float = 0.3
+    batch_norm: bool = False
+    log_variance_clip: float = 0.0
+
+    @property
+    def likelihood(self) -> str:
+        """Always "bernoulli": the decoder emits logits.
+
+        A property, not a field, so it stays out of `to_dict()`; it is here because code
+        written for `vae.models.ModelConfig` (the SavedModel export) reads it.
+        """
+        return "bernoulli"
+
+    def validate(self) -> None:
+        """Checks every field.
+
+        Raises:
+            ValueError: naming the first bad field, its value and what was expected.
+        """
+        if self.activation not in layers.ACTIVATION_NAMES:
+            names = ", ".join(repr(name) for name in layers.ACTIVATION_NAMES)
+            self._fail("activation", f"one of {names}")
+        if not _is_int(self.num_classes) or self.num_classes < 0 or self.num_classes == 1:
+            self._fail("num_classes", "0 (unconditional) or an integer >= 2")
+        if not isinstance(self.batch_norm, bool):
+            self._fail("batch_norm", "True or False")
+        if not _is_number(self.dropout_rate) or not 0 <= self.dropout_rate < 1:
+            self._fail("dropout_rate", "a number in [0, 1)")
+        clip = self.log_variance_clip
+        if not _is_number(clip) or not math.isfinite(clip) or clip < 0:
+            self._fail("log_variance_clip", "a finite number >= 0 (0: no clipping)")
+        for name in ("latent_dim", "encoder_dense_units", "decoder_base_channels",
+                     "similarity_channels"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
+                self._fail(name, "a positive integer")
+        for name in self._tuple_fields():
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(_is_int(v) and v > 0 for v in value):
+                self._fail(name, "a tuple of positive integers")
+        for name in ("encoder_filters", "decoder_filters", "discriminator_filters"):
+            if len(getattr(self, name)) != 2:
+                self._fail(name, "exactly 2 channel counts, one per convolution")
+        if len(self.image_shape) != 3:
+            self._fail("image_shape", "(height, width, channels)")
+        height, width = self.image_shape[:2]
+        if height % DECODER_UPSAMPLING or width % DECODER_UPSAMPLING:
+            self._fail("image_shape",
+                       f"(height, width, channels) with height and width multiples of "
+                       f"{DECODER_UPSAMPLING}, since the decoder upsamples twice by 2")
+
+
+def _normalize_activate_drop(num_features: int, config: VaeGanConfig,
+                             name: str) -> list[Any]:
+    """[BatchNorm] -> activation -> [Dropout], the block after every hidden layer."""
+    block: list[Any] = []
+    if config.batch_norm:
+        block.append(layers.BatchNorm(num_features, name=f"{name}_batch_norm"))
+    block.append(layers.get_activation(config.activation))
+    if config.dropout_rate > 0:
+        block.append(layers.Dropout(config.dropout_rate, name=f"{name}_dropout"))
+    return block
+
+
+def _label_maps(x: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Stacks `num_classes` constant planes, one per label entry, onto `x`'s channels."""
+    planes = tf.ones_like(x[..., :1]) * labels[:, tf.newaxis, tf.newaxis, :]
+    return tf.concat([x, planes], axis=-1)
+
+
+class Encoder(tf.Module):
+    """Maps images (and labels) to the mean and log-variance of q(z|x, y)."""
+
+    def __init__(self, config: VaeGanConfig, name: str | None = "encoder"):
+        """Builds every layer (and so every variable).
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        self.num_classes = config.num_classes
+        self.log_variance_clip = float(config.log_variance_clip)
+        height, width, channels = self.image_shape
+        first_filters, second_filters = config.encoder_filters
+        with self.name_scope:  # So variable names read "encoder/conv_0/w".
+            conv_0 = layers.Conv2D(channels, first_filters, 3, 2, "SAME", name="conv_0")
+            pool = layers.MaxPool2D(2, "SAME", name="pool_0")
+            conv_1 = layers.Conv2D(first_filters, second_filters, 3, 1, "SAME",
+                                   name="conv_1")
+            height, width = pool.output_shape_for(conv_0.output_shape_for((height, width)))
+            height, width = conv_1.output_shape_for((height, width))
+            stack = [conv_0, *_normalize_activate_drop(first_filters, config, "conv_0"),
+                     pool,
+                     conv_1, *_normalize_activate_drop(second_filters, config, "conv_1"),
+                     layers.Flatten(name="flatten")]
+            # The label joins the flattened features, before the dense layers.
+            self._label_index = len(stack)
+            units = config.encoder_dense_units
+            stack += [
+                layers.Dense(height * width * second_filters + self.num_classes, units,
+                             name="dense_0"),
+                *_normalize_activate_drop(units, config, "dense_0"),
+                layers.Dense(units, 2 * self.latent_dim, name="loc_and_log_variance"),
+            ]
+            self.net = layers.Sequential(stack, name="net")
+
+    @tf.Module.with_name_scope
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                 is_training: bool = False,
+                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Encodes a batch.
+
+        Args:
+            images: float32 `[batch, height, width, channels]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
+                None.
+            is_training: passed to the dropout and batch norm layers.
+            seed: optional stateless seed `[2]` for dropout; every dropout layer folds in
+                its own index, so no two share a mask.
+
+        Returns:
+            `(loc, log_variance)`, each float32 `[batch, latent_dim]`; the log-variance
+            is clipped to `[-log_variance_clip, log_variance_clip]` when the clip is
+            positive.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
+        """
+        labels = _check_labels(labels, self.num_classes, self)
+        x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
+        if labels is not None:
+            x = tf.concat([x, labels], axis=-1)
+        outputs = self.net(x, is_training=is_training, seed=seed, start=self._label_index)
+        loc, log_variance = tf.split(outputs, 2, axis=-1)
+        if self.log_variance_clip > 0:
+            # Clipped here, once, so the KL term and the samples both see this value.
+            # The reference clips log-variance to [-2, 2] in its KL but log-stddev
+            # (half of it) to [-2, 2] when sampling, which disagree beyond |2|.
+            log_variance = tf.clip_by_value(log_variance, -self.log_variance_clip,
+                                            self.log_variance_clip)
+        return loc, log_variance
+
+
+class Decoder(tf.Module):
+    """Maps latent codes (and labels) to per-pixel Bernoulli logits."""
+
+    def __init__(self, config: VaeGanConfig, name: str | None = "decoder"):
+        """Builds every layer (and so every variable).
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `VaeGanConfig.validate`), including
+                an image height or width that is not a multiple of 4.
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        self.num_classes = config.num_classes
+        height, width, channels = self.image_shape
+        base_shape = (height // DECODER_UPSAMPLING, width // DECODER_UPSAMPLING,
+                      config.decoder_base_channels)
+        first_filters, second_filters = config.decoder_filters
+        with self.name_scope:  # So variable names read "decoder/output/w".
+            stack = [
+                layers.Dense(self.latent_dim + self.num_classes, math.prod(base_shape),
+                             name="dense_to_base"),
+                *_normalize_activate_drop(math.prod(base_shape), config, "dense_to_base"),
+                layers.Reshape(base_shape, name="reshape"),
+                layers.UpSampling2D(2, name="upsampling_0"),
+                layers.Conv2D(base_shape[-1], first_filters, 5, 1, "SAME", name="conv_0"),
+                *_normalize_activate_drop(first_filters, config, "conv_0"),
+                # The reference upsamples between this convolution and its activation.
+                # Batch norm and the activation commute with nearest-neighbour
+                # upsampling (every pixel is copied equally often, so batch statistics
+                # do not change); dropout does not, so it stays after the upsampling.
+                layers.Conv2D(first_filters, second_filters, 3, 1, "SAME", name="conv_1"),
+                layers.UpSampling2D(2, name="upsampling_1"),
+                *_normalize_activate_drop(second_filters, config, "conv_1"),
+                # No activation: logits, so that log-likelihoods are computed stably.
+                layers.Conv2D(second_filters, channels, 5, 1, "SAME", name="output"),
+            ]
+            self.net = layers.Sequential(stack, name="net")
+
+    @tf.Module.with_name_scope
+    def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
+                 is_training: bool = False, seed: tf.Tensor | None = None) -> tf.Tensor:
+        """Decodes a batch of latent codes.
+
+        Args:
+            z: float32 `[batch, latent_dim]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
+                None.
+            is_training: passed to the dropout and batch norm layers.
+            seed: optional stateless seed `[2]` for dropout.
+
+        Returns:
+            float32 logits `[batch, height, width, channels]`.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
+        """
+        z = tf.convert_to_tensor(z, tf.float32)
+        labels = _check_labels(labels, self.num_classes, self)
+        if labels is not None:
+            z = tf.concat([z, labels], axis=-1)
+        return self.net(z, is_training=is_training, seed=seed)
+
+
+class Discriminator(tf.Module):
+    """Tells real images from decoded ones, and exposes the similarity features `l`."""
+
+    def __init__(self, config: VaeGanConfig, name: str | None = "discriminator"):
+        """Builds every layer (and so every variable).
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.image_shape = tuple(config.image_shape)
+        self.num_classes = config.num_classes
+        height, width, channels = self.image_shape
+        first_filters, second_filters = config.discriminator_filters
+        with self.name_scope:  # So variable names read "discriminator/conv_0/w".
+            conv_0 = layers.Conv2D(channels, first_filters, 7, 2, "SAME", name="conv_0")
+            pool_0 = layers.MaxPool2D(2, "SAME", name="pool_0")
+            stack = [conv_0, pool_0,
+                     *_normalize_activate_drop(first_filters, config, "conv_0")]
+            height, width = pool_0.output_shape_for(
+                conv_0.output_shape_for((height, width)))
+            # The label enters here as constant planes, so every later layer sees it.
+            self._label_index = len(stack)
+            conv_1 = layers.Conv2D(first_filters + self.num_classes, second_filters, 3, 1,
+                                   "SAME", name="conv_1")
+            pool_1 = layers.MaxPool2D(2, "SAME", name="pool_1")
+            similarity = layers.Conv2D(second_filters, config.similarity_channels, 3, 1,
+                                       "SAME", name="similarity")
+            stack += [conv_1, pool_1,
+                      *_normalize_activate_drop(second_filters, config, "conv_1"),
+                      similarity]
+            height, width = similarity.output_shape_for(
+                pool_1.output_shape_for(conv_1.output_shape_for((height, width))))
+            self.features_shape = (height, width, config.similarity_channels)
+            # The features are similarity's pre-activation output. Unlike the reference,
+            # whose output layer reads the layer before l (so l is a side branch its
+            # loss never trains), l lies on the path to the output, as in Larsen et al.,
+            # so the discriminator learns the features reconstructions are measured in.
+            self._features_index = len(stack)
+            stack += [*_normalize_activate_drop(config.similarity_channels, config,
+                                                "similarity"),
+                      layers.Flatten(name="flatten"),
+                      layers.Dense(math.prod(self.features_shape), 1, name="output")]
+            self.net = layers.Sequential(stack, name="net")
+
+    @tf.Module.with_name_scope
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                 is_training: bool = False,
+                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Scores a batch of images.
+
+        Args:
+            images: float32 `[batch, height, width, channels]`, pixels in [0, 1].
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
+                None.
+            is_training: passed to the dropout and batch norm layers.
+            seed: optional stateless seed `[2]` for dropout.
+
+        Returns:
+            `(logits, features)`: float32 `[batch]`, the logit of "real", and float32
+            `features_shape` per image, `[batch, ceil(height / 8), ceil(width / 8),
+            similarity_channels]`, the similarity layer's pre-activation output.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
+        """
+        labels = _check_labels(labels, self.num_classes, self)
+        x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
+        if labels is not None:
+            x = _label_maps(x, labels)
+        features = self.net(x, is_training=is_training, seed=seed,
+                            start=self._label_index, stop=self._features_index)
+        logits = self.net(features, is_training=is_training, seed=seed,
+                          start=self._features_index)
+        return tf.squeeze(logits, axis=-1), features
+
+
+class VaeGan(tf.Module):
+    """A (conditional) VAE-GAN: `encode` returns q(z|x), `decode` p(x|z), and a critic.
+
+    The three networks are sub-modules (`self.encoder`, `self.decoder`,
+    `self.discriminator`), so each optimiser can take its own `trainable_variables`. The
+    model computes no losses.
+    """
+
+    def __init__(self, config: VaeGanConfig, name: str | None = None):
+        """Builds the encoder, decoder and discriminator, with all their variables.
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        with self.name_scope:  # So variable names start with the model's name.
+            self.encoder = Encoder(config)
+            self.decoder = Decoder(config)
+            self.discriminator = Discriminator(config)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model is conditioned on; 0 for an unconditional model."""
+        return self.config.num_classes
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.config.num_classes > 0
+
+    @tf.Module.with_name_scope
+    def prior(self) -> tfd.Distribution:
+        """Returns p(z), a standard normal with event shape `[latent_dim]`.
+
+        The prior does not depend on the label, as in `vae.models.VAE`.
+        """
+        return tfd.MultivariateNormalDiag(
+            loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
+
+    @tf.Module.with_name_scope
+    def encoder_outputs(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                        is_training: bool = False,
+                        seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns the encoder's `(loc, log_variance)`, each `[batch, latent_dim]`.
+
+        The log-variance is clipped as `config.log_variance_clip` says; a trainer that
+        writes the KL term in closed form uses these rather than `encode`.
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
+            is_training: passed to the encoder network.
+            seed: optional stateless seed `[2]` for dropout in training.
+        """
+        return self.encoder(images, labels, is_training=is_training, seed=seed)
+
+    @tf.Module.with_name_scope
+    def encode(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+               is_training: bool = False,
+               seed: tf.Tensor | None = None) -> tfd.MultivariateNormalDiag:
+        """Returns q(z|x), or q(z|x, y) for a conditional model.
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
+            is_training: passed to the encoder network.
+            seed: optional stateless seed `[2]` for dropout in training.
+
+        Returns:
+            A diagonal Gaussian with batch shape `[batch]`, event shape `[latent_dim]`
+            and scale `exp(0.5 * log_variance)` (clipped log-variance); its samples are
+            reparameterised, so gradients flow through them.
+
+        Raises:
+            ValueError: labels missing for a conditional model, given to an
+                unconditional one, or of the wrong shape.
+        """
+        loc, log_variance = self.encoder(images, labels, is_training=is_training,
+                                         seed=seed)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(0.5 * log_variance))
+
+    @tf.Module.with_name_scope
+    def decode(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
+               is_training: bool = False,
+               seed: tf.Tensor | None = None) -> tfd.Distribution:
+        """Returns p(x|z) (or p(x|z, y)), Bernoulli and independent over every pixel.
+
+        Args:
+            z: float32 `[batch, latent_dim]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
+            is_training: passed to the decoder network.
+            seed: optional stateless seed `[2]` for dropout in training.
+
+        Returns:
+            A distribution with batch shape `[batch]` and event shape `image_shape`,
+            Bernoulli with the decoder's logits (float32 samples).
+        """
+        logits = self.decoder(z, labels, is_training=is_training, seed=seed)
+        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32),
+                               reinterpreted_batch_ndims=len(self.image_shape))
+
+    @tf.Module.with_name_scope
+    def decode_mean(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
+                    is_training: bool = False) -> tf.Tensor:
+        """Returns the mean of p(x|z), the pixel probabilities `sigmoid(logits)`.
+
+        Args:
+            z: float32 `[batch, latent_dim]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
+            is_training: passed to the decoder network.
+
+        Returns:
+            float32 `[batch, *image_shape]`, in [0, 1].
+        """
+        return tf.sigmoid(self.decoder(z, labels, is_training=is_training))
+
+    @tf.Module.with_name_scope
+    def sample(self, num: int, labels: tf.Tensor | None = None, *,
+               seed: int | tf.Tensor | None = None) -> tf.Tensor:
+        """Decodes `num` draws from the prior to their means (not noisy pixel draws).
+
+        Args:
+            num: number of samples.
+            labels: one-hot float32 `[num, num_classes]`, the label of each sample,
+                for a conditional model; None otherwise.
+            seed: None, an int, or a stateless `[2]` seed, as TFP's `sample` takes.
+
+        Returns:
+            float32 `[num, *image_shape]`.
+        """
+        z = self.prior().sample(num, seed=seed)
+        return self.decode_mean(z, labels)
+
+    @tf.Module.with_name_scope
+    def reconstruct(self, images: tf.Tensor, labels: tf.Tensor | None = None,
+                    target_labels: tf.Tensor | None = None) -> tf.Tensor:
+        """Decodes the mean of q(z|x) to the mean of p(x|z).
+
+        For a conditional model, `target_labels` (default: `labels`) choose the label the
+        code is decoded with; another label than the image's own is style transfer.
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+            labels: one-hot labels of `images` for a conditional model, else None.
+            target_labels: one-hot labels to decode with; None: `labels`.
+
+        Returns:
+            float32 `[batch, *image_shape]`.
+        """
+        code = self.encode(images, labels).mean()
+        return self.decode_mean(code, labels if target_labels is None else target_labels)
+
+    @tf.Module.with_name_scope
+    def discriminate(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                     is_training: bool = False,
+                     seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns the discriminator's `(logits [batch], features)`.
+
+        Args:
+            images: float32 `[batch, *image_shape]`, real or decoded pixel values.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
+                None otherwise.
+            is_training: passed to the discriminator network.
+            seed: optional stateless seed `[2]` for dropout in training.
+
+        Returns:
+            float32 logits `[batch]` of "real", and the similarity features
+            `[batch, *discriminator.features_shape]`.
+        """
+        return self.discriminator(images, labels, is_training=is_training, seed=seed)
