@@ -179,31 +179,17 @@ class ModelConfig(config_dicts.ConfigRecord):
             self._fail(name, "one of " + ", ".join(repr(choice) for choice in choices))
 
 
-class VAE(tf.Module):
-    """Variational autoencoder: `encode` returns q(z|x), `decode` returns p(x|z).
+class LatentVariableModel(tf.Module):
+    """What every model with a Gaussian code shares: prior, q(z|x), p(x|z), sampling.
 
-    The encoder and decoder are sub-modules (`self.encoder`, `self.decoder`), so each
-    optimiser can take its own `trainable_variables`. The model computes no losses.
+    A subclass builds, in its constructor, `self.config` (with `latent_dim`,
+    `image_shape`, `num_classes` and `likelihood`), `self.latent_dim`,
+    `self.image_shape`, and two sub-modules: `self.encoder`, mapping
+    `(images, labels)` to `(loc, log_variance)`, and `self.decoder`, mapping
+    `(z, labels)` to Bernoulli logits or Gaussian means (with a `log_scale`
+    variable for the Gaussian). The VAE and the VAE-GAN are such models, so the
+    evaluation, the pictures and the SavedModel export take either.
     """
-
-    def __init__(self, config: ModelConfig, name: str | None = None):
-        """Builds the encoder and decoder, with all their variables.
-
-        Args:
-            config: model configuration; validated here.
-            name: module name.
-
-        Raises:
-            ValueError: if `config` is invalid (see `ModelConfig.validate`).
-        """
-        super().__init__(name=name)
-        config.validate()
-        self.config = config
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
-        with self.name_scope:  # So variable names start with the model's name.
-            self.encoder = networks.build_encoder(config)
-            self.decoder = networks.build_decoder(config)
 
     @property
     def num_classes(self) -> int:
@@ -328,6 +314,33 @@ class VAE(tf.Module):
         """
         code = self.encode(images, labels).mean()
         return self.decode_mean(code, labels if target_labels is None else target_labels)
+
+
+class VAE(LatentVariableModel):
+    """Variational autoencoder: `encode` returns q(z|x), `decode` returns p(x|z).
+
+    The encoder and decoder are sub-modules (`self.encoder`, `self.decoder`), so each
+    optimiser can take its own `trainable_variables`. The model computes no losses.
+    """
+
+    def __init__(self, config: ModelConfig, name: str | None = None):
+        """Builds the encoder and decoder, with all their variables.
+
+        Args:
+            config: model configuration; validated here.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid (see `ModelConfig.validate`).
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        with self.name_scope:  # So variable names start with the model's name.
+            self.encoder = networks.build_encoder(config)
+            self.decoder = networks.build_decoder(config)
 
 
 def num_parameters(module: tf.Module) -> int:

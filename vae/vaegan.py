@@ -55,6 +55,7 @@ import tensorflow_probability as tfp
 
 from vae import config_dicts
 from vae import layers
+from vae import models
 # Private, but it is exactly the label check the VAE's networks use, and an unconditional
 # model must refuse labels the same way everywhere.
 from vae.networks import _check_labels
@@ -120,8 +121,8 @@ class VaeGanConfig(config_dicts.ConfigRecord):
     def likelihood(self) -> str:
         """Always "bernoulli": the decoder emits logits.
 
-        A property, not a field, so it stays out of `to_dict()`; it is here because code
-        written for `vae.models.ModelConfig` (the SavedModel export) reads it.
+        A property, not a field, so it stays out of `to_dict()`; it is here because
+        `vae.models.LatentVariableModel.decode` and the SavedModel export read it.
         """
         return "bernoulli"
 
@@ -415,12 +416,14 @@ class Discriminator(tf.Module):
         return tf.squeeze(logits, axis=-1), features
 
 
-class VaeGan(tf.Module):
-    """A (conditional) VAE-GAN: `encode` returns q(z|x), `decode` p(x|z), and a critic.
+class VaeGan(models.LatentVariableModel):
+    """A (conditional) VAE-GAN: a VAE's `encode`/`decode`/`sample`, and a critic.
 
     The three networks are sub-modules (`self.encoder`, `self.decoder`,
-    `self.discriminator`), so each optimiser can take its own `trainable_variables`. The
-    model computes no losses.
+    `self.discriminator`), so each optimiser can take its own `trainable_variables`.
+    Everything a VAE offers (`prior`, `encode`, `decode` as a Bernoulli over pixels,
+    `decode_mean`, `sample`, `reconstruct`) comes from `vae.models.LatentVariableModel`;
+    this class adds the discriminator. The model computes no losses.
     """
 
     def __init__(self, config: VaeGanConfig, name: str | None = None):
@@ -443,24 +446,6 @@ class VaeGan(tf.Module):
             self.decoder = Decoder(config)
             self.discriminator = Discriminator(config)
 
-    @property
-    def num_classes(self) -> int:
-        """Classes the model is conditioned on; 0 for an unconditional model."""
-        return self.config.num_classes
-
-    @property
-    def is_conditional(self) -> bool:
-        return self.config.num_classes > 0
-
-    @tf.Module.with_name_scope
-    def prior(self) -> tfd.Distribution:
-        """Returns p(z), a standard normal with event shape `[latent_dim]`.
-
-        The prior does not depend on the label, as in `vae.models.VAE`.
-        """
-        return tfd.MultivariateNormalDiag(
-            loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
-
     @tf.Module.with_name_scope
     def encoder_outputs(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
                         is_training: bool = False,
@@ -478,105 +463,6 @@ class VaeGan(tf.Module):
             seed: optional stateless seed `[2]` for dropout in training.
         """
         return self.encoder(images, labels, is_training=is_training, seed=seed)
-
-    @tf.Module.with_name_scope
-    def encode(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-               is_training: bool = False,
-               seed: tf.Tensor | None = None) -> tfd.MultivariateNormalDiag:
-        """Returns q(z|x), or q(z|x, y) for a conditional model.
-
-        Args:
-            images: float32 `[batch, *image_shape]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
-                None otherwise.
-            is_training: passed to the encoder network.
-            seed: optional stateless seed `[2]` for dropout in training.
-
-        Returns:
-            A diagonal Gaussian with batch shape `[batch]`, event shape `[latent_dim]`
-            and scale `exp(0.5 * log_variance)` (clipped log-variance); its samples are
-            reparameterised, so gradients flow through them.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
-        """
-        loc, log_variance = self.encoder(images, labels, is_training=is_training,
-                                         seed=seed)
-        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(0.5 * log_variance))
-
-    @tf.Module.with_name_scope
-    def decode(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-               is_training: bool = False,
-               seed: tf.Tensor | None = None) -> tfd.Distribution:
-        """Returns p(x|z) (or p(x|z, y)), Bernoulli and independent over every pixel.
-
-        Args:
-            z: float32 `[batch, latent_dim]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
-                None otherwise.
-            is_training: passed to the decoder network.
-            seed: optional stateless seed `[2]` for dropout in training.
-
-        Returns:
-            A distribution with batch shape `[batch]` and event shape `image_shape`,
-            Bernoulli with the decoder's logits (float32 samples).
-        """
-        logits = self.decoder(z, labels, is_training=is_training, seed=seed)
-        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32),
-                               reinterpreted_batch_ndims=len(self.image_shape))
-
-    @tf.Module.with_name_scope
-    def decode_mean(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-                    is_training: bool = False) -> tf.Tensor:
-        """Returns the mean of p(x|z), the pixel probabilities `sigmoid(logits)`.
-
-        Args:
-            z: float32 `[batch, latent_dim]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model;
-                None otherwise.
-            is_training: passed to the decoder network.
-
-        Returns:
-            float32 `[batch, *image_shape]`, in [0, 1].
-        """
-        return tf.sigmoid(self.decoder(z, labels, is_training=is_training))
-
-    @tf.Module.with_name_scope
-    def sample(self, num: int, labels: tf.Tensor | None = None, *,
-               seed: int | tf.Tensor | None = None) -> tf.Tensor:
-        """Decodes `num` draws from the prior to their means (not noisy pixel draws).
-
-        Args:
-            num: number of samples.
-            labels: one-hot float32 `[num, num_classes]`, the label of each sample,
-                for a conditional model; None otherwise.
-            seed: None, an int, or a stateless `[2]` seed, as TFP's `sample` takes.
-
-        Returns:
-            float32 `[num, *image_shape]`.
-        """
-        z = self.prior().sample(num, seed=seed)
-        return self.decode_mean(z, labels)
-
-    @tf.Module.with_name_scope
-    def reconstruct(self, images: tf.Tensor, labels: tf.Tensor | None = None,
-                    target_labels: tf.Tensor | None = None) -> tf.Tensor:
-        """Decodes the mean of q(z|x) to the mean of p(x|z).
-
-        For a conditional model, `target_labels` (default: `labels`) choose the label the
-        code is decoded with; another label than the image's own is style transfer.
-
-        Args:
-            images: float32 `[batch, *image_shape]`.
-            labels: one-hot labels of `images` for a conditional model, else None.
-            target_labels: one-hot labels to decode with; None: `labels`.
-
-        Returns:
-            float32 `[batch, *image_shape]`.
-        """
-        code = self.encode(images, labels).mean()
-        return self.decode_mean(code, labels if target_labels is None else target_labels)
 
     @tf.Module.with_name_scope
     def discriminate(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
