@@ -44,11 +44,13 @@ def _data_source(seed=0):
 
 
 class ScheduledVaeGan(vaegan.VaeGan):
-    """A VAE-GAN whose discriminator loss the test dictates, call by call.
+    """A VAE-GAN whose discriminator loss the test dictates, update by update.
 
-    Call i of `discriminate` returns logits +s_i for the real third of its
-    batch and -s_i for the two fake thirds, so L_GAN = softplus(-s_i) exactly
-    whatever the weights; the layer-l features are the real network's.
+    The trainer calls `discriminate` three times per update: real images,
+    reconstructions, prior-decoded images. Update i returns logits +s_i for
+    the real call and -s_i for the two fake ones, so its L_GAN is
+    softplus(-s_i) exactly whatever the weights; the layer-l features are the
+    real network's.
     """
 
     def __init__(self, config, scores):
@@ -56,17 +58,20 @@ class ScheduledVaeGan(vaegan.VaeGan):
         self.scores = tf.Variable(scores, dtype=tf.float32, trainable=False)
         self.calls = tf.Variable(0, trainable=False)
 
+    @property
+    def updates(self):
+        return int(self.calls.numpy()) // 3
+
     def discriminate(self, images, labels=None, *, is_training=False,
                      seed=None):
         logits, features = super().discriminate(
             images, labels, is_training=is_training, seed=seed)
-        score = tf.gather(self.scores, tf.minimum(self.calls,
+        score = tf.gather(self.scores, tf.minimum(self.calls // 3,
                                                   self.scores.shape[0] - 1))
+        sign = tf.where(self.calls % 3 == 0, 1.0, -1.0)
         self.calls.assign_add(1)
-        third = tf.shape(images)[0] // 3
-        signs = tf.concat([tf.ones([third]), -tf.ones([2 * third])], 0)
         # Keeps the discriminator's variables in the graph (zero gradient).
-        return score * signs + 0.0 * logits, features
+        return sign * score + 0.0 * logits, features
 
 
 def _loss_for_score(score):
@@ -127,6 +132,21 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         for player in ("encoder", "decoder"):
             self.assertTrue(any(self._changed(before[player],
                                               getattr(model, player))))
+
+    def test_real_images_and_reconstructions_share_dropout_masks(self):
+        # The same image as "real" and as "reconstruction" must give the same
+        # layer-l features in training (dropout on), or the feature loss has
+        # a floor of mask noise; the prior pass draws masks of its own.
+        trainer = self._trainer()
+        batch = self._batch(trainer)
+        images, labels = batch["image"], batch["label_onehot"]
+        (real_logits, reconstruction_logits, prior_logits, real_features,
+         reconstruction_features) = trainer._discriminate_all(
+             images, images, images, labels, is_training=True,
+             seed=tf.constant([4, 2]))
+        self.assertAllEqual(real_features, reconstruction_features)
+        self.assertAllEqual(real_logits, reconstruction_logits)
+        self.assertNotAllClose(real_logits, prior_logits)
 
     def test_each_player_gets_the_gradient_of_its_own_loss(self):
         # With SGD at rate 1 an update moves each variable by exactly minus
@@ -196,7 +216,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             logs = step(batch)
             self.assertEqual(float(logs["discriminator_updates"]), expected_d)
             self.assertEqual(float(logs["generator_updates"]), expected_g)
-            self.assertEqual(int(model.calls.numpy()), expected_d + expected_g)
+            self.assertEqual(model.updates, expected_d + expected_g)
             # The logged L_GAN is the last generator update's.
             self.assertAllClose(float(logs["gan"]), _loss_for_score(
                 scores[expected_d + expected_g - 1]), rtol=1e-5)

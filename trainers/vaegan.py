@@ -161,24 +161,29 @@ class VaeGanTrainer(base.Trainer):
     # ------------------------------------------------------------- forward
     def _discriminate_all(self, images, reconstructions, prior_images, labels,
                           *, is_training: bool, seed):
-        """One discriminator pass over real, reconstructed and prior images.
+        """The discriminator on real, reconstructed and prior images.
 
-        One batch of 3 x batch keeps batch-norm statistics (when used) over
-        real and fake together and costs one call instead of three.
+        Real images and their reconstructions go through the discriminator
+        with the same seed, so in training both see the same dropout masks:
+        their layer-l features then differ only because the images do.
+        (With independent masks, as one pass over both would draw, the
+        feature distance has a floor of pure dropout noise that no code can
+        lower, and the encoder learns to carry nothing: its KL fell to ~0.05
+        nats within 200 iterations on MNIST.)
 
         Returns:
           (real, reconstruction, prior) logits, each [batch], and the layer-l
           features of the real images and of the reconstructions.
         """
-        batch_size = tf.shape(images)[0]
-        all_labels = None if labels is None else tf.concat([labels] * 3, 0)
-        logits, features = self.model.discriminate(
-            tf.concat([images, reconstructions, prior_images], 0), all_labels,
-            is_training=is_training, seed=seed)
-        real_logits, reconstruction_logits, prior_logits = tf.split(
-            logits, [batch_size, batch_size, batch_size])
-        real_features, reconstruction_features, _ = tf.split(
-            features, [batch_size, batch_size, batch_size])
+        shared_seed = tf.random.experimental.stateless_fold_in(seed, 0)
+        prior_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        real_logits, real_features = self.model.discriminate(
+            images, labels, is_training=is_training, seed=shared_seed)
+        reconstruction_logits, reconstruction_features = (
+            self.model.discriminate(reconstructions, labels,
+                                    is_training=is_training, seed=shared_seed))
+        prior_logits, _ = self.model.discriminate(
+            prior_images, labels, is_training=is_training, seed=prior_seed)
         return (real_logits, reconstruction_logits, prior_logits,
                 real_features, reconstruction_features)
 
