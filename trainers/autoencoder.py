@@ -86,14 +86,11 @@ class AutoencoderTrainer(base.Trainer):
             optimizers={"autoencoder": (optimizer, model.trainable_variables)},
             config=config, data=data, hooks=hooks, name=name)
 
-    def _labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
-        return batch["label_onehot"] if self.model.is_conditional else None
-
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         points = batch["image"]
         variables = self.optimized_variables["autoencoder"]
         with tf.GradientTape() as tape:
-            reconstructions = self.model.reconstruct(points, self._labels(batch))
+            reconstructions = self.model.reconstruct(points, self.labels(batch))
             loss = tf.reduce_mean(
                 squared_error_per_example(points, reconstructions))
         gradients = tape.gradient(loss, variables)
@@ -104,7 +101,7 @@ class AutoencoderTrainer(base.Trainer):
         # The distance to the manifold is measured afterwards in NumPy
         # (`manifold_distance_summary`): it has no closed form for the arc.
         points = batch["image"]
-        reconstructions = self.model.reconstruct(points, self._labels(batch))
+        reconstructions = self.model.reconstruct(points, self.labels(batch))
         return {"mse": squared_error_per_example(points, reconstructions)}
 
 

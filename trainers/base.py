@@ -318,6 +318,14 @@ class Trainer(tf.Module):
         """Extra epoch-end work for subclasses; the default does nothing."""
 
     # ------------------------------------------------------------- helpers
+    def labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
+        """The batch's one-hot "label_onehot" when the model is conditional
+        (`model.is_conditional`), else None: what the model's methods take as
+        their `labels` argument."""
+        if getattr(self.model, "is_conditional", False):
+            return batch["label_onehot"]
+        return None
+
     def next_seed(self) -> tf.Tensor:
         """A fresh stateless seed (int32 [2]) from the checkpointed generator."""
         return self.rng.uniform_full_int([2], dtype=tf.int32)

@@ -77,12 +77,6 @@ class ElboTrainer(base.Trainer):
         return losses.linear_warmup(self.global_step, self.elbo_config.beta,
                                     self.elbo_config.kl_warmup_steps)
 
-    def labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
-        """The one-hot labels a conditional model reads; None otherwise."""
-        if getattr(self.model, "is_conditional", False):
-            return batch["label_onehot"]
-        return None
-
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         images = batch["image"]
         kl_weight = self.kl_weight()

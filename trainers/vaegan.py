@@ -154,10 +154,6 @@ class VaeGanTrainer(base.Trainer):
             discriminator_update_count=self.discriminator_update_count,
             generator_update_count=self.generator_update_count)
 
-    def labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
-        """The one-hot labels a conditional model reads; None otherwise."""
-        return batch["label_onehot"] if self.model.is_conditional else None
-
     # ------------------------------------------------------------- forward
     def _discriminate_all(self, images, reconstructions, prior_images, labels,
                           *, is_training: bool, seed):
@@ -302,10 +298,6 @@ class VaeGanTrainer(base.Trainer):
             discriminator_continues, discriminator_body,
             (tf.constant(0), tf.constant(float("inf"))))
 
-        zero = tf.constant(0.0)
-        generator_logs = {key: zero for key in (
-            "prior", "dis_llike", "gan", "encoder_loss", "decoder_loss")}
-
         def generator_continues(count, logs):
             return tf.logical_and(count < objective.g_steps,
                                   logs["gan"] <= objective.g_threshold)
@@ -315,9 +307,13 @@ class VaeGanTrainer(base.Trainer):
             return count + 1, self.generator_update(images, labels,
                                                     update_seed(1, count))
 
+        # Before the first update nothing is measured: L_GAN starts below any
+        # threshold so that the loop runs at least once.
+        no_logs = {key: tf.constant(0.0) for key in (
+            "prior", "dis_llike", "encoder_loss", "decoder_loss")}
         generator_updates, generator_logs = tf.while_loop(
             generator_continues, generator_body,
-            (tf.constant(0), dict(generator_logs, gan=tf.constant(-1.0))))
+            (tf.constant(0), dict(no_logs, gan=tf.constant(-1.0))))
 
         self.discriminator_update_count.assign_add(
             tf.cast(discriminator_updates, tf.int64))

@@ -26,16 +26,11 @@ exists once the constructor returns.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import tensorflow as tf
 
+from vae import config_dicts
 from vae import layers
-
-
-def _is_int(value: Any) -> bool:
-    # bool is a subclass of int, but True is never a sensible size.
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,15 +70,15 @@ class AutoencoderConfig:
             ValueError: naming the first bad field, its value and what was expected.
         """
         for name in ("input_dim", "code_dim"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
+            if not config_dicts.is_int(getattr(self, name)) or getattr(self, name) <= 0:
                 self._fail(name, "a positive integer")
         if not isinstance(self.hidden_units, tuple) or not all(
-                _is_int(units) and units > 0 for units in self.hidden_units):
+                config_dicts.is_int(units) and units > 0 for units in self.hidden_units):
             self._fail("hidden_units", "a tuple of positive integers")
         if self.activation not in layers.ACTIVATION_NAMES:
             self._fail("activation", "one of " + ", ".join(
                 repr(name) for name in layers.ACTIVATION_NAMES))
-        if not _is_int(self.num_classes) or self.num_classes < 0:
+        if not config_dicts.is_int(self.num_classes) or self.num_classes < 0:
             self._fail("num_classes",
                        "0 (unconditional) or a positive number of classes")
 

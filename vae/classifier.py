@@ -31,11 +31,6 @@ from vae import config_dicts
 from vae import layers
 
 
-def _is_int(value: Any) -> bool:
-    # bool is a subclass of int, but True is never a sensible size.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
     """Everything needed to build a `Classifier`.
@@ -77,15 +72,15 @@ class ClassifierConfig:
             ValueError: naming the first bad field, its value and what was expected.
         """
         if (not isinstance(self.image_shape, tuple) or len(self.image_shape) != 3
-                or not all(_is_int(v) and v > 0 for v in self.image_shape)):
+                or not all(config_dicts.is_int(v) and v > 0 for v in self.image_shape)):
             self._fail("image_shape", "(height, width, channels), three positive integers")
-        if not _is_int(self.num_classes) or self.num_classes < 2:
+        if not config_dicts.is_int(self.num_classes) or self.num_classes < 2:
             self._fail("num_classes", "an integer of at least 2")
         if (not isinstance(self.filters, tuple) or not self.filters
-                or not all(_is_int(v) and v > 0 for v in self.filters)):
+                or not all(config_dicts.is_int(v) and v > 0 for v in self.filters)):
             self._fail("filters", "a non-empty tuple of positive integers")
         for name in ("kernel_size", "dense_units"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
+            if not config_dicts.is_int(getattr(self, name)) or getattr(self, name) <= 0:
                 self._fail(name, "a positive integer")
         rate = self.dropout_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:

@@ -4,6 +4,16 @@ import dataclasses
 from typing import Any, Mapping
 
 
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (True is never a sensible size)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def from_dict(cls, values: Mapping[str, Any]):
     """`cls(**values)`, validated, refusing keys that are not fields.
 
@@ -54,6 +64,36 @@ class ConfigRecord:
     def _fail(self, name: str, expected: str) -> None:
         raise ValueError(f"{type(self).__name__}.{name} must be {expected}, "
                          f"got {getattr(self, name)!r}.")
+
+    # Checks the model configs share; each raises through `_fail`.
+    def _require_positive_ints(self, *names: str) -> None:
+        for name in names:
+            if not is_int(getattr(self, name)) or getattr(self, name) <= 0:
+                self._fail(name, "a positive integer")
+
+    def _require_positive_int_tuples(self) -> None:
+        """Every tuple field holds positive integers only."""
+        for name in self._tuple_fields():
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(
+                    is_int(v) and v > 0 for v in value):
+                self._fail(name, "a tuple of positive integers")
+
+    def _require_num_classes(self) -> None:
+        """num_classes: 0 (unconditional) or at least 2."""
+        if (not is_int(self.num_classes) or self.num_classes < 0
+                or self.num_classes == 1):
+            self._fail("num_classes", "0 (unconditional) or an integer >= 2")
+
+    def _require_flag(self, name: str) -> None:
+        if not isinstance(getattr(self, name), bool):
+            self._fail(name, "True or False")
+
+    def _require_rate(self, name: str) -> None:
+        """A probability such as a dropout rate, in [0, 1)."""
+        value = getattr(self, name)
+        if not is_number(value) or not 0 <= value < 1:
+            self._fail(name, "a number in [0, 1)")
 
     def to_dict(self) -> dict:
         """The fields as a dict of JSON-serialisable values (tuples stay

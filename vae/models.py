@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -38,11 +38,6 @@ ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DECODER_OUTPUTS = ("conv_transpose", "conv")
 CONDITIONINGS = ("concat", "label_maps")
-
-
-def _is_int(value: Any) -> bool:
-    # bool is a subclass of int, but True is never a sensible size.
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,22 +121,12 @@ class ModelConfig(config_dicts.ConfigRecord):
         self._check_choice("conditioning", CONDITIONINGS)
         if self.decoder_activation:
             self._check_choice("decoder_activation", layers.ACTIVATION_NAMES)
-        if not _is_int(self.num_classes) or self.num_classes < 0 or self.num_classes == 1:
-            self._fail("num_classes", "0 (unconditional) or an integer >= 2")
-        if not isinstance(self.hidden_batch_norm, bool):
-            self._fail("hidden_batch_norm", "True or False")
-        if (isinstance(self.hidden_dropout_rate, bool)
-                or not isinstance(self.hidden_dropout_rate, (int, float))
-                or not 0 <= self.hidden_dropout_rate < 1):
-            self._fail("hidden_dropout_rate", "a number in [0, 1)")
-        for name in ("latent_dim", "encoder_kernel_size", "decoder_kernel_size",
-                     "decoder_base_channels"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
-                self._fail(name, "a positive integer")
-        for name in self._tuple_fields():
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not all(_is_int(v) and v > 0 for v in value):
-                self._fail(name, "a tuple of positive integers")
+        self._require_num_classes()
+        self._require_flag("hidden_batch_norm")
+        self._require_rate("hidden_dropout_rate")
+        self._require_positive_ints("latent_dim", "encoder_kernel_size",
+                                    "decoder_kernel_size", "decoder_base_channels")
+        self._require_positive_int_tuples()
         if not self.image_shape:
             self._fail("image_shape", "a non-empty tuple of positive integers")
         if self.architecture == "conv":
@@ -190,6 +175,22 @@ class LatentVariableModel(tf.Module):
     variable for the Gaussian). The VAE and the VAE-GAN are such models, so the
     evaluation, the pictures and the SavedModel export take either.
     """
+
+    def __init__(self, config, name: str | None = None):
+        """Validates `config` and keeps it; a subclass then builds its networks.
+
+        Args:
+            config: a model config with `validate()`, `latent_dim` and `image_shape`.
+            name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid.
+        """
+        super().__init__(name=name)
+        config.validate()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
 
     @property
     def num_classes(self) -> int:
@@ -333,11 +334,7 @@ class VAE(LatentVariableModel):
         Raises:
             ValueError: if `config` is invalid (see `ModelConfig.validate`).
         """
-        super().__init__(name=name)
-        config.validate()
-        self.config = config
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
+        super().__init__(config, name=name)
         with self.name_scope:  # So variable names start with the model's name.
             self.encoder = networks.build_encoder(config)
             self.decoder = networks.build_decoder(config)

@@ -166,8 +166,8 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
     return stack
 
 
-def _check_labels(labels: tf.Tensor | None, num_classes: int,
-                  module: tf.Module) -> tf.Tensor | None:
+def check_labels(labels: tf.Tensor | None, num_classes: int,
+                 module: tf.Module) -> tf.Tensor | None:
     """Returns `labels` as float32 `[batch, num_classes]`, or raises a clear error."""
     if num_classes == 0:
         if labels is not None:
@@ -231,7 +231,7 @@ class Encoder(tf.Module):
                 unconditional one, or of the wrong shape.
         """
         x = tf.convert_to_tensor(images, tf.float32)
-        labels = _check_labels(labels, self.num_classes, self)
+        labels = check_labels(labels, self.num_classes, self)
         if labels is not None:
             x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
             if self.label_maps:
@@ -295,7 +295,7 @@ class Decoder(tf.Module):
                 unconditional one, or of the wrong shape.
         """
         z = tf.convert_to_tensor(z, tf.float32)
-        labels = _check_labels(labels, self.num_classes, self)
+        labels = check_labels(labels, self.num_classes, self)
         if labels is not None:
             z = tf.concat([z, labels], axis=-1)
         return self.net(z, is_training=is_training, seed=seed)

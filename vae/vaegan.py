@@ -56,23 +56,12 @@ import tensorflow_probability as tfp
 from vae import config_dicts
 from vae import layers
 from vae import models
-# Private, but it is exactly the label check the VAE's networks use, and an unconditional
-# model must refuse labels the same way everywhere.
-from vae.networks import _check_labels
+from vae.networks import check_labels
 
 tfd = tfp.distributions
 
 # The decoder upsamples twice by 2, so it starts from the image size divided by this.
 DECODER_UPSAMPLING = 4
-
-
-def _is_int(value: Any) -> bool:
-    # bool is a subclass of int, but True is never a sensible size.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,23 +124,15 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         if self.activation not in layers.ACTIVATION_NAMES:
             names = ", ".join(repr(name) for name in layers.ACTIVATION_NAMES)
             self._fail("activation", f"one of {names}")
-        if not _is_int(self.num_classes) or self.num_classes < 0 or self.num_classes == 1:
-            self._fail("num_classes", "0 (unconditional) or an integer >= 2")
-        if not isinstance(self.batch_norm, bool):
-            self._fail("batch_norm", "True or False")
-        if not _is_number(self.dropout_rate) or not 0 <= self.dropout_rate < 1:
-            self._fail("dropout_rate", "a number in [0, 1)")
+        self._require_num_classes()
+        self._require_flag("batch_norm")
+        self._require_rate("dropout_rate")
         clip = self.log_variance_clip
-        if not _is_number(clip) or not math.isfinite(clip) or clip < 0:
+        if not config_dicts.is_number(clip) or not math.isfinite(clip) or clip < 0:
             self._fail("log_variance_clip", "a finite number >= 0 (0: no clipping)")
-        for name in ("latent_dim", "encoder_dense_units", "decoder_base_channels",
-                     "similarity_channels"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
-                self._fail(name, "a positive integer")
-        for name in self._tuple_fields():
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not all(_is_int(v) and v > 0 for v in value):
-                self._fail(name, "a tuple of positive integers")
+        self._require_positive_ints("latent_dim", "encoder_dense_units",
+                                    "decoder_base_channels", "similarity_channels")
+        self._require_positive_int_tuples()
         for name in ("encoder_filters", "decoder_filters", "discriminator_filters"):
             if len(getattr(self, name)) != 2:
                 self._fail(name, "exactly 2 channel counts, one per convolution")
@@ -248,7 +229,7 @@ class Encoder(tf.Module):
             ValueError: labels missing for a conditional model, given to an
                 unconditional one, or of the wrong shape.
         """
-        labels = _check_labels(labels, self.num_classes, self)
+        labels = check_labels(labels, self.num_classes, self)
         x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
         if labels is not None:
             x = tf.concat([x, labels], axis=-1)
@@ -327,7 +308,7 @@ class Decoder(tf.Module):
                 unconditional one, or of the wrong shape.
         """
         z = tf.convert_to_tensor(z, tf.float32)
-        labels = _check_labels(labels, self.num_classes, self)
+        labels = check_labels(labels, self.num_classes, self)
         if labels is not None:
             z = tf.concat([z, labels], axis=-1)
         return self.net(z, is_training=is_training, seed=seed)
@@ -405,7 +386,7 @@ class Discriminator(tf.Module):
             ValueError: labels missing for a conditional model, given to an
                 unconditional one, or of the wrong shape.
         """
-        labels = _check_labels(labels, self.num_classes, self)
+        labels = check_labels(labels, self.num_classes, self)
         x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
         if labels is not None:
             x = _label_maps(x, labels)
@@ -436,11 +417,7 @@ class VaeGan(models.LatentVariableModel):
         Raises:
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
         """
-        super().__init__(name=name)
-        config.validate()
-        self.config = config
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
+        super().__init__(config, name=name)
         with self.name_scope:  # So variable names start with the model's name.
             self.encoder = Encoder(config)
             self.decoder = Decoder(config)
