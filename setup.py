@@ -34,6 +34,8 @@ setuptools.setup(
             "vae-evaluate=launch.evaluate:run_main",
             "vae-generate=launch.generate:run_main",
             "vae-toy2d=launch.toy2d:run_main",
+            "vae-submit=launch.submit:run_main",
+            "vae-benchmark=launch.benchmark:run_main",
         ],
     },
 )

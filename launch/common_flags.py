@@ -11,19 +11,23 @@ calls `TrainingFlags.program_config` to pack everything into an
 `experiment.TrainProgramConfig`. `train_main` is the `main` both programs run.
 """
 
+import dataclasses
 import sys
 from typing import Callable, Optional, Sequence
 
 from absl import app
 from absl import flags
 
+from launch import cluster
 from launch import errors
 from launch import evaluation_program
+from launch import exit_codes
 from launch import experiment
 from launch import flag_types
 from trainers import base
 from trainers import progress as progress_lib
 from vae import datasets
+from vae import image_folders
 
 
 class TrainingFlags:
@@ -42,9 +46,14 @@ class TrainingFlags:
             "dataset", "mnist", datasets.DATASET_NAMES, "Dataset to train on.")
         self.data_dir = flags.DEFINE_string(
             "data_dir", None,
-            "Directory with the dataset's four gzip IDX files (or a "
-            "Keras-style <dataset>.npz). Unset: the Keras downloader is used "
-            "(needs internet).")
+            "mnist, fashion_mnist: directory with the dataset's four gzip IDX "
+            "files (or a Keras-style <dataset>.npz); unset: the Keras "
+            "downloader is used (needs internet). idx: directory with four "
+            "IDX files (train-images-*, train-labels-*, t10k-images-* or "
+            "test-images-*, t10k-labels-* or test-labels-*). npz: a "
+            "Keras-style .npz file (or a directory holding one). folder: the "
+            "image folder (PNG, JPEG, BMP; one subfolder per class, or the "
+            "images directly inside; optional train/ and test/).")
         self.binarization = flags.DEFINE_enum(
             "binarization", "none", datasets.BINARIZATIONS,
             "none: grayscale in [0, 1]; static: pixels > 0.5 become 1 once; "
@@ -62,6 +71,49 @@ class TrainingFlags:
                             or values["binarization"] == "none"),
             message="--binarization must be none for --dataset=toy2d (its "
             "points are real-valued, not pixel intensities).")
+        self.image_size = flag_types.DEFINE_int_list(
+            "image_size", [],
+            "folder, idx, npz: resize every image to N x N (one value) or "
+            "H,W (two values) with tf.image.resize, bilinear with "
+            "antialiasing (a filter as wide as the scale factor when "
+            "shrinking); the aspect ratio is not kept. Unset: keep the "
+            "images' size (a folder's images must then all have one size).")
+        self.channels = flags.DEFINE_enum(
+            "channels", "auto", ("auto", "1", "3"),
+            "folder, idx, npz: 1 (grayscale; colour by ITU-R 601 luma) or 3 "
+            "(RGB; gray repeated). auto: a folder is gray when every image "
+            "is gray, RGB otherwise; IDX and npz data stay as stored.")
+        self.test_fraction = flags.DEFINE_float(
+            "test_fraction", 0.1,
+            "folder without train/ and test/ subfolders: the share of each "
+            "class held out as the test split (the images whose relative "
+            "paths have the smallest SHA-256 digests, the same in every "
+            "run).")
+        self.non_image_files = flags.DEFINE_enum(
+            "non_image_files", "skip", image_folders.NON_IMAGE_POLICIES,
+            "folder: skip (with a warning) or refuse files that are not "
+            "PNG, JPEG or BMP images by their extension.")
+        self.data_cache_dir = flags.DEFINE_string(
+            "data_cache_dir", None,
+            "folder: where converted image folders are cached, keyed by "
+            "their files and the conversion; unset: $VAE_CACHE_DIR/datasets, "
+            "or ~/.cache/vae-framework/datasets.")
+        flags.register_validator(
+            "image_size", lambda value: len(value) <= 2,
+            message="--image_size takes one value (N for N x N) or two "
+            "(height,width).")
+        flags.register_validator(
+            "test_fraction", lambda value: 0 < value < 1,
+            message="--test_fraction must lie strictly between 0 and 1.")
+        flags.register_multi_flags_validator(
+            ["dataset", "image_size", "channels"],
+            lambda values: (values["dataset"] in datasets.DATA_DEFINED_DATASETS
+                            or (not values["image_size"]
+                                and values["channels"] == "auto")),
+            message="--image_size and --channels convert the images of "
+            f"--dataset={', '.join(datasets.DATA_DEFINED_DATASETS)}; mnist, "
+            "fashion_mnist and toy2d have a fixed shape (read MNIST's IDX "
+            "files with --dataset=idx to convert them).")
 
         # ----------------------------------------------------------- model
         self.latent_dim = flags.DEFINE_integer(
@@ -87,6 +139,20 @@ class TrainingFlags:
             lower_bound=1)
         self.jit_compile = flags.DEFINE_boolean(
             "jit_compile", False, "Compile the training step with XLA.")
+        self.mixed_precision = flags.DEFINE_boolean(
+            "mixed_precision", False,
+            "Compute the networks in bfloat16 with float32 variables and "
+            "float32 losses (for GPUs and TPUs with bfloat16 units; no loss "
+            "scaling is needed, unlike float16). Slower on CPUs without "
+            "bfloat16 instructions.")
+        self.strategy = flags.DEFINE_enum(
+            "strategy", "default", cluster.STRATEGIES,
+            "default: one device. mirrored: every visible GPU of this "
+            "machine, each taking an equal share of every batch. "
+            "multi_worker: one process per machine (each with its GPUs), "
+            "the cluster read from TF_CONFIG or else from the Slurm job "
+            "step. --batch_size is the global batch, split over all "
+            "replicas.")
         self.deterministic = flags.DEFINE_boolean(
             "deterministic", True,
             "Make TensorFlow ops deterministic, so that a resumed run ends "
@@ -145,22 +211,43 @@ class TrainingFlags:
             "once per dataset and cached).")
         self.classifier_dir = flag_types.DEFINE_classifier_dir()
 
-    def image_shape(self) -> tuple[int, ...]:
-        """The shape of one example of --dataset."""
-        return (2,) if self.dataset.value == "toy2d" else (28, 28, 1)
+    def image_shape(self) -> Optional[tuple[int, ...]]:
+        """The shape of one example of --dataset, or `experiment.FROM_DATA`
+        where only the files can tell (folder, idx, npz without both
+        --image_size and --channels)."""
+        if self.dataset.value in datasets.EXAMPLE_SHAPES:
+            return datasets.EXAMPLE_SHAPES[self.dataset.value]
+        image_size = image_folders.normalize_image_size(self.image_size.value)
+        channels = self._channels()
+        if image_size and channels:
+            return (*image_size, channels)
+        return experiment.FROM_DATA
 
-    def num_classes(self) -> int:
-        """Classes the model is conditioned on: 0 without --conditional."""
+    def num_classes(self) -> Optional[int]:
+        """Classes the model is conditioned on: 0 without --conditional;
+        `experiment.FROM_DATA` where the files tell (folder, idx, npz)."""
         if not self.conditional.value:
             return 0
-        return datasets.NUM_CLASSES[self.dataset.value]
+        return datasets.NUM_CLASSES.get(self.dataset.value,
+                                        experiment.FROM_DATA)
+
+    def _channels(self) -> int:
+        """--channels as a number; 0 for auto."""
+        return 0 if self.channels.value == "auto" else int(self.channels.value)
 
     def data_config(self) -> experiment.DataConfig:
         return experiment.DataConfig(
             dataset=self.dataset.value, data_dir=self.data_dir.value,
             binarization=self.binarization.value,
             validation_size=self.validation_size.value,
-            allow_download=self.allow_download.value)
+            allow_download=self.allow_download.value,
+            image_size=image_folders.normalize_image_size(
+                self.image_size.value),
+            channels=self._channels(),
+            test_fraction=self.test_fraction.value,
+            cache_dir=(self.data_cache_dir.value
+                       or flag_types.default_cache_dir("datasets")),
+            non_image_files=self.non_image_files.value)
 
     def trainer_config(self) -> base.TrainerConfig:
         return base.TrainerConfig(
@@ -189,8 +276,10 @@ class TrainingFlags:
                        **objective) -> experiment.TrainProgramConfig:
         """The whole run: the shared flags, plus `model` (a model config) and
         the program's objective fields of `TrainProgramConfig`."""
+        compute_dtype = "bfloat16" if self.mixed_precision.value else "float32"
         return experiment.TrainProgramConfig(
-            data=self.data_config(), model=model,
+            data=self.data_config(),
+            model=dataclasses.replace(model, compute_dtype=compute_dtype),
             batch_size=self.batch_size.value,
             eval_batch_size=self.eval_batch_size.value,
             trainer=self.trainer_config(),
@@ -198,7 +287,7 @@ class TrainingFlags:
             pictures=self.pictures.value,
             manifold_grid_size=self.manifold_grid_size.value,
             export=self.export.value, evaluation=self.evaluation_config(),
-            **objective)
+            strategy=self.strategy.value, **objective)
 
 
 def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
@@ -208,7 +297,8 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
 
     A mistake in what the user asked for ends the program with one paragraph
     on stderr and exit status 2; a run stopped by a signal exits with 128 +
-    the signal number.
+    the signal number (`exit_codes.stopped_by`; SIGUSR1 gives
+    `exit_codes.REQUEUE`, on which launch/submit.py's scripts requeue).
     """
 
     def main(argv: Sequence[str]) -> None:
@@ -220,9 +310,9 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
                 flags_text=flags.FLAGS.flags_into_string())
         except errors.USER_ERRORS as error:
             errors.report_user_error(error)
-            sys.exit(2)
+            sys.exit(exit_codes.USER_ERROR)
         if not result.completed:
-            sys.exit(128 + result.stop_signal)
+            sys.exit(exit_codes.stopped_by(result.stop_signal))
 
     return main
 

@@ -13,6 +13,7 @@ from absl import logging
 import numpy as np
 
 from launch import errors
+from launch import flag_types
 from launch import runs
 from trainers import base
 from trainers import classification
@@ -40,9 +41,7 @@ class EvaluateProgramConfig:
 
 
 def default_classifier_dir() -> str:
-    root = os.environ.get("VAE_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "vae-framework")
-    return os.path.join(root, "classifiers")
+    return flag_types.default_cache_dir("classifiers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,9 +168,21 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
     model, source = runs.load_model(config.workdir, identity, config.source)
 
     data_dir = config.data_dir or _data_dir_from_flags_file(config.workdir)
-    arrays = datasets.load_dataset(
-        dataset, data_dir, validation_size=identity["data"]["validation_size"],
-        seed=seed)
+    recorded = identity["data"]
+    try:
+        # Image folders, IDX and npz data are converted as for training.
+        arrays = datasets.load_dataset(
+            dataset, data_dir, validation_size=recorded["validation_size"],
+            seed=seed, image_size=tuple(recorded.get("image_size", ())),
+            channels=recorded.get("channels", 0),
+            test_fraction=recorded.get("test_fraction", 0.1),
+            cache_dir=flag_types.default_cache_dir("datasets"))
+    except datasets.DataError:
+        raise
+    except ValueError as error:
+        raise errors.ConfigError(
+            f"The data recorded in {config.workdir}/run.json cannot be "
+            f"loaded: {error}") from None
     data = evaluation_data(arrays, binarization, seed)
     classifier, classifier_info = (None, None)
     if config.sample_quality:

@@ -26,16 +26,18 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import tensorflow as tf
 
+from launch import cluster
 from launch import evaluation_program
 from launch import runs
 # Re-exported: callers of run_training catch and report what it raises.
 from launch.errors import ConfigError, USER_ERRORS, report_user_error
 from trainers import base
+from trainers import distribute as distribute_lib
 from trainers import elbo
 from trainers import hooks as hooks_lib
 from trainers import optimizers as optimizers_lib
@@ -47,13 +49,71 @@ from vae import models
 from vae import vaegan as vaegan_models
 
 
+# What a program puts in a model config's `image_shape` and `num_classes`
+# (for a conditional model) where only the data can tell them, for the
+# datasets `datasets.DATA_DEFINED_DATASETS` (folder, idx, npz): `run_training`
+# fills them in once it has read the data.
+FROM_DATA = None
+# Written to the workdir of a run on an image folder with class subfolders:
+# label number -> class subfolder name.
+CLASSES_FILE = "classes.json"
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
+    """Which data a run reads, and how (see `datasets.load_dataset`).
+
+    `image_size`, `channels` convert the images of the datasets whose shape
+    the files decide (folder, idx, npz); `test_fraction`, `cache_dir` and
+    `non_image_files` apply to image folders only. `cache_dir` None converts a
+    folder on every launch.
+    """
+
     dataset: str
     data_dir: Optional[str]
     binarization: str
     validation_size: int
     allow_download: bool
+    image_size: Tuple[int, ...] = ()
+    channels: int = 0
+    test_fraction: float = 0.1
+    cache_dir: Optional[str] = None
+    non_image_files: str = "skip"
+
+    def identity(self) -> dict:
+        """What about the data must match for a workdir to be resumed.
+
+        Runs on datasets of fixed shape record exactly what they recorded
+        before the other datasets existed, so those runs still resume.
+        """
+        record = {"dataset": self.dataset, "binarization": self.binarization,
+                  "validation_size": self.validation_size}
+        if self.dataset in datasets.DATA_DEFINED_DATASETS:
+            record.update(image_size=list(self.image_size),
+                          channels=self.channels)
+        if self.dataset == "folder":
+            record["test_fraction"] = self.test_fraction
+        return record
+
+    def load(self, seed: int) -> datasets.DatasetArrays:
+        """Reads the data (the validation split is drawn with `seed`).
+
+        Raises:
+          ConfigError: a setting the dataset cannot take.
+          datasets.DataError: the data cannot be read.
+        """
+        try:
+            return datasets.load_dataset(
+                self.dataset, self.data_dir,
+                validation_size=self.validation_size, seed=seed,
+                allow_download=self.allow_download,
+                image_size=self.image_size, channels=self.channels,
+                test_fraction=self.test_fraction, cache_dir=self.cache_dir,
+                non_image_files=self.non_image_files)
+        except datasets.DataError:
+            raise
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +173,10 @@ class TrainProgramConfig:
     export: bool = True
     evaluation: Optional[evaluation_program.TrainingEvaluationConfig] = None
     vaegan: Optional[VaeGanProgram] = None
+    # One of `cluster.STRATEGIES`. Not part of the run's identity: the batch
+    # size is the global batch whatever the replicas, so a run may resume
+    # under another strategy.
+    strategy: str = "default"
 
     @property
     def trainer_name(self) -> str:
@@ -122,9 +186,7 @@ class TrainProgramConfig:
     def run_identity(self) -> dict:
         """What must match for a workdir to be resumed by this config."""
         identity = {
-            "data": {"dataset": self.data.dataset,
-                     "binarization": self.data.binarization,
-                     "validation_size": self.data.validation_size},
+            "data": self.data.identity(),
             "model": self.model.to_dict(),
             "batch_size": self.batch_size,
             "seed": self.trainer.seed,
@@ -150,6 +212,42 @@ class TrainProgramConfig:
         }
 
 
+def _model_waits_for_data(model) -> bool:
+    """Whether the model config leaves its shape or classes to the data."""
+    return model.image_shape is FROM_DATA or model.num_classes is FROM_DATA
+
+
+def _fitted_to_data(config: TrainProgramConfig,
+                    arrays: datasets.DatasetArrays) -> TrainProgramConfig:
+    """The config with the model's `FROM_DATA` fields taken from `arrays`,
+    validated."""
+    if not _model_waits_for_data(config.model):
+        return config
+    changes = {}
+    if config.model.image_shape is FROM_DATA:
+        changes["image_shape"] = arrays.example_shape
+    if config.model.num_classes is FROM_DATA:
+        if arrays.num_classes < 2:
+            what = (f"the one class {arrays.class_names[0]!r}"
+                    if arrays.class_names else
+                    "one class (images directly in the folder are unlabelled)"
+                    if config.data.dataset == "folder" else
+                    "labels of one class only")
+            raise ConfigError(
+                f"--conditional needs labels of at least 2 classes, but "
+                f"{arrays.source} has {what}; expected one class subfolder "
+                f"per label (at least two), or drop --conditional.")
+        changes["num_classes"] = arrays.num_classes
+    model = dataclasses.replace(config.model, **changes)
+    try:
+        model.validate()
+    except ValueError as error:
+        raise ConfigError(
+            f"{error} (The data, {arrays.source}, have examples of shape "
+            f"{arrays.example_shape}; --image_size resizes images.)") from None
+    return dataclasses.replace(config, model=model)
+
+
 def _validated(config: TrainProgramConfig) -> None:
     if config.data.dataset == "toy2d" and config.vaegan is not None:
         raise ConfigError("--dataset=toy2d holds 2-D points, which the "
@@ -157,7 +255,8 @@ def _validated(config: TrainProgramConfig) -> None:
                           "expected an image dataset (mnist or "
                           "fashion_mnist).")
     try:
-        config.model.validate()
+        if not _model_waits_for_data(config.model):
+            config.model.validate()
         config.trainer.validate()
         if config.vaegan is None:
             elbo.ElboConfig(kl_estimator=config.kl_estimator,
@@ -226,10 +325,14 @@ def _record_launch(workdir: str, flags_text: Optional[str],
                      f"{' '.join(sys.argv)}\n")
 
 
-def _make_trainer(config: TrainProgramConfig, model: tf.Module,
+def make_trainer(config: TrainProgramConfig, model: tf.Module,
                   data: base.DataSource,
                   hooks: Sequence[base.Hook]) -> base.Trainer:
-    """The trainer the config asks for, with new optimisers."""
+    """The trainer the config asks for, with new optimisers.
+
+    Call it in the scope of the strategy to train under (the one the model
+    was created in): the optimisers and the trainer's variables belong to it.
+    """
     if config.vaegan is not None:
         return vaegan_trainer.VaeGanTrainer(
             model, config.vaegan.make_optimizers(), config.trainer, data,
@@ -260,11 +363,18 @@ def run_training(config: TrainProgramConfig,
     Returns:
       The trainer's result (completed, or stopped by a signal).
     """
+    # First of all: a multi-worker strategy must exist before TensorFlow runs
+    # anything (even the optimisers that _validated makes), and it waits here
+    # for the other workers.
+    strategy = cluster.make_strategy(config.strategy)
     _validated(config)
-    arrays = datasets.load_dataset(
-        config.data.dataset, config.data.data_dir,
-        validation_size=config.data.validation_size, seed=config.trainer.seed,
-        allow_download=config.data.allow_download)
+    try:
+        distribute_lib.check_batch_divides(strategy, config.batch_size)
+    except ValueError as error:
+        raise ConfigError(f"--batch_size: {error}") from None
+    is_chief = distribute_lib.is_chief(strategy)
+    arrays = config.data.load(config.trainer.seed)
+    config = _fitted_to_data(config, arrays)
     if arrays.example_shape != tuple(config.model.image_shape):
         raise ConfigError(
             f"The model expects examples of shape {config.model.image_shape} "
@@ -277,12 +387,14 @@ def run_training(config: TrainProgramConfig,
         raise ConfigError(
             f"--batch_size={config.batch_size} is larger than the "
             f"{arrays.train.num_examples} training examples.")
-    logging.info("Data: %s from %s (%d train, %d test).", arrays.name,
-                 arrays.source, arrays.train.num_examples,
-                 arrays.test.num_examples)
+    logging.info("Data: %s from %s (%d train, %d test, examples of shape "
+                 "%s, %d classes).", arrays.name, arrays.source,
+                 arrays.train.num_examples, arrays.test.num_examples,
+                 arrays.example_shape, arrays.num_classes)
 
+    # Hooks write outputs, which are the chief's alone (see base.Trainer).
     hooks = []
-    if config.evaluation is not None:
+    if config.evaluation is not None and is_chief:
         # Before the workdir is claimed: a dataset without a classifier is
         # refused without touching it.
         hooks.append(evaluation_program.make_evaluation_hook(
@@ -290,17 +402,25 @@ def run_training(config: TrainProgramConfig,
             data_dir=config.data.data_dir, seed=config.trainer.seed))
 
     workdir = config.trainer.workdir
-    resuming = workdir_lib.claim_workdir(workdir, config.run_identity(),
-                                         upgrade_recorded=_with_model_defaults)
-    _record_launch(workdir, flags_text, resuming)
+    if is_chief:
+        resuming = workdir_lib.claim_workdir(
+            workdir, config.run_identity(),
+            upgrade_recorded=_with_model_defaults)
+        _record_launch(workdir, flags_text, resuming)
+    if arrays.class_names and is_chief:
+        # Label i of the checkpoints, pictures and export is this class.
+        base.write_json_atomically(
+            os.path.join(workdir, CLASSES_FILE),
+            {str(label): name for label, name in enumerate(arrays.class_names)})
 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     # Initial weights come from TensorFlow's global generator.
     tf.random.set_seed(config.trainer.seed)
-    model = runs.model_classes(config.trainer_name)[1](config.model)
+    with strategy.scope():
+        model = runs.model_classes(config.trainer_name)[1](config.model)
     data = build_data_source(config, arrays)
-    if config.pictures and len(arrays.example_shape) == 3:
+    if config.pictures and len(arrays.example_shape) == 3 and is_chief:
         test_images = datasets.binarize_numpy(
             arrays.test.images[:5000], config.data.binarization,
             config.trainer.seed)
@@ -309,9 +429,10 @@ def run_training(config: TrainProgramConfig,
             labels=arrays.test.labels[:5000], num_classes=arrays.num_classes,
             manifold_grid_size=config.manifold_grid_size,
             seed=config.trainer.seed))
-    trainer = _make_trainer(config, model, data, hooks)
+    with strategy.scope():
+        trainer = make_trainer(config, model, data, hooks)
     result = trainer.train()
-    if result.completed:
+    if result.completed and is_chief:
         final = result.metrics.get("final", {})
         if "test" in final:
             logging.info("Final test ELBO %.2f nats (reconstruction %.2f, "

@@ -1,5 +1,6 @@
 """Flag types and flag definitions the launch programs share."""
 
+import os
 from typing import List, Optional
 
 from absl import flags
@@ -80,3 +81,12 @@ def DEFINE_classifier_dir(flag_values=flags.FLAGS) -> flags.FlagHolder:
         "Cache of trained evaluation classifiers; unset: $VAE_CACHE_DIR/"
         "classifiers, or ~/.cache/vae-framework/classifiers.",
         flag_values=flag_values)
+
+
+def default_cache_dir(kind: str) -> str:
+    """Where the programs keep what they compute once and reuse: `kind`
+    ("classifiers", "datasets") under $VAE_CACHE_DIR, or under
+    ~/.cache/vae-framework when that is unset."""
+    root = os.environ.get("VAE_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "vae-framework")
+    return os.path.join(root, kind)

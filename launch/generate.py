@@ -9,8 +9,10 @@ The first writes OUTPUT_DIR/samples.png: one column per label, each row one
 prior draw z decoded with every label. The second encodes each image (with
 the label it shows) and decodes its code with every target label, writing
 OUTPUT_DIR/style_transfer.png: one row per image, the image first. Images are
-expected as 28x28 grayscale PNGs; --resize converts others. A dark digit on a
-light background is inverted to MNIST's white-on-black unless --invert=false.
+expected in the model's size and channels (28x28 grayscale PNGs for MNIST;
+RGB for a colour model); --resize converts others. For a gray model, a dark
+digit on a light background is inverted to MNIST's white-on-black unless
+--invert=false.
 The model comes from the run's latest checkpoint or (--source=saved_model)
 its export.
 """
@@ -52,11 +54,13 @@ _TARGET_LABELS = flag_types.DEFINE_int_list(
     "target_labels", [], "Labels to redraw --images as; empty: all labels.",
     minimum=0)
 _RESIZE = flags.DEFINE_boolean(
-    "resize", False, "Convert images that are not 28x28 grayscale (to gray, "
-    "then to the model's size) instead of refusing them.")
+    "resize", False, "Convert images that are not of the model's size and "
+    "channels (to gray or RGB, then to the model's size) instead of refusing "
+    "them.")
 _INVERT = flags.DEFINE_enum(
     "invert", "auto", generation.INVERT_CHOICES,
-    "Invert images to white-on-black; auto: when the border is light.")
+    "Invert images to white-on-black; auto: when the border is light (gray "
+    "models only).")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where the PNGs go; unset: WORKDIR/generated.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the prior draws.",

@@ -9,8 +9,11 @@ Examples (from the repository root):
         --hidden_units=512,256 --latent_dim=16 --workdir=runs/fashion_mlp
 
 Running the same command again resumes from the latest checkpoint; a workdir
-that holds a different run is refused. SIGTERM or Ctrl-C finishes the current
-loop of steps, writes a checkpoint and exits with 128 + the signal number.
+that holds a different run is refused. SIGTERM, SIGUSR1 or Ctrl-C finishes the
+current loop of steps, writes a checkpoint and exits with 128 + the signal
+number. `--strategy=mirrored` trains on every GPU of the machine,
+`--strategy=multi_worker` on several machines (README: "Running on several
+GPUs, nodes and clusters"; launch/submit.py writes Slurm scripts).
 """
 
 from absl import app
@@ -50,8 +53,10 @@ _DECODER_ACTIVATION = flags.DEFINE_enum(
     "Activation of the decoder's hidden layers; unset: --activation.")
 _LIKELIHOOD = flags.DEFINE_enum(
     "likelihood", "bernoulli", models.LIKELIHOODS,
-    "Decoder distribution p(x|z): bernoulli (logits) or gaussian (means with "
-    "a learned per-channel scale).")
+    "Decoder distribution p(x|z): bernoulli (logits; for binary data), "
+    "gaussian (means with a learned per-channel scale) or "
+    "continuous_bernoulli (logits; a density on [0, 1], for gray or colour "
+    "intensities).")
 _ACTIVATION = flags.DEFINE_enum("activation", "relu", layers.ACTIVATION_NAMES,
                                 "Hidden-layer activation.")
 _HIDDEN_UNITS = flag_types.DEFINE_int_list(

@@ -16,9 +16,11 @@ else is vae-train's: the data, loop, output and evaluation flags
 workdir that holds a different run (a vae-train run included), the pictures,
 `metrics.json` (its test ELBO is the decoder's Bernoulli ELBO, which the
 VAE-GAN does not train on) and the SavedModel export; vae-evaluate and
-vae-generate take its workdir. SIGTERM or Ctrl-C finishes the current loop of
-steps, writes a checkpoint and exits with 128 + the signal number. A bad flag
-value stops the program with one paragraph naming it and exit status 2.
+vae-generate take its workdir. `--strategy` trains on several GPUs or
+machines, as for vae-train. SIGTERM, SIGUSR1 or Ctrl-C finishes the current
+loop of steps, writes a checkpoint and exits with 128 + the signal number.
+A bad flag value stops the program with one paragraph naming it and exit
+status 2.
 """
 
 from absl import app

@@ -183,11 +183,12 @@ _BATCH_SIZE = 8
 
 
 def _tiny_vae_setup(workdir, *, epochs, kill_at_batch=None,
-                    jit_compile=False):
+                    jit_compile=False, kill_signal=signal.SIGTERM):
     """An ElboTrainer on 96 random 8x8 images with dynamic binarization.
 
-    With `kill_at_batch=(epoch, batch)`, the input pipeline sends SIGTERM to
-    this process when it prepares that batch, as a cluster scheduler would.
+    With `kill_at_batch=(epoch, batch)`, the input pipeline sends
+    `kill_signal` to this process when it prepares that batch, as a cluster
+    scheduler would.
     """
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (_STEPS_PER_EPOCH * _BATCH_SIZE,
@@ -204,7 +205,7 @@ def _tiny_vae_setup(workdir, *, epochs, kill_at_batch=None,
 
         def maybe_kill(index):
             if int(index) == kill_at_batch[1]:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), kill_signal)
             return index
 
         indices = tf.data.Dataset.range(skip_batches, _STEPS_PER_EPOCH)
@@ -270,6 +271,25 @@ class ResumeTest(tf.test.TestCase):
             self.assertAllEqual(mine.numpy(), theirs.numpy())
         self.assertEqual(_without_timings(resumed.metrics["epochs"]),
                          _without_timings(reference.metrics["epochs"]))
+
+
+    def test_sigusr1_stops_with_a_checkpoint_like_sigterm(self):
+        # SIGUSR1 is Slurm's warning before the time limit (launch/submit.py):
+        # the run must stop with a checkpoint so that the requeued job
+        # resumes.
+        workdir = self.create_tempdir().full_path
+        previous_handler = signal.getsignal(signal.SIGUSR1)
+        trainer = _tiny_vae_setup(workdir, epochs=2, kill_at_batch=(0, 5),
+                                  kill_signal=signal.SIGUSR1)
+        stopped = trainer.train()
+        self.assertFalse(stopped.completed)
+        self.assertEqual(stopped.stop_signal, signal.SIGUSR1)
+        self.assertLess(stopped.global_step, _STEPS_PER_EPOCH)
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), previous_handler)
+        resumed = _tiny_vae_setup(workdir, epochs=2)
+        self.assertTrue(resumed.restore())
+        self.assertEqual(int(resumed.global_step.numpy()),
+                         stopped.global_step)
 
 
 class XlaTest(tf.test.TestCase):

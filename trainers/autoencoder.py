@@ -75,16 +75,19 @@ class AutoencoderTrainer(base.Trainer):
             `[batch, num_classes]` entries (as `vae.datasets` gives them).
         hooks: epoch-end hooks.
         name: module name.
+        strategy: see `base.Trainer`.
     """
 
     def __init__(self, model: autoencoder_lib.Autoencoder, optimizer: Any,
                  config: base.TrainerConfig, data: base.DataSource,
                  hooks: Sequence[base.Hook] = (),
-                 name: Optional[str] = None):
+                 name: Optional[str] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None):
         super().__init__(
             model=model,
             optimizers={"autoencoder": (optimizer, model.trainable_variables)},
-            config=config, data=data, hooks=hooks, name=name)
+            config=config, data=data, hooks=hooks, name=name,
+            strategy=strategy)
 
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         points = batch["image"]

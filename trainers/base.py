@@ -7,22 +7,41 @@ so Python runs once per loop rather than once per step. Around that loop the
 base class keeps the global step, checkpoints, TensorBoard summaries,
 progress, evaluation, epoch-end hooks and signal handling, so that a subclass
 gets all of them by writing `train_step` and `eval_step`.
+
+Every step runs under a `tf.distribute.Strategy` (the default one unless the
+trainer is given another): the training batches are distributed over the
+strategy's replicas, `train_step` runs on each replica through
+`strategy.run`, each optimiser averages the replicas' gradients, and the
+logged scalars are averaged over the replicas (see `trainers.distribute`).
+With several workers, only the chief writes the workdir, and a stop signal
+that reaches any worker stops all of them at the same step.
 """
 
 import dataclasses
 import json
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
 
+from trainers import distribute as distribute_lib
 from trainers import progress as progress_lib
 
 Logs = Dict[str, tf.Tensor]
+
+# The signals that stop training after the current loop of steps, with a
+# checkpoint. When workers receive different ones, they all stop with the
+# first of this order that any of them received: SIGTERM usually means the
+# whole job is going away, SIGUSR1 that it is about to (Slurm's warning before
+# the time limit, see launch/submit.py), SIGINT a person at a terminal.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +54,8 @@ class TrainerConfig:
       seed: seeds the trainer's random generators (sampling noise).
       steps_per_loop: steps run inside one compiled call; Python (progress,
         signal checks, summaries) runs between calls.
-      jit_compile: compile the step with XLA.
+      jit_compile: compile the step with XLA (with several replicas:
+        `train_step` on each replica).
       log_every_steps: TensorBoard scalars at most once per this many steps.
       checkpoint_every_steps: also checkpoint mid-epoch this often (0: only at
         the end of each epoch and when interrupted).
@@ -173,7 +193,8 @@ class _LoopStateRecord:
 
 
 class _StopRequest:
-    """Turns SIGTERM/SIGINT into a request the loop honours between steps."""
+    """Turns SIGTERM/SIGUSR1/SIGINT into a request the loop honours between
+    loops of steps."""
 
     def __init__(self):
         self.signal_number: Optional[int] = None
@@ -194,7 +215,7 @@ class _StopRequest:
         # runner thread, say) the trainer simply runs without handlers.
         if threading.current_thread() is not threading.main_thread():
             return
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
+        for signal_number in STOP_SIGNALS:
             self._previous[signal_number] = signal.signal(signal_number,
                                                           self._handle)
 
@@ -224,90 +245,190 @@ class Trainer(tf.Module):
 
     * `train_step(batch) -> dict[str, scalar tf.Tensor]` (required): the maths
       of one optimisation step on one batch (a dict of tensors from the data
-      source). It runs inside `tf.function`: use a `tf.GradientTape`, apply
-      each optimiser in `self.optimizers` to its own variables in
-      `self.optimized_variables`, draw randomness from `self.next_seed()`, and
-      return the scalars to log. Do not increment the global step; the loop
-      does.
+      source). It runs inside `tf.function`, once on each replica of the
+      strategy with that replica's share of the batch: use a
+      `tf.GradientTape`, take the mean of the loss over the batch it is
+      given, apply each optimiser in `self.optimizers` to its own variables
+      in `self.optimized_variables`, draw randomness from `self.next_seed()`
+      (each replica gets its own), and return the scalars to log (the base
+      class averages them over the replicas). Do not increment the global
+      step; the loop does. Write it as for one device: with R replicas each
+      optimiser divides the gradients by R before summing them over the
+      replicas, so a step of batch means updates the model as one device
+      would on the whole batch.
+    * `distributed_train_step(batch) -> dict[str, scalar tf.Tensor]`
+      (optional, instead of `train_step`): one step in cross-replica context,
+      `batch` distributed over the replicas. The default runs `train_step`
+      on every replica with `self.strategy.run` and averages its logs.
+      Override it when a step's control flow depends on what all replicas
+      measured, as the VAE-GAN's balancing does: an optimiser update
+      synchronises the replicas, and MirroredStrategy cannot synchronise
+      inside a `tf.while_loop` or `tf.cond` of a replica function, so such a
+      loop runs here, each update its own `self.strategy.run`, each decision
+      on a value reduced over the replicas.
     * `eval_step(batch) -> dict[str, tf.Tensor of shape [batch]]` (optional):
       per-example metrics; the base class averages them over the real rows of
       the evaluation set (rows whose `mask` is 1). Draw randomness from
       `self.next_eval_seed()`, which restarts from the same state at every
       evaluation so that evaluations are comparable across epochs.
-    * `on_epoch_end(epoch, logs)` (optional): extra epoch-end work; hooks
-      passed to the constructor are the preferred way to add outputs.
+      Evaluation runs on the chief, on one device.
+    * `on_epoch_end(epoch, logs)` (optional): extra epoch-end work, on every
+      worker (check `self.is_chief` before writing anything); hooks passed to
+      the constructor are the preferred way to add outputs.
 
     Everything else comes with the base class: compiled multi-step loops
-    (`steps_per_loop` steps per call, optional XLA), the global step, a
-    `tf.train.Checkpoint` of the model, every optimiser, the random generator
-    and the loop's own state (so resume is exact, also mid-epoch), TensorBoard
-    scalars, progress, evaluation on each split, `metrics.json`, and
-    SIGTERM/SIGINT handling (finish the current loop, checkpoint, return).
+    (`steps_per_loop` steps per call, optional XLA), distribution over the
+    strategy's replicas, the global step, a `tf.train.Checkpoint` of the
+    model, every optimiser, the random generator and the loop's own state (so
+    resume is exact, also mid-epoch), TensorBoard scalars, progress,
+    evaluation on each split, `metrics.json`, and SIGTERM/SIGUSR1/SIGINT
+    handling (finish the current loop, checkpoint, return).
+
+    Strategies. The model and the optimisers must be created in the scope of
+    the trainer's strategy, and the trainer too, so that a subclass's own
+    variables are: `with strategy.scope(): model = ...; trainer = ...`. The
+    global batch size must be a multiple of the number of replicas. In a
+    multi-worker run only the chief writes the workdir; the other workers
+    read the chief's checkpoints when resuming, so the workdir must be on a
+    filesystem that every worker sees, write their own checkpoints to a
+    temporary directory that they delete, and run neither evaluation nor
+    hooks.
 
     Args:
       model: the `tf.Module` being trained; checkpointed as "model".
       optimizers: name -> (optimiser, variables it updates). One entry per
         player; no optimiser sees another's variables.
       config: loop settings.
-      data: the data source.
-      hooks: objects with `on_epoch_end(trainer, epoch, logs)`.
+      data: the data source; its batches are global batches, split over the
+        replicas.
+      hooks: objects with `on_epoch_end(trainer, epoch, logs)`; run on the
+        chief only.
       name: module name.
+      strategy: the `tf.distribute.Strategy` to train under; None: the one
+        whose scope the trainer is created in (the default strategy outside
+        any scope).
     """
 
     def __init__(self, model: tf.Module,
                  optimizers: Mapping[str, Tuple[Any, Sequence[tf.Variable]]],
                  config: TrainerConfig, data: DataSource,
-                 hooks: Sequence[Hook] = (), name: Optional[str] = None):
+                 hooks: Sequence[Hook] = (), name: Optional[str] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None):
         super().__init__(name=name)
         config.validate()
         if not optimizers:
             raise ValueError("A trainer needs at least one optimiser.")
+        self.strategy = (strategy if strategy is not None
+                         else tf.distribute.get_strategy())
+        distribute_lib.check_batch_divides(self.strategy, data.batch_size)
         self.model = model
         self.config = config
         self.data = data
         self.hooks = list(hooks)
-        self.optimizers = {key: pair[0] for key, pair in optimizers.items()}
+        checkpointed_optimizers = {key: pair[0]
+                                   for key, pair in optimizers.items()}
+        self.optimizers = {
+            key: distribute_lib.averaging_over_replicas(optimizer,
+                                                        self.strategy)
+            for key, optimizer in checkpointed_optimizers.items()}
         self.optimized_variables = {key: list(pair[1])
                                     for key, pair in optimizers.items()}
-        for key, optimizer in self.optimizers.items():
-            # Slots exist before any restore, so a checkpoint restores them
-            # directly instead of relying on deferred restoration.
-            optimizer.build(self.optimized_variables[key])
+        self.is_chief = distribute_lib.is_chief(self.strategy)
+        self._num_workers = distribute_lib.num_workers(self.strategy)
 
-        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="global_step")
-        self.completed_epochs = tf.Variable(0, dtype=tf.int64,
-                                            trainable=False,
-                                            name="completed_epochs")
-        self.rng = tf.random.Generator.from_seed(config.seed)
-        self._eval_rng = tf.random.Generator.from_seed(config.seed + 1)
+        # Before anything is built on them: building an optimiser's slots
+        # for variables from elsewhere fails with a less helpful message.
+        distribute_lib.check_created_in_scope(self.strategy, [
+            ("the model", model.variables),
+            *(distribute_lib.optimizer_variables(key, optimizer)
+              for key, optimizer in checkpointed_optimizers.items())])
+        with self.strategy.scope():
+            for key, optimizer in checkpointed_optimizers.items():
+                # Slots exist before any restore, so a checkpoint restores
+                # them directly instead of relying on deferred restoration.
+                optimizer.build(self.optimized_variables[key])
+            self.global_step = tf.Variable(0, dtype=tf.int64,
+                                           trainable=False,
+                                           name="global_step")
+            self.completed_epochs = tf.Variable(0, dtype=tf.int64,
+                                                trainable=False,
+                                                name="completed_epochs")
+            # Made in the strategy's scope, the generator gives each replica
+            # its own stream (the replica's index is folded into the key), so
+            # replicas draw different noise and the run stays reproducible.
+            self.rng = tf.random.Generator.from_seed(config.seed)
+            self._eval_rng = tf.random.Generator.from_seed(config.seed + 1)
         self._loop_state = _LoopState()
 
-        os.makedirs(config.workdir, exist_ok=True)
         self.checkpoint = tf.train.Checkpoint(
             model=model, global_step=self.global_step,
             completed_epochs=self.completed_epochs, rng=self.rng,
             loop_state=self._loop_state,
-            **{f"optimizer_{key}": opt for key, opt in self.optimizers.items()})
-        self.checkpoint_manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(config.workdir, "checkpoints"),
-            max_to_keep=config.max_checkpoints_to_keep)
-        self.summary_writer = tf.summary.create_file_writer(
-            os.path.join(config.workdir, "tensorboard"))
+            **{f"optimizer_{key}": optimizer
+               for key, optimizer in checkpointed_optimizers.items()})
+        self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
         self.metrics_path = os.path.join(config.workdir, "metrics.json")
+        if self.is_chief:
+            os.makedirs(config.workdir, exist_ok=True)
+            checkpoint_dir = self.checkpoint_dir
+            self.summary_writer = tf.summary.create_file_writer(
+                os.path.join(config.workdir, "tensorboard"))
+        else:
+            # Saving may need every worker, so the others save too, where
+            # nobody reads it; the finalizer deletes it even if train() is
+            # never called.
+            task_type, task_id = distribute_lib.task(self.strategy)
+            checkpoint_dir = tempfile.mkdtemp(
+                prefix=f"vae-{task_type}-{task_id}-checkpoints-")
+            weakref.finalize(self, shutil.rmtree, checkpoint_dir,
+                             ignore_errors=True)
+            self.summary_writer = tf.summary.create_noop_writer()
+        self.checkpoint_manager = tf.train.CheckpointManager(
+            self.checkpoint, checkpoint_dir,
+            max_to_keep=(config.max_checkpoints_to_keep if self.is_chief
+                         else 1))
 
-        self._step_fn = tf.function(self.train_step,
-                                    jit_compile=config.jit_compile)
+        # With one replica the whole step is compiled with XLA, as before
+        # strategies; with several, the replica function is (XLA cannot
+        # compile the cross-device reduction around it).
+        one_replica = self.strategy.num_replicas_in_sync == 1
+        self._replica_step_fn = (
+            tf.function(self.train_step, jit_compile=True)
+            if config.jit_compile and not one_replica else self.train_step)
+        self._step_fn = tf.function(
+            self.distributed_train_step,
+            jit_compile=config.jit_compile and one_replica)
         self._eval_step_fn = tf.function(self.eval_step)
         self._train_loop_fn = None
         self._eval_loop_fn = None
+        self._vote_fn = None
         self._stop_request = _StopRequest()
+        self._stop_signal: Optional[int] = None
 
     # ----------------------------------------------------------- subclasses
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
-        """One optimisation step; see the class docstring."""
+        """One optimisation step on one replica; see the class docstring."""
         raise NotImplementedError(
-            f"{type(self).__name__} must implement train_step(batch).")
+            f"{type(self).__name__} must implement train_step(batch) (or "
+            "distributed_train_step(batch)).")
+
+    def distributed_train_step(self, batch: Any) -> Logs:
+        """One step on every replica; see the class docstring.
+
+        Args:
+          batch: a batch distributed over the replicas (on one replica, the
+            batch itself).
+
+        Returns:
+          The scalars of `train_step`, as float32, averaged over the replicas.
+        """
+        def replica_step(replica_batch):
+            logs = self._replica_step_fn(replica_batch)
+            return {key: tf.cast(value, tf.float32)
+                    for key, value in logs.items()}
+
+        return self.mean_over_replicas(
+            self.strategy.run(replica_step, args=(batch,)))
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
         """Per-example evaluation metrics; see the class docstring."""
@@ -327,8 +448,25 @@ class Trainer(tf.Module):
         return None
 
     def next_seed(self) -> tf.Tensor:
-        """A fresh stateless seed (int32 [2]) from the checkpointed generator."""
+        """A fresh stateless seed (int32 [2]) from the checkpointed generator.
+
+        Called on a replica (in `train_step`), each replica gets a different
+        seed, so replicas draw different noise; the seeds depend only on the
+        generator's state and the replica's index, so runs repeat exactly.
+        """
         return self.rng.uniform_full_int([2], dtype=tf.int32)
+
+    def mean_over_replicas(self, values: Any) -> Any:
+        """Averages per-replica values (a tensor or a dict of them) over the
+        replicas, in cross-replica context; on one replica, the values
+        themselves."""
+        def mean(value):
+            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value,
+                                        axis=None)
+
+        if isinstance(values, Mapping):
+            return {key: mean(value) for key, value in values.items()}
+        return mean(values)
 
     def next_eval_seed(self) -> tf.Tensor:
         """A stateless seed for evaluation, reproducible across epochs."""
@@ -345,7 +483,9 @@ class Trainer(tf.Module):
         Returns:
           True when a checkpoint was restored.
         """
-        latest = self.checkpoint_manager.latest_checkpoint
+        # Every worker resumes from the chief's checkpoints.
+        latest = (self.checkpoint_manager.latest_checkpoint if self.is_chief
+                  else tf.train.latest_checkpoint(self.checkpoint_dir))
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -365,6 +505,10 @@ class Trainer(tf.Module):
         same values. The names must not clash with the base class's
         ("model", "global_step", "rng", "optimizer_*", ...).
         """
+        distribute_lib.check_created_in_scope(
+            self.strategy, [(f"the trainer's {key!r}", [value])
+                            for key, value in state.items()
+                            if isinstance(value, tf.Variable)])
         for key, value in state.items():
             if hasattr(self.checkpoint, key):
                 raise ValueError(f"The checkpoint already holds {key!r}; "
@@ -435,7 +579,8 @@ class Trainer(tf.Module):
         """Runs (or resumes) training until `config.epochs` are complete.
 
         Restores the latest checkpoint in the workdir first. Returns early,
-        after writing a checkpoint, when SIGTERM or SIGINT arrives.
+        after writing a checkpoint, when SIGTERM, SIGUSR1 or SIGINT arrives
+        (at any worker).
         """
         config = self.config
         if self.restore():
@@ -448,7 +593,9 @@ class Trainer(tf.Module):
                     "differs from the run that wrote it, so resuming would "
                     "not continue the same run.")
         self._loop_state.steps_per_epoch = self.data.steps_per_epoch
-        reporter = progress_lib.ProgressReporter(config.progress)
+        # One progress display per run: the chief's.
+        reporter = progress_lib.ProgressReporter(
+            config.progress if self.is_chief else "none")
         self._stop_request = _StopRequest()
         self._stop_request.install()
         self._wall_mark = time.perf_counter()
@@ -462,15 +609,18 @@ class Trainer(tf.Module):
                     logging.warning(
                         "Stopped by %s at global step %d; checkpoint %s "
                         "written. Run the same command again to resume.",
-                        signal.Signals(self._stop_request.signal_number).name,
+                        signal.Signals(self._stop_signal).name,
                         int(self.global_step.numpy()), path)
                     return TrainResult(
                         completed=False,
-                        stop_signal=self._stop_request.signal_number,
+                        stop_signal=self._stop_signal,
                         global_step=int(self.global_step.numpy()),
                         metrics=self._metrics_payload())
         finally:
             self._stop_request.uninstall()
+            if not self.is_chief:
+                shutil.rmtree(self.checkpoint_manager.directory,
+                              ignore_errors=True)
         return TrainResult(completed=True, stop_signal=None,
                            global_step=int(self.global_step.numpy()),
                            metrics=self._metrics_payload())
@@ -485,8 +635,8 @@ class Trainer(tf.Module):
         if step_in_epoch == 0:
             state.epoch_sums, state.epoch_steps = {}, 0
             state.epoch_train_seconds = 0.0
-        dataset = self.data.train_batches(epoch, step_in_epoch)
-        iterator = iter(dataset)
+        iterator = iter(self.strategy.experimental_distribute_dataset(
+            self._shardable(self.data.train_batches(epoch, step_in_epoch))))
         if self._train_loop_fn is None:
             self._train_loop_fn = self._build_train_loop(
                 iterator.element_spec)
@@ -521,7 +671,8 @@ class Trainer(tf.Module):
                             steps_per_epoch=steps_per_epoch,
                             global_step=global_step, logs=logs,
                             images_per_second=images_per_second)
-            if self._stop_request.requested:
+            self._stop_signal = self._agreed_stop_signal()
+            if self._stop_signal is not None:
                 return True
             if (config.checkpoint_every_steps and step_in_epoch
                     < steps_per_epoch and global_step
@@ -533,12 +684,57 @@ class Trainer(tf.Module):
         self._finish_epoch(epoch)
         return False
 
+    @staticmethod
+    def _shardable(dataset: tf.data.Dataset) -> tf.data.Dataset:
+        # Our batches come from arrays in memory, not files: each worker
+        # makes every global batch and keeps its replicas' share of it, which
+        # is what the DATA policy says (AUTO would first look for files).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        return dataset.with_options(options)
+
+    def _agreed_stop_signal(self) -> Optional[int]:
+        """The signal every worker stops for now, or None to go on.
+
+        A signal may reach one worker only (or reach them between different
+        loops); all must stop after the same step, or the others would wait
+        for it at their next synchronisation forever. So the workers vote
+        after every loop (a small all-reduce), and stop for the first signal
+        of `STOP_SIGNALS` that any of them received.
+        """
+        local = self._stop_request.signal_number
+        if self._num_workers == 1:
+            return local
+        if self._vote_fn is None:
+            strategy = self.strategy
+
+            @tf.function
+            def vote(ballot):
+                return strategy.reduce(
+                    tf.distribute.ReduceOp.SUM,
+                    strategy.run(tf.identity, args=(ballot,)), axis=None)
+
+            self._vote_fn = vote
+        ballot = tf.constant([1.0 if local == signal_number else 0.0
+                              for signal_number in STOP_SIGNALS])
+        totals = self._vote_fn(ballot).numpy()
+        for signal_number, total in zip(STOP_SIGNALS, totals):
+            if total > 0:
+                return signal_number
+        return None
+
     def _finish_epoch(self, epoch: int) -> None:
-        """Evaluation, history, hooks and the epoch-end checkpoint."""
+        """Evaluation, history, hooks and the epoch-end checkpoint.
+
+        Evaluation, hooks and metrics.json are the chief's alone: the other
+        workers only checkpoint (where nobody reads it) and go on to the next
+        epoch, whose first step waits for the chief.
+        """
         state = self._loop_state
         train_logs = {key: total / max(1, state.epoch_steps)
                       for key, total in state.epoch_sums.items()}
-        evaluation = self.evaluate()
+        evaluation = self.evaluate() if self.is_chief else {}
         global_step = int(self.global_step.numpy())
         images_per_second = (state.epoch_steps * self.data.batch_size
                              / max(state.epoch_train_seconds, 1e-9))
@@ -561,8 +757,9 @@ class Trainer(tf.Module):
                      epoch + 1, self.config.epochs,
                      progress_lib.format_logs(train_logs),
                      f"; {summary}" if summary else "", images_per_second)
-        for hook in self.hooks:
-            hook.on_epoch_end(self, epoch, record)
+        if self.is_chief:
+            for hook in self.hooks:
+                hook.on_epoch_end(self, epoch, record)
         self.on_epoch_end(epoch, record)
         self.summary_writer.flush()
 
@@ -572,7 +769,8 @@ class Trainer(tf.Module):
         self.completed_epochs.assign(epoch + 1)
         # Metrics first, checkpoint last: if we crash in between, the rerun
         # repeats this epoch end from the previous checkpoint's state.
-        write_json_atomically(self.metrics_path, self._metrics_payload())
+        if self.is_chief:
+            write_json_atomically(self.metrics_path, self._metrics_payload())
         self.save_checkpoint()
 
     def _account_wall_time(self) -> None:

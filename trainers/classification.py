@@ -63,20 +63,23 @@ class ClassificationTrainer(base.Trainer):
         in [0, 1). Evaluation always uses the plain labels.
       hooks: epoch-end hooks.
       name: module name.
+      strategy: see `base.Trainer`.
     """
 
     def __init__(self, model: tf.Module, optimizer: Any,
                  config: base.TrainerConfig, data: base.DataSource,
                  label_smoothing: float = 0.0,
                  hooks: Sequence[base.Hook] = (),
-                 name: Optional[str] = None):
+                 name: Optional[str] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None):
         if not 0.0 <= label_smoothing < 1.0:  # Also rejects NaN.
             raise ValueError("label_smoothing must be in [0, 1), got "
                              f"{label_smoothing}.")
         super().__init__(
             model=model,
             optimizers={"classifier": (optimizer, model.trainable_variables)},
-            config=config, data=data, hooks=hooks, name=name)
+            config=config, data=data, hooks=hooks, name=name,
+            strategy=strategy)
         self.label_smoothing = float(label_smoothing)
 
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:

@@ -58,18 +58,21 @@ class ElboTrainer(base.Trainer):
       elbo_config: the objective.
       hooks: epoch-end hooks.
       name: module name.
+      strategy: see `base.Trainer`.
     """
 
     def __init__(self, model: tf.Module, optimizer: Any,
                  config: base.TrainerConfig, data: base.DataSource,
                  elbo_config: ElboConfig = ElboConfig(),
                  hooks: Sequence[base.Hook] = (),
-                 name: Optional[str] = None):
+                 name: Optional[str] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None):
         elbo_config.validate()
         super().__init__(
             model=model,
             optimizers={"vae": (optimizer, model.trainable_variables)},
-            config=config, data=data, hooks=hooks, name=name)
+            config=config, data=data, hooks=hooks, name=name,
+            strategy=strategy)
         self.elbo_config = elbo_config
 
     def kl_weight(self) -> tf.Tensor:

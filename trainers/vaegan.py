@@ -22,7 +22,10 @@ One training step (one batch) is one iteration of reference 003's loop:
 L_GAN is measured in the same forward pass as the update it belongs to
 (before that update's step), as in the reference. The loops are
 `tf.while_loop`s on tensors, so the balancing decisions happen inside the
-compiled step and never retrace it. Each discriminator update decodes a fresh
+compiled step and never retrace it. With several replicas (a
+`tf.distribute` strategy), every update runs on all of them and every
+decision reads L_GAN averaged over them, so all replicas take the same
+branch (see `VaeGanTrainer.distributed_train_step`). Each discriminator update decodes a fresh
 prior draw; the updates of one iteration share the batch (the reference
 draws a new batch for every update; here the data order stays the base
 loop's, one batch per step, which keeps resume exact).
@@ -124,13 +127,15 @@ class VaeGanTrainer(base.Trainer):
       objective: losses and balancing.
       hooks: epoch-end hooks.
       name: module name.
+      strategy: see `base.Trainer`.
     """
 
     def __init__(self, model: tf.Module, optimizers: Mapping[str, Any],
                  config: base.TrainerConfig, data: base.DataSource,
                  objective: VaeGanObjective = VaeGanObjective(),
                  hooks: Sequence[base.Hook] = (),
-                 name: Optional[str] = None):
+                 name: Optional[str] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None):
         objective.validate()
         if set(optimizers) != set(PLAYERS):
             raise ValueError(f"VaeGanTrainer needs one optimiser for each of "
@@ -140,16 +145,19 @@ class VaeGanTrainer(base.Trainer):
             optimizers={player: (optimizers[player],
                                  getattr(model, player).trainable_variables)
                         for player in PLAYERS},
-            config=config, data=data, hooks=hooks, name=name)
+            config=config, data=data, hooks=hooks, name=name,
+            strategy=strategy)
         self.objective = objective
         # How many updates each side has taken over the whole run: the
         # balancing's state, checkpointed so that the running share of
         # discriminator updates continues across a resume.
-        self.discriminator_update_count = tf.Variable(
-            0, dtype=tf.int64, trainable=False,
-            name="discriminator_update_count")
-        self.generator_update_count = tf.Variable(
-            0, dtype=tf.int64, trainable=False, name="generator_update_count")
+        with self.strategy.scope():
+            self.discriminator_update_count = tf.Variable(
+                0, dtype=tf.int64, trainable=False,
+                name="discriminator_update_count")
+            self.generator_update_count = tf.Variable(
+                0, dtype=tf.int64, trainable=False,
+                name="generator_update_count")
         self.track_in_checkpoint(
             discriminator_update_count=self.discriminator_update_count,
             generator_update_count=self.generator_update_count)
@@ -275,14 +283,49 @@ class VaeGanTrainer(base.Trainer):
 
     # ---------------------------------------------------------------- step
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
-        images = batch["image"]
-        labels = self.labels(batch)
-        seed = self.next_seed()
-        objective = self.objective
+        """One iteration on the whole of `batch`, called outside any replica
+        (the loop calls `distributed_train_step` instead; with one device
+        the two are the same)."""
+        return self.distributed_train_step(batch)
 
-        def update_seed(side: int, index):
-            side_seed = tf.random.experimental.stateless_fold_in(seed, side)
-            return tf.random.experimental.stateless_fold_in(side_seed, index)
+    def distributed_train_step(self, batch: Any) -> base.Logs:
+        """One iteration: the balanced discriminator and generator updates.
+
+        The balancing loops run here, in cross-replica context, rather than in
+        a per-replica `train_step`: every update synchronises the replicas
+        (the optimisers sum their gradients), which MirroredStrategy cannot
+        do inside a replica's `tf.while_loop`. So each update runs on every
+        replica through `self.strategy.run`, and each decision to go on reads
+        L_GAN averaged over the replicas: every replica takes the same branch,
+        and the decision is the one a single device would take on the whole
+        batch. With one replica this is exactly the single-device iteration.
+
+        Args:
+          batch: the batch, distributed over the replicas.
+
+        Returns:
+          Batch means (over the replicas too) of the last generator update's
+          "prior", "dis_llike", "gan", "encoder_loss", "decoder_loss", the
+          iteration's "discriminator_updates" and "generator_updates", and the
+          run's "discriminator_share" of all updates so far.
+        """
+        strategy = self.strategy
+        objective = self.objective
+        # A seed per replica: the replicas draw different noise.
+        seeds = strategy.run(self.next_seed)
+
+        def on_every_replica(update, side: int):
+            def replica_update(replica_batch, seed, index):
+                fold_in = tf.random.experimental.stateless_fold_in
+                return update(replica_batch["image"],
+                              self.labels(replica_batch),
+                              fold_in(fold_in(seed, side), index))
+
+            return lambda index: strategy.run(replica_update,
+                                              args=(batch, seeds, index))
+
+        discriminator_update = on_every_replica(self.discriminator_update, 0)
+        generator_update = on_every_replica(self.generator_update, 1)
 
         def discriminator_continues(count, last_gan):
             return tf.logical_and(count < objective.d_steps,
@@ -290,9 +333,8 @@ class VaeGanTrainer(base.Trainer):
 
         def discriminator_body(count, last_gan):
             del last_gan
-            gan = self.discriminator_update(images, labels,
-                                            update_seed(0, count))
-            return count + 1, gan
+            return count + 1, self.mean_over_replicas(
+                discriminator_update(count))
 
         discriminator_updates, _ = tf.while_loop(
             discriminator_continues, discriminator_body,
@@ -304,8 +346,7 @@ class VaeGanTrainer(base.Trainer):
 
         def generator_body(count, logs):
             del logs
-            return count + 1, self.generator_update(images, labels,
-                                                    update_seed(1, count))
+            return count + 1, self.mean_over_replicas(generator_update(count))
 
         # Before the first update nothing is measured: L_GAN starts below any
         # threshold so that the loop runs at least once.

@@ -1,10 +1,12 @@
-"""Datasets: MNIST, Fashion-MNIST and a 2-D toy set, held in memory and served by tf.data.
+"""Datasets: MNIST, Fashion-MNIST, your own images and a 2-D toy set, held in memory
+and served by tf.data.
 
 Loading and serving are separate steps:
 
 1. `load_dataset` returns a `DatasetArrays`: plain NumPy arrays for the train,
       optional validation and test splits. Image sets keep their raw uint8 pixels
-      ([N, 28, 28, 1]); the toy set is float32 points ([N, 2]).
+      ([N, height, width, channels]: [N, 28, 28, 1] for MNIST); the toy set is
+      float32 points ([N, 2]).
 2. `train_batches` and `eval_batches` turn one split into a `tf.data.Dataset`
       of dictionaries ready for a model: pixels scaled to [0, 1] (optionally
       binarized), integer labels and one-hot labels.
@@ -19,16 +21,28 @@ of every pixel; Salakhutdinov & Murray, 2008) is seeded by
 
 MNIST and Fashion-MNIST are read from the four standard gzip IDX files
 (LeCun et al.), from a Keras-style `.npz` archive, or, when allowed, fetched by
-the Keras downloader. Every file is checked and a problem is reported as a
+the Keras downloader. Other image sets of any size, gray or RGB, come as
+
+* "idx": four IDX files (train/test images and labels, gzip or plain) in a
+  directory, images `[N, h, w]` or `[N, h, w, c]`;
+* "npz": a Keras-style `.npz` archive (x_train, y_train, x_test, y_test);
+* "folder": a folder of PNG, JPEG or BMP files, labelled by class subfolder
+  (see `vae.image_folders`, which converts and caches them).
+
+Their example shape and number of classes (largest label + 1, or the number
+of class subfolders) come from the data, and `image_size` and `channels`
+convert them on loading. Every file is checked and a problem is reported as a
 `DataError` that names the file and what was expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import gzip
 import math
 import os
+from typing import Sequence
 import zipfile
 import zlib
 
@@ -36,10 +50,17 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d")
+from vae import image_folders
+
+DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder")
+# Datasets whose example shape and number of classes only the data can tell.
+DATA_DEFINED_DATASETS = ("idx", "npz", "folder")
 BINARIZATIONS = ("none", "static", "dynamic")
-# Label classes of each dataset: what a conditional model is built for.
+# Label classes of each dataset of fixed shape: what a conditional model is
+# built for.
 NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "toy2d": 2}
+EXAMPLE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
+                  "toy2d": (2,)}
 
 # File names as published by LeCun et al. and mirrored for Fashion-MNIST.
 IDX_FILE_NAMES = {
@@ -49,6 +70,15 @@ IDX_FILE_NAMES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# Name patterns of the four files of an "idx" dataset: the MNIST names and
+# their relatives (EMNIST's "emnist-letters-train-images-idx3-ubyte.gz",
+# "test-" for "t10k-", "idx4" for colour images).
+IDX_FILE_PATTERNS = {
+    "train_images": ("*train-images-idx*",),
+    "train_labels": ("*train-labels-idx*",),
+    "test_images": ("*t10k-images-idx*", "*test-images-idx*"),
+    "test_labels": ("*t10k-labels-idx*", "*test-labels-idx*"),
+}
 
 _IMAGE_SIZE = 28
 _NUM_IMAGE_CLASSES = 10
@@ -101,8 +131,8 @@ class ArraySplit:
     """One split of a dataset, held in memory.
 
     Attributes:
-        images: uint8 [N, 28, 28, 1] raw pixels for the image sets; float32 [N, 2]
-            points for toy2d.
+        images: uint8 [N, height, width, channels] raw pixels for the image sets
+            ([N, 28, 28, 1] for MNIST); float32 [N, 2] points for toy2d.
         labels: int64 [N] class indices.
     """
 
@@ -134,10 +164,14 @@ class DatasetArrays:
         name: one of `DATASET_NAMES`.
         train: the training split (without the validation examples).
         validation: examples held out of the training files, or None.
-        test: the official test split.
-        num_classes: number of label classes (10, or 2 for toy2d).
+        test: the official test split (a folder's: see `vae.image_folders`).
+        num_classes: number of label classes (10 for MNIST, 2 for toy2d; 1 for
+            an unlabelled folder).
         source: where the data came from, for logs ("idx files in DIR",
-            "npz file PATH", "keras download", "generated (seed 3)").
+            "npz file PATH", "keras download", "generated (seed 3)",
+            "image folder DIR").
+        class_names: the name of each label, for a folder with class
+            subfolders; empty where labels are plain numbers.
     """
 
     name: str
@@ -146,10 +180,12 @@ class DatasetArrays:
     test: ArraySplit
     num_classes: int
     source: str
+    class_names: tuple[str, ...] = ()
 
     @property
     def example_shape(self) -> tuple[int, ...]:
-        """Shape of one example: (28, 28, 1) for images, (2,) for toy2d."""
+        """Shape of one example: (height, width, channels) for images, (2,) for
+        toy2d."""
         return tuple(int(d) for d in self.train.images.shape[1:])
 
 
@@ -244,7 +280,12 @@ def load_dataset(name: str,
                  *,
                  validation_size: int = 0,
                  seed: int = 0,
-                 allow_download: bool = True) -> DatasetArrays:
+                 allow_download: bool = True,
+                 image_size: Sequence[int] | int = (),
+                 channels: int = 0,
+                 test_fraction: float = 0.1,
+                 cache_dir: str | None = None,
+                 non_image_files: str = "skip") -> DatasetArrays:
     """Loads a dataset into memory.
 
     For "mnist" and "fashion_mnist" the sources are tried in this order:
@@ -252,6 +293,16 @@ def load_dataset(name: str,
     `<name>.npz` (keys x_train, y_train, x_test, y_test) in `data_dir`; the
     Keras downloader, if `allow_download`. Loaded arrays are checked: 28x28
     uint8 images, one label per image, labels in [0, 9].
+
+    "idx" reads the four IDX files matching `IDX_FILE_PATTERNS` in `data_dir`
+    (exactly one per role), "npz" the Keras-style archive `data_dir` (or the
+    only .npz file in the directory `data_dir`): uint8 images `[N, h, w]` or
+    `[N, h, w, c]` with 1 or 3 channels, non-negative integer labels; the
+    number of classes is the largest label + 1. "folder" reads the image
+    folder `data_dir` with `vae.image_folders.load_image_folder`; its classes
+    are its class subfolders, and its test split is its `test/` subfolder or
+    else `test_fraction` of each class. For these three, `image_size` and
+    `channels` convert the images as `vae.image_folders` describes.
 
     "toy2d" is generated from `seed` (`data_dir` is ignored): 1000 points on the
     arc y = sin(x), x in [-2.2, 2.2] (label 0), and 1000 points on the circle of
@@ -267,12 +318,24 @@ def load_dataset(name: str,
         seed: non-negative seed for the toy data and the validation split.
         allow_download: whether the Keras downloader may be used when `data_dir`
             holds neither the IDX files nor the archive.
+        image_size: "idx", "npz", "folder" only: `()` keeps the images' size,
+            `n` or `(n,)` resizes to n x n, `(height, width)` to that size.
+        channels: "idx", "npz", "folder" only: 1 (gray), 3 (RGB), or 0 (as the
+            files are; for a folder, gray if every image is gray, else RGB).
+        test_fraction: "folder" without `test/` only: the share of each class
+            held out as the test split, in (0, 1).
+        cache_dir: "folder" only: where converted folders are cached; None
+            converts every time.
+        non_image_files: "folder" only: "skip" (with a warning) or "refuse"
+            files that are not images by their extension.
 
     Returns:
         The splits; `validation` is None when `validation_size` is 0.
 
     Raises:
-        ValueError: unknown `name`, or a bad `validation_size` or `seed`.
+        ValueError: unknown `name`, or a bad `validation_size`, `seed` or
+            conversion setting, or a conversion setting for a dataset of fixed
+            shape.
         DataNotFoundError: `data_dir` is missing, or holds only some of the IDX
             files, or holds none of the expected files and downloading is off.
         DataError: a file is corrupt or its contents are not as expected.
@@ -286,13 +349,44 @@ def load_dataset(name: str,
         raise ValueError(
             f"validation_size must be a non-negative integer; got "
             f"{validation_size!r}.")
+    image_size = image_folders.normalize_image_size(image_size)
+    channels = image_folders.check_channels(channels)
+    if name not in DATA_DEFINED_DATASETS and (image_size or channels):
+        raise ValueError(
+            f"image_size={image_size} and channels={channels} convert the images "
+            f"of the datasets {DATA_DEFINED_DATASETS}; {name} has the fixed shape "
+            f"{EXAMPLE_SHAPES[name]}, so expected image_size=() and channels=0. "
+            f"(Its IDX files can be read as dataset 'idx' and converted.)")
 
+    class_names = ()
     if name == "toy2d":
         rng = np.random.default_rng(seed)
         train = _draw_toy2d(rng)
         test = _draw_toy2d(rng)
         num_classes = 2
         source = f"generated (seed {seed})"
+    elif name == "folder":
+        train, test, class_names, source = _load_folder(
+            data_dir, image_size=image_size, channels=channels,
+            test_fraction=test_fraction, cache_dir=cache_dir,
+            non_image_files=non_image_files)
+        num_classes = max(1, len(class_names))
+    elif name in DATA_DEFINED_DATASETS:
+        train, test, source = (_load_idx_directory(data_dir) if name == "idx"
+                               else _load_any_npz(data_dir))
+        train, test = (
+            ArraySplit(image_folders.convert_images(
+                split.images, image_size=image_size, channels=channels),
+                split.labels) for split in (train, test))
+        if train.images.shape[1:] != test.images.shape[1:]:
+            raise DataError(
+                f"The {source} hold training images of shape "
+                f"{train.images.shape[1:]} but test images of shape "
+                f"{test.images.shape[1:]}; expected one shape for both. Set "
+                f"image_size (--image_size) and channels (--channels) to "
+                f"convert both to one.")
+        num_classes = int(max(train.labels.max(initial=0),
+                              test.labels.max(initial=0))) + 1
     else:
         train, test, source = _load_image_dataset(name, data_dir, allow_download)
         num_classes = _NUM_IMAGE_CLASSES
@@ -319,7 +413,80 @@ def load_dataset(name: str,
         validation=validation,
         test=test,
         num_classes=num_classes,
-        source=source)
+        source=source,
+        class_names=tuple(class_names))
+
+
+def _load_folder(root: str | None, *, image_size: tuple[int, ...], channels: int,
+                 test_fraction: float, cache_dir: str | None,
+                 non_image_files: str
+                 ) -> tuple[ArraySplit, ArraySplit, tuple[str, ...], str]:
+    """Reads an image folder; returns (train, test, class names, source)."""
+    image_folders.check_test_fraction(test_fraction)
+    if root is None:
+        raise DataNotFoundError(
+            "Dataset 'folder' needs data_dir, the folder of images to read; none "
+            "was given.")
+    try:
+        folder = image_folders.load_image_folder(
+            root, image_size=image_size, channels=channels, cache_dir=cache_dir,
+            non_image_files=non_image_files)
+        train_indices, test_indices = folder.split(test_fraction)
+    except image_folders.ImageFolderNotFoundError as error:
+        raise DataNotFoundError(str(error)) from None
+    except image_folders.ImageFolderError as error:
+        raise DataError(str(error)) from None
+    train = ArraySplit(folder.images[train_indices], folder.labels[train_indices])
+    test = ArraySplit(folder.images[test_indices], folder.labels[test_indices])
+    return train, test, folder.class_names, folder.source
+
+
+def _load_idx_directory(data_dir: str | None) -> tuple[ArraySplit, ArraySplit, str]:
+    """Reads the four IDX files of dataset "idx"; returns (train, test, source)."""
+    patterns = ", ".join(" or ".join(names) for names in IDX_FILE_PATTERNS.values())
+    if data_dir is None or not os.path.isdir(data_dir):
+        raise DataNotFoundError(
+            f"Data directory {data_dir!r} for dataset 'idx' does not exist (or is "
+            f"not a directory); expected a directory holding four IDX files named "
+            f"like {patterns} (gzip-compressed or plain).")
+    paths = {}
+    for role, role_patterns in IDX_FILE_PATTERNS.items():
+        matches = sorted({path for pattern in role_patterns
+                          for path in glob.glob(os.path.join(data_dir, pattern))})
+        if len(matches) != 1:
+            found = ("none" if not matches else
+                     ", ".join(os.path.basename(path) for path in matches))
+            raise DataNotFoundError(
+                f"Data directory {data_dir!r} for dataset 'idx' should hold exactly "
+                f"one file named like {' or '.join(role_patterns)} (the "
+                f"{role.replace('_', ' ')}); found {found}. Expected the four files "
+                f"{patterns}; keep one dataset per directory.")
+        paths[role] = matches[0]
+    splits = [_checked_any_image_split(
+        read_idx(paths[f"{split}_images"]), read_idx(paths[f"{split}_labels"]),
+        images_origin=paths[f"{split}_images"],
+        labels_origin=paths[f"{split}_labels"]) for split in ("train", "test")]
+    return splits[0], splits[1], f"idx files in {data_dir}"
+
+
+def _load_any_npz(path: str | None) -> tuple[ArraySplit, ArraySplit, str]:
+    """Reads the archive of dataset "npz"; returns (train, test, source)."""
+    if path is not None and os.path.isdir(path):
+        archives = sorted(glob.glob(os.path.join(path, "*.npz")))
+        if len(archives) != 1:
+            raise DataNotFoundError(
+                f"Data directory {path!r} for dataset 'npz' holds "
+                f"{len(archives)} .npz files "
+                f"({', '.join(map(os.path.basename, archives)) or 'none'}); expected "
+                f"exactly one, or pass the archive's path itself.")
+        path = archives[0]
+    if path is None or not os.path.isfile(path):
+        raise DataNotFoundError(
+            f"Archive {path!r} for dataset 'npz' does not exist; expected the path "
+            f"of a Keras-style .npz file with keys {list(NPZ_KEYS)} (or a directory "
+            f"holding one).")
+    train, test = _load_npz(path, check_split=_checked_any_image_split)
+    return train, test, f"npz file {path}"
 
 
 def _load_image_dataset(name: str, data_dir: str | None,
@@ -381,8 +548,13 @@ def _load_image_dataset(name: str, data_dir: str | None,
     return _download_with_keras(name)
 
 
-def _load_npz(path: str) -> tuple[ArraySplit, ArraySplit]:
-    """Reads a Keras-style archive with keys x_train, y_train, x_test, y_test."""
+def _load_npz(path: str, check_split=None) -> tuple[ArraySplit, ArraySplit]:
+    """Reads a Keras-style archive with keys x_train, y_train, x_test, y_test.
+
+    `check_split(images, labels, images_origin=, labels_origin=)` checks and
+    packs each split; by default as MNIST (`_checked_image_split`).
+    """
+    check_split = check_split or _checked_image_split
     try:
         with np.load(path, allow_pickle=False) as archive:
             present_keys = sorted(archive.files)
@@ -396,10 +568,10 @@ def _load_npz(path: str) -> tuple[ArraySplit, ArraySplit]:
         raise DataError(
             f"Archive {path!r} lacks the keys {missing}: it holds {present_keys} "
             f"but expected {list(NPZ_KEYS)}, as written by the Keras datasets.")
-    train = _checked_image_split(
+    train = check_split(
         arrays["x_train"], arrays["y_train"],
         images_origin=f"{path} [x_train]", labels_origin=f"{path} [y_train]")
-    test = _checked_image_split(
+    test = check_split(
         arrays["x_test"], arrays["y_test"],
         images_origin=f"{path} [x_test]", labels_origin=f"{path} [y_test]")
     return train, test
@@ -466,6 +638,38 @@ def _checked_image_split(images: np.ndarray, labels: np.ndarray, *,
     return ArraySplit(
         images=images.reshape(images.shape[0], _IMAGE_SIZE, _IMAGE_SIZE, 1),
         labels=labels.astype(np.int64))
+
+
+def _checked_any_image_split(images: np.ndarray, labels: np.ndarray, *,
+                             images_origin: str,
+                             labels_origin: str) -> ArraySplit:
+    """Checks image/label arrays of any size; packs them as uint8 [N, h, w, c]."""
+    if (images.dtype != np.uint8 or images.ndim not in (3, 4) or
+            (images.ndim == 4 and images.shape[3] not in (1, 3)) or
+            images.shape[0] < 1 or min(images.shape[1:3]) < 1):
+        raise DataError(
+            f"Images from {images_origin} have shape {list(images.shape)} and "
+            f"dtype {images.dtype}; expected at least one uint8 image, shaped "
+            f"[N, height, width] (gray) or [N, height, width, 1 or 3] (gray or "
+            f"RGB).")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"Labels from {labels_origin} have shape {list(labels.shape)} and "
+            f"dtype {labels.dtype}; expected integer labels of shape [N].")
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"Labels from {labels_origin} count {labels.shape[0]} examples but "
+            f"images from {images_origin} count {images.shape[0]}; expected one "
+            f"label per image.")
+    negative = np.flatnonzero(labels < 0)
+    if negative.size:
+        raise DataError(
+            f"Labels from {labels_origin} hold {negative.size} negative values "
+            f"(the first is {labels[negative[0]]} at index {negative[0]}); "
+            f"expected class indices 0, 1, 2, ...")
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    return ArraySplit(images=images, labels=labels.astype(np.int64))
 
 
 # ---------------------------------------------------------------------------
@@ -831,10 +1035,13 @@ __all__ = (
     "ArraySplit",
     "BINARIZATIONS",
     "DATASET_NAMES",
+    "DATA_DEFINED_DATASETS",
     "DataError",
     "DataNotFoundError",
     "DatasetArrays",
+    "EXAMPLE_SHAPES",
     "IDX_FILE_NAMES",
+    "IDX_FILE_PATTERNS",
     "NPZ_KEYS",
     "binarize_numpy",
     "distance_to_toy2d_manifold",

@@ -4,9 +4,10 @@ The SavedModel holds three serving signatures, all float32:
 
 * `encode(images [n, *image_shape]) -> {"mean", "stddev"}`, each
   [n, latent_dim]: the parameters of the diagonal Gaussian q(z|x);
-* `decode(latent [n, latent_dim]) -> {"images", "logits" | "scale"}`: the
-  decoder's mean image (pixel probabilities for a Bernoulli decoder) and the
-  rest of p(x|z): its logits (Bernoulli) or its scale (Gaussian);
+* `decode(latent [n, latent_dim]) -> {"images", "logits" | "scale" |
+  "continuous_bernoulli_logits"}`: the decoder's mean image (pixel
+  probabilities for a Bernoulli decoder) and the rest of p(x|z): its logits
+  (Bernoulli), its scale (Gaussian) or its logits (continuous Bernoulli);
 * `sample(num_samples: int32 scalar) -> {"images"}`: decoded prior draws.
 
 A conditional VAE's signatures take one more input, `labels` (int32 class
@@ -75,6 +76,8 @@ class _ServingModule(tf.Module):
         pixels = likelihood.distribution
         if self.model.config.likelihood == "bernoulli":
             outputs["logits"] = pixels.logits_parameter()
+        elif self.model.config.likelihood == "continuous_bernoulli":
+            outputs["continuous_bernoulli_logits"] = pixels.logits_parameter()
         else:
             outputs["scale"] = tf.broadcast_to(pixels.scale,
                                                tf.shape(outputs["images"]))
@@ -177,6 +180,9 @@ class SavedModelVae:
                                              **self._label_inputs(labels))
         if "logits" in outputs:
             pixels = tfd.Bernoulli(logits=outputs["logits"], dtype=tf.float32)
+        elif "continuous_bernoulli_logits" in outputs:
+            pixels = tfd.ContinuousBernoulli(
+                logits=outputs["continuous_bernoulli_logits"])
         else:
             pixels = tfd.Normal(loc=outputs["images"], scale=outputs["scale"])
         return tfd.Independent(pixels,

@@ -10,7 +10,8 @@ Two operations, both returning picture grids ready for `vae.pictures.save_png`:
   one row per source image, its original first.
 
 `load_image` turns a PNG (or any format imageio reads) into the model's input:
-grayscale intensities in [0, 1] with MNIST's polarity (a white digit on black).
+grayscale intensities in [0, 1] with MNIST's polarity (a white digit on black),
+or RGB intensities in [0, 1] for a colour model.
 """
 
 from __future__ import annotations
@@ -50,31 +51,53 @@ def _to_grayscale(image: np.ndarray) -> np.ndarray:
     return image[..., 0]
 
 
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """[h, w], [h, w, 1], [h, w, 3] or [h, w, 4] -> float [h, w, 3] in [0, 1];
+    transparent pixels become white, as for `_to_grayscale`."""
+    if np.issubdtype(image.dtype, np.integer):
+        image = image.astype(np.float64) / np.iinfo(image.dtype).max
+    image = image.astype(np.float64)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 4:
+        alpha = image[..., 3:]
+        image = image[..., :3] * alpha + (1.0 - alpha)
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+
+
 def load_image(path: str, image_shape: Sequence[int], *, resize: bool = False,
                invert: str = "auto") -> np.ndarray:
     """Reads one image as the model's input, `[*image_shape]` float32 in [0, 1].
 
     Args:
       path: the image file.
-      image_shape: `(height, width, 1)`, the model's input shape.
-      resize: when False, anything but a `height x width` single-channel image
-        is refused; when True, colour is converted to gray and the size is
-        changed (bilinear, with antialiasing) to `height x width`.
-      invert: "true" or "false", or "auto": invert when the border is
-        brighter than the middle, i.e. a dark digit on a light background,
-        since the models learnt white digits on black.
+      image_shape: `(height, width, 1)` or `(height, width, 3)`, the model's
+        input shape.
+      resize: when False, anything but a `height x width` image with the
+        model's channels (one, or three: RGB) is refused; when True, colour is
+        converted to gray (or gray to RGB) and the size is changed (bilinear,
+        with antialiasing) to `height x width`.
+      invert: "true" or "false", or "auto": for a gray model, invert when the
+        border is brighter than the middle, i.e. a dark digit on a light
+        background, since the models learnt white digits on black; a colour
+        image is never inverted by "auto".
 
     Raises:
       ImageError: the file is missing, not an image, or (without `resize`)
-        not the expected size or not grayscale; `invert` is unknown.
+        not the expected size or channels; the model's channels are neither
+        1 nor 3; `invert` is unknown.
     """
     if invert not in INVERT_CHOICES:
         raise ImageError(f"invert must be one of {INVERT_CHOICES}, got "
                          f"{invert!r}.")
     height, width, channels = image_shape
+    if channels == 3:
+        return _load_rgb_image(path, (height, width), resize=resize,
+                               invert=invert)
     if channels != 1:
-        raise ImageError(f"Only single-channel models are supported here; the "
-                         f"model takes images of shape {tuple(image_shape)}.")
+        raise ImageError(f"Only gray (1-channel) and RGB (3-channel) models "
+                         f"are supported here; the model takes images of "
+                         f"shape {tuple(image_shape)}.")
     try:
         raw = np.asarray(imageio.imread(path))
     except FileNotFoundError:
@@ -103,6 +126,39 @@ def load_image(path: str, image_shape: Sequence[int], *, resize: bool = False,
     if invert == "true" or (invert == "auto" and _looks_dark_on_light(gray)):
         gray = 1.0 - gray
     return gray[..., None].astype(np.float32)
+
+
+def _load_rgb_image(path: str, size: Sequence[int], *, resize: bool,
+                    invert: str) -> np.ndarray:
+    """`load_image` for an RGB model: float32 `[height, width, 3]`."""
+    height, width = size
+    try:
+        raw = np.asarray(imageio.imread(path))
+    except FileNotFoundError:
+        raise ImageError(f"The image {path} does not exist.") from None
+    except Exception as error:  # imageio raises many types for a bad file.
+        raise ImageError(
+            f"{path} is not an image imageio can read ({type(error).__name__}: "
+            f"{error}); expected a {height}x{width} RGB image.") from None
+    if raw.ndim not in (2, 3) or (raw.ndim == 3 and raw.shape[-1] not in (1, 3, 4)):
+        raise ImageError(f"{path} has array shape {raw.shape}, which is not a "
+                         "single picture (expected height x width, with 1, 3 "
+                         "or 4 channels).")
+    is_rgb = raw.ndim == 3 and raw.shape[-1] == 3
+    if not resize and (raw.shape[:2] != (height, width) or not is_rgb):
+        raise ImageError(
+            f"{path} is {raw.shape[1]}x{raw.shape[0]} with "
+            f"{1 if raw.ndim == 2 else raw.shape[-1]} channel(s); the model "
+            f"expects {width}x{height} RGB images. Pass --resize to convert it "
+            "(to RGB, and to that size).")
+    rgb = _to_rgb(raw)
+    if rgb.shape[:2] != (height, width):
+        rgb = tf.image.resize(rgb, (height, width), method="bilinear",
+                              antialias=True).numpy()
+    rgb = np.clip(rgb, 0.0, 1.0)
+    if invert == "true":
+        rgb = 1.0 - rgb
+    return rgb.astype(np.float32)
 
 
 def _looks_dark_on_light(gray: np.ndarray) -> bool:

@@ -90,6 +90,21 @@ def _check_padding(padding: str) -> str:
     return normalized
 
 
+# Dtypes a layer computes in: float32, or bfloat16 under mixed precision
+# (variables stay float32 and are cast to the input's dtype where used).
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def as_floating(x) -> tf.Tensor:
+    """`x` as a tensor in the dtype it will be computed in: unchanged when it
+    is already float32 or bfloat16, float32 otherwise (integers, numpy
+    arrays, Python numbers)."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype.name in COMPUTE_DTYPES:
+        return x
+    return tf.cast(x, tf.float32)
+
+
 def _check_last_dimension(x: tf.Tensor, expected: int, module: tf.Module, what: str) -> None:
     """Fails with a readable message instead of a deep TensorFlow shape error."""
     actual = x.shape[-1] if x.shape.rank else None
@@ -184,11 +199,11 @@ class Dense(tf.Module):
             float32 `[batch, output_size]`.
         """
         del is_training  # Same output in training and evaluation.
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         _check_last_dimension(x, self.input_size, self, "features")
-        outputs = tf.matmul(x, self.w)
+        outputs = tf.matmul(x, tf.cast(self.w, x.dtype))
         if self.b is not None:
-            outputs = tf.nn.bias_add(outputs, self.b)
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
         return self.activation(outputs)
 
 
@@ -251,11 +266,12 @@ class Conv2D(tf.Module):
             `output_shape_for`.
         """
         del is_training  # Same output in training and evaluation.
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         _check_last_dimension(x, self.input_channels, self, "channels")
-        outputs = tf.nn.conv2d(x, self.w, strides=[1, *self.stride, 1], padding=self.padding)
+        outputs = tf.nn.conv2d(x, tf.cast(self.w, x.dtype), strides=[1, *self.stride, 1],
+                               padding=self.padding)
         if self.b is not None:
-            outputs = tf.nn.bias_add(outputs, self.b)
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
         return self.activation(outputs)
 
 
@@ -328,7 +344,7 @@ class Conv2DTranspose(tf.Module):
             `output_shape_for`.
         """
         del is_training  # Same output in training and evaluation.
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         _check_last_dimension(x, self.input_channels, self, "channels")
         if x.shape.rank != 4 or x.shape[1] is None or x.shape[2] is None:
             raise ValueError(
@@ -338,10 +354,11 @@ class Conv2DTranspose(tf.Module):
         # The batch size may be unknown while tracing, so it comes from the runtime shape.
         output_shape = tf.stack([tf.shape(x)[0], out_height, out_width, self.filters])
         outputs = tf.nn.conv2d_transpose(
-            x, self.w, output_shape, strides=[1, *self.stride, 1], padding=self.padding)
+            x, tf.cast(self.w, x.dtype), output_shape, strides=[1, *self.stride, 1],
+            padding=self.padding)
         outputs.set_shape([x.shape[0], out_height, out_width, self.filters])
         if self.b is not None:
-            outputs = tf.nn.bias_add(outputs, self.b)
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
         return self.activation(outputs)
 
 
@@ -385,7 +402,7 @@ class MaxPool2D(tf.Module):
             `output_shape_for`.
         """
         del is_training  # Same output in training and evaluation.
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         return tf.nn.max_pool2d(x, ksize=[1, *self.pool_size, 1],
                                 strides=[1, *self.pool_size, 1], padding=self.padding)
 
@@ -424,7 +441,7 @@ class UpSampling2D(tf.Module):
             float32 `[batch, height * factor_h, width * factor_w, channels]`.
         """
         del is_training  # Same output in training and evaluation.
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         # tf.repeat copies values exactly, whereas tf.image.resize would go through
         # its own coordinate rounding; repeating each axis is nearest neighbour at an
         # integer factor.
@@ -471,10 +488,17 @@ class BatchNorm(tf.Module):
         with self.name_scope:
             self.scale = tf.Variable(tf.ones([num_features]), name="scale")
             self.offset = tf.Variable(tf.zeros([num_features]), name="offset")
+            # Under a tf.distribute strategy each replica updates the moving
+            # statistics from its own share of the batch; MEAN makes the
+            # update the replicas' average (without an aggregation a
+            # replica may not assign a mirrored variable at all). Alone on
+            # one device it changes nothing.
             self.moving_mean = tf.Variable(
-                tf.zeros([num_features]), trainable=False, name="moving_mean")
+                tf.zeros([num_features]), trainable=False, name="moving_mean",
+                aggregation=tf.VariableAggregation.MEAN)
             self.moving_variance = tf.Variable(
-                tf.ones([num_features]), trainable=False, name="moving_variance")
+                tf.ones([num_features]), trainable=False, name="moving_variance",
+                aggregation=tf.VariableAggregation.MEAN)
 
     @tf.Module.with_name_scope
     def __call__(self, x: tf.Tensor, *, is_training: bool) -> tf.Tensor:
@@ -489,8 +513,12 @@ class BatchNorm(tf.Module):
         Returns:
             float32 tensor with the shape of `x`.
         """
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         _check_last_dimension(x, self.num_features, self, "features")
+        compute_dtype = x.dtype
+        # Statistics and normalisation in float32 whatever the compute dtype:
+        # bfloat16's 8-bit mantissa is too coarse for a variance.
+        x = tf.cast(x, tf.float32)
         if is_training:
             mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
             decay = 1.0 - self.momentum
@@ -498,9 +526,9 @@ class BatchNorm(tf.Module):
             self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return tf.nn.batch_normalization(
+        return tf.cast(tf.nn.batch_normalization(
             x, mean, variance, offset=self.offset, scale=self.scale,
-            variance_epsilon=self.epsilon)
+            variance_epsilon=self.epsilon), compute_dtype)
 
 
 class Dropout(tf.Module):
@@ -537,7 +565,7 @@ class Dropout(tf.Module):
         Returns:
             float32 tensor with the shape of `x`.
         """
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = as_floating(x)
         if not is_training or self.rate == 0.0:
             return x
         if seed is None:

@@ -4,9 +4,21 @@ Following the TFP examples, the model is written in terms of distributions:
 
 * the prior `p(z) = N(0, I)` over `latent_dim` dimensions (`VAE.prior`);
 * the encoder `q(z|x) = N(loc(x), diag(exp(log_variance(x))))` (`VAE.encode`);
-* the decoder `p(x|z)`, independent over every pixel (`VAE.decode`): Bernoulli with
-  logits from the decoder network, or Normal with means from the decoder network and a
-  learned per-channel scale.
+* the decoder `p(x|z)`, independent over every pixel and channel (`VAE.decode`):
+  Bernoulli with logits from the decoder network, Normal with means from the decoder
+  network and a learned per-channel scale, or continuous Bernoulli with logits from
+  the decoder network.
+
+Which likelihood fits which data: the Bernoulli is a distribution over {0, 1}, so it
+is the likelihood of binarized images; used on gray levels (as many tutorials do) its
+log-probability is a cross-entropy, not the log-density of the data, and the ELBO is
+then no bound on a likelihood of them. For gray or colour intensities in [0, 1] the
+continuous Bernoulli (Loaiza-Ganem and Cunningham, 2019, "The continuous Bernoulli:
+fixing a pervasive error in variational autoencoders") is the Bernoulli's shape made
+a normalised density on [0, 1], `C(lambda) lambda^x (1 - lambda)^(1 - x)`; the
+Gaussian is the other usual choice. Its mean is not `lambda = sigmoid(logits)` but
+`lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda))`, which is what pictures and
+reconstructions show.
 
 The evidence lower bound a trainer maximises is then
 
@@ -35,7 +47,7 @@ from vae import networks
 tfd = tfp.distributions
 
 ARCHITECTURES = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 DECODER_OUTPUTS = ("conv_transpose", "conv")
 CONDITIONINGS = ("concat", "label_maps")
 
@@ -54,8 +66,10 @@ class ModelConfig(config_dicts.ConfigRecord):
         image_shape: shape of one example: `(height, width, channels)` for "conv", any
             shape for "mlp" (for example `(2,)` for 2-D points).
         latent_dim: number of latent dimensions.
-        likelihood: "bernoulli" (decoder emits logits) or "gaussian" (decoder emits
-            means, with a learned per-channel scale).
+        likelihood: "bernoulli" (decoder emits logits; for binary data), "gaussian"
+            (decoder emits means, with a learned per-channel scale) or
+            "continuous_bernoulli" (decoder emits logits; a density on [0, 1], for
+            gray or colour intensities).
         activation: hidden-layer activation, a name from `vae.layers.ACTIVATION_NAMES`.
         hidden_units: "mlp" only: hidden layer sizes of the encoder (reversed in the
             decoder).
@@ -82,6 +96,9 @@ class ModelConfig(config_dicts.ConfigRecord):
         hidden_dropout_rate: dropout after every hidden dense layer, in [0, 1).
         decoder_activation: activation of the decoder's hidden layers; "" means
             `activation`.
+        compute_dtype: "float32", or "bfloat16" for mixed precision: the networks
+            compute in bfloat16 with float32 variables, and return float32 (for
+            GPUs and TPUs with bfloat16 units; slower on CPUs without them).
     """
 
     architecture: str = "conv"
@@ -106,6 +123,7 @@ class ModelConfig(config_dicts.ConfigRecord):
     hidden_batch_norm: bool = False
     hidden_dropout_rate: float = 0.0
     decoder_activation: str = ""
+    compute_dtype: str = "float32"
 
     def validate(self) -> None:
         """Checks every field.
@@ -119,6 +137,7 @@ class ModelConfig(config_dicts.ConfigRecord):
         self._check_choice("encoder_padding", layers.PADDINGS)
         self._check_choice("decoder_output", DECODER_OUTPUTS)
         self._check_choice("conditioning", CONDITIONINGS)
+        self._check_choice("compute_dtype", layers.COMPUTE_DTYPES)
         if self.decoder_activation:
             self._check_choice("decoder_activation", layers.ACTIVATION_NAMES)
         self._require_num_classes()
@@ -250,12 +269,19 @@ class LatentVariableModel(tf.Module):
 
         Returns:
             A distribution with batch shape `[batch]` and event shape `image_shape`:
-            Bernoulli from the decoder's logits (float32 samples), or Normal with the
-            decoder's outputs as means and `exp(decoder.log_scale)` as per-channel scale.
+            Bernoulli from the decoder's logits (float32 samples), Normal with the
+            decoder's outputs as means and `exp(decoder.log_scale)` as per-channel
+            scale, or continuous Bernoulli from the decoder's logits.
         """
         outputs = self.decoder(z, labels, is_training=is_training, seed=seed)
+        return self._pixel_distribution(outputs)
+
+    def _pixel_distribution(self, outputs: tf.Tensor) -> tfd.Distribution:
+        """p(x|z) from the decoder's outputs `[batch, *image_shape]`."""
         if self.config.likelihood == "bernoulli":
             pixels = tfd.Bernoulli(logits=outputs, dtype=tf.float32)
+        elif self.config.likelihood == "continuous_bernoulli":
+            pixels = tfd.ContinuousBernoulli(logits=outputs)
         else:
             pixels = tfd.Normal(loc=outputs, scale=tf.exp(self.decoder.log_scale))
         return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.image_shape))
@@ -272,11 +298,14 @@ class LatentVariableModel(tf.Module):
             is_training: passed to the decoder network.
 
         Returns:
-            float32 `[batch, *image_shape]`; in [0, 1] for the Bernoulli likelihood.
+            float32 `[batch, *image_shape]`; in [0, 1] for the Bernoulli and
+            continuous Bernoulli likelihoods.
         """
         outputs = self.decoder(z, labels, is_training=is_training)
         if self.config.likelihood == "bernoulli":
             return tf.sigmoid(outputs)
+        if self.config.likelihood == "continuous_bernoulli":
+            return tfd.ContinuousBernoulli(logits=outputs).mean()
         return outputs
 
     @tf.Module.with_name_scope

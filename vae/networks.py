@@ -206,6 +206,7 @@ class Encoder(tf.Module):
         self.image_shape = tuple(config.image_shape)
         self.num_classes = config.num_classes
         self.label_maps = config.conditioning == "label_maps"
+        self.compute_dtype = tf.as_dtype(config.compute_dtype)
         with self.name_scope:  # So variable names read "encoder/conv_0/w".
             stack, self._label_index = _encoder_layers(config)
             self.net = layers.Sequential(stack, name="net")
@@ -230,9 +231,10 @@ class Encoder(tf.Module):
             ValueError: labels missing for a conditional model, given to an
                 unconditional one, or of the wrong shape.
         """
-        x = tf.convert_to_tensor(images, tf.float32)
+        x = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
         labels = check_labels(labels, self.num_classes, self)
         if labels is not None:
+            labels = tf.cast(labels, self.compute_dtype)
             x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
             if self.label_maps:
                 planes = tf.ones_like(x[..., :1]) * labels[:, tf.newaxis, tf.newaxis, :]
@@ -241,7 +243,9 @@ class Encoder(tf.Module):
                 x = tf.concat([x, labels], axis=-1)
         outputs = self.net(x, is_training=is_training, seed=seed,
                            start=self._label_index if labels is not None else 0)
-        loc, log_variance = tf.split(outputs, 2, axis=-1)
+        # Distributions and losses are computed in float32 whatever the
+        # network's compute dtype.
+        loc, log_variance = tf.split(tf.cast(outputs, tf.float32), 2, axis=-1)
         return loc, log_variance
 
 
@@ -270,6 +274,7 @@ class Decoder(tf.Module):
         self.latent_dim = config.latent_dim
         self.image_shape = tuple(config.image_shape)
         self.num_classes = config.num_classes
+        self.compute_dtype = tf.as_dtype(config.compute_dtype)
         with self.name_scope:  # So variable names read "decoder/output/w".
             self.net = layers.Sequential(_decoder_layers(config), name="net")
             self.log_scale = (tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
@@ -294,11 +299,11 @@ class Decoder(tf.Module):
             ValueError: labels missing for a conditional model, given to an
                 unconditional one, or of the wrong shape.
         """
-        z = tf.convert_to_tensor(z, tf.float32)
+        z = tf.cast(tf.convert_to_tensor(z, tf.float32), self.compute_dtype)
         labels = check_labels(labels, self.num_classes, self)
         if labels is not None:
-            z = tf.concat([z, labels], axis=-1)
-        return self.net(z, is_training=is_training, seed=seed)
+            z = tf.concat([z, tf.cast(labels, self.compute_dtype)], axis=-1)
+        return tf.cast(self.net(z, is_training=is_training, seed=seed), tf.float32)
 
 
 def build_encoder(config: ModelConfig) -> Encoder:

@@ -90,6 +90,8 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         batch_norm: batch normalisation after every hidden layer, before the activation.
         log_variance_clip: if positive, the encoder's log-variance is clipped to
             [-clip, clip]; 0 means no clipping (reference 003 uses 2).
+        compute_dtype: "float32", or "bfloat16" for mixed precision (float32
+            variables, bfloat16 arithmetic, float32 outputs).
     """
 
     image_shape: tuple[int, ...] = (28, 28, 1)
@@ -105,6 +107,7 @@ class VaeGanConfig(config_dicts.ConfigRecord):
     dropout_rate: float = 0.3
     batch_norm: bool = False
     log_variance_clip: float = 0.0
+    compute_dtype: str = "float32"
 
     @property
     def likelihood(self) -> str:
@@ -124,6 +127,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         if self.activation not in layers.ACTIVATION_NAMES:
             names = ", ".join(repr(name) for name in layers.ACTIVATION_NAMES)
             self._fail("activation", f"one of {names}")
+        if self.compute_dtype not in layers.COMPUTE_DTYPES:
+            names = ", ".join(repr(name) for name in layers.COMPUTE_DTYPES)
+            self._fail("compute_dtype", f"one of {names}")
         self._require_num_classes()
         self._require_flag("batch_norm")
         self._require_rate("dropout_rate")
@@ -181,6 +187,7 @@ class Encoder(tf.Module):
         self.latent_dim = config.latent_dim
         self.image_shape = tuple(config.image_shape)
         self.num_classes = config.num_classes
+        self.compute_dtype = tf.as_dtype(config.compute_dtype)
         self.log_variance_clip = float(config.log_variance_clip)
         height, width, channels = self.image_shape
         first_filters, second_filters = config.encoder_filters
@@ -230,11 +237,13 @@ class Encoder(tf.Module):
                 unconditional one, or of the wrong shape.
         """
         labels = check_labels(labels, self.num_classes, self)
+        images = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
         x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
         if labels is not None:
-            x = tf.concat([x, labels], axis=-1)
+            x = tf.concat([x, tf.cast(labels, self.compute_dtype)], axis=-1)
         outputs = self.net(x, is_training=is_training, seed=seed, start=self._label_index)
-        loc, log_variance = tf.split(outputs, 2, axis=-1)
+        # The losses are computed in float32 whatever the compute dtype.
+        loc, log_variance = tf.split(tf.cast(outputs, tf.float32), 2, axis=-1)
         if self.log_variance_clip > 0:
             # Clipped here, once, so the KL term and the samples both see this value.
             # The reference clips log-variance to [-2, 2] in its KL but log-stddev
@@ -263,6 +272,7 @@ class Decoder(tf.Module):
         self.latent_dim = config.latent_dim
         self.image_shape = tuple(config.image_shape)
         self.num_classes = config.num_classes
+        self.compute_dtype = tf.as_dtype(config.compute_dtype)
         height, width, channels = self.image_shape
         base_shape = (height // DECODER_UPSAMPLING, width // DECODER_UPSAMPLING,
                       config.decoder_base_channels)
@@ -307,11 +317,11 @@ class Decoder(tf.Module):
             ValueError: labels missing for a conditional model, given to an
                 unconditional one, or of the wrong shape.
         """
-        z = tf.convert_to_tensor(z, tf.float32)
+        z = tf.cast(tf.convert_to_tensor(z, tf.float32), self.compute_dtype)
         labels = check_labels(labels, self.num_classes, self)
         if labels is not None:
-            z = tf.concat([z, labels], axis=-1)
-        return self.net(z, is_training=is_training, seed=seed)
+            z = tf.concat([z, tf.cast(labels, self.compute_dtype)], axis=-1)
+        return tf.cast(self.net(z, is_training=is_training, seed=seed), tf.float32)
 
 
 class Discriminator(tf.Module):
@@ -331,6 +341,7 @@ class Discriminator(tf.Module):
         config.validate()
         self.image_shape = tuple(config.image_shape)
         self.num_classes = config.num_classes
+        self.compute_dtype = tf.as_dtype(config.compute_dtype)
         height, width, channels = self.image_shape
         first_filters, second_filters = config.discriminator_filters
         with self.name_scope:  # So variable names read "discriminator/conv_0/w".
@@ -387,14 +398,16 @@ class Discriminator(tf.Module):
                 unconditional one, or of the wrong shape.
         """
         labels = check_labels(labels, self.num_classes, self)
+        images = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
         x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
         if labels is not None:
-            x = _label_maps(x, labels)
+            x = _label_maps(x, tf.cast(labels, self.compute_dtype))
         features = self.net(x, is_training=is_training, seed=seed,
                             start=self._label_index, stop=self._features_index)
         logits = self.net(features, is_training=is_training, seed=seed,
                           start=self._features_index)
-        return tf.squeeze(logits, axis=-1), features
+        return (tf.cast(tf.squeeze(logits, axis=-1), tf.float32),
+                tf.cast(features, tf.float32))
 
 
 class VaeGan(models.LatentVariableModel):

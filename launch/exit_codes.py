@@ -1,0 +1,24 @@
+"""The exit statuses of the training programs, which batch scripts act on.
+
+Kept free of TensorFlow so that `launch/submit.py` can read them quickly.
+"""
+
+import signal
+
+# A mistake in what the user asked for (a bad flag, a missing file): one
+# paragraph on stderr, as absl does for unknown flags.
+USER_ERROR = 2
+
+
+def stopped_by(signal_number: int) -> int:
+    """The status of a run that a signal stopped after writing a checkpoint:
+    128 + the signal number, the shell's convention (143 for SIGTERM)."""
+    return 128 + int(signal_number)
+
+
+# SIGUSR1 is the warning that the Slurm scripts of launch/submit.py ask for
+# shortly before the job's time limit (`#SBATCH --signal=USR1@...`): a run
+# stopped by it exits with this status, and the script requeues the job on
+# it, so that the next allocation resumes the run from its checkpoint.
+REQUEUE_SIGNAL = signal.SIGUSR1
+REQUEUE = stopped_by(REQUEUE_SIGNAL)

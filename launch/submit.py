@@ -1,0 +1,461 @@
+r"""Submits a training command to Slurm: one job, or a job array over a grid.
+
+    vae-submit [options] -- TRAINING COMMAND
+
+turns a training command (`vae-train ...` or `vae-train-vaegan ...`, with
+its flags or flagfile, as you would run it yourself) into a Slurm batch
+script and submits it with sbatch. Examples (from the repository root):
+
+    vae-submit --nodes=2 --gpus_per_node=4 --time=04:00:00 \
+        --partition=gpu --account=myproject -- \
+        vae-train --flagfile=launch/configs/tf_tutorial_conv.flags \
+        --data_dir=$HOME/data/mnist --workdir=runs/conv_2x4
+
+    vae-submit --gpus_per_node=1 --time=1:00:00 --dry_run \
+        --sweep=learning_rate=1e-3,3e-4 --sweep=latent_dim=2,8 -- \
+        vae-train --flagfile=launch/configs/tf_tutorial_conv.flags \
+        --workdir=runs/sweep
+
+The script
+
+* asks for `--nodes` nodes with one task each and `--gpus_per_node` GPUs
+  per node, and adds `--strategy=multi_worker` to the command for several
+  nodes (each task a worker; the cluster comes from the Slurm job step) or
+  `--strategy=mirrored` for several GPUs on one node, unless the command
+  names a strategy itself;
+* for a sweep (`--sweep=NAME=V1,V2,...`, repeated for a grid; separate
+  values with ';' when they hold commas, as in
+  `--sweep='hidden_units=512,256;128'`), is a job array with one task per
+  grid point: the task's point is picked by $SLURM_ARRAY_TASK_ID, its flags
+  are added after the command's (so they override it), and its workdir is
+  WORKDIR/NAME1=V1,NAME2=V2;
+* asks Slurm for SIGUSR1 `--signal_seconds` before the time limit and marks
+  the job requeueable. The trainer checkpoints on SIGUSR1 and exits with
+  `exit_codes.REQUEUE` (138); the script then requeues the job, and the
+  requeued job runs the same command, which resumes from the checkpoint.
+  A SIGTERM (scancel, or preemption) also checkpoints, but is not requeued
+  by the script: after a scancel the job should end, and a preempted job is
+  requeued by Slurm itself (`--requeue`).
+
+Slurm writes the job's output to WORKDIR/slurm-JOBID.out (for an array,
+WORKDIR/slurm-ARRAYID_TASK.out), appending after a requeue; the script is
+kept beside it. `--dry_run` prints the script and submits nothing;
+otherwise sbatch is called and the job id printed. The workdir must be on a
+filesystem that every node sees.
+"""
+
+import dataclasses
+import itertools
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from absl import app
+from absl import flags
+
+from launch import errors
+from launch import exit_codes
+
+_NODES = flags.DEFINE_integer("nodes", 1, "Nodes, one training process "
+                              "(worker) on each.", lower_bound=1)
+_GPUS_PER_NODE = flags.DEFINE_integer(
+    "gpus_per_node", 0, "GPUs per node (0: CPU only).", lower_bound=0)
+_CPUS_PER_TASK = flags.DEFINE_integer(
+    "cpus_per_task", 0, "CPU cores per worker (0: the partition's default).",
+    lower_bound=0)
+_TIME = flags.DEFINE_string(
+    "time", None, "Time limit of each job, in Slurm's format: MINUTES, "
+    "HOURS:MINUTES:SECONDS or DAYS-HOURS[:MINUTES[:SECONDS]]. Unset: the "
+    "partition's default.")
+_PARTITION = flags.DEFINE_string("partition", None, "Slurm partition.")
+_ACCOUNT = flags.DEFINE_string("account", None, "Slurm account to charge.")
+_JOB_NAME = flags.DEFINE_string(
+    "job_name", None, "Slurm job name. Unset: vae- and the workdir's name.")
+_SWEEP = flags.DEFINE_multi_string(
+    "sweep", [], "NAME=V1,V2,...: run the command once per value of flag "
+    "--NAME; repeat for a grid over several flags (one job array task per "
+    "point). Separate values with ';' when they contain commas.")
+_SIGNAL_SECONDS = flags.DEFINE_integer(
+    "signal_seconds", 180, "Seconds before the time limit at which Slurm "
+    "sends SIGUSR1: the trainer then finishes its loop of steps, "
+    "checkpoints and the job requeues itself. Leave time for one loop and a "
+    "checkpoint (Slurm may signal up to a minute early).", lower_bound=1)
+_SETUP = flags.DEFINE_multi_string(
+    "setup", [], "A shell line run before training, e.g. 'source "
+    ".venv/bin/activate' or 'module load cuda' (repeatable). The job starts "
+    "in the directory vae-submit was run from, with its environment.")
+_SBATCH_OPTION = flags.DEFINE_multi_string(
+    "sbatch_option", [], "More sbatch options, written as #SBATCH lines, "
+    "e.g. --qos=high (repeatable).")
+_DRY_RUN = flags.DEFINE_boolean(
+    "dry_run", False, "Print the batch script; submit nothing.")
+
+# Flags that vae-submit sets per run; a sweep over them would clash.
+_RESERVED_FLAGS = ("workdir", "strategy", "flagfile")
+_FLAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_TIME_FORMAT = re.compile(
+    r"(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+    r"|(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"
+    r"|(?P<mm>\d+):(?P<ss>\d+)"
+    r"|(?P<minutes>\d+))\Z")
+# Characters kept in a grid point's directory name; others become '_'.
+_UNSAFE_PATH_CHARACTERS = re.compile(r"[^A-Za-z0-9._=,+-]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """One swept flag: `--name` takes each of `values` in turn."""
+
+    name: str
+    values: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmitConfig:
+    """Everything a batch script needs; built from flags by `main`.
+
+    Attributes:
+      command: the training command, program first, as the user gave it.
+      working_directory: where the job runs the command (absolute).
+      nodes, gpus_per_node, cpus_per_task, time, partition, account,
+        job_name, signal_seconds, setup, sbatch_options, sweeps: see the
+        flags of the same names (cpus_per_task 0 and None mean "unset").
+    """
+
+    command: Tuple[str, ...]
+    working_directory: str
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 0
+    time: Optional[str] = None
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    job_name: Optional[str] = None
+    signal_seconds: int = 180
+    setup: Tuple[str, ...] = ()
+    sbatch_options: Tuple[str, ...] = ()
+    sweeps: Tuple[Sweep, ...] = ()
+
+
+def parse_sweep(text: str) -> Sweep:
+    """`NAME=V1,V2` (or `NAME=V1;V2` for values with commas) as a Sweep.
+
+    Raises:
+      ValueError: naming what is wrong with `text`.
+    """
+    name, separator, values_text = text.partition("=")
+    name = name.strip().lstrip("-")
+    if not separator or not _FLAG_NAME.match(name):
+        raise ValueError(f"--sweep={text!r} is not NAME=V1,V2,...; expected "
+                         "a flag name, '=', and its values, as in "
+                         "--sweep=learning_rate=1e-3,3e-4.")
+    if name in _RESERVED_FLAGS:
+        raise ValueError(f"--sweep={text!r}: vae-submit sets --{name} itself "
+                         "for each run, so it cannot be swept.")
+    values = [value.strip() for value in
+              values_text.split(";" if ";" in values_text else ",")]
+    if not values or any(not value for value in values):
+        raise ValueError(f"--sweep={text!r} has an empty value; expected "
+                         "NAME=V1,V2,... with every value given.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--sweep={text!r} repeats a value; each point of "
+                         "the grid must differ.")
+    return Sweep(name, tuple(values))
+
+
+def grid_points(sweeps: Sequence[Sweep]) -> List[Dict[str, str]]:
+    """Every combination of the swept values, the last flag varying fastest.
+
+    Returns:
+      One {flag name: value} per point; [{}] without sweeps.
+    """
+    names = [sweep.name for sweep in sweeps]
+    return [dict(zip(names, values))
+            for values in itertools.product(*(sweep.values
+                                              for sweep in sweeps))]
+
+
+def point_name(point: Dict[str, str]) -> str:
+    """The directory name of a grid point: NAME1=V1,NAME2=V2 (characters
+    other than letters, digits and ._=,+- become '_')."""
+    return _UNSAFE_PATH_CHARACTERS.sub(
+        "_", ",".join(f"{name}={value}" for name, value in point.items()))
+
+
+def time_limit_seconds(text: str) -> int:
+    """Seconds in a Slurm time limit (see --time).
+
+    Raises:
+      ValueError: `text` is not in one of Slurm's formats.
+    """
+    match = _TIME_FORMAT.match(text.strip())
+    if not match:
+        raise ValueError(
+            f"--time={text!r} is not a Slurm time limit; expected MINUTES, "
+            "MINUTES:SECONDS, HOURS:MINUTES:SECONDS or "
+            "DAYS-HOURS[:MINUTES[:SECONDS]], e.g. 04:00:00 or 1-12.")
+    parts = {key: int(value) for key, value in match.groupdict().items()
+             if value is not None}
+    if "days" in parts:
+        return (parts["days"] * 86400 + parts["dh"] * 3600
+                + parts.get("dm", 0) * 60 + parts.get("ds", 0))
+    if "h" in parts:
+        return parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    if "mm" in parts:
+        return parts["mm"] * 60 + parts["ss"]
+    return parts["minutes"] * 60
+
+
+def _last_flag_value(command: Sequence[str], name: str) -> Optional[str]:
+    """The value of the last --name=VALUE or --name VALUE in `command`."""
+    value = None
+    for index, argument in enumerate(command):
+        for prefix in (f"--{name}=", f"-{name}="):
+            if argument.startswith(prefix):
+                value = argument[len(prefix):]
+        if argument in (f"--{name}", f"-{name}") and index + 1 < len(command):
+            value = command[index + 1]
+    return value
+
+
+def workdir_of(command: Sequence[str]) -> str:
+    """The training command's --workdir.
+
+    Raises:
+      ValueError: the command line does not give one.
+    """
+    workdir = _last_flag_value(command, "workdir")
+    if not workdir:
+        raise ValueError(
+            "The training command has no --workdir=DIR on its command line "
+            f"({shlex.join(command)}); vae-submit needs it there (not only "
+            "in a flagfile): the job's log goes to it, and a sweep puts one "
+            "workdir per grid point under it.")
+    return workdir
+
+
+def strategy_flags(config: SubmitConfig) -> List[str]:
+    """The --strategy flag to add to the command for the resources asked
+    for, or none when the command names one that fits (or one device
+    suffices).
+
+    Raises:
+      ValueError: the command's own --strategy cannot use the resources.
+    """
+    given = _last_flag_value(config.command, "strategy")
+    wanted = ("multi_worker" if config.nodes > 1 else
+              "mirrored" if config.gpus_per_node > 1 else None)
+    if given is None:
+        return [f"--strategy={wanted}"] if wanted else []
+    if config.nodes > 1 and given != "multi_worker":
+        raise ValueError(
+            f"The training command has --strategy={given}, but --nodes="
+            f"{config.nodes} needs --strategy=multi_worker (one worker per "
+            "node); remove --strategy from the command and vae-submit adds "
+            "the right one.")
+    return []
+
+
+def validate(config: SubmitConfig) -> None:
+    """Raises ValueError naming the first unusable setting."""
+    if not config.command:
+        raise ValueError("No training command: give it after '--', e.g. "
+                         "vae-submit --time=1:00:00 -- vae-train "
+                         "--flagfile=launch/configs/tf_tutorial_conv.flags "
+                         "--workdir=runs/conv.")
+    if config.command[0].startswith("-"):
+        raise ValueError(
+            f"The training command starts with the flag "
+            f"{config.command[0]!r}; expected the program first (vae-train, "
+            "vae-train-vaegan or python -m launch.train), then its flags.")
+    workdir_of(config.command)
+    strategy_flags(config)
+    names = [sweep.name for sweep in config.sweeps]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"--sweep names --{name} twice; give all its "
+                             "values in one --sweep.")
+    if config.time is not None:
+        limit = time_limit_seconds(config.time)
+        if config.signal_seconds >= limit:
+            raise ValueError(
+                f"--signal_seconds={config.signal_seconds} is not shorter "
+                f"than the time limit --time={config.time} ({limit} s); the "
+                "warning must come before the end.")
+    for option in config.sbatch_options:
+        if not option.startswith("-") or "\n" in option:
+            raise ValueError(f"--sbatch_option={option!r} is not an sbatch "
+                             "option; expected one option such as "
+                             "--qos=high.")
+    for line in config.setup:
+        if "\n" in line:
+            raise ValueError(f"--setup={line!r} holds a line break; give "
+                             "one --setup per line.")
+
+
+def batch_script(config: SubmitConfig) -> str:
+    """The Slurm batch script for `config` (validated first).
+
+    Raises:
+      ValueError: see `validate`.
+    """
+    validate(config)
+    workdir = workdir_of(config.command)
+    points = grid_points(config.sweeps)
+    is_array = bool(config.sweeps)
+    job_name = config.job_name or (
+        "vae-" + (os.path.basename(os.path.normpath(workdir)) or "run"))
+    signal_name = exit_codes.REQUEUE_SIGNAL.name[len("SIG"):]
+    # Absolute, as Slurm opens it before the script's `cd`.
+    log_path = os.path.join(config.working_directory, workdir,
+                            "slurm-%A_%a.out" if is_array else "slurm-%j.out")
+
+    directives = [
+        f"--job-name={job_name}",
+        f"--nodes={config.nodes}",
+        "--ntasks-per-node=1",
+    ]
+    if config.gpus_per_node:
+        directives.append(f"--gpus-per-node={config.gpus_per_node}")
+    if config.cpus_per_task:
+        directives.append(f"--cpus-per-task={config.cpus_per_task}")
+    if config.time is not None:
+        directives.append(f"--time={config.time}")
+    if config.partition:
+        directives.append(f"--partition={config.partition}")
+    if config.account:
+        directives.append(f"--account={config.account}")
+    if is_array:
+        directives.append(f"--array=0-{len(points) - 1}")
+    directives += [
+        f"--output={log_path}",
+        # A requeued job writes on at the end of the same log.
+        "--open-mode=append",
+        # To the training processes only (no "B:"), not to this script.
+        f"--signal={signal_name}@{config.signal_seconds}",
+        "--requeue",
+        *config.sbatch_options,
+    ]
+
+    lines = [
+        "#!/bin/bash",
+        "# Written by vae-submit (launch/submit.py) for:",
+        f"#   {shlex.join(config.command)}",
+    ]
+    if is_array:
+        lines.append(f"# A job array over {len(points)} grid points of "
+                     + " x ".join(f"{sweep.name} ({len(sweep.values)})"
+                                  for sweep in config.sweeps) + ".")
+    lines += [f"#SBATCH {shlex.quote(directive)}" for directive in directives]
+    lines.append("")
+    lines.append(f"cd {shlex.quote(config.working_directory)} || exit 1")
+    lines += list(config.setup)
+
+    command = list(config.command) + strategy_flags(config)
+    if is_array:
+        lines += ["", "# This task's grid point: its flags and its workdir.",
+                  'case "${SLURM_ARRAY_TASK_ID:?not a job array task}" in']
+        for index, point in enumerate(points):
+            arguments = [f"--{name}={value}" for name, value in point.items()]
+            arguments.append(
+                f"--workdir={os.path.join(workdir, point_name(point))}")
+            lines.append(f"  {index}) point=({shlex.join(arguments)}) ;;")
+        lines += ['  *) echo "vae-submit: no grid point '
+                  '${SLURM_ARRAY_TASK_ID}" >&2; exit 2 ;;',
+                  "esac",
+                  "",
+                  f'srun {shlex.join(command)} "${{point[@]}}"']
+    else:
+        lines += ["", f"srun {shlex.join(command)}"]
+    lines += [
+        "status=$?",
+        f"# {exit_codes.REQUEUE}: stopped by SIGUSR1 before the time limit, "
+        "with a checkpoint.",
+        f'if [ "$status" -eq {exit_codes.REQUEUE} ]; then',
+        '  echo "vae-submit: checkpointed before the time limit; requeueing '
+        'job ${SLURM_JOB_ID}, which resumes the run."',
+        '  scontrol requeue "${SLURM_JOB_ID}"',
+        "  exit 0",
+        "fi",
+        'exit "$status"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def submit(script: str, workdir: str) -> str:
+    """Writes `script` to WORKDIR/submit-TIME.sbatch and submits it.
+
+    Returns:
+      The job id sbatch printed.
+
+    Raises:
+      errors.ConfigError: sbatch is missing or refused the job.
+    """
+    os.makedirs(workdir, exist_ok=True)  # Slurm does not create log folders.
+    path = os.path.join(workdir,
+                        time.strftime("submit-%Y%m%d-%H%M%S.sbatch"))
+    with open(path, "w") as stream:
+        stream.write(script)
+    try:
+        result = subprocess.run(["sbatch", "--parsable", path],
+                                capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise errors.ConfigError(
+            "sbatch was not found on PATH: submit from a Slurm login node, "
+            "or use --dry_run to see the script (written to "
+            f"{path}).") from None
+    if result.returncode != 0:
+        raise errors.ConfigError(
+            f"sbatch refused the job (exit status {result.returncode}): "
+            f"{result.stderr.strip() or result.stdout.strip()}. The script "
+            f"is {path}.")
+    return result.stdout.strip().split(";")[0]
+
+
+def config_from_flags(command: Sequence[str]) -> SubmitConfig:
+    """Packs the parsed flags and the command into a config; the only place
+    that reads them.
+
+    Raises:
+      ValueError: a --sweep that cannot be read.
+    """
+    return SubmitConfig(
+        command=tuple(command), working_directory=os.getcwd(),
+        nodes=_NODES.value, gpus_per_node=_GPUS_PER_NODE.value,
+        cpus_per_task=_CPUS_PER_TASK.value, time=_TIME.value,
+        partition=_PARTITION.value, account=_ACCOUNT.value,
+        job_name=_JOB_NAME.value, signal_seconds=_SIGNAL_SECONDS.value,
+        setup=tuple(_SETUP.value), sbatch_options=tuple(_SBATCH_OPTION.value),
+        sweeps=tuple(parse_sweep(text) for text in _SWEEP.value))
+
+
+def main(argv: Sequence[str]) -> None:
+    try:
+        config = config_from_flags(argv[1:])
+        script = batch_script(config)
+        if _DRY_RUN.value:
+            print(script, end="")
+            return
+        workdir = workdir_of(config.command)
+        job_id = submit(script, workdir)
+    except ValueError as error:
+        errors.report_user_error(error)
+        sys.exit(exit_codes.USER_ERROR)
+    runs = len(grid_points(config.sweeps))
+    print(f"Submitted job {job_id}" + (
+        f" (array of {runs} runs, one per grid point, under {workdir})"
+        if config.sweeps else f" (workdir {workdir})") + ".")
+
+
+def run_main():
+    """Console-script entry point (`vae-submit`)."""
+    app.run(main, flags_parser=errors.parse_flags_or_exit)
+
+
+if __name__ == "__main__":
+    run_main()
