@@ -616,16 +616,9 @@ def _checked_image_split(images: np.ndarray, labels: np.ndarray, *,
             f"dtype {images.dtype}; expected uint8 images of shape "
             f"[N, {_IMAGE_SIZE}, {_IMAGE_SIZE}] (IDX magic "
             f"0x{_IDX_IMAGES_MAGIC:08X}).")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(
-            f"Labels from {labels_origin} have shape {list(labels.shape)} and "
-            f"dtype {labels.dtype}; expected integer labels of shape [N] (IDX "
-            f"magic 0x{_IDX_LABELS_MAGIC:08X}).")
-    if labels.shape[0] != images.shape[0]:
-        raise DataError(
-            f"Labels from {labels_origin} count {labels.shape[0]} examples but "
-            f"images from {images_origin} count {images.shape[0]}; expected one "
-            f"label per image.")
+    _check_label_array(labels, images, labels_origin=labels_origin,
+                       images_origin=images_origin,
+                       format_note=f" (IDX magic 0x{_IDX_LABELS_MAGIC:08X})")
     out_of_range = np.flatnonzero(
         (labels < 0) | (labels >= _NUM_IMAGE_CLASSES))
     if out_of_range.size:
@@ -640,6 +633,22 @@ def _checked_image_split(images: np.ndarray, labels: np.ndarray, *,
         labels=labels.astype(np.int64))
 
 
+def _check_label_array(labels: np.ndarray, images: np.ndarray, *,
+                       labels_origin: str, images_origin: str,
+                       format_note: str = "") -> None:
+    """Integer labels of shape [N], one per image, or a `DataError`."""
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"Labels from {labels_origin} have shape {list(labels.shape)} and "
+            f"dtype {labels.dtype}; expected integer labels of shape [N]"
+            f"{format_note}.")
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"Labels from {labels_origin} count {labels.shape[0]} examples but "
+            f"images from {images_origin} count {images.shape[0]}; expected one "
+            f"label per image.")
+
+
 def _checked_any_image_split(images: np.ndarray, labels: np.ndarray, *,
                              images_origin: str,
                              labels_origin: str) -> ArraySplit:
@@ -652,15 +661,8 @@ def _checked_any_image_split(images: np.ndarray, labels: np.ndarray, *,
             f"dtype {images.dtype}; expected at least one uint8 image, shaped "
             f"[N, height, width] (gray) or [N, height, width, 1 or 3] (gray or "
             f"RGB).")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(
-            f"Labels from {labels_origin} have shape {list(labels.shape)} and "
-            f"dtype {labels.dtype}; expected integer labels of shape [N].")
-    if labels.shape[0] != images.shape[0]:
-        raise DataError(
-            f"Labels from {labels_origin} count {labels.shape[0]} examples but "
-            f"images from {images_origin} count {images.shape[0]}; expected one "
-            f"label per image.")
+    _check_label_array(labels, images, labels_origin=labels_origin,
+                       images_origin=images_origin)
     negative = np.flatnonzero(labels < 0)
     if negative.size:
         raise DataError(

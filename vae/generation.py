@@ -98,20 +98,8 @@ def load_image(path: str, image_shape: Sequence[int], *, resize: bool = False,
         raise ImageError(f"Only gray (1-channel) and RGB (3-channel) models "
                          f"are supported here; the model takes images of "
                          f"shape {tuple(image_shape)}.")
-    try:
-        raw = np.asarray(imageio.imread(path))
-    except FileNotFoundError:
-        raise ImageError(f"The image {path} does not exist.") from None
-    except Exception as error:  # imageio raises many types for a bad file.
-        raise ImageError(
-            f"{path} is not an image imageio can read ({type(error).__name__}: "
-            f"{error}); expected a PNG of a {height}x{width} grayscale "
-            "digit.") from None
+    raw = _read_picture(path, f"a PNG of a {height}x{width} grayscale digit")
     is_gray = raw.ndim == 2 or (raw.ndim == 3 and raw.shape[-1] == 1)
-    if raw.ndim not in (2, 3) or (raw.ndim == 3 and raw.shape[-1] not in (1, 3, 4)):
-        raise ImageError(f"{path} has array shape {raw.shape}, which is not a "
-                         "single picture (expected height x width, with 1, 3 "
-                         "or 4 channels).")
     if not resize and (raw.shape[:2] != (height, width) or not is_gray):
         raise ImageError(
             f"{path} is {raw.shape[1]}x{raw.shape[0]} with "
@@ -128,10 +116,9 @@ def load_image(path: str, image_shape: Sequence[int], *, resize: bool = False,
     return gray[..., None].astype(np.float32)
 
 
-def _load_rgb_image(path: str, size: Sequence[int], *, resize: bool,
-                    invert: str) -> np.ndarray:
-    """`load_image` for an RGB model: float32 `[height, width, 3]`."""
-    height, width = size
+def _read_picture(path: str, expected: str) -> np.ndarray:
+    """The pixels of one picture file, `[h, w]` or `[h, w, 1|3|4]`, or an
+    `ImageError` naming the file and `expected` (what the model takes)."""
     try:
         raw = np.asarray(imageio.imread(path))
     except FileNotFoundError:
@@ -139,11 +126,19 @@ def _load_rgb_image(path: str, size: Sequence[int], *, resize: bool,
     except Exception as error:  # imageio raises many types for a bad file.
         raise ImageError(
             f"{path} is not an image imageio can read ({type(error).__name__}: "
-            f"{error}); expected a {height}x{width} RGB image.") from None
+            f"{error}); expected {expected}.") from None
     if raw.ndim not in (2, 3) or (raw.ndim == 3 and raw.shape[-1] not in (1, 3, 4)):
         raise ImageError(f"{path} has array shape {raw.shape}, which is not a "
                          "single picture (expected height x width, with 1, 3 "
                          "or 4 channels).")
+    return raw
+
+
+def _load_rgb_image(path: str, size: Sequence[int], *, resize: bool,
+                    invert: str) -> np.ndarray:
+    """`load_image` for an RGB model: float32 `[height, width, 3]`."""
+    height, width = size
+    raw = _read_picture(path, f"a {height}x{width} RGB image")
     is_rgb = raw.ndim == 3 and raw.shape[-1] == 3
     if not resize and (raw.shape[:2] != (height, width) or not is_rgb):
         raise ImageError(
