@@ -118,6 +118,7 @@ def summarize(preset_name: str, runs: dict, peak_flops: Optional[float]
 
 
 def format_table(rows: Sequence[dict]) -> str:
+    """The throughput table, one row per preset, in Markdown."""
     header = ("| preset | batch | parameters | framework img/s | Keras img/s "
               "| ratio | first step s (fw / Keras) | peak RSS MiB (fw / Keras) "
               "| GFLOP/s | of peak |")
@@ -126,10 +127,11 @@ def format_table(rows: Sequence[dict]) -> str:
         framework, keras = row["framework"], row["keras"]
         peak = (f"{100 * row['fraction_of_peak']:.1f}%"
                 if row["fraction_of_peak"] is not None else "n/a")
+        parameters = f"{framework['parameters']:,}"
+        if not row["same_parameters"]:
+            parameters += f" (Keras {keras['parameters']:,})"
         lines.append(
-            f"| {row['preset']} | {framework['batch_size']} "
-            f"| {framework['parameters']:,}"
-            f"{'' if row['same_parameters'] else ' (Keras ' + format(keras['parameters'], ',') + ')'} "
+            f"| {row['preset']} | {framework['batch_size']} | {parameters} "
             f"| {framework['images_per_second']:,.0f} "
             f"| {keras['images_per_second']:,.0f} | {row['ratio']:.2f} "
             f"| {framework['first_step_seconds']:.1f} / "
