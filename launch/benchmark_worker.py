@@ -194,8 +194,6 @@ def run_framework(spec: dict, workdir: str) -> dict:
     import tensorflow as tf
     from launch import experiment
     from launch import runs
-    from trainers import base
-    from vae import datasets
     from vae import models
 
     config = _preset_config(spec["program"], spec["flags"], workdir)
@@ -210,13 +208,10 @@ def run_framework(spec: dict, workdir: str) -> dict:
         tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.trainer.seed)
     model = runs.model_classes(config.trainer_name)[1](config.model)
-    data = base.DataSource(
-        train_batches=lambda epoch, skip: datasets.train_batches(
-            arrays.train, batch_size=config.batch_size, epoch=epoch,
-            seed=config.trainer.seed, binarization=config.data.binarization,
-            num_classes=arrays.num_classes, skip_batches=skip),
-        steps_per_epoch=spec["window_steps"], batch_size=config.batch_size,
-        eval_batches={})
+    # vae-train's data source, cut into windows and without evaluation.
+    data = dataclasses.replace(
+        experiment.build_data_source(config, arrays),
+        steps_per_epoch=spec["window_steps"], eval_batches={})
     trainer = experiment.make_trainer(config, model, data, hooks=())
     result = trainer.train()
     epochs = result.metrics["epochs"]

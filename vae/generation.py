@@ -91,29 +91,33 @@ def load_image(path: str, image_shape: Sequence[int], *, resize: bool = False,
         raise ImageError(f"invert must be one of {INVERT_CHOICES}, got "
                          f"{invert!r}.")
     height, width, channels = image_shape
-    if channels == 3:
-        return _load_rgb_image(path, (height, width), resize=resize,
-                               invert=invert)
-    if channels != 1:
+    if channels not in (1, 3):
         raise ImageError(f"Only gray (1-channel) and RGB (3-channel) models "
                          f"are supported here; the model takes images of "
                          f"shape {tuple(image_shape)}.")
-    raw = _read_picture(path, f"a PNG of a {height}x{width} grayscale digit")
-    is_gray = raw.ndim == 2 or (raw.ndim == 3 and raw.shape[-1] == 1)
-    if not resize and (raw.shape[:2] != (height, width) or not is_gray):
+    kind = "grayscale" if channels == 1 else "RGB"
+    raw = _read_picture(path, f"a PNG of a {height}x{width} grayscale digit"
+                        if channels == 1 else f"a {height}x{width} RGB image")
+    raw_channels = 1 if raw.ndim == 2 else raw.shape[-1]
+    if not resize and (raw.shape[:2] != (height, width)
+                       or raw_channels != channels):
         raise ImageError(
-            f"{path} is {raw.shape[1]}x{raw.shape[0]} with "
-            f"{1 if raw.ndim == 2 else raw.shape[-1]} channel(s); the model "
-            f"expects {width}x{height} grayscale images. Pass --resize to "
-            "convert it (to gray, and to that size).")
-    gray = _to_grayscale(raw)
-    if gray.shape != (height, width):
-        gray = tf.image.resize(gray[..., None], (height, width),
-                               method="bilinear", antialias=True).numpy()[..., 0]
-    gray = np.clip(gray, 0.0, 1.0)
-    if invert == "true" or (invert == "auto" and _looks_dark_on_light(gray)):
-        gray = 1.0 - gray
-    return gray[..., None].astype(np.float32)
+            f"{path} is {raw.shape[1]}x{raw.shape[0]} with {raw_channels} "
+            f"channel(s); the model expects {width}x{height} {kind} images. "
+            f"Pass --resize to convert it (to "
+            f"{'gray' if channels == 1 else 'RGB'}, and to that size).")
+    pixels = (_to_grayscale(raw)[..., None] if channels == 1
+              else _to_rgb(raw))
+    if pixels.shape[:2] != (height, width):
+        pixels = tf.image.resize(pixels, (height, width), method="bilinear",
+                                 antialias=True).numpy()
+    pixels = np.clip(pixels, 0.0, 1.0)
+    # "auto" inverts a dark digit on a light background; colour images are
+    # taken as they are.
+    if invert == "true" or (invert == "auto" and channels == 1
+                            and _looks_dark_on_light(pixels[..., 0])):
+        pixels = 1.0 - pixels
+    return pixels.astype(np.float32)
 
 
 def _read_picture(path: str, expected: str) -> np.ndarray:
@@ -132,28 +136,6 @@ def _read_picture(path: str, expected: str) -> np.ndarray:
                          "single picture (expected height x width, with 1, 3 "
                          "or 4 channels).")
     return raw
-
-
-def _load_rgb_image(path: str, size: Sequence[int], *, resize: bool,
-                    invert: str) -> np.ndarray:
-    """`load_image` for an RGB model: float32 `[height, width, 3]`."""
-    height, width = size
-    raw = _read_picture(path, f"a {height}x{width} RGB image")
-    is_rgb = raw.ndim == 3 and raw.shape[-1] == 3
-    if not resize and (raw.shape[:2] != (height, width) or not is_rgb):
-        raise ImageError(
-            f"{path} is {raw.shape[1]}x{raw.shape[0]} with "
-            f"{1 if raw.ndim == 2 else raw.shape[-1]} channel(s); the model "
-            f"expects {width}x{height} RGB images. Pass --resize to convert it "
-            "(to RGB, and to that size).")
-    rgb = _to_rgb(raw)
-    if rgb.shape[:2] != (height, width):
-        rgb = tf.image.resize(rgb, (height, width), method="bilinear",
-                              antialias=True).numpy()
-    rgb = np.clip(rgb, 0.0, 1.0)
-    if invert == "true":
-        rgb = 1.0 - rgb
-    return rgb.astype(np.float32)
 
 
 def _looks_dark_on_light(gray: np.ndarray) -> bool:
