@@ -54,9 +54,16 @@ _DECODER_BASE_CHANNELS = flags.DEFINE_integer(
 _DECODER_FILTERS = flag_types.DEFINE_int_list(
     "decoder_filters", [64, 32], "Channels of the decoder's two hidden "
     "convolutions.")
+_DECODER_KERNEL_SIZES = flag_types.DEFINE_int_list(
+    "decoder_kernel_sizes", [5, 3, 5], "Kernel sizes of the decoder's three "
+    "convolutions.")
 _DISCRIMINATOR_FILTERS = flag_types.DEFINE_int_list(
     "discriminator_filters", [128, 64], "Channels of the discriminator's two "
     "convolutions before its similarity layer.")
+_DISCRIMINATOR_KERNEL_SIZES = flag_types.DEFINE_int_list(
+    "discriminator_kernel_sizes", [7, 3, 3], "Kernel sizes of the "
+    "discriminator's first convolution (stride 2), second convolution and "
+    "similarity layer.")
 _SIMILARITY_CHANNELS = flags.DEFINE_integer(
     "similarity_channels", 16, "Channels of the discriminator layer in whose "
     "features reconstructions are measured.", lower_bound=1)
@@ -76,6 +83,10 @@ _LOG_VARIANCE_CLIP = flags.DEFINE_float(
 _GAMMA = flags.DEFINE_float(
     "gamma", 1.0, "Weight of the feature reconstruction loss against the GAN "
     "loss in the decoder's objective.", lower_bound=0.0)
+_PIXEL_WEIGHT = flags.DEFINE_float(
+    "pixel_weight", 0.0, "Weight of a pixel reconstruction term (Bernoulli "
+    "-log p(x|z)) in the encoder's and the decoder's losses; 0 (Larsen et "
+    "al., reference 003): none.", lower_bound=0.0)
 _FEATURE_LOSS = flags.DEFINE_enum(
     "feature_loss", "gaussian", vaegan_trainer.FEATURE_LOSSES,
     "How a reconstruction's discriminator features are compared with the "
@@ -117,14 +128,17 @@ def config_from_flags() -> experiment.TrainProgramConfig:
         encoder_dense_units=_ENCODER_DENSE_UNITS.value,
         decoder_base_channels=_DECODER_BASE_CHANNELS.value,
         decoder_filters=tuple(_DECODER_FILTERS.value),
+        decoder_kernel_sizes=tuple(_DECODER_KERNEL_SIZES.value),
         discriminator_filters=tuple(_DISCRIMINATOR_FILTERS.value),
+        discriminator_kernel_sizes=tuple(_DISCRIMINATOR_KERNEL_SIZES.value),
         similarity_channels=_SIMILARITY_CHANNELS.value,
         activation=_ACTIVATION.value, dropout_rate=_DROPOUT_RATE.value,
         batch_norm=_BATCH_NORM.value,
         log_variance_clip=_LOG_VARIANCE_CLIP.value)
     program = experiment.VaeGanProgram(
         objective=vaegan_trainer.VaeGanObjective(
-            gamma=_GAMMA.value, feature_loss=_FEATURE_LOSS.value,
+            gamma=_GAMMA.value, pixel_weight=_PIXEL_WEIGHT.value,
+            feature_loss=_FEATURE_LOSS.value,
             d_steps=_D_STEPS.value, g_steps=_G_STEPS.value,
             d_threshold=_D_THRESHOLD.value, g_threshold=_G_THRESHOLD.value),
         optimizer=_OPTIMIZER.value,

@@ -241,9 +241,10 @@ def _vaegan_run(strategy):
     return {"train": final["train"], "test_elbo": final["test"]["elbo"]}
 
 
-def _elbo_run(strategy):
-    """A VAE with batch norm and dropout: noise per replica, moving
-    statistics averaged over the replicas."""
+def _elbo_run(strategy, regularised=True):
+    """A VAE trained with sampled latents; `regularised` adds batch norm
+    (statistics per replica, moving averages over the replicas) and dropout
+    (masks per replica)."""
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (32, 8, 8, 1), dtype=np.uint8)
     split = datasets.ArraySplit(images, np.zeros(32, np.int64))
@@ -259,22 +260,35 @@ def _elbo_run(strategy):
         tf.random.set_seed(7)
         model = models.VAE(models.ModelConfig(
             architecture="mlp", image_shape=(8, 8, 1), latent_dim=2,
-            hidden_units=(16,), hidden_batch_norm=True,
-            hidden_dropout_rate=0.1))
+            hidden_units=(16,), hidden_batch_norm=regularised,
+            hidden_dropout_rate=0.1 if regularised else 0.0))
         trainer = elbo.ElboTrainer(
             model, tf_keras.optimizers.Adam(1e-2), base.TrainerConfig(
                 workdir=tempfile.mkdtemp(), epochs=2, seed=5,
                 steps_per_loop=2, progress="none"), data)
     metrics = trainer.train().metrics
-    seeds = strategy.experimental_local_results(
-        strategy.run(trainer.next_seed))
+
+    seed = trainer.next_seed()  # In cross-replica context.
+
+    def replica_draws(seed):
+        # A global batch of 4, split over the replicas.
+        rows = trainer.replica_rows(
+            lambda n: tf.random.stateless_normal([n, 3], seed),
+            tf.constant(4 // strategy.num_replicas_in_sync))
+        return {"seed": seed, "replica_seed": trainer.replica_seed(seed),
+                "noise": rows}
+
+    draws = strategy.experimental_local_results(
+        strategy.run(replica_draws, args=(seed,)))
     moving_means = [variable for variable in model.variables
                     if "moving_mean" in variable.name]
     return {
         "train_elbo": [record["train"]["elbo"]
                        for record in metrics["epochs"]],
         "test_elbo": metrics["final"]["test"]["elbo"],
-        "replica_seeds": [seed.numpy().tolist() for seed in seeds],
+        "replica_draws": [{key: value.numpy().tolist()
+                           for key, value in replica.items()}
+                          for replica in draws],
         "moving_mean_copies": [
             [copy.numpy().tolist()
              for copy in strategy.experimental_local_results(variable)]
@@ -328,6 +342,7 @@ def run_mirrored_cases():
             "regression": _regression_run(strategy),
             "autoencoder": autoencoder_run(tempfile.mkdtemp(), strategy),
             "vaegan": _vaegan_run(strategy),
+            "plain_elbo": _elbo_run(strategy, regularised=False),
         }
     results["mirrored"]["elbo"] = _elbo_run(mirrored)
     results["mirrored"]["elbo_again"] = _elbo_run(mirrored)

@@ -206,6 +206,26 @@ class ElboTermsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(results[0].rate, results[1].rate)
         self.assertNotAllClose(first, other)
 
+    def test_standard_latent_noise_gives_the_seeds_own_sample(self):
+        # The trainers pass noise drawn for the global batch; on one device
+        # it must be the noise posterior.sample(seed) draws, so that runs
+        # keep the numbers they had before noise was drawn per global batch.
+        model = _StubVae()
+        seed = tf.constant([5, 6])
+        from_seed = losses.elbo_terms(model, tf.constant(IMAGES),
+                                      kl_estimator="mc", seed=seed,
+                                      is_training=True)
+        from_noise = losses.elbo_terms(
+            model, tf.constant(IMAGES), kl_estimator="mc", seed=seed,
+            is_training=True,
+            latent_noise=losses.standard_latent_noise(3, 2, seed))
+        first, second = model.decoded_latents
+        self.assertAllEqual(first, second)
+        self.assertAllEqual(from_seed.elbo, from_noise.elbo)
+        other = losses.standard_latent_noise(3, 2, tf.constant([5, 7]))
+        self.assertNotAllClose(
+            other, losses.standard_latent_noise(3, 2, seed))
+
     def test_gradients_reach_the_posterior_parameters(self):
         # Reparameterisation: distortion depends on loc and scale through z.
         loc = tf.Variable(POSTERIOR_LOC)
@@ -329,6 +349,16 @@ class VaeGanLossTest(tf.test.TestCase, parameterized.TestCase):
             self.assertGreater(float(tf.reduce_sum(
                 tf.abs(reconstructed_gradient))), 0.0)
 
+    def test_pixel_loss_is_the_bernoulli_negative_log_likelihood(self):
+        images = tf.constant([[[0.0, 1.0], [0.25, 0.5]]])
+        logits = tf.constant([[[2.0, -1.0], [0.0, 3.0]]])
+        probabilities = 1.0 / (1.0 + np.exp(-logits.numpy()))
+        expected = -np.sum(images.numpy() * np.log(probabilities)
+                           + (1.0 - images.numpy())
+                           * np.log(1.0 - probabilities))
+        self.assertAllClose(losses.pixel_reconstruction_loss(images, logits),
+                            [expected], rtol=1e-5)
+
     def test_unknown_feature_loss_is_refused(self):
         with self.assertRaisesRegex(ValueError, "pixels.*expected one of"):
             losses.feature_reconstruction_loss(tf.zeros([1, 2]),
@@ -364,7 +394,10 @@ class VaeGanLossTest(tf.test.TestCase, parameterized.TestCase):
             feature_losses = [
                 losses.feature_reconstruction_loss(-features, features, form)
                 for form in losses.FEATURE_LOSSES]
-            total = tf.reduce_sum(gan) + tf.add_n(
+            # Pixels the decoder is certain of, wrongly.
+            pixel = losses.pixel_reconstruction_loss(
+                tf.constant([[0.0, 1.0]]), features)
+            total = tf.reduce_sum(gan) + tf.reduce_sum(pixel) + tf.add_n(
                 [tf.reduce_sum(value) for value in feature_losses])
         gradients = tape.gradient(total, [real, reconstructed, prior, features])
         # The confidently wrong first example costs ~200 nats per term.

@@ -118,6 +118,18 @@ class VaeGanShapesTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(models.num_parameters(model.discriminator),
                          6400 + 79552 + 9232 + 257)
 
+    def test_kernel_sizes_set_every_convolution(self):
+        model = vaegan.VaeGan(vaegan.VaeGanConfig(
+            decoder_kernel_sizes=(3, 1, 3), discriminator_kernel_sizes=(5, 1, 1)))
+        # Decoder: Conv(3x3, 128->64) 73792; Conv(1x1, 64->32) 2080; Conv(3x3, 32->1)
+        # 289; the Dense is unchanged.
+        self.assertEqual(models.num_parameters(model.decoder),
+                         119168 + 73792 + 2080 + 289)
+        # Discriminator: Conv(5x5, 1->128) 3328; Conv(1x1, 138->64) 8896; l = Conv(1x1,
+        # 64->16) 1040; the Dense still reads 4x4x16.
+        self.assertEqual(models.num_parameters(model.discriminator),
+                         3328 + 8896 + 1040 + 257)
+
 
 class VaeGanVariablesTest(tf.test.TestCase, parameterized.TestCase):
 
@@ -376,6 +388,10 @@ class VaeGanConfigTest(tf.test.TestCase, parameterized.TestCase):
          "decoder_filters.*exactly 2"),
         ("discriminator_filters_length", {"discriminator_filters": ()},
          "discriminator_filters.*exactly 2"),
+        ("decoder_kernel_sizes_length", {"decoder_kernel_sizes": (3, 3)},
+         "decoder_kernel_sizes.*exactly 3"),
+        ("kernel_size_not_positive", {"discriminator_kernel_sizes": (3, 0, 3)},
+         "discriminator_kernel_sizes.*positive integers"),
         ("filters_not_positive", {"encoder_filters": (4, 0)},
          "encoder_filters.*positive integers"),
         ("activation", {"activation": "swish"}, "activation.*'leaky_relu'.*'swish'"),

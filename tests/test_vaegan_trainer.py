@@ -148,11 +148,16 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(real_logits, reconstruction_logits)
         self.assertNotAllClose(real_logits, prior_logits)
 
-    def test_each_player_gets_the_gradient_of_its_own_loss(self):
+    @parameterized.parameters(0.0, 0.5)
+    def test_each_player_gets_the_gradient_of_its_own_loss(self,
+                                                           pixel_weight):
         # With SGD at rate 1 an update moves each variable by exactly minus
         # its gradient, so the applied steps can be compared with gradients
         # of L_enc and L_dec computed separately by hand.
-        trainer = self._trainer(optimizer="sgd", learning_rate=1.0)
+        trainer = self._trainer(
+            optimizer="sgd", learning_rate=1.0,
+            objective=vaegan_trainer.VaeGanObjective(
+                pixel_weight=pixel_weight))
         model, batch = trainer.model, self._batch(trainer)
         images, labels = batch["image"], batch["label_onehot"]
         seed = tf.constant([5, 6])
@@ -167,10 +172,11 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             return tape.gradient(loss, variables)
 
         encoder_gradients = expected_gradients(
-            lambda t: t["prior"] + t["dis_llike"],
+            lambda t: t["prior"] + t["dis_llike"] + pixel_weight * t["pixel"],
             model.encoder.trainable_variables)
         decoder_gradients = expected_gradients(
-            lambda t: gamma * t["dis_llike"] - t["gan"],
+            lambda t: (gamma * t["dis_llike"] + pixel_weight * t["pixel"]
+                       - t["gan"]),
             model.decoder.trainable_variables)
         before = {player: self._snapshot(getattr(model, player))
                   for player in ("encoder", "decoder")}
@@ -250,17 +256,20 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         result = trainer.train()
         record = result.metrics["epochs"][-1]
         self.assertEqual(set(record["train"]), {
-            "prior", "dis_llike", "gan", "encoder_loss", "decoder_loss",
-            "discriminator_updates", "generator_updates",
+            "prior", "dis_llike", "pixel", "gan", "encoder_loss",
+            "decoder_loss", "discriminator_updates", "generator_updates",
             "discriminator_share"})
         self.assertEqual(set(record["test"]),
                          {"elbo", "reconstruction", "kl", "prior",
-                          "dis_llike", "gan"})
+                          "dis_llike", "pixel", "gan"})
         for value in list(record["train"].values()) + list(
                 record["test"].values()):
             self.assertTrue(np.isfinite(value))
         self.assertAllClose(record["test"]["kl"], record["test"]["prior"],
                             rtol=1e-4)
+        self.assertAllClose(record["test"]["elbo"],
+                            -(record["test"]["pixel"]
+                              + record["test"]["prior"]), rtol=1e-4)
         total = int(trainer.discriminator_update_count.numpy()
                     + trainer.generator_update_count.numpy())
         self.assertBetween(total, 2 * 2 * STEPS_PER_EPOCH,
@@ -300,7 +309,8 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(
         dict(d_steps=0), dict(g_steps=0), dict(feature_loss="pixels"),
-        dict(gamma=-1.0), dict(d_threshold=float("nan")),
+        dict(gamma=-1.0), dict(pixel_weight=-0.1),
+        dict(d_threshold=float("nan")),
         dict(gan_weights=(1.0, 1.0)))
     def test_objective_validation(self, **fields):
         with self.assertRaisesRegex(ValueError, "VaeGanObjective"):

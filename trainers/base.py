@@ -250,7 +250,10 @@ class Trainer(tf.Module):
       `tf.GradientTape`, take the mean of the loss over the batch it is
       given, apply each optimiser in `self.optimizers` to its own variables
       in `self.optimized_variables`, draw randomness from `self.next_seed()`
-      (each replica gets its own), and return the scalars to log (the base
+      (the same seed on every replica: draw per-example noise for the global
+      batch and keep your rows with `self.replica_rows`, and fold in the
+      replica with `self.replica_seed` where replicas only need different
+      draws, as dropout masks do), and return the scalars to log (the base
       class averages them over the replicas). Do not increment the global
       step; the loop does. Write it as for one device: with R replicas each
       optimiser divides the gradients by R before summing them over the
@@ -353,9 +356,10 @@ class Trainer(tf.Module):
             self.completed_epochs = tf.Variable(0, dtype=tf.int64,
                                                 trainable=False,
                                                 name="completed_epochs")
-            # Made in the strategy's scope, the generator gives each replica
-            # its own stream (the replica's index is folded into the key), so
-            # replicas draw different noise and the run stays reproducible.
+            # The source of every training step's seed. It is drawn from in
+            # cross-replica context only (in a replica the generator would
+            # fold the replica's index in), so every replica gets the same
+            # seed; see `next_seed`.
             self.rng = tf.random.Generator.from_seed(config.seed)
             self._eval_rng = tf.random.Generator.from_seed(config.seed + 1)
         self._loop_state = _LoopState()
@@ -404,6 +408,10 @@ class Trainer(tf.Module):
         self._vote_fn = None
         self._stop_request = _StopRequest()
         self._stop_signal: Optional[int] = None
+        # The step's seed while a replica traces `train_step`. Per thread:
+        # MirroredStrategy traces each replica's function in a thread of its
+        # own.
+        self._replica_state = threading.local()
 
     # ----------------------------------------------------------- subclasses
     def train_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
@@ -422,13 +430,20 @@ class Trainer(tf.Module):
         Returns:
           The scalars of `train_step`, as float32, averaged over the replicas.
         """
-        def replica_step(replica_batch):
-            logs = self._replica_step_fn(replica_batch)
+        def replica_step(replica_batch, seed):
+            self._replica_state.step_seed = seed
+            self._replica_state.seeds_drawn = 0
+            try:
+                logs = self._replica_step_fn(replica_batch)
+            finally:
+                self._replica_state.step_seed = None
             return {key: tf.cast(value, tf.float32)
                     for key, value in logs.items()}
 
+        # Drawn once, outside the replicas, so all of them get this seed.
+        seed = self.rng.uniform_full_int([2], dtype=tf.int32)
         return self.mean_over_replicas(
-            self.strategy.run(replica_step, args=(batch,)))
+            self.strategy.run(replica_step, args=(batch, seed)))
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
         """Per-example evaluation metrics; see the class docstring."""
@@ -448,13 +463,67 @@ class Trainer(tf.Module):
         return None
 
     def next_seed(self) -> tf.Tensor:
-        """A fresh stateless seed (int32 [2]) from the checkpointed generator.
+        """A fresh stateless seed (int32 [2]), the same on every replica.
 
-        Called on a replica (in `train_step`), each replica gets a different
-        seed, so replicas draw different noise; the seeds depend only on the
-        generator's state and the replica's index, so runs repeat exactly.
+        In `train_step`, the first call returns the step's seed, drawn once
+        per step from the checkpointed generator (`self.rng`) outside the
+        replicas, and later calls in the same step fold their count into it.
+        In cross-replica context (a `distributed_train_step`), or anywhere
+        on one device, each call draws from the generator. So a run repeats
+        exactly, resumes exactly, and on one device draws what it always
+        has. Every replica gets the same seed: draw noise for the global
+        batch from it and keep your rows with `replica_rows` (then example i
+        gets the same noise on any number of replicas), or fold the replica
+        in with `replica_seed`.
         """
+        step_seed = getattr(self._replica_state, "step_seed", None)
+        if step_seed is not None:
+            count = self._replica_state.seeds_drawn
+            self._replica_state.seeds_drawn = count + 1
+            if count == 0:
+                return step_seed
+            return tf.random.experimental.stateless_fold_in(step_seed, count)
+        replica_context = tf.distribute.get_replica_context()
+        if (self.strategy.num_replicas_in_sync > 1
+                and replica_context is not None
+                and replica_context.strategy is self.strategy):
+            raise RuntimeError(
+                "next_seed() was called in a replica outside train_step; in "
+                "a distributed_train_step call it before strategy.run and "
+                "pass the seed in, so that every replica gets the same one.")
         return self.rng.uniform_full_int([2], dtype=tf.int32)
+
+    def replica_seed(self, seed: tf.Tensor) -> tf.Tensor:
+        """`seed` with this replica's index folded in, for draws that need
+        only differ between replicas (dropout masks); on one replica, `seed`
+        itself."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return seed
+        return tf.random.experimental.stateless_fold_in(
+            seed, tf.distribute.get_replica_context().replica_id_in_sync_group)
+
+    def replica_rows(self, draw: Callable[[tf.Tensor], tf.Tensor],
+                     batch_size: tf.Tensor) -> tf.Tensor:
+        """This replica's rows of a draw made for the whole global batch.
+
+        `draw(n)` makes n rows of per-example randomness from a seed that is
+        the same on every replica (`next_seed`); replica r of R keeps rows
+        r * batch_size to (r + 1) * batch_size, the examples tf.distribute
+        gives it (it splits each global batch evenly, in order). So example
+        i gets the same draw on one device as on eight, and a run on several
+        follows the one-device run up to float rounding.
+
+        Args:
+          draw: n (a scalar int32 tensor) -> a tensor of n rows.
+          batch_size: this replica's batch size (`tf.shape(images)[0]`).
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        rows = draw(batch_size * replicas)
+        if replicas == 1:
+            return rows
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        start = tf.cast(replica, batch_size.dtype) * batch_size
+        return rows[start:start + batch_size]
 
     def mean_over_replicas(self, values: Any) -> Any:
         """Averages per-replica values (a tensor or a dict of them) over the

@@ -90,7 +90,7 @@ class ClassificationTrainer(base.Trainer):
         variables = self.optimized_variables["classifier"]
         with tf.GradientTape() as tape:
             logits = self.model.logits(batch["image"], is_training=True,
-                                       seed=self.next_seed())
+                                       seed=self.replica_seed(self.next_seed()))
             loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
                 labels=smoothed, logits=logits))
         gradients = tape.gradient(loss, variables)

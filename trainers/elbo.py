@@ -84,11 +84,20 @@ class ElboTrainer(base.Trainer):
         images = batch["image"]
         kl_weight = self.kl_weight()
         variables = self.optimized_variables["vae"]
+        seed = self.next_seed()
+        # Example i's latent draw depends on its place in the global batch,
+        # not on the replica that holds it; dropout masks need only differ
+        # between replicas.
+        latent_noise = self.replica_rows(
+            lambda num_examples: losses.standard_latent_noise(
+                num_examples, self.model.latent_dim, seed),
+            tf.shape(images)[0])
         with tf.GradientTape() as tape:
             terms = losses.elbo_terms(
                 self.model, images, labels=self.labels(batch),
                 kl_estimator=self.elbo_config.kl_estimator,
-                seed=self.next_seed(), is_training=True)
+                seed=self.replica_seed(seed), latent_noise=latent_noise,
+                is_training=True)
             loss = losses.weighted_negative_elbo(terms, kl_weight)
         gradients = tape.gradient(loss, variables)
         self.optimizers["vae"].apply_gradients(zip(gradients, variables))

@@ -78,7 +78,8 @@ def kl_divergence(posterior: tfd.Distribution, prior: tfd.Distribution,
 
 def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
                seed: tf.Tensor, is_training: bool,
-               labels: Optional[tf.Tensor] = None) -> ElboTerms:
+               labels: Optional[tf.Tensor] = None,
+               latent_noise: Optional[tf.Tensor] = None) -> ElboTerms:
     """Distortion and rate of a VAE on a batch of images.
 
     For a conditional VAE (labels given) these are the terms of the
@@ -95,6 +96,10 @@ def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
         is_training: passed to the networks (batch norm, dropout).
         labels: one-hot [batch, num_classes] for a conditional model, else
           None.
+        latent_noise: optional standard normal noise [batch, latent_dim];
+          given, the sample is loc + scale * noise instead of a draw from
+          `seed` (the trainers pass noise drawn for the global batch, so
+          that it does not depend on the number of replicas).
 
     Returns:
         ElboTerms with fields of shape [batch].
@@ -105,12 +110,27 @@ def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
         decoder_seed = tf.random.experimental.stateless_fold_in(seed, 2)
     posterior = model.encode(images, labels, is_training=is_training,
                              seed=encoder_seed)
-    latent_sample = posterior.sample(seed=seed)
+    if latent_noise is None:
+        latent_sample = posterior.sample(seed=seed)
+    else:
+        # The posterior is a loc-scale transform of a standard normal.
+        latent_sample = posterior.bijector.forward(latent_noise)
     likelihood = model.decode(latent_sample, labels, is_training=is_training,
                               seed=decoder_seed)
     distortion = -likelihood.log_prob(images)
     rate = kl_divergence(posterior, model.prior(), latent_sample, kl_estimator)
     return ElboTerms(distortion=distortion, rate=rate)
+
+
+def standard_latent_noise(num_examples: tf.Tensor, latent_dim: int,
+                          seed: tf.Tensor) -> tf.Tensor:
+    """N(0, I) noise [num_examples, latent_dim], drawn from `seed` exactly as
+    `posterior.sample(seed=seed)` draws it for a diagonal Gaussian posterior
+    of that many examples (so passing it as `elbo_terms`' `latent_noise`
+    gives the sample that `seed` alone gives)."""
+    shape = tf.stack([num_examples, latent_dim])
+    return tfd.MultivariateNormalDiag(
+        loc=tf.zeros(shape), scale_diag=tf.ones(shape)).sample(seed=seed)
 
 
 def weighted_negative_elbo(terms: ElboTerms, kl_weight) -> tf.Tensor:
@@ -166,6 +186,30 @@ def prior_kl(loc: tf.Tensor, log_variance: tf.Tensor) -> tf.Tensor:
     """
     return 0.5 * tf.reduce_sum(
         tf.exp(log_variance) + tf.square(loc) - 1.0 - log_variance, axis=-1)
+
+
+def pixel_reconstruction_loss(images: tf.Tensor,
+                              logits: tf.Tensor) -> tf.Tensor:
+    """L_pixel: -log p(x | z) of a Bernoulli decoder, per image.
+
+    Not a term of Larsen et al.'s VAE-GAN, whose reconstruction is measured
+    only in discriminator features; the CVAE-GAN of Bao et al. (2017,
+    "CVAE-GAN: fine-grained image generation through asymmetric training")
+    keeps a pixel term beside the feature one, which ties the code to the
+    image and so keeps the encoder from carrying nothing.
+
+    Args:
+        images: [batch, ...] pixel intensities in [0, 1] (the targets).
+        logits: [batch, ...] the decoder's logits for their reconstructions.
+
+    Returns:
+        [batch], in nats, summed over the pixels.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    axes = list(range(1, images.shape.rank))
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=images, logits=tf.convert_to_tensor(logits, tf.float32)),
+        axis=axes)
 
 
 def feature_reconstruction_loss(real_features: tf.Tensor,

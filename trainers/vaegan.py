@@ -7,9 +7,12 @@ pushed towards images that look real instead of towards the blurry pixel
 average. Three players learn, each with its own optimiser, loss and
 variables (see `trainers.losses` for the terms):
 
-    encoder:        L_enc = L_prior + L_dis_llike
-    decoder:        L_dec = gamma * L_dis_llike - L_GAN
+    encoder:        L_enc = L_prior + L_dis_llike [+ w * L_pixel]
+    decoder:        L_dec = gamma * L_dis_llike [+ w * L_pixel] - L_GAN
     discriminator:  L_dis = L_GAN
+
+(the pixel term, weight `pixel_weight`, is an option beyond Larsen et al.;
+see `losses.pixel_reconstruction_loss`).
 
 One training step (one batch) is one iteration of reference 003's loop:
 
@@ -65,6 +68,9 @@ class VaeGanObjective:
 
     Attributes:
       gamma: weight of L_dis_llike against -L_GAN in the decoder's loss.
+      pixel_weight: weight of a pixel reconstruction term, L_pixel (the
+        Bernoulli -log p(x|z)), added to both the encoder's and the
+        decoder's loss; 0 (Larsen et al., reference 003) leaves it out.
       feature_loss: "gaussian" (Larsen et al.) or "sigmoid_cross_entropy"
         (reference 003); see `losses.feature_reconstruction_loss`.
       gan_weights: weights of real, reconstructed and prior-decoded images in
@@ -76,6 +82,7 @@ class VaeGanObjective:
     """
 
     gamma: float = 1.0
+    pixel_weight: float = 0.0
     feature_loss: str = "gaussian"
     gan_weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
     d_steps: int = 3
@@ -92,9 +99,10 @@ class VaeGanObjective:
         if self.feature_loss not in FEATURE_LOSSES:
             raise ValueError(f"VaeGanObjective.feature_loss must be one of "
                              f"{FEATURE_LOSSES}, got {self.feature_loss!r}.")
-        if not self.gamma >= 0:  # Also rejects NaN.
-            raise ValueError("VaeGanObjective.gamma must be >= 0, got "
-                             f"{self.gamma}.")
+        for name in ("gamma", "pixel_weight"):
+            if not getattr(self, name) >= 0:  # Also rejects NaN.
+                raise ValueError(f"VaeGanObjective.{name} must be >= 0, got "
+                                 f"{getattr(self, name)}.")
         for name in ("d_steps", "g_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -198,37 +206,61 @@ class VaeGanTrainer(base.Trainer):
         Args:
           images: [batch, h, w, c] in [0, 1].
           labels: one-hot [batch, num_classes], or None.
-          seed: stateless seed [2] for the latent draws and dropout.
+          seed: stateless seed [2] for the latent draws and dropout, the
+            same on every replica in training (`next_seed`).
           is_training: passed to the networks.
 
         Returns:
-          "prior", "dis_llike", "gan", each [batch].
+          "prior", "dis_llike", "pixel", "gan", each [batch].
         """
         def part_seed(index):
             return tf.random.experimental.stateless_fold_in(seed, index)
 
+        batch_size = tf.shape(images)[0]
+
+        def latent_noise(index):
+            def draw(num_examples):
+                return tf.random.stateless_normal(
+                    [num_examples, self.model.latent_dim],
+                    seed=part_seed(index))
+
+            # In training, example i's draws depend on its place in the
+            # global batch, not on the replica that holds it (see
+            # `base.Trainer.replica_rows`); evaluation runs on one device.
+            if is_training:
+                return self.replica_rows(draw, batch_size)
+            return draw(batch_size)
+
+        def dropout_seed(index):
+            # Masks only need to differ between replicas.
+            if is_training:
+                return self.replica_seed(part_seed(index))
+            return part_seed(index)
+
         loc, log_variance = self.model.encoder_outputs(
-            images, labels, is_training=is_training, seed=part_seed(1))
-        noise = tf.random.stateless_normal(tf.shape(loc), seed=part_seed(2))
-        latent = loc + tf.exp(0.5 * log_variance) * noise
-        prior_latent = tf.random.stateless_normal(tf.shape(loc),
-                                                  seed=part_seed(3))
+            images, labels, is_training=is_training, seed=dropout_seed(1))
+        latent = loc + tf.exp(0.5 * log_variance) * latent_noise(2)
+        prior_latent = latent_noise(3)
+        reconstruction_logits = self.model.decoder(
+            latent, labels, is_training=is_training, seed=dropout_seed(4))
         # The discriminator reads pixel intensities, as the decoder's sigmoid
         # output gives them in the reference.
-        reconstructions = tf.sigmoid(self.model.decoder(
-            latent, labels, is_training=is_training, seed=part_seed(4)))
+        reconstructions = tf.sigmoid(reconstruction_logits)
         prior_images = tf.sigmoid(self.model.decoder(
-            prior_latent, labels, is_training=is_training, seed=part_seed(5)))
-        (real_logits, reconstruction_logits, prior_logits, real_features,
+            prior_latent, labels, is_training=is_training,
+            seed=dropout_seed(5)))
+        (real_logits, fake_logits, prior_logits, real_features,
          reconstruction_features) = self._discriminate_all(
              images, reconstructions, prior_images, labels,
-             is_training=is_training, seed=part_seed(6))
+             is_training=is_training, seed=dropout_seed(6))
         return {
             "prior": losses.prior_kl(loc, log_variance),
             "dis_llike": losses.feature_reconstruction_loss(
                 real_features, reconstruction_features,
                 self.objective.feature_loss),
-            "gan": losses.gan_loss(real_logits, reconstruction_logits,
+            "pixel": losses.pixel_reconstruction_loss(images,
+                                                      reconstruction_logits),
+            "gan": losses.gan_loss(real_logits, fake_logits,
                                    prior_logits, self.objective.gan_weights),
         }
 
@@ -255,8 +287,8 @@ class VaeGanTrainer(base.Trainer):
         """One simultaneous encoder step on L_enc and decoder step on L_dec.
 
         Returns:
-          Batch means of "prior", "dis_llike", "gan", "encoder_loss",
-          "decoder_loss", measured before the step.
+          Batch means of "prior", "dis_llike", "pixel", "gan",
+          "encoder_loss", "decoder_loss", measured before the step.
         """
         encoder_variables = self.optimized_variables["encoder"]
         decoder_variables = self.optimized_variables["decoder"]
@@ -267,8 +299,9 @@ class VaeGanTrainer(base.Trainer):
             terms = {key: tf.reduce_mean(value) for key, value in
                      self.loss_terms(images, labels, seed,
                                  is_training=True).items()}
-            encoder_loss = terms["prior"] + terms["dis_llike"]
-            decoder_loss = (self.objective.gamma * terms["dis_llike"]
+            pixel = self.objective.pixel_weight * terms["pixel"]
+            encoder_loss = terms["prior"] + terms["dis_llike"] + pixel
+            decoder_loss = (self.objective.gamma * terms["dis_llike"] + pixel
                             - terms["gan"])
         encoder_gradients = encoder_tape.gradient(encoder_loss,
                                                   encoder_variables)
@@ -305,24 +338,26 @@ class VaeGanTrainer(base.Trainer):
 
         Returns:
           Batch means (over the replicas too) of the last generator update's
-          "prior", "dis_llike", "gan", "encoder_loss", "decoder_loss", the
-          iteration's "discriminator_updates" and "generator_updates", and the
-          run's "discriminator_share" of all updates so far.
+          "prior", "dis_llike", "pixel", "gan", "encoder_loss",
+          "decoder_loss", the iteration's "discriminator_updates" and
+          "generator_updates", and the run's "discriminator_share" of all
+          updates so far.
         """
         strategy = self.strategy
         objective = self.objective
-        # A seed per replica: the replicas draw different noise.
-        seeds = strategy.run(self.next_seed)
+        # One seed for all replicas (drawn here, outside them); each keeps
+        # its own rows of the noise drawn from it.
+        seed = self.next_seed()
 
         def on_every_replica(update, side: int):
-            def replica_update(replica_batch, seed, index):
+            def replica_update(replica_batch, index):
                 fold_in = tf.random.experimental.stateless_fold_in
                 return update(replica_batch["image"],
                               self.labels(replica_batch),
                               fold_in(fold_in(seed, side), index))
 
             return lambda index: strategy.run(replica_update,
-                                              args=(batch, seeds, index))
+                                              args=(batch, index))
 
         discriminator_update = on_every_replica(self.discriminator_update, 0)
         generator_update = on_every_replica(self.generator_update, 1)
@@ -351,7 +386,7 @@ class VaeGanTrainer(base.Trainer):
         # Before the first update nothing is measured: L_GAN starts below any
         # threshold so that the loop runs at least once.
         no_logs = {key: tf.constant(0.0) for key in (
-            "prior", "dis_llike", "encoder_loss", "decoder_loss")}
+            "prior", "dis_llike", "pixel", "encoder_loss", "decoder_loss")}
         generator_updates, generator_logs = tf.while_loop(
             generator_continues, generator_body,
             (tf.constant(0), dict(no_logs, gan=tf.constant(-1.0))))
@@ -372,15 +407,13 @@ class VaeGanTrainer(base.Trainer):
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         images = batch["image"]
         labels = self.labels(batch)
-        seed = self.next_eval_seed()
-        # The ELBO of the decoder's Bernoulli likelihood, so that VAE-GAN runs
-        # report the same numbers as VAE runs; the VAE-GAN does not train on
-        # it, so expect it to be worse than a VAE's.
-        elbo_terms = losses.elbo_terms(self.model, images, labels=labels,
-                                       kl_estimator="analytic", seed=seed,
-                                       is_training=False)
-        values = self.loss_terms(images, labels, seed, is_training=False)
-        values.update(elbo=elbo_terms.elbo,
-                      reconstruction=elbo_terms.distortion,
-                      kl=elbo_terms.rate)
+        values = self.loss_terms(images, labels, self.next_eval_seed(),
+                                 is_training=False)
+        # The ELBO of the decoder read as a Bernoulli likelihood (one latent
+        # draw, analytic KL), so that VAE-GAN runs report the numbers VAE
+        # runs do: L_pixel and L_prior are its two terms. The VAE-GAN does
+        # not train on it (unless pixel_weight is 1), so expect it to be
+        # worse than a VAE's.
+        values.update(elbo=-(values["pixel"] + values["prior"]),
+                      reconstruction=values["pixel"], kl=values["prior"])
         return values

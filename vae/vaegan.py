@@ -82,8 +82,13 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         decoder_base_channels: channels of the decoder's first feature map, whose
             height and width are the image's divided by 4.
         decoder_filters: channels of the decoder's two hidden convolutions.
+        decoder_kernel_sizes: kernel sizes of the decoder's three
+            convolutions (the reference's 5, 3, 5).
         discriminator_filters: channels of the discriminator's two convolutions
             before the similarity layer.
+        discriminator_kernel_sizes: kernel sizes of the discriminator's first
+            convolution (stride 2), second convolution and similarity layer
+            (the reference's 7, 3, 3).
         similarity_channels: channels of the similarity layer `l`.
         activation: hidden-layer activation, a name from `vae.layers.ACTIVATION_NAMES`.
         dropout_rate: dropout after every hidden layer, in [0, 1).
@@ -101,7 +106,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
     encoder_dense_units: int = 64
     decoder_base_channels: int = 128
     decoder_filters: tuple[int, ...] = (64, 32)
+    decoder_kernel_sizes: tuple[int, ...] = (5, 3, 5)
     discriminator_filters: tuple[int, ...] = (128, 64)
+    discriminator_kernel_sizes: tuple[int, ...] = (7, 3, 3)
     similarity_channels: int = 16
     activation: str = "leaky_relu"
     dropout_rate: float = 0.3
@@ -142,6 +149,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         for name in ("encoder_filters", "decoder_filters", "discriminator_filters"):
             if len(getattr(self, name)) != 2:
                 self._fail(name, "exactly 2 channel counts, one per convolution")
+        for name in ("decoder_kernel_sizes", "discriminator_kernel_sizes"):
+            if len(getattr(self, name)) != 3:
+                self._fail(name, "exactly 3 kernel sizes, one per convolution")
         if len(self.image_shape) != 3:
             self._fail("image_shape", "(height, width, channels)")
         height, width = self.image_shape[:2]
@@ -277,6 +287,7 @@ class Decoder(tf.Module):
         base_shape = (height // DECODER_UPSAMPLING, width // DECODER_UPSAMPLING,
                       config.decoder_base_channels)
         first_filters, second_filters = config.decoder_filters
+        first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
         with self.name_scope:  # So variable names read "decoder/output/w".
             stack = [
                 layers.Dense(self.latent_dim + self.num_classes, math.prod(base_shape),
@@ -284,17 +295,20 @@ class Decoder(tf.Module):
                 *_normalize_activate_drop(math.prod(base_shape), config, "dense_to_base"),
                 layers.Reshape(base_shape, name="reshape"),
                 layers.UpSampling2D(2, name="upsampling_0"),
-                layers.Conv2D(base_shape[-1], first_filters, 5, 1, "SAME", name="conv_0"),
+                layers.Conv2D(base_shape[-1], first_filters, first_kernel, 1, "SAME",
+                              name="conv_0"),
                 *_normalize_activate_drop(first_filters, config, "conv_0"),
                 # The reference upsamples between this convolution and its activation.
                 # Batch norm and the activation commute with nearest-neighbour
                 # upsampling (every pixel is copied equally often, so batch statistics
                 # do not change); dropout does not, so it stays after the upsampling.
-                layers.Conv2D(first_filters, second_filters, 3, 1, "SAME", name="conv_1"),
+                layers.Conv2D(first_filters, second_filters, second_kernel, 1, "SAME",
+                              name="conv_1"),
                 layers.UpSampling2D(2, name="upsampling_1"),
                 *_normalize_activate_drop(second_filters, config, "conv_1"),
                 # No activation: logits, so that log-likelihoods are computed stably.
-                layers.Conv2D(second_filters, channels, 5, 1, "SAME", name="output"),
+                layers.Conv2D(second_filters, channels, output_kernel, 1, "SAME",
+                              name="output"),
             ]
             self.net = layers.Sequential(stack, name="net")
 
@@ -344,8 +358,11 @@ class Discriminator(tf.Module):
         self.compute_dtype = tf.as_dtype(config.compute_dtype)
         height, width, channels = self.image_shape
         first_filters, second_filters = config.discriminator_filters
+        first_kernel, second_kernel, similarity_kernel = (
+            config.discriminator_kernel_sizes)
         with self.name_scope:  # So variable names read "discriminator/conv_0/w".
-            conv_0 = layers.Conv2D(channels, first_filters, 7, 2, "SAME", name="conv_0")
+            conv_0 = layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME",
+                                   name="conv_0")
             pool_0 = layers.MaxPool2D(2, "SAME", name="pool_0")
             stack = [conv_0, pool_0,
                      *_normalize_activate_drop(first_filters, config, "conv_0")]
@@ -353,11 +370,11 @@ class Discriminator(tf.Module):
                 conv_0.output_shape_for((height, width)))
             # The label enters here as constant planes, so every later layer sees it.
             self._label_index = len(stack)
-            conv_1 = layers.Conv2D(first_filters + self.num_classes, second_filters, 3, 1,
-                                   "SAME", name="conv_1")
+            conv_1 = layers.Conv2D(first_filters + self.num_classes, second_filters,
+                                   second_kernel, 1, "SAME", name="conv_1")
             pool_1 = layers.MaxPool2D(2, "SAME", name="pool_1")
-            similarity = layers.Conv2D(second_filters, config.similarity_channels, 3, 1,
-                                       "SAME", name="similarity")
+            similarity = layers.Conv2D(second_filters, config.similarity_channels,
+                                       similarity_kernel, 1, "SAME", name="similarity")
             stack += [conv_1, pool_1,
                       *_normalize_activate_drop(second_filters, config, "conv_1"),
                       similarity]
