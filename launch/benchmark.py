@@ -19,8 +19,8 @@ falls on both, and each side's median over repeats is reported.
 
 The VAE-GAN's balancing makes the work per step depend on the losses, so
 its benchmark pins it (`d_threshold=0`, `g_threshold=1e9`): one
-discriminator and two encoder+decoder updates per step, the mix the preset
-settles into on MNIST, for both implementations.
+discriminator and one encoder+decoder update per step, as the preset
+(`d_steps=1`, `g_steps=1`) runs on MNIST, for both implementations.
 
 Without --data_dir the images are random MNIST-shaped bytes: throughput
 does not depend on what they show.

@@ -34,7 +34,7 @@ PRESETS = {
     "mlp_cvae": Preset("vae-train", "keras_cvae_mlp.flags", 100),
     "conv_cvae": Preset("vae-train", "conv_cvae.flags", 60),
     "cvae_gan": Preset("vae-train-vaegan", "cvae_gan_cpu.flags", 20,
-                       ("--d_steps=1", "--g_steps=2", "--d_threshold=0",
+                       ("--d_steps=1", "--g_steps=1", "--d_threshold=0",
                         "--g_threshold=1e9")),
 }
 IMPLEMENTATIONS = ("framework", "keras")

@@ -189,11 +189,11 @@ class KerasVae(keras.Model):
 
 
 # -------------------------------------------------------------- VAE-GAN
-def _vaegan_block(x, config: vaegan.VaeGanConfig):
+def _vaegan_block(x, config: vaegan.VaeGanConfig, dropout: bool = True):
     if config.batch_norm:
         x = keras.layers.BatchNormalization()(x)
     x = _activation(config.activation)(x)
-    if config.dropout_rate:
+    if dropout and config.dropout_rate:
         x = keras.layers.Dropout(config.dropout_rate)(x)
     return x
 
@@ -204,39 +204,52 @@ def _vaegan_networks(config: vaegan.VaeGanConfig):
     images = keras.Input(config.image_shape)
     labels = keras.Input((config.num_classes,))
 
+    # Dropout in the encoder and decoder as the config says.
+    dropout = config.dropout_in_encoder_decoder
+
+    def block(x):
+        return _vaegan_block(x, config, dropout)
+
     x = keras.layers.Conv2D(config.encoder_filters[0], 3, 2, "same")(images)
-    x = keras.layers.MaxPooling2D(2, padding="same")(_vaegan_block(x, config))
+    x = keras.layers.MaxPooling2D(2, padding="same")(block(x))
     x = keras.layers.Conv2D(config.encoder_filters[1], 3, 1, "same")(x)
-    x = keras.layers.Flatten()(_vaegan_block(x, config))
+    x = keras.layers.Flatten()(block(x))
     x = keras.layers.Concatenate()([x, labels])
-    x = _vaegan_block(keras.layers.Dense(config.encoder_dense_units)(x), config)
+    x = block(keras.layers.Dense(config.encoder_dense_units)(x))
     encoder = keras.Model([images, labels],
                           keras.layers.Dense(2 * config.latent_dim)(x))
 
     latent = keras.Input((config.latent_dim,))
     decoder_labels = keras.Input((config.num_classes,))
     base = (height // 4, width // 4, config.decoder_base_channels)
+    first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
     x = keras.layers.Concatenate()([latent, decoder_labels])
-    x = _vaegan_block(keras.layers.Dense(math.prod(base))(x), config)
+    x = block(keras.layers.Dense(math.prod(base))(x))
     x = keras.layers.UpSampling2D(2)(keras.layers.Reshape(base)(x))
-    x = keras.layers.Conv2D(config.decoder_filters[0], 5, 1, "same")(x)
-    x = _vaegan_block(x, config)
-    x = keras.layers.Conv2D(config.decoder_filters[1], 3, 1, "same")(x)
-    x = _vaegan_block(keras.layers.UpSampling2D(2)(x), config)
-    decoder = keras.Model([latent, decoder_labels],
-                          keras.layers.Conv2D(channels, 5, 1, "same")(x))
+    x = keras.layers.Conv2D(config.decoder_filters[0], first_kernel, 1,
+                            "same")(x)
+    x = block(x)
+    x = keras.layers.Conv2D(config.decoder_filters[1], second_kernel, 1,
+                            "same")(x)
+    x = block(keras.layers.UpSampling2D(2)(x))
+    decoder = keras.Model([latent, decoder_labels], keras.layers.Conv2D(
+        channels, output_kernel, 1, "same")(x))
 
     critic_images = keras.Input(config.image_shape)
     critic_labels = keras.Input((config.num_classes,))
-    x = keras.layers.Conv2D(config.discriminator_filters[0], 7, 2,
+    first_kernel, second_kernel, similarity_kernel = (
+        config.discriminator_kernel_sizes)
+    x = keras.layers.Conv2D(config.discriminator_filters[0], first_kernel, 2,
                             "same")(critic_images)
     x = _vaegan_block(keras.layers.MaxPooling2D(2, padding="same")(x), config)
     planes = keras.layers.Reshape((1, 1, config.num_classes))(critic_labels)
     planes = keras.layers.UpSampling2D(tuple(x.shape[1:3]))(planes)
     x = keras.layers.Concatenate()([x, planes])
-    x = keras.layers.Conv2D(config.discriminator_filters[1], 3, 1, "same")(x)
+    x = keras.layers.Conv2D(config.discriminator_filters[1], second_kernel, 1,
+                            "same")(x)
     x = _vaegan_block(keras.layers.MaxPooling2D(2, padding="same")(x), config)
-    features = keras.layers.Conv2D(config.similarity_channels, 3, 1, "same")(x)
+    features = keras.layers.Conv2D(config.similarity_channels,
+                                   similarity_kernel, 1, "same")(x)
     x = keras.layers.Flatten()(_vaegan_block(features, config))
     logits = keras.layers.Dense(1)(x)
     discriminator = keras.Model([critic_images, critic_labels],
@@ -257,7 +270,8 @@ class KerasVaeGan(keras.Model):
     `g_steps` encoder and decoder updates while L_GAN <= `g_threshold`,
     each with its own tape and optimiser, the losses of
     `trainers/vaegan.py` (Gaussian or sigmoid cross-entropy feature loss,
-    L_GAN weighted 1, 1, 2).
+    L_GAN weighted 1, 1, 2, the optional pixel term, the minimax or
+    non-saturating adversarial term of the decoder).
     """
 
     def __init__(self, config: vaegan.VaeGanConfig, objective: Any,
@@ -294,7 +308,8 @@ class KerasVaeGan(keras.Model):
         noise = keras.random.normal(tf.shape(loc), seed=self.seed_generator)
         z = loc + tf.exp(0.5 * log_variance) * noise
         z_prior = keras.random.normal(tf.shape(loc), seed=self.seed_generator)
-        reconstructions = tf.sigmoid(self.decoder([z, labels], training=True))
+        reconstruction_logits = self.decoder([z, labels], training=True)
+        reconstructions = tf.sigmoid(reconstruction_logits)
         prior_images = tf.sigmoid(self.decoder([z_prior, labels],
                                                training=True))
         real_logits, real_features = self.discriminator([images, labels],
@@ -314,15 +329,25 @@ class KerasVaeGan(keras.Model):
         gan = (_cross_entropy(real_logits, 1.0)
                + _cross_entropy(fake_logits, 0.0)
                + 2.0 * _cross_entropy(prior_logits, 0.0)) / 4.0
+        if self.objective.generator_loss == "minimax":
+            adversarial = -gan
+        else:
+            adversarial = (_cross_entropy(fake_logits, 1.0)
+                           + 2.0 * _cross_entropy(prior_logits, 1.0)) / 4.0
+        pixel = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=images, logits=reconstruction_logits), axis=[1, 2, 3])
         prior = -0.5 * tf.reduce_sum(
             1 + log_variance - tf.square(loc) - tf.exp(log_variance), axis=-1)
-        return (tf.reduce_mean(prior), tf.reduce_mean(dis_llike),
-                tf.reduce_mean(gan))
+        return {"prior": tf.reduce_mean(prior),
+                "dis_llike": tf.reduce_mean(dis_llike),
+                "pixel": tf.reduce_mean(pixel),
+                "adversarial": tf.reduce_mean(adversarial),
+                "gan": tf.reduce_mean(gan)}
 
     def _discriminator_update(self, images, labels):
         variables = self.discriminator.trainable_weights
         with tf.GradientTape() as tape:
-            _, _, gan = self._loss_terms(images, labels)
+            gan = self._loss_terms(images, labels)["gan"]
         self.player_optimizers["discriminator"].apply_gradients(
             zip(tape.gradient(gan, variables), variables))
         return gan
@@ -331,14 +356,16 @@ class KerasVaeGan(keras.Model):
         encoder_variables = self.encoder.trainable_weights
         decoder_variables = self.decoder.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
-            prior, dis_llike, gan = self._loss_terms(images, labels)
-            encoder_loss = prior + dis_llike
-            decoder_loss = self.objective.gamma * dis_llike - gan
+            terms = self._loss_terms(images, labels)
+            pixel = self.objective.pixel_weight * terms["pixel"]
+            encoder_loss = terms["prior"] + terms["dis_llike"] + pixel
+            decoder_loss = (self.objective.gamma * terms["dis_llike"] + pixel
+                            + terms["adversarial"])
         self.player_optimizers["encoder"].apply_gradients(zip(
             tape.gradient(encoder_loss, encoder_variables), encoder_variables))
         self.player_optimizers["decoder"].apply_gradients(zip(
             tape.gradient(decoder_loss, decoder_variables), decoder_variables))
-        return gan
+        return terms["gan"]
 
     def train_step(self, data):
         (images, labels), _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -73,6 +73,9 @@ _ACTIVATION = flags.DEFINE_enum(
 _DROPOUT_RATE = flags.DEFINE_float(
     "dropout_rate", 0.3, "Dropout after every hidden layer.", lower_bound=0.0,
     upper_bound=0.95)
+_DROPOUT_IN_ENCODER_DECODER = flags.DEFINE_boolean(
+    "dropout_in_encoder_decoder", True, "Dropout in the encoder and decoder "
+    "too (the reference); false: in the discriminator only.")
 _BATCH_NORM = flags.DEFINE_boolean(
     "batch_norm", False, "Batch normalisation after every hidden layer.")
 _LOG_VARIANCE_CLIP = flags.DEFINE_float(
@@ -87,6 +90,10 @@ _PIXEL_WEIGHT = flags.DEFINE_float(
     "pixel_weight", 0.0, "Weight of a pixel reconstruction term (Bernoulli "
     "-log p(x|z)) in the encoder's and the decoder's losses; 0 (Larsen et "
     "al., reference 003): none.", lower_bound=0.0)
+_GENERATOR_LOSS = flags.DEFINE_enum(
+    "generator_loss", "minimax", vaegan_trainer.GENERATOR_LOSSES,
+    "The decoder's adversarial term: minimax (-L_GAN, Larsen et al. and "
+    "reference 003) or non_saturating (-log D of its images).")
 _FEATURE_LOSS = flags.DEFINE_enum(
     "feature_loss", "gaussian", vaegan_trainer.FEATURE_LOSSES,
     "How a reconstruction's discriminator features are compared with the "
@@ -133,11 +140,13 @@ def config_from_flags() -> experiment.TrainProgramConfig:
         discriminator_kernel_sizes=tuple(_DISCRIMINATOR_KERNEL_SIZES.value),
         similarity_channels=_SIMILARITY_CHANNELS.value,
         activation=_ACTIVATION.value, dropout_rate=_DROPOUT_RATE.value,
+        dropout_in_encoder_decoder=_DROPOUT_IN_ENCODER_DECODER.value,
         batch_norm=_BATCH_NORM.value,
         log_variance_clip=_LOG_VARIANCE_CLIP.value)
     program = experiment.VaeGanProgram(
         objective=vaegan_trainer.VaeGanObjective(
             gamma=_GAMMA.value, pixel_weight=_PIXEL_WEIGHT.value,
+            generator_loss=_GENERATOR_LOSS.value,
             feature_loss=_FEATURE_LOSS.value,
             d_steps=_D_STEPS.value, g_steps=_G_STEPS.value,
             d_threshold=_D_THRESHOLD.value, g_threshold=_G_THRESHOLD.value),

@@ -359,6 +359,28 @@ class VaeGanLossTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(losses.pixel_reconstruction_loss(images, logits),
                             [expected], rtol=1e-5)
 
+    def test_non_saturating_generator_loss_by_hand(self):
+        reconstruction, prior = np.array([0.5, -2.0]), np.array([1.0, -30.0])
+        # -(1 log D(x~) + 2 log D(x_p)) / (1 + 1 + 2), D = sigmoid.
+        expected = (np.log1p(np.exp(-reconstruction))
+                    + 2.0 * np.log1p(np.exp(-prior))) / 4.0
+        self.assertAllClose(
+            losses.non_saturating_generator_loss(
+                tf.constant(reconstruction, tf.float32),
+                tf.constant(prior, tf.float32)), expected, rtol=1e-5)
+
+    def test_non_saturating_loss_pulls_hardest_where_minimax_stalls(self):
+        # A discriminator certain that the images are fake (logit -30):
+        # -L_GAN's gradient all but vanishes, -log D's does not.
+        logits = tf.Variable([-30.0])
+        with tf.GradientTape(persistent=True) as tape:
+            minimax = -losses.gan_loss(tf.zeros([1]), logits, logits)
+            non_saturating = losses.non_saturating_generator_loss(logits,
+                                                                  logits)
+        self.assertLess(abs(float(tape.gradient(minimax, logits)[0])), 1e-9)
+        self.assertAllClose(tape.gradient(non_saturating, logits), [-0.75],
+                            rtol=1e-5)
+
     def test_unknown_feature_loss_is_refused(self):
         with self.assertRaisesRegex(ValueError, "pixels.*expected one of"):
             losses.feature_reconstruction_loss(tf.zeros([1, 2]),

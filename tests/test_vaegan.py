@@ -290,6 +290,21 @@ class VaeGanBehaviourTest(tf.test.TestCase, parameterized.TestCase):
                 self.assertNotAllClose(first, call(is_training=True, seed=[3, 5]))
                 self.assertNotAllClose(first, call(is_training=False))
 
+    def test_dropout_can_be_kept_to_the_discriminator(self):
+        config = dataclasses.replace(TINY, dropout_in_encoder_decoder=False)
+        model = vaegan.VaeGan(config)
+        images, latent, labels = _inputs(config)
+        for network in (model.encoder, model.decoder):
+            self.assertFalse(any(isinstance(layer, layers.Dropout)
+                                 for layer in network.net.layers))
+        self.assertAllEqual(
+            model.decode(latent, labels, is_training=True,
+                         seed=[3, 4]).distribution.logits_parameter(),
+            model.decode(latent, labels).distribution.logits_parameter())
+        features = [model.discriminate(images, labels, is_training=True,
+                                       seed=[3, seed])[1] for seed in (4, 5)]
+        self.assertNotAllClose(*features)
+
     def test_each_dropout_layer_gets_its_own_seed(self):
         # Feed the same values through every dropout layer of the encoder: a shared
         # seed would drop the same units everywhere.

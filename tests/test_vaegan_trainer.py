@@ -148,16 +148,17 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(real_logits, reconstruction_logits)
         self.assertNotAllClose(real_logits, prior_logits)
 
-    @parameterized.parameters(0.0, 0.5)
-    def test_each_player_gets_the_gradient_of_its_own_loss(self,
-                                                           pixel_weight):
+    @parameterized.parameters((0.0, "minimax"), (0.5, "minimax"),
+                              (0.5, "non_saturating"))
+    def test_each_player_gets_the_gradient_of_its_own_loss(
+            self, pixel_weight, generator_loss):
         # With SGD at rate 1 an update moves each variable by exactly minus
         # its gradient, so the applied steps can be compared with gradients
         # of L_enc and L_dec computed separately by hand.
         trainer = self._trainer(
             optimizer="sgd", learning_rate=1.0,
             objective=vaegan_trainer.VaeGanObjective(
-                pixel_weight=pixel_weight))
+                pixel_weight=pixel_weight, generator_loss=generator_loss))
         model, batch = trainer.model, self._batch(trainer)
         images, labels = batch["image"], batch["label_onehot"]
         seed = tf.constant([5, 6])
@@ -174,9 +175,14 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         encoder_gradients = expected_gradients(
             lambda t: t["prior"] + t["dis_llike"] + pixel_weight * t["pixel"],
             model.encoder.trainable_variables)
+        def adversarial(terms):
+            if generator_loss == "minimax":
+                return -terms["gan"]
+            return terms["gan_non_saturating"]
+
         decoder_gradients = expected_gradients(
             lambda t: (gamma * t["dis_llike"] + pixel_weight * t["pixel"]
-                       - t["gan"]),
+                       + adversarial(t)),
             model.decoder.trainable_variables)
         before = {player: self._snapshot(getattr(model, player))
                   for player in ("encoder", "decoder")}
@@ -256,12 +262,12 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         result = trainer.train()
         record = result.metrics["epochs"][-1]
         self.assertEqual(set(record["train"]), {
-            "prior", "dis_llike", "pixel", "gan", "encoder_loss",
-            "decoder_loss", "discriminator_updates", "generator_updates",
-            "discriminator_share"})
+            "prior", "dis_llike", "pixel", "gan", "gan_non_saturating",
+            "encoder_loss", "decoder_loss", "discriminator_updates",
+            "generator_updates", "discriminator_share"})
         self.assertEqual(set(record["test"]),
                          {"elbo", "reconstruction", "kl", "prior",
-                          "dis_llike", "pixel", "gan"})
+                          "dis_llike", "pixel", "gan", "gan_non_saturating"})
         for value in list(record["train"].values()) + list(
                 record["test"].values()):
             self.assertTrue(np.isfinite(value))
@@ -310,6 +316,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(
         dict(d_steps=0), dict(g_steps=0), dict(feature_loss="pixels"),
         dict(gamma=-1.0), dict(pixel_weight=-0.1),
+        dict(generator_loss="hinge"),
         dict(d_threshold=float("nan")),
         dict(gan_weights=(1.0, 1.0)))
     def test_objective_validation(self, **fields):

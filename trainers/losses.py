@@ -278,3 +278,32 @@ def gan_loss(real_logits: tf.Tensor, reconstruction_logits: tf.Tensor,
     return (real_weight * tf.nn.softplus(-real_logits)
             + reconstruction_weight * tf.nn.softplus(reconstruction_logits)
             + prior_weight * tf.nn.softplus(prior_logits)) / total
+
+
+def non_saturating_generator_loss(
+        reconstruction_logits: tf.Tensor, prior_logits: tf.Tensor,
+        weights: tuple[float, float, float] = (1.0, 1.0, 2.0)) -> tf.Tensor:
+    """The decoder's adversarial term in Goodfellow et al.'s (2014)
+    non-saturating form: -(w_x log D(x~) + w_p log D(x_p)) / (w_r + w_x + w_p).
+
+    Minimising -L_GAN (the minimax form of Larsen et al. and reference 003)
+    gives the decoder a gradient of log(1 - D), which vanishes once the
+    discriminator rejects its images with confidence, exactly when the
+    decoder most needs one; -log D gives the strongest gradient there. The
+    two share their fixed point. Same weights and scale as `gan_loss`.
+
+    Args:
+        reconstruction_logits: [batch] discriminator logits of
+            reconstructions.
+        prior_logits: [batch] logits of prior-decoded images.
+        weights: (w_r, w_x, w_p) as for `gan_loss`.
+
+    Returns:
+        [batch], in nats.
+    """
+    reconstruction_logits, prior_logits = (
+        tf.convert_to_tensor(logits, tf.float32)
+        for logits in (reconstruction_logits, prior_logits))
+    _, reconstruction_weight, prior_weight = weights
+    return (reconstruction_weight * tf.nn.softplus(-reconstruction_logits)
+            + prior_weight * tf.nn.softplus(-prior_logits)) / sum(weights)

@@ -11,8 +11,9 @@ variables (see `trainers.losses` for the terms):
     decoder:        L_dec = gamma * L_dis_llike [+ w * L_pixel] - L_GAN
     discriminator:  L_dis = L_GAN
 
-(the pixel term, weight `pixel_weight`, is an option beyond Larsen et al.;
-see `losses.pixel_reconstruction_loss`).
+(the pixel term, weight `pixel_weight`, is an option beyond Larsen et al.,
+see `losses.pixel_reconstruction_loss`, as is replacing the decoder's -L_GAN
+by the non-saturating -log D term, `generator_loss`).
 
 One training step (one batch) is one iteration of reference 003's loop:
 
@@ -60,6 +61,7 @@ from trainers import losses
 
 PLAYERS = ("encoder", "decoder", "discriminator")
 FEATURE_LOSSES = losses.FEATURE_LOSSES
+GENERATOR_LOSSES = ("minimax", "non_saturating")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,9 @@ class VaeGanObjective:
       pixel_weight: weight of a pixel reconstruction term, L_pixel (the
         Bernoulli -log p(x|z)), added to both the encoder's and the
         decoder's loss; 0 (Larsen et al., reference 003) leaves it out.
+      generator_loss: the decoder's adversarial term: "minimax", -L_GAN
+        (Larsen et al., reference 003), or "non_saturating", the
+        -log D form (`losses.non_saturating_generator_loss`).
       feature_loss: "gaussian" (Larsen et al.) or "sigmoid_cross_entropy"
         (reference 003); see `losses.feature_reconstruction_loss`.
       gan_weights: weights of real, reconstructed and prior-decoded images in
@@ -83,6 +88,7 @@ class VaeGanObjective:
 
     gamma: float = 1.0
     pixel_weight: float = 0.0
+    generator_loss: str = "minimax"
     feature_loss: str = "gaussian"
     gan_weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
     d_steps: int = 3
@@ -96,6 +102,10 @@ class VaeGanObjective:
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad field."""
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f"VaeGanObjective.generator_loss must be one of "
+                             f"{GENERATOR_LOSSES}, got "
+                             f"{self.generator_loss!r}.")
         if self.feature_loss not in FEATURE_LOSSES:
             raise ValueError(f"VaeGanObjective.feature_loss must be one of "
                              f"{FEATURE_LOSSES}, got {self.feature_loss!r}.")
@@ -211,7 +221,8 @@ class VaeGanTrainer(base.Trainer):
           is_training: passed to the networks.
 
         Returns:
-          "prior", "dis_llike", "pixel", "gan", each [batch].
+          "prior", "dis_llike", "pixel", "gan", "gan_non_saturating", each
+          [batch].
         """
         def part_seed(index):
             return tf.random.experimental.stateless_fold_in(seed, index)
@@ -262,6 +273,8 @@ class VaeGanTrainer(base.Trainer):
                                                       reconstruction_logits),
             "gan": losses.gan_loss(real_logits, fake_logits,
                                    prior_logits, self.objective.gan_weights),
+            "gan_non_saturating": losses.non_saturating_generator_loss(
+                fake_logits, prior_logits, self.objective.gan_weights),
         }
 
     # ------------------------------------------------------------- updates
@@ -301,8 +314,11 @@ class VaeGanTrainer(base.Trainer):
                                  is_training=True).items()}
             pixel = self.objective.pixel_weight * terms["pixel"]
             encoder_loss = terms["prior"] + terms["dis_llike"] + pixel
+            adversarial = (-terms["gan"]
+                           if self.objective.generator_loss == "minimax"
+                           else terms["gan_non_saturating"])
             decoder_loss = (self.objective.gamma * terms["dis_llike"] + pixel
-                            - terms["gan"])
+                            + adversarial)
         encoder_gradients = encoder_tape.gradient(encoder_loss,
                                                   encoder_variables)
         decoder_gradients = decoder_tape.gradient(decoder_loss,
@@ -386,7 +402,8 @@ class VaeGanTrainer(base.Trainer):
         # Before the first update nothing is measured: L_GAN starts below any
         # threshold so that the loop runs at least once.
         no_logs = {key: tf.constant(0.0) for key in (
-            "prior", "dis_llike", "pixel", "encoder_loss", "decoder_loss")}
+            "prior", "dis_llike", "pixel", "gan_non_saturating",
+            "encoder_loss", "decoder_loss")}
         generator_updates, generator_logs = tf.while_loop(
             generator_continues, generator_body,
             (tf.constant(0), dict(no_logs, gan=tf.constant(-1.0))))

@@ -18,7 +18,9 @@ its input instead of pixel by pixel. The three networks, for images `[h, w, c]`:
   `[batch, h/8, w/8, similarity_channels]` (for h and w multiples of 8).
 
 Every hidden layer is followed by [BatchNorm] -> activation -> Dropout, the order of the
-reference. The architecture is the one of reference 003 (a Keras CVAE+GAN on MNIST),
+reference (`dropout_in_encoder_decoder=False` keeps the dropout to the discriminator). The
+kernel sizes above are the defaults of `decoder_kernel_sizes` and
+`discriminator_kernel_sizes`. The architecture is the one of reference 003 (a Keras CVAE+GAN on MNIST),
 with three deliberate differences:
 
 1. The decoder returns logits, not `sigmoid(logits)`, so that the Bernoulli likelihood
@@ -92,6 +94,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         similarity_channels: channels of the similarity layer `l`.
         activation: hidden-layer activation, a name from `vae.layers.ACTIVATION_NAMES`.
         dropout_rate: dropout after every hidden layer, in [0, 1).
+        dropout_in_encoder_decoder: False keeps dropout to the discriminator
+            (the reference has it in all three networks; in the decoder it
+            also perturbs every reconstruction the pixel term scores).
         batch_norm: batch normalisation after every hidden layer, before the activation.
         log_variance_clip: if positive, the encoder's log-variance is clipped to
             [-clip, clip]; 0 means no clipping (reference 003 uses 2).
@@ -112,6 +117,7 @@ class VaeGanConfig(config_dicts.ConfigRecord):
     similarity_channels: int = 16
     activation: str = "leaky_relu"
     dropout_rate: float = 0.3
+    dropout_in_encoder_decoder: bool = True
     batch_norm: bool = False
     log_variance_clip: float = 0.0
     compute_dtype: str = "float32"
@@ -139,6 +145,7 @@ class VaeGanConfig(config_dicts.ConfigRecord):
             self._fail("compute_dtype", f"one of {names}")
         self._require_num_classes()
         self._require_flag("batch_norm")
+        self._require_flag("dropout_in_encoder_decoder")
         self._require_rate("dropout_rate")
         clip = self.log_variance_clip
         if not config_dicts.is_number(clip) or not math.isfinite(clip) or clip < 0:
@@ -162,13 +169,13 @@ class VaeGanConfig(config_dicts.ConfigRecord):
 
 
 def _normalize_activate_drop(num_features: int, config: VaeGanConfig,
-                             name: str) -> list[Any]:
+                             name: str, dropout: bool = True) -> list[Any]:
     """[BatchNorm] -> activation -> [Dropout], the block after every hidden layer."""
     block: list[Any] = []
     if config.batch_norm:
         block.append(layers.BatchNorm(num_features, name=f"{name}_batch_norm"))
     block.append(layers.get_activation(config.activation))
-    if config.dropout_rate > 0:
+    if dropout and config.dropout_rate > 0:
         block.append(layers.Dropout(config.dropout_rate, name=f"{name}_dropout"))
     return block
 
@@ -199,6 +206,7 @@ class Encoder(tf.Module):
         self.num_classes = config.num_classes
         self.compute_dtype = tf.as_dtype(config.compute_dtype)
         self.log_variance_clip = float(config.log_variance_clip)
+        dropout = config.dropout_in_encoder_decoder
         height, width, channels = self.image_shape
         first_filters, second_filters = config.encoder_filters
         with self.name_scope:  # So variable names read "encoder/conv_0/w".
@@ -208,9 +216,11 @@ class Encoder(tf.Module):
                                    name="conv_1")
             height, width = pool.output_shape_for(conv_0.output_shape_for((height, width)))
             height, width = conv_1.output_shape_for((height, width))
-            stack = [conv_0, *_normalize_activate_drop(first_filters, config, "conv_0"),
+            stack = [conv_0,
+                     *_normalize_activate_drop(first_filters, config, "conv_0", dropout),
                      pool,
-                     conv_1, *_normalize_activate_drop(second_filters, config, "conv_1"),
+                     conv_1,
+                     *_normalize_activate_drop(second_filters, config, "conv_1", dropout),
                      layers.Flatten(name="flatten")]
             # The label joins the flattened features, before the dense layers.
             self._label_index = len(stack)
@@ -218,7 +228,7 @@ class Encoder(tf.Module):
             stack += [
                 layers.Dense(height * width * second_filters + self.num_classes, units,
                              name="dense_0"),
-                *_normalize_activate_drop(units, config, "dense_0"),
+                *_normalize_activate_drop(units, config, "dense_0", dropout),
                 layers.Dense(units, 2 * self.latent_dim, name="loc_and_log_variance"),
             ]
             self.net = layers.Sequential(stack, name="net")
@@ -288,16 +298,18 @@ class Decoder(tf.Module):
                       config.decoder_base_channels)
         first_filters, second_filters = config.decoder_filters
         first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
+        dropout = config.dropout_in_encoder_decoder
         with self.name_scope:  # So variable names read "decoder/output/w".
             stack = [
                 layers.Dense(self.latent_dim + self.num_classes, math.prod(base_shape),
                              name="dense_to_base"),
-                *_normalize_activate_drop(math.prod(base_shape), config, "dense_to_base"),
+                *_normalize_activate_drop(math.prod(base_shape), config, "dense_to_base",
+                                          dropout),
                 layers.Reshape(base_shape, name="reshape"),
                 layers.UpSampling2D(2, name="upsampling_0"),
                 layers.Conv2D(base_shape[-1], first_filters, first_kernel, 1, "SAME",
                               name="conv_0"),
-                *_normalize_activate_drop(first_filters, config, "conv_0"),
+                *_normalize_activate_drop(first_filters, config, "conv_0", dropout),
                 # The reference upsamples between this convolution and its activation.
                 # Batch norm and the activation commute with nearest-neighbour
                 # upsampling (every pixel is copied equally often, so batch statistics
@@ -305,7 +317,7 @@ class Decoder(tf.Module):
                 layers.Conv2D(first_filters, second_filters, second_kernel, 1, "SAME",
                               name="conv_1"),
                 layers.UpSampling2D(2, name="upsampling_1"),
-                *_normalize_activate_drop(second_filters, config, "conv_1"),
+                *_normalize_activate_drop(second_filters, config, "conv_1", dropout),
                 # No activation: logits, so that log-likelihoods are computed stably.
                 layers.Conv2D(second_filters, channels, output_kernel, 1, "SAME",
                               name="output"),
