@@ -285,7 +285,8 @@ def _elbo_run(strategy, regularised=True):
     return {
         "train_elbo": [record["train"]["elbo"]
                        for record in metrics["epochs"]],
-        "test_elbo": metrics["final"]["test"]["elbo"],
+        # Only the chief evaluates.
+        "test_elbo": metrics["final"].get("test", {}).get("elbo"),
         "replica_draws": [{key: value.numpy().tolist()
                            for key, value in replica.items()}
                           for replica in draws],
@@ -364,17 +365,26 @@ def run_worker(workdir, kill_at_batch):
     return result
 
 
+def run_elbo_worker():
+    """One worker of a multi-worker ELBO run with sampled latents."""
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    tf.config.experimental.enable_op_determinism()
+    return _elbo_run(strategy, regularised=False)
+
+
 def main(argv):
     case, output = argv[1], argv[2]
     if case == "mirrored":
         results = run_mirrored_cases()
+    elif case == "elbo_worker":
+        results = run_elbo_worker()
     elif case == "worker":
         kill_at_batch = (tuple(int(value) for value in argv[4:6])
                          if len(argv) > 4 else None)
         results = run_worker(argv[3], kill_at_batch)
     else:
-        raise SystemExit(f"Unknown case {case!r}; expected mirrored or "
-                         "worker.")
+        raise SystemExit(f"Unknown case {case!r}; expected mirrored, "
+                         "elbo_worker or worker.")
     with open(output, "w") as stream:
         json.dump(results, stream)
 

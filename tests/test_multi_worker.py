@@ -132,6 +132,26 @@ class TwoWorkersTest(tf.test.TestCase):
         self.assertFalse(worker["checkpoint_directory_left"])
 
 
+    def test_sampled_latents_on_two_workers_follow_one_device(self):
+        # Each worker holds half of every global batch; its latent noise is
+        # its rows of the global draw, so the run is the one-device run.
+        self.root = self.create_tempdir().full_path
+        outputs = [os.path.join(self.root, f"elbo{index}.json")
+                   for index in range(2)]
+        for returncode, stderr in run_workers(
+                lambda index: ["-m", "tests.distribute_cases", "elbo_worker",
+                               outputs[index]]):
+            self.assertEqual(returncode, 0, stderr[-4000:])
+        with open(outputs[0]) as stream:
+            chief = json.load(stream)
+        reference = distribute_cases._elbo_run(tf.distribute.get_strategy(),
+                                               regularised=False)
+        self.assertAllClose(chief["train_elbo"], reference["train_elbo"],
+                            rtol=1e-4)
+        self.assertAllClose(chief["test_elbo"], reference["test_elbo"],
+                            rtol=1e-4)
+
+
 class TrainProgramTest(tf.test.TestCase):
 
     def test_vae_train_on_two_workers_writes_only_the_chiefs_workdir(self):
