@@ -118,7 +118,7 @@ def _framework_step_flops(trainer, element_spec, train_logs: dict) -> float:
     graph times the mean number of updates per step measured in the run."""
     import tensorflow as tf
     if not hasattr(trainer, "discriminator_update"):
-        return float(graph_flops(trainer._step_fn.get_concrete_function(
+        return float(graph_flops(trainer.compiled_step.get_concrete_function(
             element_spec)))
     images = tf.TensorSpec.from_spec(element_spec["image"])
     labels = tf.TensorSpec.from_spec(element_spec["label_onehot"])

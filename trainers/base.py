@@ -542,6 +542,12 @@ class Trainer(tf.Module):
         return self._eval_rng.uniform_full_int([2], dtype=tf.int32)
 
     @property
+    def compiled_step(self) -> Callable:
+        """The `tf.function` of one training step (`distributed_train_step`),
+        for tools that trace it, such as the benchmark's FLOP count."""
+        return self._step_fn
+
+    @property
     def epoch(self) -> int:
         """Number of epochs completed so far."""
         return int(self.completed_epochs.numpy())
