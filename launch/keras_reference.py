@@ -224,6 +224,8 @@ def _vaegan_networks(config: vaegan.VaeGanConfig):
     base = (height // 4, width // 4, config.decoder_base_channels)
     first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
     x = keras.layers.Concatenate()([latent, decoder_labels])
+    if config.decoder_dense_units:
+        x = block(keras.layers.Dense(config.decoder_dense_units)(x))
     x = block(keras.layers.Dense(math.prod(base))(x))
     x = keras.layers.UpSampling2D(2)(keras.layers.Reshape(base)(x))
     x = keras.layers.Conv2D(config.decoder_filters[0], first_kernel, 1,
@@ -310,14 +312,19 @@ class KerasVaeGan(keras.Model):
         z_prior = keras.random.normal(tf.shape(loc), seed=self.seed_generator)
         reconstruction_logits = self.decoder([z, labels], training=True)
         reconstructions = tf.sigmoid(reconstruction_logits)
-        prior_images = tf.sigmoid(self.decoder([z_prior, labels],
-                                               training=True))
+        real_weight, reconstruction_weight, prior_weight = (
+            self.objective.gan_weights)
         real_logits, real_features = self.discriminator([images, labels],
                                                         training=True)
         fake_logits, fake_features = self.discriminator(
             [reconstructions, labels], training=True)
-        prior_logits, _ = self.discriminator([prior_images, labels],
-                                             training=True)
+        if prior_weight > 0:
+            prior_images = tf.sigmoid(self.decoder([z_prior, labels],
+                                                   training=True))
+            prior_logits, prior_features = self.discriminator(
+                [prior_images, labels], training=True)
+        else:  # Weighted by 0: not made, as in the framework.
+            prior_logits = tf.zeros_like(real_logits)
         target = tf.stop_gradient(real_features)
         if self.objective.feature_loss == "gaussian":
             dis_llike = 0.5 * tf.reduce_sum(
@@ -326,14 +333,22 @@ class KerasVaeGan(keras.Model):
             dis_llike = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=tf.sigmoid(target), logits=fake_features),
                 axis=[1, 2, 3])
-        gan = (_cross_entropy(real_logits, 1.0)
-               + _cross_entropy(fake_logits, 0.0)
-               + 2.0 * _cross_entropy(prior_logits, 0.0)) / 4.0
+        total_weight = real_weight + reconstruction_weight + prior_weight
+        gan = (real_weight * _cross_entropy(real_logits, 1.0)
+               + reconstruction_weight * _cross_entropy(fake_logits, 0.0)
+               + prior_weight * _cross_entropy(prior_logits, 0.0)
+               ) / total_weight
         if self.objective.generator_loss == "minimax":
             adversarial = -gan
-        else:
-            adversarial = (_cross_entropy(fake_logits, 1.0)
-                           + 2.0 * _cross_entropy(prior_logits, 1.0)) / 4.0
+        elif self.objective.generator_loss == "non_saturating":
+            adversarial = (
+                reconstruction_weight * _cross_entropy(fake_logits, 1.0)
+                + prior_weight * _cross_entropy(prior_logits, 1.0)
+            ) / total_weight
+        else:  # Mean feature matching on the prior-decoded images.
+            adversarial = 0.5 * tf.reduce_sum(tf.square(
+                tf.reduce_mean(prior_features, axis=0)
+                - tf.reduce_mean(target, axis=0)))
         pixel = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
             labels=images, logits=reconstruction_logits), axis=[1, 2, 3])
         prior = -0.5 * tf.reduce_sum(
@@ -352,24 +367,36 @@ class KerasVaeGan(keras.Model):
             zip(tape.gradient(gan, variables), variables))
         return gan
 
-    def _generator_update(self, images, labels):
-        encoder_variables = self.encoder.trainable_weights
-        decoder_variables = self.decoder.trainable_weights
+    def _generator_update(self, images, labels, with_discriminator=False):
+        """The encoder and decoder steps, and with `with_discriminator` (the
+        simultaneous schedule) the discriminator's, from one forward pass."""
+        players = {"encoder": self.encoder.trainable_weights,
+                   "decoder": self.decoder.trainable_weights}
+        if with_discriminator:
+            players["discriminator"] = self.discriminator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
             terms = self._loss_terms(images, labels)
             pixel = self.objective.pixel_weight * terms["pixel"]
-            encoder_loss = terms["prior"] + terms["dis_llike"] + pixel
-            decoder_loss = (self.objective.gamma * terms["dis_llike"] + pixel
-                            + terms["adversarial"])
-        self.player_optimizers["encoder"].apply_gradients(zip(
-            tape.gradient(encoder_loss, encoder_variables), encoder_variables))
-        self.player_optimizers["decoder"].apply_gradients(zip(
-            tape.gradient(decoder_loss, decoder_variables), decoder_variables))
+            losses = {
+                "encoder": terms["prior"] + terms["dis_llike"] + pixel,
+                "decoder": (self.objective.gamma * terms["dis_llike"] + pixel
+                            + terms["adversarial"]),
+                "discriminator": terms["gan"]}
+        gradients = {player: tape.gradient(losses[player], variables)
+                     for player, variables in players.items()}
+        for player, variables in players.items():
+            self.player_optimizers[player].apply_gradients(
+                zip(gradients[player], variables))
         return terms["gan"]
 
     def train_step(self, data):
         (images, labels), _, _ = keras.utils.unpack_x_y_sample_weight(data)
         objective = self.objective
+        if objective.schedule == "simultaneous":
+            gan = self._generator_update(images, labels,
+                                         with_discriminator=True)
+            self.gan_tracker.update_state(gan)
+            return {"gan": self.gan_tracker.result()}
         # Keras does not run AutoGraph on train_step, so the balancing
         # loops are written as tf.while_loop.
         _, gan = tf.while_loop(

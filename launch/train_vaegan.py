@@ -48,6 +48,10 @@ _ENCODER_FILTERS = flag_types.DEFINE_int_list(
 _ENCODER_DENSE_UNITS = flags.DEFINE_integer(
     "encoder_dense_units", 64, "Units of the encoder's hidden dense layer.",
     lower_bound=1)
+_DECODER_DENSE_UNITS = flags.DEFINE_integer(
+    "decoder_dense_units", 0, "Units of a hidden dense layer at the start of "
+    "the decoder, before the dense layer to its first feature map (0, the "
+    "reference: none).", lower_bound=0)
 _DECODER_BASE_CHANNELS = flags.DEFINE_integer(
     "decoder_base_channels", 128, "Channels of the decoder's first feature "
     "map (a quarter of the image's height and width).", lower_bound=1)
@@ -93,12 +97,37 @@ _PIXEL_WEIGHT = flags.DEFINE_float(
 _GENERATOR_LOSS = flags.DEFINE_enum(
     "generator_loss", "minimax", vaegan_trainer.GENERATOR_LOSSES,
     "The decoder's adversarial term: minimax (-L_GAN, Larsen et al. and "
-    "reference 003) or non_saturating (-log D of its images).")
+    "reference 003), non_saturating (-log D of its images) or "
+    "feature_matching (the batch mean of its prior images' layer-l features "
+    "matched to the real images', Salimans et al. 2016).")
 _FEATURE_LOSS = flags.DEFINE_enum(
     "feature_loss", "gaussian", vaegan_trainer.FEATURE_LOSSES,
     "How a reconstruction's discriminator features are compared with the "
     "input's: gaussian (Larsen et al.) or sigmoid_cross_entropy (reference "
     "003).")
+_GAN_WEIGHTS = flags.DEFINE_list(
+    "gan_weights", ["1", "1", "2"], "Weights of real, reconstructed and "
+    "prior-decoded images in the GAN loss (reference 003: 1,1,2); a prior "
+    "weight of 0 leaves images decoded from prior draws out of the game, so "
+    "neither the discriminator nor the decoder's adversarial term sees them.")
+flags.register_validator(
+    "gan_weights",
+    lambda values: _parse_gan_weights(values) is not None,
+    message="--gan_weights must be three non-negative numbers with a positive "
+    "sum, for real, reconstructed and prior-decoded images, e.g. 1,1,2.")
+
+
+def _parse_gan_weights(values):
+    """The three weights as floats, or None if they are not valid."""
+    try:
+        weights = tuple(float(value) for value in values)
+    except ValueError:
+        return None
+    if len(weights) != 3 or min(weights) < 0 or not sum(weights) > 0:
+        return None
+    return weights
+
+
 _D_STEPS = flags.DEFINE_integer(
     "d_steps", 3, "At most this many discriminator updates per batch.",
     lower_bound=1)
@@ -111,6 +140,12 @@ _D_THRESHOLD = flags.DEFINE_float(
 _G_THRESHOLD = flags.DEFINE_float(
     "g_threshold", 0.4, "Encoder+decoder updates stop once the GAN loss rises "
     "above this.", lower_bound=0.0)
+_SCHEDULE = flags.DEFINE_enum(
+    "schedule", "alternating", vaegan_trainer.SCHEDULES,
+    "alternating (reference 003): balanced discriminator updates, then "
+    "balanced encoder+decoder updates, each with its own forward pass; "
+    "simultaneous: all three networks step from one forward pass per batch "
+    "(needs --d_steps=1 --g_steps=1; the thresholds are not used).")
 
 # ----------------------------------------------------------- optimisers
 _OPTIMIZER = flags.DEFINE_enum(
@@ -133,6 +168,7 @@ def config_from_flags() -> experiment.TrainProgramConfig:
         num_classes=_TRAINING.num_classes(),
         encoder_filters=tuple(_ENCODER_FILTERS.value),
         encoder_dense_units=_ENCODER_DENSE_UNITS.value,
+        decoder_dense_units=_DECODER_DENSE_UNITS.value,
         decoder_base_channels=_DECODER_BASE_CHANNELS.value,
         decoder_filters=tuple(_DECODER_FILTERS.value),
         decoder_kernel_sizes=tuple(_DECODER_KERNEL_SIZES.value),
@@ -148,8 +184,10 @@ def config_from_flags() -> experiment.TrainProgramConfig:
             gamma=_GAMMA.value, pixel_weight=_PIXEL_WEIGHT.value,
             generator_loss=_GENERATOR_LOSS.value,
             feature_loss=_FEATURE_LOSS.value,
+            gan_weights=_parse_gan_weights(_GAN_WEIGHTS.value),
             d_steps=_D_STEPS.value, g_steps=_G_STEPS.value,
-            d_threshold=_D_THRESHOLD.value, g_threshold=_G_THRESHOLD.value),
+            d_threshold=_D_THRESHOLD.value, g_threshold=_G_THRESHOLD.value,
+            schedule=_SCHEDULE.value),
         optimizer=_OPTIMIZER.value,
         encoder_learning_rate=_ENCODER_LEARNING_RATE.value,
         decoder_learning_rate=_DECODER_LEARNING_RATE.value,

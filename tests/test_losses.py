@@ -381,6 +381,22 @@ class VaeGanLossTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(tape.gradient(non_saturating, logits), [-0.75],
                             rtol=1e-5)
 
+    def test_mean_feature_matching_by_hand(self):
+        real = tf.constant([[[1.0, 2.0]], [[3.0, 4.0]]])  # Mean (2, 3).
+        generated = tf.Variable([[[0.0, 0.0]], [[2.0, 2.0]], [[1.0, 1.0]]])
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([real, generated])
+            loss = losses.mean_feature_matching_loss(real, generated)
+        # Generated mean (1, 1): 0.5 * ((2 - 1)^2 + (3 - 1)^2).
+        self.assertAllClose(loss, 2.5)
+        real_gradient, generated_gradient = tape.gradient(loss,
+                                                          [real, generated])
+        # The real features are the target: no gradient reaches them. Each
+        # of the three generated rows gets (mean - target) / 3.
+        self.assertIsNone(real_gradient)
+        self.assertAllClose(generated_gradient,
+                            np.full([3, 1, 2], 1.0 / 3.0) * [[-1.0, -2.0]])
+
     def test_unknown_feature_loss_is_refused(self):
         with self.assertRaisesRegex(ValueError, "pixels.*expected one of"):
             losses.feature_reconstruction_loss(tf.zeros([1, 2]),

@@ -105,6 +105,10 @@ class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
                 *cls.arguments, "--feature_loss=bogus"]),
             "decoder_filters": ("launch.train_vaegan", [
                 *cls.arguments, "--decoder_filters=4"]),
+            "gan_weights": ("launch.train_vaegan", [
+                *cls.arguments, "--gan_weights=1,1"]),
+            "schedule": ("launch.train_vaegan", [
+                *cls.arguments, "--schedule=simultaneous"]),
             "evaluate": ("launch.evaluate", [
                 f"--workdir={cls.workdir}", "--sample_quality=false",
                 "--num_importance_samples=3", "--likelihood_examples=4",
@@ -173,8 +177,11 @@ class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(
         # Refused by the flag's own definition (as --d_steps=0 would be) ...
         ("feature_loss", "--feature_loss", "gaussian|sigmoid_cross_entropy"),
+        ("gan_weights", "--gan_weights", "three non-negative numbers"),
         # ... and by the model config, checked before the workdir is touched.
-        ("decoder_filters", "decoder_filters", "exactly 2"))
+        ("decoder_filters", "decoder_filters", "exactly 2"),
+        # ... and by the objective (the default --d_steps is 3).
+        ("schedule", "simultaneous", "d_steps = g_steps = 1", "d_steps=3"))
     def test_bad_flag_is_refused(self, run, *fragments):
         self.assert_refused(run, *fragments)
 

@@ -131,6 +131,16 @@ class VaeGanShapesTest(tf.test.TestCase, parameterized.TestCase):
                          3328 + 8896 + 1040 + 257)
 
 
+    def test_decoder_dense_units_add_a_hidden_layer(self):
+        model = vaegan.VaeGan(vaegan.VaeGanConfig(decoder_dense_units=256))
+        # Dense(8 + 10 -> 256) 4864, then Dense(256 -> 7*7*128) 1611904 in place of
+        # the reference's 119168; the convolutions are unchanged.
+        self.assertEqual(models.num_parameters(model.decoder),
+                         4864 + 1611904 + 204864 + 18464 + 801)
+        logits = model.decoder(tf.zeros([3, 8]), tf.one_hot([0, 1, 2], 10))
+        self.assertEqual(logits.shape, [3, 28, 28, 1])
+
+
 class VaeGanVariablesTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(*CONFIGS)
@@ -416,6 +426,8 @@ class VaeGanConfigTest(tf.test.TestCase, parameterized.TestCase):
         ("batch_norm", {"batch_norm": 1}, "batch_norm.*True or False"),
         ("log_variance_clip", {"log_variance_clip": -1.0}, "log_variance_clip.*>= 0"),
         ("latent_dim", {"latent_dim": 0}, "latent_dim.*positive integer"),
+        ("decoder_dense_units", {"decoder_dense_units": -1},
+         "decoder_dense_units.*integer >= 0"),
         ("similarity_channels", {"similarity_channels": 2.5},
          "similarity_channels.*positive integer"),
     )

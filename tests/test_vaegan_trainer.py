@@ -141,7 +141,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         batch = self._batch(trainer)
         images, labels = batch["image"], batch["label_onehot"]
         (real_logits, reconstruction_logits, prior_logits, real_features,
-         reconstruction_features) = trainer._discriminate_all(
+         reconstruction_features, _) = trainer._discriminate_all(
              images, images, images, labels, is_training=True,
              seed=tf.constant([4, 2]))
         self.assertAllEqual(real_features, reconstruction_features)
@@ -149,16 +149,19 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllClose(real_logits, prior_logits)
 
     @parameterized.parameters((0.0, "minimax"), (0.5, "minimax"),
-                              (0.5, "non_saturating"))
+                              (0.5, "non_saturating"),
+                              (0.5, "feature_matching"),
+                              (0.5, "non_saturating", (1.0, 1.0, 0.0)))
     def test_each_player_gets_the_gradient_of_its_own_loss(
-            self, pixel_weight, generator_loss):
+            self, pixel_weight, generator_loss, gan_weights=(1.0, 1.0, 2.0)):
         # With SGD at rate 1 an update moves each variable by exactly minus
         # its gradient, so the applied steps can be compared with gradients
         # of L_enc and L_dec computed separately by hand.
         trainer = self._trainer(
             optimizer="sgd", learning_rate=1.0,
             objective=vaegan_trainer.VaeGanObjective(
-                pixel_weight=pixel_weight, generator_loss=generator_loss))
+                pixel_weight=pixel_weight, generator_loss=generator_loss,
+                gan_weights=gan_weights))
         model, batch = trainer.model, self._batch(trainer)
         images, labels = batch["image"], batch["label_onehot"]
         seed = tf.constant([5, 6])
@@ -178,6 +181,8 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         def adversarial(terms):
             if generator_loss == "minimax":
                 return -terms["gan"]
+            if generator_loss == "feature_matching":
+                return terms["feature_matching"]
             return terms["gan_non_saturating"]
 
         decoder_gradients = expected_gradients(
@@ -238,6 +243,105 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
                                 expected_d / (expected_d + expected_g))
         self.assertEqual(step.experimental_get_tracing_count(), 1)
 
+    def test_simultaneous_schedule_steps_all_three_from_one_forward_pass(
+            self):
+        # SGD at rate 1: each player moves by minus the gradient of its own
+        # loss, all three taken at the parameters before any step.
+        trainer = self._trainer(
+            optimizer="sgd", learning_rate=1.0,
+            objective=vaegan_trainer.VaeGanObjective(
+                pixel_weight=0.5, generator_loss="non_saturating",
+                schedule="simultaneous", d_steps=1, g_steps=1))
+        model, batch = trainer.model, self._batch(trainer)
+        images, labels = batch["image"], batch["label_onehot"]
+        seed = tf.constant([7, 8])
+        variables = {player: getattr(model, player).trainable_variables
+                     for player in vaegan_trainer.PLAYERS}
+        with tf.GradientTape(persistent=True) as tape:
+            terms = {key: tf.reduce_mean(value) for key, value in
+                     trainer.loss_terms(images, labels, seed,
+                                        is_training=True).items()}
+            own_loss = dict(
+                encoder=terms["prior"] + terms["dis_llike"]
+                + 0.5 * terms["pixel"],
+                decoder=terms["dis_llike"] + 0.5 * terms["pixel"]
+                + terms["gan_non_saturating"],
+                discriminator=terms["gan"])
+        expected = {player: tape.gradient(own_loss[player], variables[player])
+                    for player in vaegan_trainer.PLAYERS}
+        before = {player: self._snapshot(getattr(model, player))
+                  for player in vaegan_trainer.PLAYERS}
+        logs = trainer.joint_update(images, labels, seed)
+        self.assertAllClose(logs["gan"], terms["gan"], rtol=1e-5)
+        for player in vaegan_trainer.PLAYERS:
+            for old, new, gradient in zip(before[player], variables[player],
+                                          expected[player]):
+                self.assertAllClose(old - new.numpy(), gradient, atol=1e-5,
+                                    rtol=1e-4)
+
+    def test_simultaneous_schedule_takes_one_update_of_each_side(self):
+        # Scores that would keep the alternating loops going for three
+        # updates each (D loses, G loses): the simultaneous schedule still
+        # takes exactly one forward pass and one step of each side per batch.
+        model = ScheduledVaeGan(
+            vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY),
+            [-3.0] * 4 * STEPS_PER_EPOCH)
+        trainer = self._trainer(model, objective=vaegan_trainer.VaeGanObjective(
+            schedule="simultaneous", d_steps=1, g_steps=1))
+        step = tf.function(trainer.train_step)
+        for batch in trainer.data.train_batches(0, 0):
+            logs = step(batch)
+            self.assertEqual(float(logs["discriminator_updates"]), 1.0)
+            self.assertEqual(float(logs["generator_updates"]), 1.0)
+            self.assertAllClose(float(logs["gan"]), _loss_for_score(-3.0),
+                                rtol=1e-5)
+        self.assertEqual(model.updates, STEPS_PER_EPOCH)
+        self.assertEqual(int(trainer.discriminator_update_count.numpy()),
+                         STEPS_PER_EPOCH)
+        self.assertEqual(int(trainer.generator_update_count.numpy()),
+                         STEPS_PER_EPOCH)
+        self.assertEqual(float(logs["discriminator_share"]), 0.5)
+        for player in vaegan_trainer.PLAYERS:
+            self.assertEqual(
+                int(trainer.optimizers[player].iterations.numpy()),
+                STEPS_PER_EPOCH)
+
+    def test_a_prior_weight_of_zero_decodes_no_prior_images(self):
+        model = vaegan.VaeGan(vaegan.VaeGanConfig(num_classes=NUM_CLASSES,
+                                                  **TINY))
+        calls = {"decoder": 0, "discriminate": 0}
+        decoder, discriminate = model.decoder, model.discriminate
+
+        def counted(name, function):
+            def call(*args, **kwargs):
+                calls[name] += 1
+                return function(*args, **kwargs)
+            return call
+
+        model.discriminate = counted("discriminate", discriminate)
+        trainer = self._trainer(model, objective=vaegan_trainer.VaeGanObjective(
+            gan_weights=(1.0, 1.0, 0.0)))
+        trainer.model.decoder = counted("decoder", decoder)
+        batch = self._batch(trainer)
+        images, labels = batch["image"], batch["label_onehot"]
+        seed = tf.constant([1, 2])
+        # Evaluation mode: no dropout, so the passes can be redone by hand.
+        terms = trainer.loss_terms(images, labels, seed, is_training=False)
+        self.assertEqual(calls, {"decoder": 1, "discriminate": 2})
+        # The two discriminator passes it made are the whole of L_GAN:
+        # (softplus(-real) + softplus(reconstruction)) / 2.
+        loc, log_variance = model.encoder_outputs(images, labels)
+        latent = loc + tf.exp(0.5 * log_variance) * tf.random.stateless_normal(
+            loc.shape, seed=tf.random.experimental.stateless_fold_in(seed, 2))
+        reconstructions = tf.sigmoid(decoder(latent, labels))
+        real_logits, _ = discriminate(images, labels)
+        fake_logits, _ = discriminate(reconstructions, labels)
+        self.assertAllClose(terms["gan"], (tf.nn.softplus(-real_logits)
+                                           + tf.nn.softplus(fake_logits)) / 2,
+                            rtol=1e-5)
+        self.assertAllEqual(terms["feature_matching"],
+                            np.zeros([BATCH_SIZE]))
+
     def test_the_edge_scores_straddle_the_thresholds(self):
         self.assertGreater(_loss_for_score(-0.5414), 1.0)
         self.assertLess(_loss_for_score(-0.5412), 1.0)
@@ -263,11 +367,12 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         record = result.metrics["epochs"][-1]
         self.assertEqual(set(record["train"]), {
             "prior", "dis_llike", "pixel", "gan", "gan_non_saturating",
-            "encoder_loss", "decoder_loss", "discriminator_updates",
+            "feature_matching", "encoder_loss", "decoder_loss", "discriminator_updates",
             "generator_updates", "discriminator_share"})
         self.assertEqual(set(record["test"]),
                          {"elbo", "reconstruction", "kl", "prior",
-                          "dis_llike", "pixel", "gan", "gan_non_saturating"})
+                          "dis_llike", "pixel", "gan", "gan_non_saturating",
+                          "feature_matching"})
         for value in list(record["train"].values()) + list(
                 record["test"].values()):
             self.assertTrue(np.isfinite(value))
@@ -318,6 +423,10 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         dict(gamma=-1.0), dict(pixel_weight=-0.1),
         dict(generator_loss="hinge"),
         dict(d_threshold=float("nan")),
+        dict(schedule="round_robin"),
+        # The simultaneous schedule takes one step of each player.
+        dict(schedule="simultaneous"),
+        dict(schedule="simultaneous", d_steps=1, g_steps=2),
         dict(gan_weights=(1.0, 1.0)))
     def test_objective_validation(self, **fields):
         with self.assertRaisesRegex(ValueError, "VaeGanObjective"):

@@ -307,3 +307,29 @@ def non_saturating_generator_loss(
     _, reconstruction_weight, prior_weight = weights
     return (reconstruction_weight * tf.nn.softplus(-reconstruction_logits)
             + prior_weight * tf.nn.softplus(-prior_logits)) / sum(weights)
+
+
+def mean_feature_matching_loss(real_features: tf.Tensor,
+                               generated_features: tf.Tensor) -> tf.Tensor:
+    """Mean feature matching (Salimans et al., 2016; Bao et al., 2017).
+
+    0.5 * || mean_batch f(x) - mean_batch f(x_p) ||^2 over the discriminator's
+    layer-l features: the decoder matches the statistics of real images in
+    the discriminator's eyes instead of chasing whatever the discriminator
+    currently scores highest, which -log D rewards even when every z draws
+    the same most typical digit (the loss of variety that the Frechet
+    distance sees). The real features are the target and pass no gradient.
+
+    Args:
+        real_features: [batch, ...] layer-l features of real images.
+        generated_features: [batch', ...] the same layer for decoded images.
+
+    Returns:
+        A scalar: it compares two batches, so it has no per-example value.
+    """
+    real_mean = tf.stop_gradient(tf.reduce_mean(
+        tf.convert_to_tensor(real_features, tf.float32), axis=0))
+    generated_mean = tf.reduce_mean(
+        tf.convert_to_tensor(generated_features, tf.float32), axis=0)
+    return 0.5 * tf.reduce_sum(tf.math.squared_difference(generated_mean,
+                                                          real_mean))

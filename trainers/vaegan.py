@@ -23,6 +23,13 @@ One training step (one batch) is one iteration of reference 003's loop:
 2. up to `g_steps` encoder+decoder updates, stopping early as soon as an
    update's L_GAN rises above `g_threshold` (the generator fools it enough).
 
+With `schedule="simultaneous"` an iteration is instead one forward pass
+from which all three players step at once, each on the gradient of its own
+loss at the parameters before any step (the TensorFlow DCGAN tutorial's
+scheme): no balancing, and one forward pass per batch instead of two. A
+prior weight of 0 in `gan_weights` leaves prior-decoded images out of the
+game altogether (neither made nor discriminated).
+
 L_GAN is measured in the same forward pass as the update it belongs to
 (before that update's step), as in the reference. The loops are
 `tf.while_loop`s on tensors, so the balancing decisions happen inside the
@@ -51,6 +58,7 @@ variables are in neither list (implementations that minimise one summed loss
 over all variables get this wrong).
 """
 
+import contextlib
 import dataclasses
 from typing import Any, Mapping, Optional, Sequence
 
@@ -61,7 +69,8 @@ from trainers import losses
 
 PLAYERS = ("encoder", "decoder", "discriminator")
 FEATURE_LOSSES = losses.FEATURE_LOSSES
-GENERATOR_LOSSES = ("minimax", "non_saturating")
+GENERATOR_LOSSES = ("minimax", "non_saturating", "feature_matching")
+SCHEDULES = ("alternating", "simultaneous")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +93,12 @@ class VaeGanObjective:
       g_steps: at most this many encoder+decoder updates per iteration.
       d_threshold: discriminator updates stop once L_GAN < this.
       g_threshold: encoder+decoder updates stop once L_GAN > this.
+      schedule: "alternating" (the reference): the balanced discriminator
+        updates, then the balanced encoder+decoder updates, each with its
+        own forward pass; or "simultaneous": one forward pass per batch
+        from which all three players take their step (as the TensorFlow
+        DCGAN tutorial trains), with d_steps = g_steps = 1 and no
+        balancing (the thresholds are not read).
     """
 
     gamma: float = 1.0
@@ -95,6 +110,7 @@ class VaeGanObjective:
     g_steps: int = 3
     d_threshold: float = 1.0
     g_threshold: float = 0.4
+    schedule: str = "alternating"
 
     def __post_init__(self):
         if isinstance(self.gan_weights, list):
@@ -106,6 +122,23 @@ class VaeGanObjective:
             raise ValueError(f"VaeGanObjective.generator_loss must be one of "
                              f"{GENERATOR_LOSSES}, got "
                              f"{self.generator_loss!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"VaeGanObjective.schedule must be one of "
+                             f"{SCHEDULES}, got {self.schedule!r}.")
+        if self.schedule == "simultaneous" and (self.d_steps, self.g_steps) != (
+                1, 1):
+            raise ValueError(
+                "VaeGanObjective.schedule 'simultaneous' takes exactly one "
+                "step of every player per batch, so it needs d_steps = "
+                f"g_steps = 1; got d_steps={self.d_steps}, "
+                f"g_steps={self.g_steps}.")
+        if self.generator_loss == "feature_matching" and not (
+                len(self.gan_weights) == 3 and self.gan_weights[2] > 0):
+            raise ValueError(
+                "VaeGanObjective.generator_loss 'feature_matching' matches "
+                "the features of images decoded from prior draws, so it needs "
+                "a positive prior weight in gan_weights; got "
+                f"{self.gan_weights}.")
         if self.feature_loss not in FEATURE_LOSSES:
             raise ValueError(f"VaeGanObjective.feature_loss must be one of "
                              f"{FEATURE_LOSSES}, got {self.feature_loss!r}.")
@@ -204,10 +237,13 @@ class VaeGanTrainer(base.Trainer):
         reconstruction_logits, reconstruction_features = (
             self.model.discriminate(reconstructions, labels,
                                     is_training=is_training, seed=shared_seed))
-        prior_logits, _ = self.model.discriminate(
+        if prior_images is None:
+            return (real_logits, reconstruction_logits, None, real_features,
+                    reconstruction_features, None)
+        prior_logits, prior_features = self.model.discriminate(
             prior_images, labels, is_training=is_training, seed=prior_seed)
         return (real_logits, reconstruction_logits, prior_logits,
-                real_features, reconstruction_features)
+                real_features, reconstruction_features, prior_features)
 
     def loss_terms(self, images: tf.Tensor, labels: Optional[tf.Tensor],
                seed: tf.Tensor, *, is_training: bool) -> dict:
@@ -257,13 +293,22 @@ class VaeGanTrainer(base.Trainer):
         # The discriminator reads pixel intensities, as the decoder's sigmoid
         # output gives them in the reference.
         reconstructions = tf.sigmoid(reconstruction_logits)
+        # With a prior weight of 0 no loss reads prior-decoded images, so
+        # they are not made (a decoder and a discriminator pass fewer).
+        uses_prior_images = self.objective.gan_weights[2] > 0
         prior_images = tf.sigmoid(self.model.decoder(
             prior_latent, labels, is_training=is_training,
-            seed=dropout_seed(5)))
+            seed=dropout_seed(5))) if uses_prior_images else None
         (real_logits, fake_logits, prior_logits, real_features,
-         reconstruction_features) = self._discriminate_all(
+         reconstruction_features, prior_features) = self._discriminate_all(
              images, reconstructions, prior_images, labels,
              is_training=is_training, seed=dropout_seed(6))
+        if uses_prior_images:
+            feature_matching = losses.mean_feature_matching_loss(
+                real_features, prior_features)
+        else:
+            prior_logits = tf.zeros_like(real_logits)  # Weighted by 0.
+            feature_matching = tf.constant(0.0)  # Refused by the objective.
         return {
             "prior": losses.prior_kl(loc, log_variance),
             "dis_llike": losses.feature_reconstruction_loss(
@@ -275,6 +320,9 @@ class VaeGanTrainer(base.Trainer):
                                    prior_logits, self.objective.gan_weights),
             "gan_non_saturating": losses.non_saturating_generator_loss(
                 fake_logits, prior_logits, self.objective.gan_weights),
+            # One value for the whole batch, repeated so that every term has
+            # the same shape and batch means.
+            "feature_matching": tf.fill([batch_size], feature_matching),
         }
 
     # ------------------------------------------------------------- updates
@@ -295,38 +343,65 @@ class VaeGanTrainer(base.Trainer):
             zip(gradients, variables))
         return gan
 
+    def player_losses(self, terms: Mapping[str, tf.Tensor]
+                      ) -> tuple[tf.Tensor, tf.Tensor]:
+        """L_enc and L_dec from the batch means of `loss_terms`."""
+        pixel = self.objective.pixel_weight * terms["pixel"]
+        encoder_loss = terms["prior"] + terms["dis_llike"] + pixel
+        adversarial = {
+            "minimax": lambda: -terms["gan"],
+            "non_saturating": lambda: terms["gan_non_saturating"],
+            "feature_matching": lambda: terms["feature_matching"],
+        }[self.objective.generator_loss]()
+        decoder_loss = (self.objective.gamma * terms["dis_llike"] + pixel
+                        + adversarial)
+        return encoder_loss, decoder_loss
+
     def generator_update(self, images: tf.Tensor, labels: Optional[tf.Tensor],
                          seed: tf.Tensor) -> dict:
         """One simultaneous encoder step on L_enc and decoder step on L_dec.
 
         Returns:
-          Batch means of "prior", "dis_llike", "pixel", "gan",
-          "encoder_loss", "decoder_loss", measured before the step.
+          Batch means of every `loss_terms` term, "encoder_loss" and
+          "decoder_loss", measured before the step.
         """
-        encoder_variables = self.optimized_variables["encoder"]
-        decoder_variables = self.optimized_variables["decoder"]
-        with tf.GradientTape(watch_accessed_variables=False) as encoder_tape, \
-                tf.GradientTape(watch_accessed_variables=False) as decoder_tape:
-            encoder_tape.watch(encoder_variables)
-            decoder_tape.watch(decoder_variables)
+        return self._update(images, labels, seed,
+                            players=("encoder", "decoder"))
+
+    def joint_update(self, images: tf.Tensor, labels: Optional[tf.Tensor],
+                     seed: tf.Tensor) -> dict:
+        """The "simultaneous" schedule's step: from one forward pass, the
+        discriminator steps on L_GAN, the encoder on L_enc and the decoder
+        on L_dec, each with its own tape and variables, all from the
+        parameters as they were before any of the three steps.
+
+        Returns:
+          As `generator_update`.
+        """
+        return self._update(images, labels, seed, players=PLAYERS)
+
+    def _update(self, images, labels, seed, players) -> dict:
+        """Steps `players`, each on the gradient of its own loss only: one
+        tape per player, watching only that player's variables."""
+        with contextlib.ExitStack() as stack:
+            tapes = {}
+            for player in players:
+                tapes[player] = stack.enter_context(
+                    tf.GradientTape(watch_accessed_variables=False))
+                tapes[player].watch(self.optimized_variables[player])
             terms = {key: tf.reduce_mean(value) for key, value in
                      self.loss_terms(images, labels, seed,
-                                 is_training=True).items()}
-            pixel = self.objective.pixel_weight * terms["pixel"]
-            encoder_loss = terms["prior"] + terms["dis_llike"] + pixel
-            adversarial = (-terms["gan"]
-                           if self.objective.generator_loss == "minimax"
-                           else terms["gan_non_saturating"])
-            decoder_loss = (self.objective.gamma * terms["dis_llike"] + pixel
-                            + adversarial)
-        encoder_gradients = encoder_tape.gradient(encoder_loss,
-                                                  encoder_variables)
-        decoder_gradients = decoder_tape.gradient(decoder_loss,
-                                                  decoder_variables)
-        self.optimizers["encoder"].apply_gradients(
-            zip(encoder_gradients, encoder_variables))
-        self.optimizers["decoder"].apply_gradients(
-            zip(decoder_gradients, decoder_variables))
+                                     is_training=True).items()}
+            encoder_loss, decoder_loss = self.player_losses(terms)
+        player_loss = dict(encoder=encoder_loss, decoder=decoder_loss,
+                           discriminator=terms["gan"])
+        # Every gradient is taken before any step is applied.
+        gradients = {player: tape.gradient(player_loss[player],
+                                           self.optimized_variables[player])
+                     for player, tape in tapes.items()}
+        for player in players:
+            self.optimizers[player].apply_gradients(
+                zip(gradients[player], self.optimized_variables[player]))
         return dict(terms, encoder_loss=encoder_loss,
                     decoder_loss=decoder_loss)
 
@@ -378,6 +453,12 @@ class VaeGanTrainer(base.Trainer):
         discriminator_update = on_every_replica(self.discriminator_update, 0)
         generator_update = on_every_replica(self.generator_update, 1)
 
+        if objective.schedule == "simultaneous":
+            generator_logs = self.mean_over_replicas(
+                on_every_replica(self.joint_update, 2)(tf.constant(0)))
+            return self._count_updates(generator_logs, tf.constant(1),
+                                       tf.constant(1))
+
         def discriminator_continues(count, last_gan):
             return tf.logical_and(count < objective.d_steps,
                                   last_gan >= objective.d_threshold)
@@ -403,11 +484,19 @@ class VaeGanTrainer(base.Trainer):
         # threshold so that the loop runs at least once.
         no_logs = {key: tf.constant(0.0) for key in (
             "prior", "dis_llike", "pixel", "gan_non_saturating",
+            "feature_matching",
             "encoder_loss", "decoder_loss")}
         generator_updates, generator_logs = tf.while_loop(
             generator_continues, generator_body,
             (tf.constant(0), dict(no_logs, gan=tf.constant(-1.0))))
 
+        return self._count_updates(generator_logs, discriminator_updates,
+                                   generator_updates)
+
+    def _count_updates(self, generator_logs, discriminator_updates,
+                       generator_updates) -> base.Logs:
+        """Adds one iteration's updates to the run's counts; the step's logs.
+        """
         self.discriminator_update_count.assign_add(
             tf.cast(discriminator_updates, tf.int64))
         self.generator_update_count.assign_add(

@@ -9,7 +9,7 @@ its input instead of pixel by pixel. The three networks, for images `[h, w, c]`:
 * `Encoder`, `q(z|x, y)`: Conv2D(3x3, stride 2) -> MaxPool2D(2) -> Conv2D(3x3) ->
   flatten -> concat(one-hot label) -> Dense -> Dense(2 * latent_dim), split into the
   mean and log-variance of a diagonal Gaussian.
-* `Decoder`, `p(x|z, y)`: concat(z, label) -> Dense(h/4 * w/4 * base channels) ->
+* `Decoder`, `p(x|z, y)`: concat(z, label) -> [Dense] -> Dense(h/4 * w/4 * base channels) ->
   reshape -> UpSampling2D(2) -> Conv2D(5x5) -> Conv2D(3x3) -> UpSampling2D(2) ->
   Conv2D(5x5) to the image channels: per-pixel Bernoulli logits `[batch, h, w, c]`.
 * `Discriminator`, `D(x, y)`: Conv2D(7x7, stride 2) -> MaxPool2D(2) -> label maps
@@ -81,6 +81,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
             also read a one-hot label of K classes.
         encoder_filters: channels of the encoder's two convolutions.
         encoder_dense_units: size of the encoder's hidden dense layer.
+        decoder_dense_units: size of a hidden dense layer between the latent code
+            (and label) and the decoder's first feature map; 0 (the reference):
+            none, the map is a linear function of z and the label.
         decoder_base_channels: channels of the decoder's first feature map, whose
             height and width are the image's divided by 4.
         decoder_filters: channels of the decoder's two hidden convolutions.
@@ -109,6 +112,7 @@ class VaeGanConfig(config_dicts.ConfigRecord):
     num_classes: int = 10
     encoder_filters: tuple[int, ...] = (32, 64)
     encoder_dense_units: int = 64
+    decoder_dense_units: int = 0
     decoder_base_channels: int = 128
     decoder_filters: tuple[int, ...] = (64, 32)
     decoder_kernel_sizes: tuple[int, ...] = (5, 3, 5)
@@ -150,6 +154,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         clip = self.log_variance_clip
         if not config_dicts.is_number(clip) or not math.isfinite(clip) or clip < 0:
             self._fail("log_variance_clip", "a finite number >= 0 (0: no clipping)")
+        units = self.decoder_dense_units
+        if isinstance(units, bool) or not isinstance(units, int) or units < 0:
+            self._fail("decoder_dense_units", "an integer >= 0 (0: no hidden layer)")
         self._require_positive_ints("latent_dim", "encoder_dense_units",
                                     "decoder_base_channels", "similarity_channels")
         self._require_positive_int_tuples()
@@ -300,9 +307,17 @@ class Decoder(tf.Module):
         first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
         dropout = config.dropout_in_encoder_decoder
         with self.name_scope:  # So variable names read "decoder/output/w".
-            stack = [
-                layers.Dense(self.latent_dim + self.num_classes, math.prod(base_shape),
-                             name="dense_to_base"),
+            stack = []
+            code_size = self.latent_dim + self.num_classes
+            if config.decoder_dense_units:
+                stack += [
+                    layers.Dense(code_size, config.decoder_dense_units, name="dense_0"),
+                    *_normalize_activate_drop(config.decoder_dense_units, config,
+                                              "dense_0", dropout),
+                ]
+                code_size = config.decoder_dense_units
+            stack += [
+                layers.Dense(code_size, math.prod(base_shape), name="dense_to_base"),
                 *_normalize_activate_drop(math.prod(base_shape), config, "dense_to_base",
                                           dropout),
                 layers.Reshape(base_shape, name="reshape"),
