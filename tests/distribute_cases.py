@@ -209,7 +209,9 @@ class _SteeredVaeGanTrainer(vaegan_trainer.VaeGanTrainer):
         return terms
 
 
-def _vaegan_run(strategy):
+def _vaegan_run(strategy, schedule="alternating"):
+    """The steered VAE-GAN with the balanced alternating schedule, or the
+    plain one with the simultaneous schedule (all three networks learn)."""
     images = np.zeros((4, 4, 4, 1), np.uint8)
     images[2:] = 255
     split = datasets.ArraySplit(images, np.zeros(4, np.int64))
@@ -230,13 +232,20 @@ def _vaegan_run(strategy):
             decoder_base_channels=2, decoder_filters=(2, 2),
             discriminator_filters=(2, 2), similarity_channels=2,
             dropout_rate=0.0))
-        trainer = _SteeredVaeGanTrainer(
+        if schedule == "alternating":
+            trainer_class = _SteeredVaeGanTrainer
+            objective = vaegan_trainer.VaeGanObjective(
+                d_steps=3, g_steps=3, d_threshold=1.0, g_threshold=2.0)
+        else:
+            trainer_class = vaegan_trainer.VaeGanTrainer
+            objective = vaegan_trainer.VaeGanObjective(
+                schedule=schedule, d_steps=1, g_steps=1)
+        trainer = trainer_class(
             model, {player: optimizers.make_optimizer("rmsprop", 1e-3)
                     for player in vaegan_trainer.PLAYERS},
             base.TrainerConfig(workdir=tempfile.mkdtemp(), epochs=1,
                                steps_per_loop=2, progress="none"),
-            data, objective=vaegan_trainer.VaeGanObjective(
-                d_steps=3, g_steps=3, d_threshold=1.0, g_threshold=2.0))
+            data, objective=objective)
     final = trainer.train().metrics["final"]
     return {"train": final["train"], "test_elbo": final["test"]["elbo"]}
 
@@ -343,6 +352,7 @@ def run_mirrored_cases():
             "regression": _regression_run(strategy),
             "autoencoder": autoencoder_run(tempfile.mkdtemp(), strategy),
             "vaegan": _vaegan_run(strategy),
+            "vaegan_simultaneous": _vaegan_run(strategy, "simultaneous"),
             "plain_elbo": _elbo_run(strategy, regularised=False),
         }
     results["mirrored"]["elbo"] = _elbo_run(mirrored)

@@ -153,6 +153,20 @@ class MirroredStrategyTest(tf.test.TestCase):
             self.assertAllClose(train["gan"], 1.6)
         self.assertTrue(np.isfinite(self.mirrored["vaegan"]["test_elbo"]))
 
+    def test_vaegan_simultaneous_schedule_matches_one_device(self):
+        # One step of each network per batch, its gradients summed over the
+        # replicas: the same training as one device with the whole batch.
+        default, mirrored = (self.default["vaegan_simultaneous"],
+                             self.mirrored["vaegan_simultaneous"])
+        for train in (default["train"], mirrored["train"]):
+            self.assertEqual(train["discriminator_updates"], 1.0)
+            self.assertEqual(train["generator_updates"], 1.0)
+        for key in ("gan", "prior", "dis_llike", "decoder_loss"):
+            self.assertAllClose(mirrored["train"][key], default["train"][key],
+                                rtol=1e-4, atol=1e-6)
+        self.assertAllClose(mirrored["test_elbo"], default["test_elbo"],
+                            rtol=1e-4)
+
     def test_sampled_latents_follow_the_one_device_trajectory(self):
         # Example i of a global batch gets the same latent noise on one
         # device as on two, so a VAE without batch norm or dropout trains

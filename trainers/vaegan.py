@@ -228,7 +228,8 @@ class VaeGanTrainer(base.Trainer):
 
         Returns:
           (real, reconstruction, prior) logits, each [batch], and the layer-l
-          features of the real images and of the reconstructions.
+          features of the real images, the reconstructions and the prior
+          images; the prior ones are None when `prior_images` is (no pass).
         """
         shared_seed = tf.random.experimental.stateless_fold_in(seed, 0)
         prior_seed = tf.random.experimental.stateless_fold_in(seed, 1)
