@@ -301,9 +301,15 @@ def build_data_source(config: TrainProgramConfig,
         batch_size=config.batch_size, eval_batches=eval_sets)
 
 
-def _with_model_defaults(recorded: dict) -> dict:
-    """A recorded run identity with model fields added since filled in, so
-    runs recorded by an older version resume."""
+def _with_added_field_defaults(recorded: dict) -> dict:
+    """A recorded run identity with the model and VAE-GAN objective fields
+    added since filled in with their defaults (which are what those runs
+    trained with), so runs recorded by an older version resume."""
+    objective = recorded.get("objective")
+    if (runs.trainer_name(recorded) == runs.VAEGAN
+            and isinstance(objective, dict)):
+        defaults = dataclasses.asdict(vaegan_trainer.VaeGanObjective())
+        recorded = {**recorded, "objective": {**defaults, **objective}}
     model = recorded.get("model")
     if not isinstance(model, dict):
         return recorded
@@ -405,7 +411,7 @@ def run_training(config: TrainProgramConfig,
     if is_chief:
         resuming = workdir_lib.claim_workdir(
             workdir, config.run_identity(),
-            upgrade_recorded=_with_model_defaults)
+            upgrade_recorded=_with_added_field_defaults)
         _record_launch(workdir, flags_text, resuming)
     if arrays.class_names and is_chief:
         # Label i of the checkpoints, pictures and export is this class.

@@ -61,11 +61,31 @@ class RunIdentityTest(tf.test.TestCase):
         with open(run_path) as stream:
             recorded = json.load(stream)
         self.assertEqual(recorded["trainer"], "vaegan")
-        del recorded["model"]["log_variance_clip"]  # As if added later.
+        # As if added later: a model field and objective fields.
+        del recorded["model"]["log_variance_clip"]
+        del recorded["objective"]["schedule"]
+        del recorded["objective"]["pixel_weight"]
         base.write_json_atomically(run_path, recorded)
         self.assertTrue(workdir_lib.claim_workdir(
             workdir, config.run_identity(),
-            upgrade_recorded=experiment._with_model_defaults))
+            upgrade_recorded=experiment._with_added_field_defaults))
+
+    def test_vaegan_record_with_another_objective_is_refused(self):
+        # Filling in defaults must not hide a real difference.
+        workdir = self.create_tempdir().full_path
+        config = _program_config(workdir, model=vaegan.VaeGanConfig(),
+                                 vaegan=experiment.VaeGanProgram())
+        workdir_lib.claim_workdir(workdir, config.run_identity())
+        run_path = os.path.join(workdir, workdir_lib.RUN_FILE)
+        with open(run_path) as stream:
+            recorded = json.load(stream)
+        recorded["objective"]["schedule"] = "simultaneous"
+        base.write_json_atomically(run_path, recorded)
+        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
+                                    "objective.schedule"):
+            workdir_lib.claim_workdir(
+                workdir, config.run_identity(),
+                upgrade_recorded=experiment._with_added_field_defaults)
 
 
 class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
