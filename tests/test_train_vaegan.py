@@ -52,14 +52,19 @@ class RunIdentityTest(tf.test.TestCase):
         self.assertEqual(identity["optimizer"],
                          {"name": "adam", "learning_rate": 1e-3})
 
-    def test_vaegan_record_with_a_field_missing_still_resumes(self):
+    def _claimed_vaegan_workdir(self):
+        """A workdir claimed by a default VAE-GAN run: (workdir, config, the
+        path of its run record, the record as read back)."""
         workdir = self.create_tempdir().full_path
         config = _program_config(workdir, model=vaegan.VaeGanConfig(),
                                  vaegan=experiment.VaeGanProgram())
         workdir_lib.claim_workdir(workdir, config.run_identity())
         run_path = os.path.join(workdir, workdir_lib.RUN_FILE)
         with open(run_path) as stream:
-            recorded = json.load(stream)
+            return workdir, config, run_path, json.load(stream)
+
+    def test_vaegan_record_with_a_field_missing_still_resumes(self):
+        workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
         self.assertEqual(recorded["trainer"], "vaegan")
         # As if added later: a model field and objective fields.
         del recorded["model"]["log_variance_clip"]
@@ -72,13 +77,7 @@ class RunIdentityTest(tf.test.TestCase):
 
     def test_vaegan_record_with_another_objective_is_refused(self):
         # Filling in defaults must not hide a real difference.
-        workdir = self.create_tempdir().full_path
-        config = _program_config(workdir, model=vaegan.VaeGanConfig(),
-                                 vaegan=experiment.VaeGanProgram())
-        workdir_lib.claim_workdir(workdir, config.run_identity())
-        run_path = os.path.join(workdir, workdir_lib.RUN_FILE)
-        with open(run_path) as stream:
-            recorded = json.load(stream)
+        workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
         recorded["objective"]["schedule"] = "simultaneous"
         base.write_json_atomically(run_path, recorded)
         with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
