@@ -331,18 +331,8 @@ class VaeGanTrainer(base.Trainer):
                              labels: Optional[tf.Tensor],
                              seed: tf.Tensor) -> tf.Tensor:
         """One discriminator step on L_dis = L_GAN; returns that L_GAN."""
-        variables = self.optimized_variables["discriminator"]
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            # Only the discriminator's variables are watched: the encoder and
-            # decoder run forward here but get no gradient, and the tape
-            # keeps nothing of them.
-            tape.watch(variables)
-            gan = tf.reduce_mean(self.loss_terms(images, labels, seed,
-                                             is_training=True)["gan"])
-        gradients = tape.gradient(gan, variables)
-        self.optimizers["discriminator"].apply_gradients(
-            zip(gradients, variables))
-        return gan
+        return self._update(images, labels, seed,
+                            players=("discriminator",))["gan"]
 
     def player_losses(self, terms: Mapping[str, tf.Tensor]
                       ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -383,7 +373,9 @@ class VaeGanTrainer(base.Trainer):
 
     def _update(self, images, labels, seed, players) -> dict:
         """Steps `players`, each on the gradient of its own loss only: one
-        tape per player, watching only that player's variables."""
+        tape per player, watching only that player's variables (the other
+        networks run forward, get no gradient, and the tapes keep nothing
+        of them)."""
         with contextlib.ExitStack() as stack:
             tapes = {}
             for player in players:
@@ -451,14 +443,14 @@ class VaeGanTrainer(base.Trainer):
             return lambda index: strategy.run(replica_update,
                                               args=(batch, index))
 
-        discriminator_update = on_every_replica(self.discriminator_update, 0)
-        generator_update = on_every_replica(self.generator_update, 1)
-
         if objective.schedule == "simultaneous":
             generator_logs = self.mean_over_replicas(
                 on_every_replica(self.joint_update, 2)(tf.constant(0)))
             return self._count_updates(generator_logs, tf.constant(1),
                                        tf.constant(1))
+
+        discriminator_update = on_every_replica(self.discriminator_update, 0)
+        generator_update = on_every_replica(self.generator_update, 1)
 
         def discriminator_continues(count, last_gan):
             return tf.logical_and(count < objective.d_steps,
