@@ -7,7 +7,7 @@ numbers.
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from absl import logging
 import numpy as np
@@ -151,8 +151,25 @@ def _data_dir_from_flags_file(workdir: str) -> Optional[str]:
     return None
 
 
-def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
-    """Loads the run, measures it, writes eval.json; returns the results."""
+def _weights_digest(model) -> str:
+    """SHA-256 of the model's variables, naming the weights an estimate was
+    made with whether they came from a checkpoint or an export."""
+    return evaluation.images_digest(np.concatenate(
+        [np.ravel(variable.numpy()).astype(np.float64)
+         for variable in model.variables] or [np.zeros([0])]))
+
+
+def run_evaluation(
+        config: EvaluateProgramConfig,
+        stop_requested: Optional[Callable[[], bool]] = None
+) -> Dict[str, Any]:
+    """Loads the run, measures it, writes eval.json; returns the results.
+
+    The likelihood estimate saves its progress beside the output
+    (OUTPUT.nll-progress.npz) as it goes, so the same command resumes an
+    interrupted evaluation; `stop_requested`, checked between its batches,
+    stops it early with `evaluation.EvaluationInterrupted`.
+    """
     identity = runs.read_run_identity(config.workdir)
     dataset = identity["data"]["dataset"]
     if dataset not in datasets.DATASET_NAMES:
@@ -188,6 +205,16 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
     if config.sample_quality:
         classifier, classifier_info = load_classifier(
             dataset, data_dir, config.classifier_dir)
+    output = config.output or os.path.join(config.workdir, "eval.json")
+    progress_path = output + ".nll-progress.npz"
+    weights = _weights_digest(model)
+    progress: List[evaluation.LikelihoodProgress] = []
+
+    def likelihood_progress(key):
+        progress.append(evaluation.LikelihoodProgress(
+            progress_path, {**key, "weights": weights}))
+        return progress[-1]
+
     results = evaluation.evaluate_vae(
         model, test_images=data.model_view, test_labels=data.labels,
         real_test_images=data.reference_real,
@@ -196,15 +223,18 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
             num_importance_samples=config.num_importance_samples,
             likelihood_examples=config.likelihood_examples,
             chunk_size=config.chunk_size,
-            num_generated=config.num_generated, seed=config.seed))
+            num_generated=config.num_generated, seed=config.seed),
+        likelihood_progress=likelihood_progress,
+        stop_requested=stop_requested)
     results["source"] = source
     results["dataset"] = dataset
     if classifier_info is not None:
         results["classifier"] = {
             key: classifier_info[key] for key in ("path", "test_accuracy")
             if key in classifier_info}
-    output = config.output or os.path.join(config.workdir, "eval.json")
     base.write_json_atomically(output, results)
+    for finished in progress:
+        finished.remove()
     logging.info("Wrote %s.", output)
     return results
 

@@ -8,6 +8,10 @@ a small untrained classifier, since training the real one takes minutes.
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import tensorflow as tf
 
@@ -197,6 +201,64 @@ class SampleQualityInProgramTest(tf.test.TestCase):
         self.assertTrue(table[2].startswith("real data"))
         with open(os.path.join(workdir, "eval.json")) as stream:
             self.assertEqual(json.load(stream)["samples"], results["samples"])
+
+
+class ResumableEvaluationTest(tf.test.TestCase):
+    """An evaluation stopped by SIGTERM, then killed with -9, resumes each
+    time and ends with the numbers of an uninterrupted one."""
+
+    def test_interrupted_evaluation_resumes_to_the_same_numbers(self):
+        root = self.create_tempdir().full_path
+        _, workdir = testing_utils.train_on_fake_mnist(
+            root, "run", ["--epochs=1", "--export=false",
+                          *_TINY_MODEL_FLAGS], num_test=400)
+        common = [f"--workdir={workdir}", "--sample_quality=false",
+                  "--num_importance_samples=3000", "--chunk_size=500",
+                  "--likelihood_examples=0"]
+        reference_path = os.path.join(root, "reference.json")
+        reference = run_module("launch.evaluate",
+                               [*common, f"--output={reference_path}"])
+        self.assertEqual(reference.returncode, 0, reference.stderr[-3000:])
+        output = os.path.join(root, "interrupted.json")
+        arguments = [*common, f"--output={output}"]
+        progress_path = output + ".nll-progress.npz"
+
+        def started_then(stop):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "launch.evaluate", *arguments],
+                cwd=testing_utils.REPO_ROOT,
+                env=testing_utils.program_environment(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            before = (os.path.getmtime(progress_path)
+                      if os.path.exists(progress_path) else None)
+            deadline = time.monotonic() + 240
+            while (not os.path.exists(progress_path)
+                   or os.path.getmtime(progress_path) == before):
+                self.assertIsNone(process.poll(), "evaluation ended early")
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.02)
+            process.send_signal(stop)
+            _, stderr = process.communicate(timeout=120)
+            return process.returncode, stderr
+
+        status, stderr = started_then(signal.SIGTERM)
+        self.assertEqual(status, 128 + signal.SIGTERM, stderr[-3000:])
+        self.assertIn("Run the same command again to resume", stderr)
+        self.assertNotIn("Traceback", stderr)
+        status, _ = started_then(signal.SIGKILL)
+        self.assertEqual(status, -signal.SIGKILL)
+        self.assertTrue(os.path.exists(progress_path))
+
+        resumed = run_module("launch.evaluate", arguments)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        self.assertIn("resuming after", resumed.stderr)
+        self.assertFalse(os.path.exists(progress_path))
+        with open(output) as stream:
+            mine = json.load(stream)
+        with open(reference_path) as stream:
+            theirs = json.load(stream)
+        self.assertEqual(mine["likelihood"], theirs["likelihood"])
+        self.assertEqual(mine["likelihood"]["examples"], 400)
 
 
 if __name__ == "__main__":
