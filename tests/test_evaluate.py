@@ -9,9 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import tensorflow as tf
 
@@ -224,19 +221,12 @@ class ResumableEvaluationTest(tf.test.TestCase):
         progress_path = output + ".nll-progress.npz"
 
         def started_then(stop):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "launch.evaluate", *arguments],
-                cwd=testing_utils.REPO_ROOT,
-                env=testing_utils.program_environment(),
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             before = (os.path.getmtime(progress_path)
                       if os.path.exists(progress_path) else None)
-            deadline = time.monotonic() + 240
-            while (not os.path.exists(progress_path)
-                   or os.path.getmtime(progress_path) == before):
-                self.assertIsNone(process.poll(), "evaluation ended early")
-                self.assertLess(time.monotonic(), deadline)
-                time.sleep(0.02)
+            process = testing_utils.start_module("launch.evaluate", arguments)
+            testing_utils.wait_while_running(self, process, lambda: (
+                os.path.exists(progress_path)
+                and os.path.getmtime(progress_path) != before))
             process.send_signal(stop)
             _, stderr = process.communicate(timeout=120)
             return process.returncode, stderr
