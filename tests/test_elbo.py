@@ -205,6 +205,8 @@ class ElboConfigTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.named_parameters(
         ("estimator", dict(kl_estimator="exact"), r"kl_estimator.*'exact'"),
         ("negative_beta", dict(beta=-0.5), r"beta.*-0\.5"),
+        ("infinite_beta", dict(beta=float("inf")), r"beta.*finite.*inf"),
+        ("nan_beta", dict(beta=float("nan")), r"beta.*nan"),
         ("negative_warmup", dict(kl_warmup_steps=-3), r"kl_warmup_steps.*-3"),
     )
     def test_validate_rejects_bad_values(self, fields, message):

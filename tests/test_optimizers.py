@@ -50,7 +50,7 @@ class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
                 ValueError, rf"'{name}'.*'adam', 'rmsprop', 'sgd'"):
             optimizers.make_optimizer(name, 1e-3)
 
-    @parameterized.parameters(0.0, -0.001, -5)
+    @parameterized.parameters(0.0, -0.001, -5, float("inf"), float("nan"))
     def test_non_positive_rate_is_rejected_naming_it(self, learning_rate):
         with self.assertRaises(ValueError) as caught:
             optimizers.make_optimizer("adam", learning_rate)

@@ -9,6 +9,7 @@ different KL weights stay comparable.
 """
 
 import dataclasses
+import math
 from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
@@ -38,8 +39,10 @@ class ElboConfig:
             raise ValueError(f"ElboConfig.kl_estimator must be one of "
                              f"{losses.KL_ESTIMATORS}, got "
                              f"{self.kl_estimator!r}.")
-        if not self.beta >= 0:  # Also rejects NaN.
-            raise ValueError(f"ElboConfig.beta must be >= 0, got {self.beta}.")
+        # Also rejects NaN and inf: either makes every loss non-finite.
+        if not 0 <= self.beta < math.inf:
+            raise ValueError(f"ElboConfig.beta must be a finite number >= 0, "
+                             f"got {self.beta}.")
         if self.kl_warmup_steps < 0:
             raise ValueError("ElboConfig.kl_warmup_steps must be >= 0, got "
                              f"{self.kl_warmup_steps}.")

@@ -7,6 +7,8 @@ under `tf.distribute` strategies, which a home-made optimiser would have to
 reimplement.
 """
 
+import math
+
 import tf_keras
 
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
@@ -26,9 +28,11 @@ def make_optimizer(name: str, learning_rate: float,
         reads the optimiser's own update counter, which checkpoints hold, so a
         resumed run continues on the same curve.
     """
-    if not learning_rate > 0:  # Also rejects NaN.
-        raise ValueError(f"The learning rate must be positive, got "
-                         f"{learning_rate}.")
+    # Also rejects NaN and inf, with which the first update makes every
+    # weight non-finite.
+    if not 0 < learning_rate < math.inf:
+        raise ValueError(f"The learning rate must be positive and finite, "
+                         f"got {learning_rate}.")
     if cosine_decay_steps < 0:
         raise ValueError(f"cosine_decay_steps must be 0 (constant rate) or "
                          f"positive, got {cosine_decay_steps}.")
