@@ -32,6 +32,8 @@ from typing import Callable, Sequence
 from absl import flags
 import numpy as np
 
+from launch import flagfiles
+
 RESULT_PREFIX = "BENCHMARK_RESULT "
 PROGRAMS = {"vae-train": "launch.train", "vae-train-vaegan": "launch.train_vaegan"}
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -183,9 +185,11 @@ def profile_window(run_window: Callable[[], None], steps: int) -> dict:
 # ------------------------------------------------------ implementations
 def _preset_config(program: str, preset_flags: Sequence[str], workdir: str):
     module = importlib.import_module(PROGRAMS[program])
-    flags.FLAGS([program, *preset_flags, f"--workdir={workdir}",
-                 "--nopictures", "--noexport", "--progress=none",
-                 "--evaluate_every_epochs=0"])
+    with flagfiles.resolved_includes(
+            [program, *preset_flags, f"--workdir={workdir}", "--nopictures",
+             "--noexport", "--progress=none",
+             "--evaluate_every_epochs=0"]) as argv:
+        flags.FLAGS(argv)
     return module.config_from_flags()
 
 
@@ -315,7 +319,7 @@ IMPLEMENTATIONS: dict[str, Callable[[dict, str], dict]] = {
 
 def main(argv: Sequence[str]) -> None:
     spec = json.loads(argv[1])
-    os.chdir(REPOSITORY_ROOT)  # Presets name other flagfiles from here.
+    os.chdir(REPOSITORY_ROOT)  # The presets are named from here.
     workdir = tempfile.mkdtemp(prefix="vae-benchmark-")
     try:
         result = IMPLEMENTATIONS[spec["implementation"]](spec, workdir)

@@ -7,6 +7,7 @@ from typing import List, Sequence
 
 from absl import flags
 
+from launch import flagfiles
 from trainers import checkpointing
 from trainers import workdir as workdir_lib
 from trainers import workdir_lock
@@ -49,7 +50,10 @@ def parse_flags_or_exit(argv: Sequence[str]) -> List[str]:
     flag value as a user error: one paragraph naming the flag and what it
     expects, exit status 2. Pass as `flags_parser` to `absl.app.run`."""
     try:
-        return flags.FLAGS(list(argv))
+        # Includes inside flagfiles are read relative to the including file
+        # (launch/flagfiles.py), so presets work from any directory.
+        with flagfiles.resolved_includes(argv) as resolved:
+            return flags.FLAGS(resolved)
     except flags.Error as error:
         report_user_error(error)
         sys.exit(2)

@@ -18,7 +18,9 @@ that reaches any worker stops all of them at the same step.
 """
 
 import dataclasses
+import gc
 import json
+import math
 import os
 import shutil
 import signal
@@ -249,11 +251,27 @@ class _StopRequest:
         return self.signal_number is not None
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def write_json_atomically(path: str, payload: Any) -> None:
-    """Writes JSON so that readers never see a half-written file."""
+    """Writes JSON so that readers never see a half-written file.
+
+    The file is strict JSON: a NaN or infinite number (a metric that could
+    not be computed) is written as null, which every JSON reader accepts;
+    Python's bare NaN and Infinity are not JSON.
+    """
     temporary_path = path + ".tmp"
     with open(temporary_path, "w") as stream:
-        json.dump(payload, stream, indent=2, sort_keys=True)
+        json.dump(_finite_or_none(payload), stream, indent=2, sort_keys=True,
+                  allow_nan=False)
         stream.write("\n")
     os.replace(temporary_path, path)
 
@@ -792,6 +810,12 @@ class Trainer(tf.Module):
             state.epoch_sums, state.epoch_steps = {}, 0
             state.epoch_train_seconds = 0.0
             state.epoch_skipped_steps = 0
+        # Free the previous epoch's datasets, iterators and evaluation sets
+        # now: reference cycles through their functions keep them (and the
+        # tensors they captured) until Python's cycle collector runs, which
+        # it does more and more rarely as a run's objects age, so without
+        # this the process grew by megabytes every epoch.
+        gc.collect()
         iterator = iter(self.strategy.experimental_distribute_dataset(
             self._shardable(self.data.train_batches(epoch, step_in_epoch))))
         if self._train_loop_fn is None:

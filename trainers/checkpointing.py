@@ -182,8 +182,13 @@ def repair_state_file(manager: tf.train.CheckpointManager,
     logging.warning("The checkpoint state file %s did not match the "
                     "checkpoints on disk; rewriting it (latest %s).",
                     os.path.join(directory, "checkpoint"), restored)
+    # With their files' times and a preserved time before them, so that the
+    # manager rotates them as it would its own.
+    times = [os.path.getmtime(prefix + ".index") for prefix in kept]
     tf.compat.v1.train.update_checkpoint_state(
-        directory, restored, all_model_checkpoint_paths=kept)
+        directory, restored, all_model_checkpoint_paths=kept,
+        all_model_checkpoint_timestamps=times,
+        last_preserved_timestamp=min(times) - 1.0)
     # The manager reads its state when it is built.
     return tf.train.CheckpointManager(
         manager._checkpoint, directory,  # pylint: disable=protected-access
