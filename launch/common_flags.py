@@ -22,6 +22,7 @@ from launch import exit_codes
 from launch import experiment
 from launch import flag_types
 from trainers import base
+from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
 from vae import datasets
 from vae import image_folders
@@ -170,6 +171,14 @@ class TrainingFlags:
         self.keep_checkpoints = flags.DEFINE_integer(
             "keep_checkpoints", 3, "Checkpoints kept in WORKDIR/checkpoints.",
             lower_bound=1)
+        self.on_nonfinite = flags.DEFINE_enum(
+            "on_nonfinite", "stop", nonfinite_lib.ON_NONFINITE_MODES,
+            "When a step makes the loss, another logged value or a weight "
+            "NaN or infinite: stop (end the run with exit status "
+            f"{exit_codes.DIVERGED}, the last good checkpoint kept as the "
+            "latest; nothing is saved or exported after the bad step) or "
+            "skip_step (undo that step's update and go on; the count is "
+            "logged and written to metrics.json).")
         self.progress = flags.DEFINE_enum(
             "progress", "auto", progress_lib.PROGRESS_MODES,
             "auto: a progress bar on a terminal, log lines otherwise.")
@@ -254,7 +263,8 @@ class TrainingFlags:
             log_every_steps=self.log_every_steps.value,
             checkpoint_every_steps=self.checkpoint_every_steps.value,
             max_checkpoints_to_keep=self.keep_checkpoints.value,
-            progress=self.progress.value)
+            progress=self.progress.value,
+            on_nonfinite=self.on_nonfinite.value)
 
     def evaluation_config(
             self) -> Optional[evaluation_program.TrainingEvaluationConfig]:
@@ -294,7 +304,9 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
     `config_from_flags`.
 
     A mistake in what the user asked for ends the program with one paragraph
-    on stderr and exit status 2; a run stopped by a signal exits with 128 +
+    on stderr and exit status 2 (so does a workdir that cannot be written,
+    a full disk included); a run that diverges exits with
+    `exit_codes.DIVERGED`; a run stopped by a signal exits with 128 +
     the signal number (`exit_codes.stopped_by`; SIGUSR1 gives
     `exit_codes.REQUEUE`, on which launch/submit.py's scripts requeue).
     """
@@ -308,6 +320,17 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
                 flags_text=flags.FLAGS.flags_into_string())
         except errors.USER_ERRORS as error:
             errors.report_user_error(error)
+            sys.exit(exit_codes.USER_ERROR)
+        except nonfinite_lib.NonFiniteError as error:
+            errors.report_user_error(error)
+            sys.exit(exit_codes.DIVERGED)
+        except OSError as error:
+            # A workdir that fills up or stops being writable mid-run
+            # (metrics, pictures, logs); a failed checkpoint is reported by
+            # USER_ERRORS above.
+            if error.errno not in errors.DISK_ERRNOS:
+                raise
+            errors.report_user_error(errors.disk_error_message(error))
             sys.exit(exit_codes.USER_ERROR)
         if not result.completed:
             sys.exit(exit_codes.stopped_by(result.stop_signal))

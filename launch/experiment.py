@@ -29,11 +29,13 @@ from launch import runs
 # Re-exported: callers of run_training catch and report what it raises.
 from launch.errors import ConfigError, USER_ERRORS, report_user_error
 from trainers import base
+from trainers import checkpointing
 from trainers import distribute as distribute_lib
 from trainers import elbo
 from trainers import hooks as hooks_lib
 from trainers import registry
 from trainers import workdir as workdir_lib
+from trainers import workdir_lock
 from vae import datasets
 from vae import export as export_lib
 
@@ -283,6 +285,9 @@ def run_training(config: TrainProgramConfig,
 
     Every check that can fail on user input runs before the workdir is
     touched, so a bad flag or a missing file never changes an existing run.
+    The chief holds the workdir's lock (trainers.workdir_lock) from before
+    it claims the workdir until it returns, so a second launch on the same
+    workdir is refused.
 
     Args:
       config: the run.
@@ -292,6 +297,15 @@ def run_training(config: TrainProgramConfig,
     Returns:
       The trainer's result (completed, or stopped by a signal).
     """
+    lock = workdir_lock.WorkdirLock(config.trainer.workdir)
+    try:
+        return _run_training(config, flags_text, lock)
+    finally:
+        lock.release()
+
+
+def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
+                  lock: workdir_lock.WorkdirLock) -> base.TrainResult:
     # First of all: a multi-worker strategy must exist before TensorFlow runs
     # anything (even the optimisers that _validated makes), and it waits here
     # for the other workers.
@@ -302,6 +316,8 @@ def run_training(config: TrainProgramConfig,
     except ValueError as error:
         raise ConfigError(f"--batch_size: {error}") from None
     is_chief = distribute_lib.is_chief(strategy)
+    if is_chief:
+        workdir_lib.check_workdir_usable(config.trainer.workdir)
     arrays = config.data.load(config.trainer.seed)
     config = _fitted_to_data(config, arrays)
     if arrays.example_shape != tuple(config.model.image_shape):
@@ -332,9 +348,18 @@ def run_training(config: TrainProgramConfig,
 
     workdir = config.trainer.workdir
     if is_chief:
+        os.makedirs(workdir, exist_ok=True)
+        lock.acquire()
         resuming = workdir_lib.claim_workdir(
             workdir, config.run_identity(),
             upgrade_recorded=runs.upgrade_identity)
+        if resuming:
+            # Before anything is written: a run whose checkpoints are all
+            # unreadable stops here, untouched (the trainer falls back past
+            # damaged ones, saying so).
+            checkpointing.newest_readable(os.path.join(workdir, "checkpoints"),
+                                          log=False)
+        lock.record_holder()
         _record_launch(workdir, flags_text, resuming)
     if arrays.class_names and is_chief:
         # Label i of the checkpoints, pictures and export is this class.

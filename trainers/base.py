@@ -18,7 +18,9 @@ that reaches any worker stops all of them at the same step.
 """
 
 import dataclasses
+import gc
 import json
+import math
 import os
 import shutil
 import signal
@@ -31,7 +33,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, T
 from absl import logging
 import tensorflow as tf
 
+from trainers import checkpointing
 from trainers import distribute as distribute_lib
+from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
 
 Logs = Dict[str, tf.Tensor]
@@ -64,6 +68,9 @@ class TrainerConfig:
         the end of each epoch and when interrupted).
       max_checkpoints_to_keep: older checkpoints are deleted beyond this.
       progress: "auto", "bar", "log" or "none" (see trainers.progress).
+      on_nonfinite: what a step that makes a logged scalar or a weight
+        non-finite does: "stop" (raise `NonFiniteError`, save nothing more)
+        or "skip_step" (undo its update and go on); see trainers.nonfinite.
     """
 
     workdir: str
@@ -75,6 +82,7 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0
     max_checkpoints_to_keep: int = 3
     progress: str = "auto"
+    on_nonfinite: str = "stop"
 
     def validate(self) -> None:
         for name in ("epochs", "steps_per_loop", "log_every_steps",
@@ -90,6 +98,10 @@ class TrainerConfig:
             raise ValueError(f"TrainerConfig.progress must be one of "
                              f"{progress_lib.PROGRESS_MODES}, got "
                              f"{self.progress!r}.")
+        if self.on_nonfinite not in nonfinite_lib.ON_NONFINITE_MODES:
+            raise ValueError(f"TrainerConfig.on_nonfinite must be one of "
+                             f"{nonfinite_lib.ON_NONFINITE_MODES}, got "
+                             f"{self.on_nonfinite!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +171,9 @@ class _LoopState(tf.train.experimental.PythonState):
         self.total_wall_seconds = 0.0
         self.steps_per_epoch = 0
         self.history: list = []
+        # Steps whose update --on_nonfinite=skip_step undid.
+        self.epoch_skipped_steps = 0
+        self.total_skipped_steps = 0
 
     def serialize(self) -> str:
         return json.dumps(dataclasses.asdict(_LoopStateRecord(
@@ -167,7 +182,9 @@ class _LoopState(tf.train.experimental.PythonState):
             total_train_seconds=self.total_train_seconds,
             total_wall_seconds=self.total_wall_seconds,
             steps_per_epoch=self.steps_per_epoch,
-            history=self.history)))
+            history=self.history,
+            epoch_skipped_steps=self.epoch_skipped_steps,
+            total_skipped_steps=self.total_skipped_steps)))
 
     def deserialize(self, string_value) -> None:
         if hasattr(string_value, "numpy"):
@@ -182,6 +199,9 @@ class _LoopState(tf.train.experimental.PythonState):
         self.total_wall_seconds = float(record["total_wall_seconds"])
         self.steps_per_epoch = int(record["steps_per_epoch"])
         self.history = list(record["history"])
+        # Absent from checkpoints written before steps could be skipped.
+        self.epoch_skipped_steps = int(record.get("epoch_skipped_steps", 0))
+        self.total_skipped_steps = int(record.get("total_skipped_steps", 0))
 
 
 @dataclasses.dataclass
@@ -193,6 +213,8 @@ class _LoopStateRecord:
     total_wall_seconds: float
     steps_per_epoch: int
     history: list
+    epoch_skipped_steps: int = 0
+    total_skipped_steps: int = 0
 
 
 class _StopRequest:
@@ -232,11 +254,27 @@ class _StopRequest:
         return self.signal_number is not None
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def write_json_atomically(path: str, payload: Any) -> None:
-    """Writes JSON so that readers never see a half-written file."""
+    """Writes JSON so that readers never see a half-written file.
+
+    The file is strict JSON: a NaN or infinite number (a metric that could
+    not be computed) is written as null, which every JSON reader accepts;
+    Python's bare NaN and Infinity are not JSON.
+    """
     temporary_path = path + ".tmp"
     with open(temporary_path, "w") as stream:
-        json.dump(payload, stream, indent=2, sort_keys=True)
+        json.dump(_finite_or_none(payload), stream, indent=2, sort_keys=True,
+                  allow_nan=False)
         stream.write("\n")
     os.replace(temporary_path, path)
 
@@ -392,11 +430,13 @@ class Trainer(tf.Module):
                for key, optimizer in checkpointed_optimizers.items()})
         self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
         self.metrics_path = os.path.join(config.workdir, "metrics.json")
+        # The chief's TensorBoard writer is made on first use (see
+        # `summary_writer`): its events file must not appear in the workdir
+        # before the checkpoint is known to load.
+        self._summary_writer = None
         if self.is_chief:
             os.makedirs(config.workdir, exist_ok=True)
             checkpoint_dir = self.checkpoint_dir
-            self.summary_writer = tf.summary.create_file_writer(
-                os.path.join(config.workdir, "tensorboard"))
         else:
             # Saving may need every worker, so the others save too, where
             # nobody reads it; the finalizer deletes it even if train() is
@@ -406,7 +446,7 @@ class Trainer(tf.Module):
                 prefix=f"vae-{task_type}-{task_id}-checkpoints-")
             weakref.finalize(self, shutil.rmtree, checkpoint_dir,
                              ignore_errors=True)
-            self.summary_writer = tf.summary.create_noop_writer()
+            self._summary_writer = tf.summary.create_noop_writer()
         self.checkpoint_manager = tf.train.CheckpointManager(
             self.checkpoint, checkpoint_dir,
             max_to_keep=(config.max_checkpoints_to_keep if self.is_chief
@@ -423,6 +463,14 @@ class Trainer(tf.Module):
             self.distributed_train_step,
             jit_compile=config.jit_compile and one_replica)
         self._eval_step_fn = tf.function(self.eval_step)
+        # What the non-finite guard checks after every step, and (for
+        # skip_step) what it puts back.
+        self._guarded_variables = nonfinite_lib.unique_variables(
+            [model.variables, *self.optimized_variables.values()])
+        self._restorable_variables = nonfinite_lib.unique_variables(
+            [self._guarded_variables,
+             *(distribute_lib.optimizer_variables(key, optimizer)[1]
+               for key, optimizer in checkpointed_optimizers.items())])
         self._train_loop_fn = None
         self._eval_loop_fn = None
         self._vote_fn = None
@@ -562,6 +610,15 @@ class Trainer(tf.Module):
         return self._step_fn
 
     @property
+    def summary_writer(self) -> tf.summary.SummaryWriter:
+        """The TensorBoard writer (the chief's, in WORKDIR/tensorboard;
+        another worker's writes nothing), made on first use."""
+        if self._summary_writer is None:
+            self._summary_writer = tf.summary.create_file_writer(
+                os.path.join(self.config.workdir, "tensorboard"))
+        return self._summary_writer
+
+    @property
     def epoch(self) -> int:
         """Number of epochs completed so far."""
         return int(self.completed_epochs.numpy())
@@ -572,18 +629,29 @@ class Trainer(tf.Module):
         Returns:
           True when a checkpoint was restored.
         """
-        # Every worker resumes from the chief's checkpoints.
-        latest = (self.checkpoint_manager.latest_checkpoint if self.is_chief
-                  else tf.train.latest_checkpoint(self.checkpoint_dir))
+        # Every worker resumes from the chief's checkpoints, the newest that
+        # can be read, whatever the state file says (see
+        # trainers.checkpointing).
+        latest = checkpointing.restore_newest_readable(self.checkpoint,
+                                                       self.checkpoint_dir)
+        if self.is_chief:
+            checkpointing.remove_temporary_leftovers(self.checkpoint_dir)
         if latest is None:
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        if self.is_chief:
+            repaired = checkpointing.repair_state_file(
+                self.checkpoint_manager, latest)
+            if repaired is not None:
+                self.checkpoint_manager = repaired
         logging.info("Restored %s: global step %d, %d epochs completed.",
                      latest, int(self.global_step.numpy()), self.epoch)
         return True
 
     def save_checkpoint(self) -> str:
-        return self.checkpoint_manager.save()
+        """Writes a checkpoint; raises `checkpointing.CheckpointWriteError`
+        (the partial files removed, the previous checkpoint intact) when it
+        cannot."""
+        return checkpointing.save(self.checkpoint_manager)
 
     def track_in_checkpoint(self, **state: tf.Variable) -> None:
         """Adds a subclass's own state to every checkpoint, by name.
@@ -611,22 +679,53 @@ class Trainer(tf.Module):
         structure = self._step_fn.get_concrete_function(
             element_spec, SEED_SPEC).structured_outputs
         keys = sorted(structure)
+        skip = self.config.on_nonfinite == "skip_step"
+        guarded = self._guarded_variables
+        restorable = self._restorable_variables
 
+        def restore(backup):
+            for variable, value in zip(restorable, backup):
+                variable.assign(value)
+            return tf.constant(True)
+
+        # The non-finite guard (trainers.nonfinite): after every step, one
+        # flag per logged scalar and one for the weights; "stop" ends the
+        # loop after the first step that raises one, "skip_step" undoes it.
         @tf.function
         def train_loop(iterator, num_steps):
             sums = {key: tf.constant(0.0, tf.float32) for key in keys}
-            for _ in tf.range(num_steps):
+            steps = tf.constant(0, tf.int32)
+            counted = tf.constant(0, tf.int32)
+            nonfinite = tf.zeros([len(keys) + 1], tf.bool)
+            while steps < num_steps and not tf.reduce_any(nonfinite):
+                backup = ([variable.read_value() for variable in restorable]
+                          if skip else [])
                 # Drawn here, outside the replicas (in a replica the
                 # generator would fold the replica's index in), so every
                 # replica gets the same seed.
                 seed = self.rng.uniform_full_int([2], dtype=tf.int32)
                 logs = self._step_fn(next(iterator), seed)
                 self.global_step.assign_add(1)
-                sums = {key: sums[key] + tf.cast(logs[key], tf.float32)
+                steps += 1
+                flags = tf.stack(
+                    [tf.logical_not(tf.math.is_finite(
+                        tf.cast(logs[key], tf.float32))) for key in keys]
+                    + [tf.logical_not(nonfinite_lib.all_finite(guarded))])
+                finite = tf.logical_not(tf.reduce_any(flags))
+                if skip:
+                    tf.cond(finite, lambda: tf.constant(False),
+                            lambda: restore(backup))
+                else:
+                    nonfinite = flags
+                sums = {key: sums[key] + tf.where(
+                    finite, tf.cast(logs[key], tf.float32), 0.0)
                         for key in keys}
-            steps = tf.cast(num_steps, tf.float32)
-            return {key: sums[key] / steps for key in keys}
+                counted += tf.cast(finite, tf.int32)
+            divisor = tf.cast(tf.maximum(counted, 1), tf.float32)
+            return ({key: sums[key] / divisor for key in keys}, steps,
+                    counted, nonfinite)
 
+        self._train_loop_keys = keys
         return train_loop
 
     def _build_eval_loop(self, element_spec) -> Callable:
@@ -728,6 +827,13 @@ class Trainer(tf.Module):
         if step_in_epoch == 0:
             state.epoch_sums, state.epoch_steps = {}, 0
             state.epoch_train_seconds = 0.0
+            state.epoch_skipped_steps = 0
+        # Free the previous epoch's datasets, iterators and evaluation sets
+        # now: reference cycles through their functions keep them (and the
+        # tensors they captured) until Python's cycle collector runs, which
+        # it does more and more rarely as a run's objects age, so without
+        # this the process grew by megabytes every epoch.
+        gc.collect()
         iterator = iter(self.strategy.experimental_distribute_dataset(
             self._shardable(self.data.train_batches(epoch, step_in_epoch))))
         if self._train_loop_fn is None:
@@ -738,15 +844,23 @@ class Trainer(tf.Module):
             num_steps = min(config.steps_per_loop,
                             steps_per_epoch - step_in_epoch)
             start = time.perf_counter()
-            logs = self._train_loop_fn(iterator, tf.constant(num_steps))
+            logs, steps, counted, nonfinite = self._train_loop_fn(
+                iterator, tf.constant(num_steps))
             logs = {key: float(value.numpy()) for key, value in logs.items()}
             seconds = time.perf_counter() - start
+            num_steps, counted = int(steps.numpy()), int(counted.numpy())
             step_in_epoch += num_steps
             global_step = int(self.global_step.numpy())
+            if nonfinite.numpy().any():
+                self._raise_nonfinite(nonfinite.numpy(), global_step)
+            if counted < num_steps:
+                self._report_skipped(num_steps - counted, global_step)
+                if not counted:
+                    logs = {}  # No step of the loop left a value to show.
 
             for key, value in logs.items():
                 state.epoch_sums[key] = (state.epoch_sums.get(key, 0.0)
-                                         + value * num_steps)
+                                         + value * counted)
             state.epoch_steps += num_steps
             state.epoch_train_seconds += seconds
             state.total_train_seconds += seconds
@@ -776,6 +890,34 @@ class Trainer(tf.Module):
         reporter.end_line()
         self._finish_epoch(epoch)
         return False
+
+    def _raise_nonfinite(self, flags, global_step: int) -> None:
+        """Raises `NonFiniteError` for the step whose `flags` (one per
+        logged scalar, then one for the weights) are set."""
+        keys = self._train_loop_keys
+        logged = [key for key, flag in zip(keys, flags) if flag]
+        quantities = []
+        if logged:
+            quantities.append(f"the logged {', '.join(logged)}")
+        if flags[-1]:
+            names, count = nonfinite_lib.nonfinite_variable_names(
+                self._guarded_variables)
+            quantities.append(
+                f"{count} weight variable(s) after the step's update "
+                f"({', '.join(names)}{', ...' if count > len(names) else ''})")
+        message = nonfinite_lib.stop_message(
+            global_step, quantities, self.checkpoint_manager.latest_checkpoint)
+        raise nonfinite_lib.NonFiniteError(message, global_step, quantities)
+
+    def _report_skipped(self, skipped: int, global_step: int) -> None:
+        state = self._loop_state
+        state.epoch_skipped_steps += skipped
+        state.total_skipped_steps += skipped
+        logging.warning(
+            "Skipped the update of %d step(s) with non-finite values among "
+            "the steps up to global step %d (--on_nonfinite=skip_step); %d "
+            "skipped so far.", skipped, global_step,
+            state.total_skipped_steps)
 
     @staticmethod
     def _shardable(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -825,7 +967,8 @@ class Trainer(tf.Module):
         epoch, whose first step waits for the chief.
         """
         state = self._loop_state
-        train_logs = {key: total / max(1, state.epoch_steps)
+        train_logs = {key: total / max(1, state.epoch_steps
+                                       - state.epoch_skipped_steps)
                       for key, total in state.epoch_sums.items()}
         evaluation = self.evaluate() if self.is_chief else {}
         global_step = int(self.global_step.numpy())
@@ -839,6 +982,8 @@ class Trainer(tf.Module):
             "epoch_train_seconds": state.epoch_train_seconds,
             "total_train_seconds": state.total_train_seconds,
         }
+        if self.config.on_nonfinite == "skip_step":
+            record["skipped_nonfinite_steps"] = state.epoch_skipped_steps
         record.update(evaluation)
         with self.summary_writer.as_default(step=global_step):
             for split, values in evaluation.items():

@@ -42,7 +42,8 @@ import glob
 import gzip
 import math
 import os
-from typing import Sequence
+from typing import Dict, Sequence, Tuple
+import weakref
 import zipfile
 import zlib
 
@@ -831,6 +832,28 @@ def _binarize_to_uint8(images: np.ndarray, binarization: str,
     return binary, 1.0
 
 
+# id(images), id(labels) of a split -> its arrays as tensors (images as
+# stored, labels int32). Made once per split rather than once per epoch: the
+# dataset of an epoch captures them, and a dataset is only freed when
+# Python's cycle collector next runs, so a copy per epoch (47 MB for MNIST)
+# piled up between collections, which grow rarer as a run goes on.
+_SPLIT_TENSORS: Dict[Tuple[int, int], Tuple[tf.Tensor, tf.Tensor]] = {}
+
+
+def _split_tensors(split: ArraySplit) -> Tuple[tf.Tensor, tf.Tensor]:
+    key = (id(split.images), id(split.labels))
+    tensors = _SPLIT_TENSORS.get(key)
+    if tensors is None:
+        tensors = (tf.constant(split.images),
+                   tf.constant(split.labels.astype(np.int32)))
+        _SPLIT_TENSORS[key] = tensors
+        # The entry goes with the arrays, so that a later array given the
+        # same id never finds this one's tensors.
+        for array in (split.images, split.labels):
+            weakref.finalize(array, _SPLIT_TENSORS.pop, key, None)
+    return tensors
+
+
 def train_batches(split: ArraySplit,
                   *,
                   batch_size: int,
@@ -891,8 +914,7 @@ def train_batches(split: ArraySplit,
     # matches the uninterrupted one.
     batch_numbers = np.arange(skip_batches, num_batches, dtype=np.int64)
 
-    images = tf.constant(split.images)
-    labels = tf.constant(split.labels.astype(np.int32))
+    images, labels = _split_tensors(split)
     epoch_seed = tf.constant([seed, epoch], dtype=tf.int64)
     is_float = np.issubdtype(split.images.dtype, np.floating)
 
