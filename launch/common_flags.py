@@ -21,11 +21,16 @@ from launch import evaluation_program
 from launch import exit_codes
 from launch import experiment
 from launch import flag_types
+from launch import multi_worker
 from trainers import base
 from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
+from trainers import stop_signals
 from vae import datasets
 from vae import image_folders
+
+# --checkpoint_every_seconds when unset in a multi-worker run.
+MULTI_WORKER_CHECKPOINT_SECONDS = 300.0
 
 
 class TrainingFlags:
@@ -168,6 +173,13 @@ class TrainingFlags:
             "checkpoint_every_steps", 0,
             "Also checkpoint mid-epoch this often (0: at epoch ends only).",
             lower_bound=0)
+        self.checkpoint_every_seconds = flags.DEFINE_float(
+            "checkpoint_every_seconds", None,
+            "Also checkpoint mid-epoch once this many seconds have passed "
+            "since the last checkpoint (0: never by time). Unset: "
+            f"{MULTI_WORKER_CHECKPOINT_SECONDS:.0f} with "
+            "--strategy=multi_worker, so a lost worker costs minutes rather "
+            "than an epoch; 0 otherwise.", lower_bound=0.0)
         self.keep_checkpoints = flags.DEFINE_integer(
             "keep_checkpoints", 3, "Checkpoints kept in WORKDIR/checkpoints.",
             lower_bound=1)
@@ -262,6 +274,11 @@ class TrainingFlags:
             jit_compile=self.jit_compile.value,
             log_every_steps=self.log_every_steps.value,
             checkpoint_every_steps=self.checkpoint_every_steps.value,
+            checkpoint_every_seconds=(
+                self.checkpoint_every_seconds.value
+                if self.checkpoint_every_seconds.value is not None else
+                MULTI_WORKER_CHECKPOINT_SECONDS
+                if self.strategy.value == "multi_worker" else 0.0),
             max_checkpoints_to_keep=self.keep_checkpoints.value,
             progress=self.progress.value,
             on_nonfinite=self.on_nonfinite.value)
@@ -312,6 +329,9 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
     """
 
     def main(argv: Sequence[str]) -> None:
+        # Before any work (the console scripts install them even before
+        # TensorFlow loads, see launch/entry_points.py).
+        stop_signals.install_for_process()
         if len(argv) > 1:
             raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
         try:
@@ -332,6 +352,8 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
                 raise
             errors.report_user_error(errors.disk_error_message(error))
             sys.exit(exit_codes.USER_ERROR)
+        except multi_worker.LostWorkerError as error:
+            multi_worker.exit_reporting(error)
         if not result.completed:
             sys.exit(exit_codes.stopped_by(result.stop_signal))
 

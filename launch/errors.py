@@ -1,22 +1,14 @@
 """How the launch programs report mistakes in what the user asked for."""
 
 import errno
-import os
-import sys
-from typing import List, Sequence
 
-from absl import flags
-
-from launch import flagfiles
+# Re-exported: the reporting itself is free of TensorFlow (vae-submit uses it).
+from launch.user_errors import ConfigError, parse_flags_or_exit  # noqa: F401
+from launch.user_errors import report_user_error  # noqa: F401
 from trainers import checkpointing
 from trainers import workdir as workdir_lib
 from trainers import workdir_lock
 from vae import datasets
-
-
-class ConfigError(ValueError):
-    """A configuration value is unusable; the message names it."""
-
 
 # Errors caused by what the user asked for: reported as one paragraph, no
 # traceback. Anything else is a bug and keeps its traceback.
@@ -38,22 +30,3 @@ def disk_error_message(error: OSError) -> str:
             "stopped; its latest checkpoint is intact, and running the same "
             "command again resumes from it once the workdir can be written "
             "(free some space, or fix its permissions).")
-
-
-def report_user_error(error: Exception) -> None:
-    program = os.path.basename(sys.argv[0]) or "vae"
-    print(f"{program}: error: {error}", file=sys.stderr)
-
-
-def parse_flags_or_exit(argv: Sequence[str]) -> List[str]:
-    """Parses the command line like absl's default parser, but reports a bad
-    flag value as a user error: one paragraph naming the flag and what it
-    expects, exit status 2. Pass as `flags_parser` to `absl.app.run`."""
-    try:
-        # Includes inside flagfiles are read relative to the including file
-        # (launch/flagfiles.py), so presets work from any directory.
-        with flagfiles.resolved_includes(argv) as resolved:
-            return flags.FLAGS(resolved)
-    except flags.Error as error:
-        report_user_error(error)
-        sys.exit(2)

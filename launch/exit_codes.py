@@ -32,3 +32,9 @@ def stopped_by(signal_number: int) -> int:
 # it, so that the next allocation resumes the run from its checkpoint.
 REQUEUE_SIGNAL = signal.SIGUSR1
 REQUEUE = stopped_by(REQUEUE_SIGNAL)
+
+# A multi-worker run whose other worker went away (killed, its node lost):
+# the survivors exit with this status (EX_TEMPFAIL of sysexits.h, "try
+# again"), and the scripts of launch/submit.py requeue the job, which resumes
+# from the last checkpoint.
+LOST_WORKER = 75

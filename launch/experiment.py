@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from launch import cluster
 from launch import evaluation_program
+from launch import multi_worker
 from launch import runs
 # Re-exported: callers of run_training catch and report what it raises.
 from launch.errors import ConfigError, USER_ERRORS, report_user_error
@@ -385,7 +386,8 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
             seed=config.trainer.seed))
     with strategy.scope():
         trainer = make_trainer(config, model, data, hooks)
-    result = trainer.train()
+    # A lost worker: one clear line and a status the Slurm script requeues.
+    result = multi_worker.train(trainer)
     if result.completed and is_chief:
         final = result.metrics.get("final", {})
         if "test" in final:
@@ -397,4 +399,6 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
             path = export_lib.export_saved_model(
                 model, os.path.join(workdir, "export"))
             logging.info("SavedModel written to %s.", path)
+    # Workers leave together, once the chief is done (no error logged).
+    multi_worker.finish_together(strategy)
     return result

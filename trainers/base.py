@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
@@ -37,15 +36,14 @@ from trainers import checkpointing
 from trainers import distribute as distribute_lib
 from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
+from trainers import stop_signals
 
 Logs = Dict[str, tf.Tensor]
 
 # The signals that stop training after the current loop of steps, with a
-# checkpoint. When workers receive different ones, they all stop with the
-# first of this order that any of them received: SIGTERM usually means the
-# whole job is going away, SIGUSR1 that it is about to (Slurm's warning before
-# the time limit, see launch/submit.py), SIGINT a person at a terminal.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+# checkpoint; when workers receive different ones, they all stop for the
+# first of this order that any of them received (see trainers.stop_signals).
+STOP_SIGNALS = stop_signals.STOP_SIGNALS
 
 # The step's seed: a stateless seed, as `tf.random.stateless_*` take it.
 SEED_SPEC = tf.TensorSpec([2], tf.int32)
@@ -66,6 +64,10 @@ class TrainerConfig:
       log_every_steps: TensorBoard scalars at most once per this many steps.
       checkpoint_every_steps: also checkpoint mid-epoch this often (0: only at
         the end of each epoch and when interrupted).
+      checkpoint_every_seconds: also checkpoint after the first loop of steps
+        that ends this long after the last checkpoint (0: never by time).
+        With several workers they agree to save when any of them is due, so
+        a lost worker costs this much training rather than an epoch.
       max_checkpoints_to_keep: older checkpoints are deleted beyond this.
       progress: "auto", "bar", "log" or "none" (see trainers.progress).
       on_nonfinite: what a step that makes a logged scalar or a weight
@@ -80,6 +82,7 @@ class TrainerConfig:
     jit_compile: bool = False
     log_every_steps: int = 100
     checkpoint_every_steps: int = 0
+    checkpoint_every_seconds: float = 0.0
     max_checkpoints_to_keep: int = 3
     progress: str = "auto"
     on_nonfinite: str = "stop"
@@ -94,6 +97,10 @@ class TrainerConfig:
             raise ValueError("TrainerConfig.checkpoint_every_steps must be 0 "
                              "(epoch ends only) or positive, got "
                              f"{self.checkpoint_every_steps}.")
+        if self.checkpoint_every_seconds < 0:
+            raise ValueError("TrainerConfig.checkpoint_every_seconds must be "
+                             "0 (never by time) or positive, got "
+                             f"{self.checkpoint_every_seconds}.")
         if self.progress not in progress_lib.PROGRESS_MODES:
             raise ValueError(f"TrainerConfig.progress must be one of "
                              f"{progress_lib.PROGRESS_MODES}, got "
@@ -215,43 +222,6 @@ class _LoopStateRecord:
     history: list
     epoch_skipped_steps: int = 0
     total_skipped_steps: int = 0
-
-
-class _StopRequest:
-    """Turns SIGTERM/SIGUSR1/SIGINT into a request the loop honours between
-    loops of steps."""
-
-    def __init__(self):
-        self.signal_number: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
-
-    def _handle(self, signal_number, frame):
-        del frame
-        if self.signal_number is not None:
-            # A second signal means "now": the last checkpoint stays valid.
-            raise KeyboardInterrupt
-        self.signal_number = signal_number
-        logging.warning("Received %s: finishing the current step, then "
-                        "writing a checkpoint and stopping.",
-                        signal.Signals(signal_number).name)
-
-    def install(self) -> None:
-        # Python only delivers signals to the main thread; elsewhere (a test
-        # runner thread, say) the trainer simply runs without handlers.
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signal_number in STOP_SIGNALS:
-            self._previous[signal_number] = signal.signal(signal_number,
-                                                          self._handle)
-
-    def uninstall(self) -> None:
-        for signal_number, handler in self._previous.items():
-            signal.signal(signal_number, handler)
-        self._previous.clear()
-
-    @property
-    def requested(self) -> bool:
-        return self.signal_number is not None
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -474,8 +444,9 @@ class Trainer(tf.Module):
         self._train_loop_fn = None
         self._eval_loop_fn = None
         self._vote_fn = None
-        self._stop_request = _StopRequest()
+        self._stop_request = stop_signals.StopRequest()
         self._stop_signal: Optional[int] = None
+        self._last_save_time = time.monotonic()
 
     @classmethod
     def from_objective(cls, model: tf.Module, objective: Any,
@@ -651,7 +622,9 @@ class Trainer(tf.Module):
         """Writes a checkpoint; raises `checkpointing.CheckpointWriteError`
         (the partial files removed, the previous checkpoint intact) when it
         cannot."""
-        return checkpointing.save(self.checkpoint_manager)
+        path = checkpointing.save(self.checkpoint_manager)
+        self._last_save_time = time.monotonic()
+        return path
 
     def track_in_checkpoint(self, **state: tf.Variable) -> None:
         """Adds a subclass's own state to every checkpoint, by name.
@@ -788,12 +761,24 @@ class Trainer(tf.Module):
         # One progress display per run: the chief's.
         reporter = progress_lib.ProgressReporter(
             config.progress if self.is_chief else "none")
-        self._stop_request = _StopRequest()
-        self._stop_request.install()
+        # A program installs its handlers at start (stop_signals.
+        # install_for_process), so a signal that came while it loaded is
+        # honoured here; elsewhere (tests, notebooks) train() handles the
+        # signals while it runs.
+        own_request = stop_signals.process_request() is None
+        self._stop_request = (stop_signals.StopRequest() if own_request
+                              else stop_signals.process_request())
+        if own_request:
+            self._stop_request.install()
         self._wall_mark = time.perf_counter()
+        self._last_save_time = time.monotonic()
         try:
+            # A signal before the first step (while the program loaded):
+            # stop with a checkpoint of where the run stands.
+            self._stop_signal, _ = self._vote(saving_due=False)
             while self.epoch < config.epochs:
-                stopped = self._run_epoch(self.epoch, reporter)
+                stopped = (self._stop_signal is not None
+                           or self._run_epoch(self.epoch, reporter))
                 if stopped:
                     reporter.end_line()
                     self._account_wall_time()
@@ -809,7 +794,8 @@ class Trainer(tf.Module):
                         global_step=int(self.global_step.numpy()),
                         metrics=self._metrics_payload())
         finally:
-            self._stop_request.uninstall()
+            if own_request:
+                self._stop_request.uninstall()
             if not self.is_chief:
                 shutil.rmtree(self.checkpoint_manager.directory,
                               ignore_errors=True)
@@ -878,13 +864,16 @@ class Trainer(tf.Module):
                             steps_per_epoch=steps_per_epoch,
                             global_step=global_step, logs=logs,
                             images_per_second=images_per_second)
-            self._stop_signal = self._agreed_stop_signal()
+            mid_epoch = step_in_epoch < steps_per_epoch
+            self._stop_signal, save_now = self._vote(saving_due=mid_epoch and (
+                time.monotonic() - self._last_save_time
+                >= config.checkpoint_every_seconds > 0))
             if self._stop_signal is not None:
                 return True
-            if (config.checkpoint_every_steps and step_in_epoch
-                    < steps_per_epoch and global_step
+            if mid_epoch and (save_now or (
+                    config.checkpoint_every_steps and global_step
                     // config.checkpoint_every_steps != (global_step - num_steps)
-                    // config.checkpoint_every_steps):
+                    // config.checkpoint_every_steps)):
                 self.save_checkpoint()
 
         reporter.end_line()
@@ -929,18 +918,20 @@ class Trainer(tf.Module):
             tf.data.experimental.AutoShardPolicy.DATA)
         return dataset.with_options(options)
 
-    def _agreed_stop_signal(self) -> Optional[int]:
-        """The signal every worker stops for now, or None to go on.
+    def _vote(self, saving_due: bool) -> Tuple[Optional[int], bool]:
+        """The signal every worker stops for now (or None to go on), and
+        whether every worker checkpoints now (by time) if it goes on.
 
         A signal may reach one worker only (or reach them between different
-        loops); all must stop after the same step, or the others would wait
-        for it at their next synchronisation forever. So the workers vote
-        after every loop (a small all-reduce), and stop for the first signal
-        of `STOP_SIGNALS` that any of them received.
+        loops), and workers' clocks differ; all must stop, or save, after the
+        same step, or the others would wait for them at their next
+        synchronisation forever. So the workers vote after every loop (a
+        small all-reduce): they stop for the first signal of `STOP_SIGNALS`
+        that any of them received, and save when any of them is due.
         """
         local = self._stop_request.signal_number
         if self._num_workers == 1:
-            return local
+            return local, saving_due
         if self._vote_fn is None:
             strategy = self.strategy
 
@@ -952,12 +943,13 @@ class Trainer(tf.Module):
 
             self._vote_fn = vote
         ballot = tf.constant([1.0 if local == signal_number else 0.0
-                              for signal_number in STOP_SIGNALS])
+                              for signal_number in STOP_SIGNALS]
+                             + [1.0 if saving_due else 0.0])
         totals = self._vote_fn(ballot).numpy()
         for signal_number, total in zip(STOP_SIGNALS, totals):
             if total > 0:
-                return signal_number
-        return None
+                return signal_number, False
+        return None, bool(totals[-1] > 0)
 
     def _finish_epoch(self, epoch: int) -> None:
         """Evaluation, history, hooks and the epoch-end checkpoint.
