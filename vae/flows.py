@@ -164,16 +164,24 @@ class InverseAutoregressiveFlow(tf.Module):
         self.latent_dim = latent_dim
         self.context_dim = context_dim
         self.networks = []
-        self.steps = []
         with self.name_scope:
             for step in range(num_steps):
                 # Alternate the ordering, so that after two steps every latent
                 # can depend on every other.
-                network = MADE(latent_dim, context_dim, hidden_units, activation,
-                               reverse=step % 2 == 1, name=f"made_{step}")
-                self.networks.append(network)
-                self.steps.append(tfb.Invert(tfb.MaskedAutoregressiveFlow(
-                    shift_and_log_scale_fn=_gated(network), name=f"maf_{step}")))
+                self.networks.append(
+                    MADE(latent_dim, context_dim, hidden_units, activation,
+                         reverse=step % 2 == 1, name=f"made_{step}"))
+
+    def bijectors(self) -> list[tfb.Bijector]:
+        """The steps as `tfb.Invert(tfb.MaskedAutoregressiveFlow(...))` bijectors.
+
+        Made on demand rather than kept: they hold only closures over the
+        networks, and keeping them would put TFP objects in the model's
+        checkpoint and SavedModel graphs for nothing.
+        """
+        return [tfb.Invert(tfb.MaskedAutoregressiveFlow(
+                    shift_and_log_scale_fn=_gated(network), name=f"maf_{step}"))
+                for step, network in enumerate(self.networks)]
 
     def __call__(self, z: tf.Tensor, context: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Pushes `z` through every step.
@@ -188,7 +196,7 @@ class InverseAutoregressiveFlow(tf.Module):
             the steps of log |det dz_t/dz_{t-1}|.
         """
         log_det = tf.zeros(tf.shape(z)[:-1])
-        for step in self.steps:
+        for step in self.bijectors():
             log_det += step.forward_log_det_jacobian(z, event_ndims=1,
                                                      conditional_input=context)
             z = step.forward(z, conditional_input=context)
