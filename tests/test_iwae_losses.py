@@ -1,4 +1,4 @@
-"""Tests of the importance-weighted bound and of DReG (trainers/iwae_losses.py).
+"""Tests of the importance-weighted bound and DReG (trainers/iwae_losses.py).
 
 The DReG tests use a one-dimensional linear Gaussian model, p(z) = N(0, 1),
 p(x|z) = N(x; a z, s^2), with the encoder q(z|x) = N(w x + b, exp(c)^2): its

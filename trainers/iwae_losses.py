@@ -158,7 +158,8 @@ def dreg_gradients(model, images: tf.Tensor, noise: tf.Tensor,
         # theta (and any parameter of p): sum_i w~_i grad log w_i at fixed z.
         direct_loss = -tf.reduce_sum(weights * log_weights) / batch_size
         # phi through z: sum_i w~_i^2 d log w_i / d z_i.
-        path_loss = -tf.reduce_sum(tf.square(weights) * log_weights) / batch_size
+        path_loss = (-tf.reduce_sum(tf.square(weights) * log_weights)
+                     / batch_size)
     direct = tape.gradient(direct_loss, variables,
                            unconnected_gradients=tf.UnconnectedGradients.ZERO)
     latent_gradient = tape.gradient(path_loss, latent_leaf)

@@ -199,6 +199,7 @@ class TwoLevelVAE(models.LatentVariableModel):
         elif isinstance(seed, int):
             seed = tf.constant([seed, 0], tf.int32)
         noise = tf.random.stateless_normal(
-            [num, self.latent_dim], seed=tf.random.experimental.stateless_fold_in(seed, 1))
+            [num, self.latent_dim],
+            seed=tf.random.experimental.stateless_fold_in(seed, 1))
         return self.decode_mean(self.prior_latents(
             noise, tf.random.experimental.stateless_fold_in(seed, 2)), labels)

@@ -532,10 +532,12 @@ def decoded_log_likelihood(model: LatentVariableModel, z: tf.Tensor, images: tf.
         tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0))
     flat_labels = None
     if labels is not None:
-        flat_labels = tf.reshape(tf.repeat(labels[tf.newaxis], num_samples, axis=0),
-                                 tf.stack([num_samples * batch_size, tf.shape(labels)[1]]))
+        flat_labels = tf.reshape(
+            tf.repeat(labels[tf.newaxis], num_samples, axis=0),
+            tf.stack([num_samples * batch_size, tf.shape(labels)[1]]))
     likelihood = model.decode(flat_z, flat_labels, is_training=is_training, seed=seed)
-    return tf.reshape(likelihood.log_prob(flat_images), tf.stack([num_samples, batch_size]))
+    return tf.reshape(likelihood.log_prob(flat_images),
+                      tf.stack([num_samples, batch_size]))
 
 
 class VAE(LatentVariableModel):
