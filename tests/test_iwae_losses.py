@@ -15,6 +15,7 @@ import tensorflow_probability as tfp
 
 from trainers import iwae_losses
 from trainers import losses
+from vae import likelihood
 from vae import models
 
 tfd = tfp.distributions
@@ -206,3 +207,17 @@ def test_dreg_encoder_gradient_vanishes_at_the_exact_posterior():
                                      x=np.array([0.5, -1.0]),
                                      eps=eps.numpy()[..., 0])
     assert max(abs(standard[n].mean()) for n in "wbc") > 1e-2
+
+
+def test_plain_vae_weights_are_the_likelihood_modules():
+    # The model's own weights (what vae-evaluate now asks for) equal, draw
+    # for draw, those vae.likelihood computed before models had them.
+    model = _tiny_vae()
+    seed = tf.constant([7, 8], tf.int32)
+    posterior = model.encode(IMAGES)
+    np.testing.assert_allclose(
+        model.log_importance_weights(IMAGES, num_samples=5, seed=seed,
+                                     posterior=posterior).numpy(),
+        likelihood.log_importance_weights(model, IMAGES, posterior,
+                                          num_samples=5, seed=seed).numpy(),
+        rtol=1e-6, atol=1e-5)
