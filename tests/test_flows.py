@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from vae import flows
@@ -18,12 +17,11 @@ def _randomise(module, seed):
         variable.assign(rng.normal(scale=0.7, size=variable.shape))
 
 
-@pytest.mark.parametrize("num_steps", [1, 3])
-def test_log_det_is_the_autodiff_jacobians(num_steps):
+def test_log_det_is_the_autodiff_jacobians():
+    # Three steps: both variable orderings, and a sum over steps.
     flow = flows.InverseAutoregressiveFlow(latent_dim=3, context_dim=2,
-                                           num_steps=num_steps,
-                                           hidden_units=(8,))
-    _randomise(flow, num_steps)
+                                           num_steps=3, hidden_units=(8,))
+    _randomise(flow, 3)
     z = tf.constant(np.random.default_rng(0).normal(size=(4, 3)), tf.float32)
     context = tf.constant(np.random.default_rng(1).normal(size=(4, 2)),
                           tf.float32)

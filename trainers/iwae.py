@@ -15,7 +15,7 @@ second latent layer are weighted correctly), and ascends the logsumexp.
 Objective fields (command-line flags of the same name):
   --num_importance_samples_train=k  (k = 1 is the Monte Carlo ELBO)
   --iwae_gradient=standard|dreg     (DReG: Tucker et al., 2019, for the
-                                     encoder of a one-layer Gaussian q)
+                                     encoder of one Gaussian q layer)
 and those of the ELBO objective (--beta and --kl_warmup_epochs anneal the
 prior and posterior terms inside each weight; --kl is not used, every
 weight is Monte Carlo).
@@ -58,8 +58,8 @@ class IwaeObjective(elbo.ElboObjective):
         default="standard", metadata={
             "help": "Encoder gradient of the bound: 'standard' (autodiff "
                     "of the logsumexp) or 'dreg' (doubly reparameterised, "
-                    "Tucker et al. 2019; one-layer Gaussian posteriors, "
-                    "no KL warm-up, beta 1).",
+                    "Tucker et al. 2019; one Gaussian posterior layer, "
+                    "no flow, no KL warm-up, beta 1).",
             "choices": iwae_losses.IWAE_GRADIENTS})
 
     def validate(self) -> None:
@@ -90,14 +90,26 @@ class IwaeTrainer(elbo.ElboTrainer):
 
     def __init__(self, model, *args, **kwargs):
         super().__init__(model, *args, **kwargs)
-        if (self.objective.iwae_gradient == "dreg"
-                and not getattr(model, "has_analytic_kl", False)):
-            # DReG needs z = loc + scale * eps and log q at fixed
-            # parameters, which a flow or a second layer does not give.
+        self.check_configs(model.config, self.objective)
+
+    @classmethod
+    def check_configs(cls, model_config, objective: IwaeObjective) -> None:
+        """Refuses an objective the model cannot train with.
+
+        DReG needs z = loc + scale * eps and log q(z|x) at fixed
+        parameters, which one diagonal Gaussian gives (a VampPrior is
+        fine: it is part of p) and a flow or a second layer does not.
+
+        Raises:
+          ValueError: naming the flags.
+        """
+        if (objective.iwae_gradient == "dreg"
+                and not getattr(model_config, "has_gaussian_posterior",
+                                True)):
             raise ValueError(
-                "--iwae_gradient=dreg supports one Gaussian latent layer "
-                "with the standard prior and no flow; this model has a "
-                "learned prior, a flow posterior or two layers. Use "
+                "--iwae_gradient=dreg needs one diagonal Gaussian "
+                "posterior layer; this model has a flow posterior "
+                "(--posterior_flow) or two latent layers. Use "
                 "--iwae_gradient=standard.")
 
     def _noise(self, seed, images):

@@ -115,8 +115,9 @@ def dreg_gradients(model, images: tf.Tensor, noise: tf.Tensor,
     """The DReG estimate of the gradient of -mean_batch L_k (see above).
 
     Args:
-        model: a one-layer model with a diagonal Gaussian `encode` (no flow):
-            `encode`, `decode`, `prior`.
+        model: a one-layer model whose q(z|x) is `encode`'s diagonal
+            Gaussian (no flow): `encode`, `decode`, `prior` (any prior,
+            a VampPrior included).
         images: [batch, *image_shape].
         noise: standard normal [k, batch, latent_dim]; z = loc + scale *
             noise.

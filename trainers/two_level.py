@@ -31,6 +31,15 @@ class TwoLevelObjective(iwae.IwaeObjective):
             "help": "k of the importance-weighted bound over both latent "
                     "layers; 1 trains the two-level ELBO."})
 
+    def validate(self) -> None:
+        super().validate()
+        if self.iwae_gradient == "dreg":
+            # Known here, so refused with the flags, before any work.
+            raise ValueError(
+                "--iwae_gradient=dreg needs one diagonal Gaussian posterior "
+                "layer, and the two-level model has two; use "
+                "--iwae_gradient=standard.")
+
 
 class TwoLevelTrainer(iwae.IwaeTrainer):
     """Trains a `vae.hierarchical.TwoLevelVAE`."""

@@ -64,6 +64,14 @@ class TwoLevelConfig(models.ModelConfig):
     top_hidden_units: tuple[int, ...] = dataclasses.field(default=(128,), metadata={
         "help": "Hidden layer sizes of the MLPs q(z2|z1) and p(z1|z2)."})
 
+    @property
+    def has_analytic_kl(self) -> bool:
+        return False
+
+    @property
+    def has_gaussian_posterior(self) -> bool:
+        return False  # q(z1|x) q(z2|z1), two layers.
+
     def validate(self) -> None:
         super().validate()
         self._require_positive_ints("top_latent_dim")

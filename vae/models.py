@@ -186,6 +186,17 @@ class ModelConfig(config_dicts.ConfigRecord):
         if self.architecture == "conv":
             self._validate_conv()
 
+    @property
+    def has_analytic_kl(self) -> bool:
+        """Whether KL(q(z|x) || p(z)) has a closed form for this model: a Gaussian
+        posterior (no flow) and the standard prior. Otherwise only `--kl=mc`."""
+        return self.prior == "standard" and self.posterior_flow == "none"
+
+    @property
+    def has_gaussian_posterior(self) -> bool:
+        """Whether q(z|x) is one diagonal Gaussian (what DReG needs)."""
+        return self.posterior_flow == "none"
+
     def _validate_conv(self) -> None:
         if len(self.image_shape) != 3:
             self._fail("image_shape", "(height, width, channels) for architecture 'conv'")
