@@ -151,6 +151,20 @@ def _data_dir_from_flags_file(workdir: str) -> Optional[str]:
     return None
 
 
+def _latents_beyond_export(model_config) -> str:
+    """What of the model a SavedModel export does not carry ('' if none):
+    a learned prior, a flow posterior or a second latent layer, whose
+    densities only the checkpointed model computes."""
+    parts = []
+    if getattr(model_config, "prior", "standard") != "standard":
+        parts.append(f"prior={model_config.prior!r}")
+    if getattr(model_config, "posterior_flow", "none") != "none":
+        parts.append(f"posterior_flow={model_config.posterior_flow!r}")
+    if hasattr(model_config, "top_latent_dim"):
+        parts.append("two latent layers")
+    return " and ".join(parts)
+
+
 def _weights_digest(model) -> str:
     """SHA-256 of the model's variables, naming the weights an estimate was
     made with whether they came from a checkpoint or an export."""
@@ -179,7 +193,17 @@ def run_evaluation(
             f"{datasets.DATASET_NAMES}.")
     binarization = identity["data"]["binarization"]
     seed = int(identity["seed"])
-    runs.model_config(config.workdir, identity)  # Refuse a bad record early.
+    # Refuses a bad record early.
+    recorded_model = runs.model_config(config.workdir, identity)
+    if config.source == "saved_model" and _latents_beyond_export(
+            recorded_model):
+        raise errors.ConfigError(
+            f"--source=saved_model cannot evaluate the run in "
+            f"{config.workdir}: its model has "
+            f"{_latents_beyond_export(recorded_model)}, and the export holds "
+            "only the Gaussian q(z|x) and an N(0, I) prior, so its ELBO and "
+            "NLL would be those of another model. Expected "
+            "--source=checkpoint.")
     if config.sample_quality:
         check_classifier_exists(dataset)  # Before the model is loaded.
     model, source = runs.load_model(config.workdir, identity, config.source)

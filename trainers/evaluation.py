@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from trainers import losses
 from vae import likelihood
+from vae import models
 from vae import sample_quality
 
 
@@ -107,15 +108,21 @@ def one_hot(labels: Optional[np.ndarray],
 def elbo_terms_per_example(model, images: np.ndarray, *, batch_size: int,
                            seed: int, labels: Optional[np.ndarray] = None
                            ) -> np.ndarray:
-    """Reconstruction and KL (closed form) of each image, float64 [n, 2].
+    """Reconstruction and KL (closed form if the model has one, else the
+    Monte Carlo estimate over all its latents) of each image, float64 [n, 2].
 
     `labels` (one-hot) are given to a conditional model.
     """
 
+    # Closed form where the model has one; a learned prior, a flow posterior
+    # or a second latent layer takes the Monte Carlo KL (seeded, unbiased).
+    kl_estimator = ("analytic" if getattr(model, "has_analytic_kl", True)
+                    else "mc")
+
     @tf.function
     def terms(batch, batch_labels, batch_seed):
         values = losses.elbo_terms(model, batch, labels=batch_labels,
-                                   kl_estimator="analytic",
+                                   kl_estimator=kl_estimator,
                                    seed=batch_seed, is_training=False)
         return tf.stack([values.distortion, values.rate], axis=1)
 
@@ -377,8 +384,10 @@ def evaluate_vae(model, *, test_images: np.ndarray,
         reference_features = in_batches(classifier.features,
                                          real_test_images,
                                          batch_size=config.batch_size)
-        prior_draws = np.random.default_rng(config.seed).standard_normal(
-            [config.num_generated, model.latent_dim]).astype(np.float32)
+        prior_draws = models.prior_draws(
+            model, np.random.default_rng(config.seed).standard_normal(
+                [config.num_generated, model.latent_dim]).astype(np.float32),
+            config.seed).numpy()
         # Labels 0, 1, ..., K-1 in turn: every class equally often.
         sample_targets = (np.arange(config.num_generated) % num_classes
                           if num_classes else None)

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainers import evaluation
+from vae import models
 from vae import pictures
 
 
@@ -156,12 +157,16 @@ class VaePictures:
                         originals, reconstructions,
                         num_columns=min(8, len(originals))))
 
+        # The model's own prior (a VampPrior's mixture, a two-level model's
+        # p(z1)) from the fixed noise; N(0, I) draws are the noise itself.
+        prior_latents = models.prior_draws(model, self._prior_noise,
+                                           self._seed).numpy()
         if conditional:
             sample_labels = np.arange(len(self._prior_noise)) % model.num_classes
-            samples = self._decode_mean(model, self._prior_noise, sample_labels)
+            samples = self._decode_mean(model, prior_latents, sample_labels)
             columns = model.num_classes
         else:
-            samples = self._decode_mean(model, self._prior_noise)
+            samples = self._decode_mean(model, prior_latents)
             columns = self._columns(len(samples))
         self._write(writer, step, "samples", number, pictures.image_grid(
             samples, num_columns=columns))

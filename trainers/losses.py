@@ -14,6 +14,11 @@ for what they measure:
     in closed form (both are diagonal Gaussians) or as the single-sample Monte
     Carlo estimate log q(z|x) - log p(z) at the same z.
 
+A model whose KL has no closed form (a VampPrior, a flow posterior, two
+latent layers: `model.has_analytic_kl` False) takes only the Monte Carlo
+rate, over all its latents, from the log-densities the model itself
+reports (`model.importance_terms`).
+
 Both estimators of the rate have the same expectation; the Monte Carlo one is
 what the TensorFlow convolutional-VAE tutorial optimises, the analytic one has
 lower variance. A KL weight ``beta`` (Higgins et al., 2017) scales the rate in
@@ -104,6 +109,11 @@ def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
     Returns:
         ElboTerms with fields of shape [batch].
     """
+    if not getattr(model, "has_analytic_kl", True):
+        return _monte_carlo_elbo_terms(
+            model, images, kl_estimator=kl_estimator, seed=seed,
+            is_training=is_training, labels=labels,
+            latent_noise=latent_noise)
     encoder_seed = decoder_seed = None
     if is_training:
         encoder_seed = tf.random.experimental.stateless_fold_in(seed, 1)
@@ -120,6 +130,30 @@ def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
     distortion = -likelihood.log_prob(images)
     rate = kl_divergence(posterior, model.prior(), latent_sample, kl_estimator)
     return ElboTerms(distortion=distortion, rate=rate)
+
+
+def _monte_carlo_elbo_terms(model, images, *, kl_estimator, seed,
+                            is_training, labels, latent_noise) -> ElboTerms:
+    """`elbo_terms` of a model whose KL has no closed form.
+
+    A learned prior, a flow posterior or a second latent layer: the model
+    gives log p(x|z), log p(z) and log q(z|x) at one draw
+    (`importance_terms`, see `vae.models.LatentVariableModel`), and the rate
+    is the Monte Carlo estimate log q(z|x) - log p(z), over all the latents.
+    """
+    if kl_estimator != "mc":
+        raise ValueError(
+            f"--kl={kl_estimator} needs a closed-form KL, which this model "
+            "does not have (its prior is learned, its posterior a flow or "
+            "it has several latent layers); expected --kl=mc.")
+    if latent_noise is None:
+        latent_noise = standard_latent_noise(tf.shape(images)[0],
+                                             model.noise_dim, seed)
+    terms = model.importance_terms(
+        images, labels, noise=latent_noise[tf.newaxis],
+        is_training=is_training, seed=seed)
+    return ElboTerms(distortion=-terms.log_likelihood[0],
+                     rate=terms.log_posterior[0] - terms.log_prior[0])
 
 
 def standard_latent_noise(num_examples: tf.Tensor, latent_dim: int,

@@ -85,6 +85,11 @@ class _ServingModule(tf.Module):
 
     def _sample(self, num_samples):
         latent = tf.random.normal([num_samples, self.model.latent_dim])
+        if hasattr(self.model, "prior_latents"):
+            # The model's own prior (a VampPrior's mixture, a two-level
+            # model's p(z1)); the N(0, I) prior returns the noise.
+            latent = self.model.prior_latents(latent, tf.random.uniform(
+                [2], maxval=2**31 - 1, dtype=tf.int32))
         return {"images": self.model.decode_mean(latent)}
 
     def _sample_labels(self, labels):

@@ -22,6 +22,7 @@ import imageio.v2 as imageio
 import numpy as np
 import tensorflow as tf
 
+from vae import models
 from vae import pictures
 
 INVERT_CHOICES = ("auto", "true", "false")
@@ -172,7 +173,8 @@ def sample_grid(model, labels: Sequence[int], rows: int, *,
             raise ValueError("This model is unconditional, so it cannot draw "
                              "samples of given labels; leave the labels out.")
         latent = rng.standard_normal([rows * rows, model.latent_dim])
-        images = model.decode_mean(tf.constant(latent, tf.float32)).numpy()
+        # The model's own prior: a VampPrior's mixture, a two-level p(z1).
+        images = model.decode_mean(models.prior_draws(model, latent, seed)).numpy()
         return pictures.image_grid(images, num_columns=rows)
     check_labels(labels, model.num_classes, "sample labels")
     latent = np.repeat(rng.standard_normal([rows, model.latent_dim]),

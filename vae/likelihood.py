@@ -27,6 +27,19 @@ Autoencoders" (ICLR), and the usual way VAE papers report test log-likelihoods
 The estimate is biased low for finite k, so a model's reported number is a
 conservative one; its bias shrinks like Var(w) / (2 k p(x)^2).
 
+Other models. The weights above are those of one Gaussian latent layer with
+a fixed prior. A model whose latents are more than that asks for its own: when
+the model has a method `log_importance_weights(images, labels, *,
+num_samples, seed, posterior)` (as every `vae.models.LatentVariableModel`
+does, with the plain VAE's weights as the default), each chunk's weights come
+from it. So a VampPrior's log p(z) is the mixture's, a flow posterior's log
+q(z|x) is the base density less the flow's log-determinant, and a two-level
+model's weight is log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) -
+log q(z2|z1); the estimate and all its properties above are unchanged, with
+z standing for all the latents. Objects with only `encode`, `decode` and
+`prior` (such as a loaded SavedModel) get the weights of this module's
+`log_importance_weights`.
+
 Computation. k can be thousands while a batch of images times k decoder passes
 does not fit in memory, so the k samples are drawn in chunks of `chunk_size`:
 each chunk is one decoder call on `[chunk_size * batch, latent_dim]` latents, and
@@ -153,8 +166,16 @@ def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
     def add_chunk(running_logsumexp, size, chunk_index):
         chunk_seed = tf.cast(
             tf.random.experimental.stateless_fold_in(seed, chunk_index), tf.int32)
-        log_weights = log_importance_weights(
-            model, images, posterior, num_samples=size, seed=chunk_seed, labels=labels)
+        if hasattr(model, "log_importance_weights"):
+            # The model knows its own latents (a learned prior, a flow
+            # posterior, several layers); see
+            # `vae.models.LatentVariableModel.log_importance_weights`.
+            log_weights = model.log_importance_weights(
+                images, labels, num_samples=size, seed=chunk_seed, posterior=posterior)
+        else:
+            log_weights = log_importance_weights(
+                model, images, posterior, num_samples=size, seed=chunk_seed,
+                labels=labels)
         chunk_logsumexp = tf.reduce_logsumexp(log_weights, axis=0)
         # reduce_logsumexp of -inf and a finite value is that value, so the
         # running total may start at -inf.

@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from vae import config_dicts
+from vae import flows
 from vae import layers
 from vae import networks
+from vae import priors
 
 tfd = tfp.distributions
 
@@ -50,6 +52,8 @@ ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 DECODER_OUTPUTS = ("conv_transpose", "conv")
 CONDITIONINGS = ("concat", "label_maps")
+PRIORS = ("standard", "vamp")
+POSTERIOR_FLOWS = ("none", "iaf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +103,14 @@ class ModelConfig(config_dicts.ConfigRecord):
         compute_dtype: "float32", or "bfloat16" for mixed precision: the networks
             compute in bfloat16 with float32 variables, and return float32 (for
             GPUs and TPUs with bfloat16 units; slower on CPUs without them).
+        prior: "standard" (N(0, I)) or "vamp", the VampPrior of `vae.priors` (a
+            mixture of the encoder's posteriors at learned pseudo-inputs; train it
+            with the Monte Carlo KL). Unconditional models only.
+        num_pseudo_inputs: "vamp" only: K, the number of pseudo-inputs.
+        posterior_flow: "none" (diagonal Gaussian q(z|x)) or "iaf", the inverse
+            autoregressive flow of `vae.flows` on top of it (Monte Carlo KL).
+        flow_steps: "iaf" only: number of flow steps.
+        flow_hidden_units: "iaf" only: hidden layer sizes of each step's MADE.
     """
 
     architecture: str = "conv"
@@ -124,6 +136,23 @@ class ModelConfig(config_dicts.ConfigRecord):
     hidden_dropout_rate: float = 0.0
     decoder_activation: str = ""
     compute_dtype: str = "float32"
+    # The defaults below mean "as before": a run recorded before these options
+    # existed reads back as the model it trained.
+    prior: str = dataclasses.field(default="standard", metadata={
+        "help": "Prior p(z): 'standard' normal, or 'vamp' (a mixture of the "
+                "encoder's posteriors at learned pseudo-inputs, Tomczak and "
+                "Welling 2018; needs --kl=mc).",
+        "choices": PRIORS})
+    num_pseudo_inputs: int = dataclasses.field(default=500, metadata={
+        "help": "Number of pseudo-inputs of the VampPrior (--prior=vamp)."})
+    posterior_flow: str = dataclasses.field(default="none", metadata={
+        "help": "Flow on top of the Gaussian q(z|x): 'none', or 'iaf' (inverse "
+                "autoregressive flow, Kingma et al. 2016; needs --kl=mc).",
+        "choices": POSTERIOR_FLOWS})
+    flow_steps: int = dataclasses.field(default=2, metadata={
+        "help": "Steps of the inverse autoregressive flow (--posterior_flow=iaf)."})
+    flow_hidden_units: tuple[int, ...] = dataclasses.field(default=(256, 256), metadata={
+        "help": "Hidden layer sizes of each flow step's MADE network."})
 
     def validate(self) -> None:
         """Checks every field.
@@ -146,10 +175,27 @@ class ModelConfig(config_dicts.ConfigRecord):
         self._require_positive_ints("latent_dim", "encoder_kernel_size",
                                     "decoder_kernel_size", "decoder_base_channels")
         self._require_positive_int_tuples()
+        self._check_choice("prior", PRIORS)
+        self._check_choice("posterior_flow", POSTERIOR_FLOWS)
+        self._require_positive_ints("num_pseudo_inputs", "flow_steps")
+        if self.prior == "vamp" and self.num_classes:
+            self._fail("prior", "'standard' for a conditional model (num_classes > 0): "
+                       "the VampPrior's pseudo-inputs carry no label")
         if not self.image_shape:
             self._fail("image_shape", "a non-empty tuple of positive integers")
         if self.architecture == "conv":
             self._validate_conv()
+
+    @property
+    def has_analytic_kl(self) -> bool:
+        """Whether KL(q(z|x) || p(z)) has a closed form for this model: a Gaussian
+        posterior (no flow) and the standard prior. Otherwise only `--kl=mc`."""
+        return self.prior == "standard" and self.posterior_flow == "none"
+
+    @property
+    def has_gaussian_posterior(self) -> bool:
+        """Whether q(z|x) is one diagonal Gaussian (what DReG needs)."""
+        return self.posterior_flow == "none"
 
     def _validate_conv(self) -> None:
         if len(self.image_shape) != 3:
@@ -308,6 +354,91 @@ class LatentVariableModel(tf.Module):
             return tfd.ContinuousBernoulli(logits=outputs).mean()
         return outputs
 
+    # -- Importance weights, for the IWAE bound, the Monte Carlo ELBO and the NLL.
+    # A model with other latents (a flow posterior, a learned prior, two layers)
+    # overrides `has_analytic_kl`, `noise_dim` and `importance_terms`; the trainers
+    # and `vae.likelihood` only call these.
+
+    @property
+    def has_analytic_kl(self) -> bool:
+        """Whether KL(q(z|x) || p(z)) has a closed form (Gaussian q, N(0, I) prior)."""
+        return True
+
+    @property
+    def noise_dim(self) -> int:
+        """Size of the standard normal noise `importance_terms` turns into latents."""
+        return self.latent_dim
+
+    def posterior_latents(self, posterior: tfd.MultivariateNormalDiag,
+                          noise: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Reparameterised draws from q(z|x) and their log-density.
+
+        Args:
+            posterior: `encode`'s q(z|x), batch shape `[batch]`.
+            noise: standard normal `[k, batch, latent_dim]`.
+
+        Returns:
+            `(z, log_q)`: float32 `[k, batch, latent_dim]` and `[k, batch]`.
+        """
+        z = posterior.bijector.forward(noise)  # loc + scale * noise
+        return z, posterior.log_prob(z)
+
+    def importance_terms(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
+                         noise: tf.Tensor, is_training: bool = False,
+                         seed: tf.Tensor | None = None,
+                         posterior: tfd.Distribution | None = None) -> LatentTerms:
+        """The three log-densities of the importance weights at k latents per image.
+
+        log w = log p(x|z) + log p(z) - log q(z|x); the ELBO's distortion is
+        -log p(x|z) and its Monte Carlo rate log q(z|x) - log p(z) (k = 1).
+
+        Args:
+            images: float32 `[batch, *image_shape]`.
+            labels: one-hot `[batch, num_classes]` for a conditional model, else None.
+            noise: standard normal `[k, batch, noise_dim]`; the latents are a
+                deterministic, differentiable function of it.
+            is_training: passed to the networks.
+            seed: stateless `[2]` seed for dropout in training (folded with 1 for
+                the encoder and 2 for the decoder, as `trainers.losses` does).
+            posterior: `encode(images, labels)` if already computed (evaluation
+                mode only); None: computed here.
+
+        Returns:
+            `LatentTerms`, each float32 `[k, batch]`.
+        """
+        encoder_seed, decoder_seed = _network_seeds(seed, is_training)
+        if posterior is None:
+            posterior = self.encode(images, labels, is_training=is_training,
+                                    seed=encoder_seed)
+        z, log_posterior = self.posterior_latents(posterior, noise)
+        log_prior = self.prior().log_prob(z)
+        log_likelihood = decoded_log_likelihood(
+            self, z, images, labels, is_training=is_training, seed=decoder_seed)
+        return LatentTerms(log_likelihood, log_prior, log_posterior)
+
+    def log_importance_weights(self, images: tf.Tensor, labels: tf.Tensor | None = None,
+                               *, num_samples: int, seed: tf.Tensor,
+                               posterior: tfd.Distribution | None = None) -> tf.Tensor:
+        """log w of `num_samples` draws per image, float64 `[num_samples, batch]`.
+
+        The noise is drawn from `seed` exactly as `posterior.sample(num_samples,
+        seed=seed)` draws it, so a plain VAE's weights are those of
+        `vae.likelihood.log_importance_weights`. Networks in evaluation mode.
+        """
+        noise = standard_noise(num_samples, tf.shape(images)[0], self.noise_dim, seed)
+        terms = self.importance_terms(images, labels, noise=noise, posterior=posterior)
+        return terms.log_weights()
+
+    def prior_latents(self, noise: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+        """Draws from p(z) with the standard normal `noise` `[n, latent_dim]`.
+
+        The standard prior's draw is the noise itself; a mixture prior also picks
+        components from `seed`. Pictures keep their noise fixed over training and
+        pass it here, so they show draws of the model's own prior.
+        """
+        del seed  # One Gaussian: nothing else to draw.
+        return noise
+
     @tf.Module.with_name_scope
     def sample(self, num: int, labels: tf.Tensor | None = None, *,
                seed: int | tf.Tensor | None = None) -> tf.Tensor:
@@ -346,11 +477,93 @@ class LatentVariableModel(tf.Module):
         return self.decode_mean(code, labels if target_labels is None else target_labels)
 
 
+class LatentTerms(NamedTuple):
+    """log p(x|z), log p(z) and log q(z|x) at k latents per image, each `[k, batch]`.
+
+    For a model with several latent layers, `log_prior` and `log_posterior` are
+    the joint densities of all of them.
+    """
+
+    log_likelihood: tf.Tensor
+    log_prior: tf.Tensor
+    log_posterior: tf.Tensor
+
+    def log_weights(self) -> tf.Tensor:
+        """log w = log p(x|z) + log p(z) - log q(z|x), added in float64 `[k, batch]`.
+
+        The terms are hundreds of nats for MNIST; float64 keeps the sum's rounding
+        far below the Monte Carlo error.
+        """
+        return (tf.cast(self.log_likelihood, tf.float64)
+                + tf.cast(self.log_prior, tf.float64)
+                - tf.cast(self.log_posterior, tf.float64))
+
+
+def _network_seeds(seed: tf.Tensor | None,
+                   is_training: bool) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+    """Dropout seeds of the encoder and decoder, folded from `seed` in training."""
+    if not is_training or seed is None:
+        return None, None
+    return (tf.random.experimental.stateless_fold_in(seed, 1),
+            tf.random.experimental.stateless_fold_in(seed, 2))
+
+
+def standard_noise(num_samples: int, batch_size: tf.Tensor, dim: int,
+                   seed: tf.Tensor) -> tf.Tensor:
+    """N(0, I) noise `[num_samples, batch_size, dim]` drawn from a stateless seed.
+
+    The draw of `tfd.MultivariateNormalDiag(...).sample(num_samples, seed=seed)`
+    for a batch of `batch_size` Gaussians in `dim` dimensions, of which it is the
+    standardised noise.
+    """
+    shape = tf.stack([batch_size, dim])
+    return tfd.MultivariateNormalDiag(loc=tf.zeros(shape)).sample(num_samples, seed=seed)
+
+
+def decoded_log_likelihood(model: LatentVariableModel, z: tf.Tensor, images: tf.Tensor,
+                           labels: tf.Tensor | None = None, *, is_training: bool = False,
+                           seed: tf.Tensor | None = None) -> tf.Tensor:
+    """log p(x|z) for k latents per image, with one decoder call on all of them.
+
+    Args:
+        model: has `decode(z, labels, is_training=..., seed=...)`.
+        z: float32 `[k, batch, latent_dim]`.
+        images: float32 `[batch, *image_shape]`.
+        labels: one-hot `[batch, num_classes]` or None.
+        is_training, seed: passed to the decoder.
+
+    Returns:
+        float32 `[k, batch]`.
+    """
+    num_samples, batch_size = tf.shape(z)[0], tf.shape(z)[1]
+    flat_z = tf.reshape(z, tf.stack([num_samples * batch_size, tf.shape(z)[2]]))
+    # Row i * batch + b is image b, matching the row-major flattening of z.
+    flat_images = tf.reshape(
+        tf.repeat(images[tf.newaxis], num_samples, axis=0),
+        tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0))
+    flat_labels = None
+    if labels is not None:
+        flat_labels = tf.reshape(
+            tf.repeat(labels[tf.newaxis], num_samples, axis=0),
+            tf.stack([num_samples * batch_size, tf.shape(labels)[1]]))
+    likelihood = model.decode(flat_z, flat_labels, is_training=is_training, seed=seed)
+    return tf.reshape(likelihood.log_prob(flat_images),
+                      tf.stack([num_samples, batch_size]))
+
+
 class VAE(LatentVariableModel):
     """Variational autoencoder: `encode` returns q(z|x), `decode` returns p(x|z).
 
     The encoder and decoder are sub-modules (`self.encoder`, `self.decoder`), so each
     optimiser can take its own `trainable_variables`. The model computes no losses.
+
+    Options (see `ModelConfig`): `prior="vamp"` makes `prior()` the VampPrior of
+    `vae.priors` over `self.pseudo_inputs`; `posterior_flow="iaf"` puts the inverse
+    autoregressive flow `self.flow` of `vae.flows` after the Gaussian q(z|x), so
+    that the posterior's draws are `posterior_latents`' (`encode` still returns the
+    Gaussian base, whose mean `reconstruct` decodes). Either makes the KL Monte Carlo
+    only (`has_analytic_kl` False). With the defaults the model and its variables
+    are exactly those of a VAE built before the options existed.
     """
 
     def __init__(self, config: ModelConfig, name: str | None = None):
@@ -367,6 +580,68 @@ class VAE(LatentVariableModel):
         with self.name_scope:  # So variable names start with the model's name.
             self.encoder = networks.build_encoder(config)
             self.decoder = networks.build_decoder(config)
+            self.pseudo_inputs = None
+            self.flow = None
+            if config.prior == "vamp":
+                self.pseudo_inputs = priors.PseudoInputs(config.num_pseudo_inputs,
+                                                         self.image_shape)
+            if config.posterior_flow == "iaf":
+                self.flow = flows.InverseAutoregressiveFlow(
+                    config.latent_dim, context_dim=2 * config.latent_dim,
+                    num_steps=config.flow_steps,
+                    hidden_units=config.flow_hidden_units,
+                    activation=config.activation)
+
+    @property
+    def has_analytic_kl(self) -> bool:
+        return self.pseudo_inputs is None and self.flow is None
+
+    @tf.Module.with_name_scope
+    def prior(self) -> tfd.Distribution:
+        """p(z): N(0, I), or the VampPrior (1/K) sum_k q(z|u_k) (see `vae.priors`)."""
+        if self.pseudo_inputs is None:
+            return super().prior()
+        # Evaluation mode: the prior is a density, not a dropout draw.
+        return priors.vamp_prior(lambda images: self.encode(images),
+                                 self.pseudo_inputs)
+
+    def posterior_latents(self, posterior: tfd.MultivariateNormalDiag,
+                          noise: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """As `LatentVariableModel.posterior_latents`, through the flow if any.
+
+        With the flow, z0 = loc + scale * noise, z = flow(z0; h) with context
+        h = (loc, log scale), and log q(z|x) = log q0(z0|x) - log |det dz/dz0|.
+        """
+        base_latents, log_base = super().posterior_latents(posterior, noise)
+        if self.flow is None:
+            return base_latents, log_base
+        context = tf.concat([posterior.loc, tf.math.log(posterior.scale.diag_part())],
+                            axis=-1)
+        context = tf.broadcast_to(context, tf.concat(
+            [tf.shape(base_latents)[:-1], tf.shape(context)[-1:]], axis=0))
+        latents, log_det = self.flow(base_latents, context)
+        return latents, log_base - log_det
+
+    def prior_latents(self, noise: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+        if self.pseudo_inputs is None:
+            return noise
+        seed = tf.constant([0, 0], tf.int32) if seed is None else seed
+        return priors.prior_latents(self.prior(), noise, seed)
+
+
+
+def prior_draws(model: tf.Module, noise, seed: int = 0) -> tf.Tensor:
+    """Draws from `model`'s prior p(z) made from standard normal `noise` `[n, dim]`.
+
+    The noise itself for a standard normal prior and for objects without
+    `prior_latents` (a loaded SavedModel); a VampPrior's or a two-level model's
+    own draw otherwise (see `LatentVariableModel.prior_latents`), with `seed`
+    choosing the rest of the draw (mixture components, the top layer).
+    """
+    noise = tf.convert_to_tensor(noise, tf.float32)
+    if not hasattr(model, "prior_latents"):
+        return noise
+    return model.prior_latents(noise, tf.constant([seed, 0], tf.int32))
 
 
 def num_parameters(module: tf.Module) -> int:
