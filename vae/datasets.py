@@ -59,6 +59,8 @@ from vae import image_folders
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder",
                  "dsprites")
+# Datasets whose splits carry the generating factors (`ArraySplit.factors`).
+FACTOR_DATASETS = ("dsprites",)
 # Datasets whose example shape and number of classes only the data can tell.
 DATA_DEFINED_DATASETS = ("idx", "npz", "folder")
 BINARIZATIONS = ("none", "static", "dynamic")
@@ -1109,6 +1111,7 @@ __all__ = (
     "DataNotFoundError",
     "DatasetArrays",
     "EXAMPLE_SHAPES",
+    "FACTOR_DATASETS",
     "IDX_FILE_NAMES",
     "IDX_FILE_PATTERNS",
     "NPZ_KEYS",

@@ -57,7 +57,10 @@ and informativeness is the mean test accuracy of the classifiers.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import tensorflow as tf
 
 DEFAULT_NUM_BINS = 20
 DEFAULT_BATCH_SIZE = 64
@@ -253,13 +256,19 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, seed: int,
             "dci_importance": importance.tolist()}
 
 
-def evaluate(codes: np.ndarray, factors: np.ndarray, *, seed: int,
-             metrics=METRIC_NAMES) -> dict:
-    """The metrics named in `metrics` (a subset of METRIC_NAMES), one dict."""
+def check_metric_names(metrics) -> tuple[str, ...]:
+    """`metrics` as a tuple, or ValueError naming the unknown ones."""
     unknown = [name for name in metrics if name not in METRIC_NAMES]
     if unknown:
         raise ValueError(f"Unknown disentanglement metrics {unknown}; expected "
                          f"names from {METRIC_NAMES}.")
+    return tuple(metrics)
+
+
+def evaluate(codes: np.ndarray, factors: np.ndarray, *, seed: int,
+             metrics=METRIC_NAMES) -> dict:
+    """The metrics named in `metrics` (a subset of METRIC_NAMES), one dict."""
+    check_metric_names(metrics)
     result = {}
     if "mig" in metrics:
         result.update(mutual_information_gap(codes, factors))
@@ -270,8 +279,50 @@ def evaluate(codes: np.ndarray, factors: np.ndarray, *, seed: int,
     return result
 
 
+def posterior_means(model, images: np.ndarray, labels: np.ndarray | None = None, *,
+                    batch_size: int = 500) -> np.ndarray:
+    """The means of q(z|x) of `images`, the codes the metrics score.
+
+    Args:
+        model: a model with `encode(images, labels)` returning q(z|x).
+        images: float32 [N, *image_shape], as the model sees them.
+        labels: one-hot float32 [N, num_classes] for a conditional model, else None.
+        batch_size: images encoded at once.
+
+    Returns:
+        float32 [N, latent_dim].
+    """
+    means = []
+    for start in range(0, len(images), batch_size):
+        stop = start + batch_size
+        posterior = model.encode(
+            tf.constant(images[start:stop]),
+            None if labels is None else tf.constant(labels[start:stop]))
+        means.append(posterior.mean().numpy())
+    return np.concatenate(means, axis=0)
+
+
+def evaluate_model(model, images: np.ndarray, factors: np.ndarray, *, seed: int,
+                   metrics=METRIC_NAMES, labels: np.ndarray | None = None,
+                   batch_size: int = 500) -> dict:
+    """Encodes `images` (posterior means) and scores the codes against `factors`.
+
+    Returns:
+        `evaluate`'s dict plus "num_examples", "metrics" and "seconds".
+    """
+    start = time.perf_counter()
+    codes = posterior_means(model, images, labels, batch_size=batch_size)
+    result = evaluate(codes, factors, seed=seed, metrics=metrics)
+    result.update(num_examples=int(len(codes)), metrics=list(metrics),
+                  seconds=time.perf_counter() - start)
+    return result
+
+
 __all__ = (
     "METRIC_NAMES",
+    "check_metric_names",
+    "evaluate_model",
+    "posterior_means",
     "dci",
     "dci_from_importance",
     "discretize",
