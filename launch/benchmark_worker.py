@@ -18,7 +18,6 @@ less a steady window's share of its steps.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import resource
@@ -29,11 +28,11 @@ import tempfile
 import time
 from typing import Callable, Sequence
 
-from absl import flags
 import numpy as np
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
-PROGRAMS = {"vae-train": "launch.train", "vae-train-vaegan": "launch.train_vaegan"}
+# Program -> the trainer it runs by default.
+PROGRAMS = {"vae-train": "elbo", "vae-train-vaegan": "vaegan"}
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -119,7 +118,7 @@ def _framework_step_flops(trainer, element_spec, train_logs: dict) -> float:
     import tensorflow as tf
     if not hasattr(trainer, "discriminator_update"):
         return float(graph_flops(trainer.compiled_step.get_concrete_function(
-            element_spec)))
+            element_spec, tf.TensorSpec([2], tf.int32))))
     images = tf.TensorSpec.from_spec(element_spec["image"])
     labels = tf.TensorSpec.from_spec(element_spec["label_onehot"])
     seed = tf.TensorSpec([2], tf.int32)
@@ -182,18 +181,19 @@ def profile_window(run_window: Callable[[], None], steps: int) -> dict:
 
 # ------------------------------------------------------ implementations
 def _preset_config(program: str, preset_flags: Sequence[str], workdir: str):
-    module = importlib.import_module(PROGRAMS[program])
-    flags.FLAGS([program, *preset_flags, f"--workdir={workdir}",
-                 "--nopictures", "--noexport", "--progress=none",
-                 "--evaluate_every_epochs=0"])
-    return module.config_from_flags()
+    from launch import train
+    train.parse_flags([program, *preset_flags, f"--workdir={workdir}",
+                       "--nopictures", "--noexport", "--progress=none",
+                       "--evaluate_every_epochs=0"],
+                      default_trainer=PROGRAMS[program])
+    return train.config_from_flags()
 
 
 def run_framework(spec: dict, workdir: str) -> dict:
     """The framework's trainer on the preset, as vae-train builds it."""
     import tensorflow as tf
     from launch import experiment
-    from launch import runs
+    from trainers import registry
     from vae import models
 
     config = _preset_config(spec["program"], spec["flags"], workdir)
@@ -207,7 +207,7 @@ def run_framework(spec: dict, workdir: str) -> dict:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(config.trainer.seed)
-    model = runs.model_classes(config.trainer_name)[1](config.model)
+    model = registry.resolve(config.trainer_name).model_class(config.model)
     # vae-train's data source, cut into windows and without evaluation.
     data = dataclasses.replace(
         experiment.build_data_source(config, arrays),
@@ -244,15 +244,17 @@ def run_keras(spec: dict, workdir: str) -> dict:
     config = _preset_config(spec["program"], spec["flags"], workdir)
     arrays = _load_arrays(config, spec.get("data_dir"))
     keras.utils.set_random_seed(config.trainer.seed)
-    if config.vaegan is None:
-        model = keras_reference.KerasVae(config.model, beta=config.beta,
-                                         kl_estimator=config.kl_estimator)
+    objective = config.objective
+    is_vaegan = config.trainer_name == "vaegan"
+    if not is_vaegan:
+        model = keras_reference.KerasVae(config.model, beta=objective.beta,
+                                         kl_estimator=objective.kl)
         model.compile(optimizer=keras_reference.make_optimizer(
-            config.optimizer, config.learning_rate))
+            objective.optimizer, objective.learning_rate))
     else:
         model = keras_reference.KerasVaeGan(
-            config.model, config.vaegan.objective, config.vaegan.optimizer,
-            config.vaegan.learning_rates())
+            config.model, objective, objective.optimizer,
+            objective.learning_rates())
         model.compile()
     images = datasets.binarize_numpy(arrays.train.images,
                                      config.data.binarization,
@@ -274,8 +276,8 @@ def run_keras(spec: dict, workdir: str) -> dict:
                .batch(config.batch_size, drop_remainder=True).repeat()
                .prefetch(tf.data.AUTOTUNE))
     # Optimiser steps taken, to check each window ran all its steps.
-    counter = (model.optimizer if config.vaegan is None
-               else model.player_optimizers["discriminator"])
+    counter = (model.player_optimizers["discriminator"] if is_vaegan
+               else model.optimizer)
     window_seconds: list[float] = []
     window_steps: list[int] = []
 

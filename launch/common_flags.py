@@ -1,14 +1,11 @@
-"""The flags every training program shares, and the config pieces built from
-them.
+"""The flags every trainer shares, and the config pieces built from them.
 
-`vae-train` (launch/train.py) and `vae-train-vaegan` (launch/train_vaegan.py)
-read their data, loop, output and evaluation settings, and the latent size and
-conditioning, from the same flags with the same names and meanings. Each
-program creates one `TrainingFlags` at import time, choosing its own defaults
-for the few flags whose best value depends on the model (batch size, latent
-size, conditioning), then defines its model and objective flags beside it and
-calls `TrainingFlags.program_config` to pack everything into an
-`experiment.TrainProgramConfig`. `train_main` is the `main` both programs run.
+`vae-train` (launch/train.py) reads its data, loop, output and evaluation
+settings, and the latent size and conditioning, from these flags whatever
+the trainer; the trainer adds its model and objective flags. The program
+creates one `TrainingFlags` at import time and calls
+`TrainingFlags.program_config` to pack everything into an
+`experiment.TrainProgramConfig`. `train_main` is the program's `main`.
 """
 
 import dataclasses
@@ -272,10 +269,10 @@ class TrainingFlags:
             sample_quality=self.eval_sample_quality.value,
             classifier_dir=self.classifier_dir.value)
 
-    def program_config(self, model,
-                       **objective) -> experiment.TrainProgramConfig:
-        """The whole run: the shared flags, plus `model` (a model config) and
-        the program's objective fields of `TrainProgramConfig`."""
+    def program_config(self, model, *, trainer_name: str,
+                       objective) -> experiment.TrainProgramConfig:
+        """The whole run: the shared flags, plus `model` (a model config),
+        the trainer's name and its objective."""
         compute_dtype = "bfloat16" if self.mixed_precision.value else "float32"
         return experiment.TrainProgramConfig(
             data=self.data_config(),
@@ -287,7 +284,8 @@ class TrainingFlags:
             pictures=self.pictures.value,
             manifold_grid_size=self.manifold_grid_size.value,
             export=self.export.value, evaluation=self.evaluation_config(),
-            strategy=self.strategy.value, **objective)
+            strategy=self.strategy.value, trainer_name=trainer_name,
+            objective=objective)
 
 
 def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]

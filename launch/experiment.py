@@ -1,32 +1,24 @@
 """Builds and runs a training run from a plain config; no flags here.
 
-`launch/train.py` (the ELBO trainer) and `launch/train_vaegan.py` (the
-VAE-GAN trainer) turn flags into a `TrainProgramConfig` and call
+`launch/train.py` turns flags into a `TrainProgramConfig` and calls
 `run_training`; tests and notebooks can call it directly with a config they
 build themselves.
 
-Both trainers go through the one `run_training`: every check, the data, the
-workdir, the pictures, evaluation and export are the same code. What differs
-is small and lives in the config: `TrainProgramConfig.vaegan` is None for an
-ELBO run (then `model` is a `vae.models.ModelConfig` and the ELBO fields
-`kl_estimator` ... `learning_rate` are the objective and optimiser) and a
-`VaeGanProgram` for a VAE-GAN run (then `model` is a
-`vae.vaegan.VaeGanConfig`, and the objective and the three optimisers come
-from it; the ELBO fields are not used). Which model class a run record
-describes is `launch.runs`'s business, so the programs that read runs back
-and this one agree.
-
-The run identity (run.json) of an ELBO run has no "trainer" key, exactly as
-runs recorded before the VAE-GAN existed, so those still resume; a VAE-GAN
-run records `"trainer": "vaegan"`, which is also what keeps either program
-from resuming the other's workdir.
+Every trainer goes through the one `run_training`: every check, the data,
+the workdir, the pictures, evaluation and export are the same code. What
+differs between trainers is in the config: `trainer_name` (a name that
+`trainers.registry` resolves to the trainer class), `model` (an instance of
+that class's `model_config_class`) and `objective` (of its
+`objective_class`). The run record (run.json) stores all three, so the
+programs that read a workdir back (`launch.runs`) build the same model, and
+a workdir is never resumed by another trainer or objective.
 """
 
 import dataclasses
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -40,13 +32,10 @@ from trainers import base
 from trainers import distribute as distribute_lib
 from trainers import elbo
 from trainers import hooks as hooks_lib
-from trainers import optimizers as optimizers_lib
-from trainers import vaegan as vaegan_trainer
+from trainers import registry
 from trainers import workdir as workdir_lib
 from vae import datasets
 from vae import export as export_lib
-from vae import models
-from vae import vaegan as vaegan_models
 
 
 # What a program puts in a model config's `image_shape` and `num_classes`
@@ -117,98 +106,51 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class VaeGanProgram:
-    """The VAE-GAN's objective and its three optimisers (one per network).
+class TrainProgramConfig:
+    """Everything `run_training` needs, built from flags by
+    `launch.train.config_from_flags`.
 
     Attributes:
-      objective: loss weights, feature loss and the D/G step balancing.
-      optimizer: optimiser name (trainers.optimizers), used by all three.
-      encoder_learning_rate: step size of the encoder's optimiser.
-      decoder_learning_rate: step size of the decoder's optimiser.
-      discriminator_learning_rate: step size of the discriminator's.
-    """
-
-    objective: vaegan_trainer.VaeGanObjective = vaegan_trainer.VaeGanObjective()
-    optimizer: str = "rmsprop"
-    encoder_learning_rate: float = 1e-3
-    decoder_learning_rate: float = 3e-4
-    discriminator_learning_rate: float = 1e-3
-
-    def learning_rates(self) -> Dict[str, float]:
-        """Network ("encoder", "decoder", "discriminator") -> step size."""
-        return {"encoder": self.encoder_learning_rate,
-                "decoder": self.decoder_learning_rate,
-                "discriminator": self.discriminator_learning_rate}
-
-    def make_optimizers(self) -> Dict[str, Any]:
-        """Network -> a new optimiser; raises ValueError on a bad setting."""
-        return {network: optimizers_lib.make_optimizer(self.optimizer, rate)
-                for network, rate in self.learning_rates().items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainProgramConfig:
-    """Everything `run_training` needs, built from flags by a program's
-    `config_from_flags`.
-
-    `vaegan` None: an ELBO run of `models.VAE(model)`, trained on
-    `kl_estimator`, `beta` and `kl_warmup_epochs` by one `optimizer` at
-    `learning_rate`. `vaegan` set: a VAE-GAN run of
-    `vaegan_models.VaeGan(model)`; the five ELBO fields are ignored.
+      data: which data, and how.
+      model: the model config, an instance of the trainer's
+        `model_config_class`.
+      batch_size: the global training batch.
+      eval_batch_size: batch size for evaluation.
+      trainer: how the loop runs.
+      trainer_name: the trainer, as `trainers.registry.resolve` takes it (a
+        built-in name or "package.module:ClassName").
+      objective: the objective and optimiser settings, an instance of the
+        trainer's `objective_class`.
+      deterministic, pictures, manifold_grid_size, export, evaluation,
+        strategy: see the flags of the same names.
     """
 
     data: DataConfig
-    model: Union[models.ModelConfig, vaegan_models.VaeGanConfig]
+    model: Any
     batch_size: int
     eval_batch_size: int
     trainer: base.TrainerConfig
-    kl_estimator: str = "analytic"
-    beta: float = 1.0
-    kl_warmup_epochs: float = 0.0
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    trainer_name: str = registry.DEFAULT
+    objective: Any = dataclasses.field(default_factory=elbo.ElboObjective)
     deterministic: bool = True
     pictures: bool = True
     manifold_grid_size: int = 20
     export: bool = True
     evaluation: Optional[evaluation_program.TrainingEvaluationConfig] = None
-    vaegan: Optional[VaeGanProgram] = None
     # One of `cluster.STRATEGIES`. Not part of the run's identity: the batch
     # size is the global batch whatever the replicas, so a run may resume
     # under another strategy.
     strategy: str = "default"
 
-    @property
-    def trainer_name(self) -> str:
-        """The trainer, as `launch.runs` names it ("elbo" or "vaegan")."""
-        return runs.ELBO if self.vaegan is None else runs.VAEGAN
-
     def run_identity(self) -> dict:
         """What must match for a workdir to be resumed by this config."""
-        identity = {
+        return {
             "data": self.data.identity(),
             "model": self.model.to_dict(),
             "batch_size": self.batch_size,
             "seed": self.trainer.seed,
-        }
-        if self.vaegan is None:
-            # Exactly the record of runs that predate the VAE-GAN.
-            return {
-                **identity,
-                "objective": {"kl_estimator": self.kl_estimator,
-                              "beta": self.beta,
-                              "kl_warmup_epochs": self.kl_warmup_epochs},
-                "optimizer": {"name": self.optimizer,
-                              "learning_rate": self.learning_rate},
-            }
-        return {
-            **identity,
-            runs.TRAINER_KEY: runs.VAEGAN,
-            "objective": dataclasses.asdict(self.vaegan.objective),
-            "optimizers": {
-                network: {"name": self.vaegan.optimizer,
-                          "learning_rate": rate}
-                for network, rate in self.vaegan.learning_rates().items()},
+            runs.TRAINER_KEY: self.trainer_name,
+            "objective": dataclasses.asdict(self.objective),
         }
 
 
@@ -248,31 +190,41 @@ def _fitted_to_data(config: TrainProgramConfig,
     return dataclasses.replace(config, model=model)
 
 
-def _validated(config: TrainProgramConfig) -> None:
-    if config.data.dataset == "toy2d" and config.vaegan is not None:
-        raise ConfigError("--dataset=toy2d holds 2-D points, which the "
-                          "VAE-GAN's convolutional networks cannot model; "
-                          "expected an image dataset (mnist or "
-                          "fashion_mnist).")
+def _validated(config: TrainProgramConfig) -> type:
+    """Checks the config before anything is read or written.
+
+    Returns:
+      The trainer class.
+    """
+    try:
+        trainer_class = registry.resolve(config.trainer_name)
+    except registry.TrainerNotFoundError as error:
+        raise ConfigError(str(error)) from None
+    for what, value, expected in (
+            ("model", config.model, trainer_class.model_config_class),
+            ("objective", config.objective, trainer_class.objective_class)):
+        if not isinstance(value, expected):
+            raise ConfigError(
+                f"The {what} config is a {type(value).__qualname__}, but the "
+                f"trainer {config.trainer_name!r} takes a "
+                f"{expected.__qualname__}.")
+    if (config.data.dataset == "toy2d"
+            and getattr(config.model, "architecture", None) != "mlp"):
+        raise ConfigError(
+            "--dataset=toy2d holds 2-D points, which only the mlp "
+            "architecture of the VAE can model; got "
+            + (f"--architecture={config.model.architecture}."
+               if hasattr(config.model, "architecture") else
+               f"the trainer {config.trainer_name!r}, whose convolutional "
+               "networks need images (mnist or fashion_mnist)."))
     try:
         if not _model_waits_for_data(config.model):
             config.model.validate()
         config.trainer.validate()
-        if config.vaegan is None:
-            elbo.ElboConfig(kl_estimator=config.kl_estimator,
-                            beta=config.beta).validate()
-            optimizers_lib.make_optimizer(config.optimizer,
-                                          config.learning_rate)
-        else:
-            config.vaegan.objective.validate()
-            config.vaegan.make_optimizers()
+        config.objective.validate()
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if (config.data.dataset == "toy2d" and config.vaegan is None
-            and config.model.architecture != "mlp"):
-        raise ConfigError("--dataset=toy2d holds 2-D points, which only the "
-                          "mlp architecture can model; got --architecture="
-                          f"{config.model.architecture}.")
+    return trainer_class
 
 
 def build_data_source(config: TrainProgramConfig,
@@ -301,25 +253,6 @@ def build_data_source(config: TrainProgramConfig,
         batch_size=config.batch_size, eval_batches=eval_sets)
 
 
-def _with_added_field_defaults(recorded: dict) -> dict:
-    """A recorded run identity with the model and VAE-GAN objective fields
-    added since filled in with their defaults (which are what those runs
-    trained with), so runs recorded by an older version resume."""
-    objective = recorded.get("objective")
-    if (runs.trainer_name(recorded) == runs.VAEGAN
-            and isinstance(objective, dict)):
-        defaults = dataclasses.asdict(vaegan_trainer.VaeGanObjective())
-        recorded = {**recorded, "objective": {**defaults, **objective}}
-    model = recorded.get("model")
-    if not isinstance(model, dict):
-        return recorded
-    try:
-        config_class = runs.model_classes(runs.trainer_name(recorded))[0]
-        return {**recorded, "model": config_class.from_dict(model).to_dict()}
-    except (TypeError, ValueError):
-        return recorded  # Let the field-by-field comparison name the problem.
-
-
 def _record_launch(workdir: str, flags_text: Optional[str],
                    resuming: bool) -> None:
     if flags_text is not None and not resuming:
@@ -332,26 +265,16 @@ def _record_launch(workdir: str, flags_text: Optional[str],
 
 
 def make_trainer(config: TrainProgramConfig, model: tf.Module,
-                  data: base.DataSource,
-                  hooks: Sequence[base.Hook]) -> base.Trainer:
+                 data: base.DataSource,
+                 hooks: Sequence[base.Hook]) -> base.Trainer:
     """The trainer the config asks for, with new optimisers.
 
     Call it in the scope of the strategy to train under (the one the model
     was created in): the optimisers and the trainer's variables belong to it.
     """
-    if config.vaegan is not None:
-        return vaegan_trainer.VaeGanTrainer(
-            model, config.vaegan.make_optimizers(), config.trainer, data,
-            objective=config.vaegan.objective, hooks=hooks)
-    warmup_steps = int(round(config.kl_warmup_epochs * data.steps_per_epoch))
-    return elbo.ElboTrainer(
-        model, optimizers_lib.make_optimizer(config.optimizer,
-                                             config.learning_rate),
-        config.trainer, data,
-        elbo_config=elbo.ElboConfig(kl_estimator=config.kl_estimator,
-                                    beta=config.beta,
-                                    kl_warmup_steps=warmup_steps),
-        hooks=hooks)
+    trainer_class = registry.resolve(config.trainer_name)
+    return trainer_class.from_objective(model, config.objective,
+                                        config.trainer, data, hooks=hooks)
 
 
 def run_training(config: TrainProgramConfig,
@@ -373,7 +296,7 @@ def run_training(config: TrainProgramConfig,
     # anything (even the optimisers that _validated makes), and it waits here
     # for the other workers.
     strategy = cluster.make_strategy(config.strategy)
-    _validated(config)
+    trainer_class = _validated(config)
     try:
         distribute_lib.check_batch_divides(strategy, config.batch_size)
     except ValueError as error:
@@ -411,7 +334,7 @@ def run_training(config: TrainProgramConfig,
     if is_chief:
         resuming = workdir_lib.claim_workdir(
             workdir, config.run_identity(),
-            upgrade_recorded=_with_added_field_defaults)
+            upgrade_recorded=runs.upgrade_identity)
         _record_launch(workdir, flags_text, resuming)
     if arrays.class_names and is_chief:
         # Label i of the checkpoints, pictures and export is this class.
@@ -424,7 +347,7 @@ def run_training(config: TrainProgramConfig,
     # Initial weights come from TensorFlow's global generator.
     tf.random.set_seed(config.trainer.seed)
     with strategy.scope():
-        model = runs.model_classes(config.trainer_name)[1](config.model)
+        model = trainer_class.model_class(config.model)
     data = build_data_source(config, arrays)
     if config.pictures and len(arrays.example_shape) == 3 and is_chief:
         test_images = datasets.binarize_numpy(

@@ -48,6 +48,33 @@ def DEFINE_int_list(name: str, default: Optional[List[int]], help_text: str,
                         serializer=flags.CsvListSerializer(","))
 
 
+class _FloatListParser(flags.ListParser):
+    """Parses "1,1,2" into [1.0, 1.0, 2.0]; "" into []."""
+
+    def parse(self, argument):
+        values = []
+        for item in super().parse(argument):
+            try:
+                values.append(float(item))
+            except ValueError:
+                raise ValueError(
+                    "expected a comma-separated list of numbers such as "
+                    f"1,1,2; {item!r} is not a number") from None
+        return values
+
+    def flag_type(self):
+        return "comma-separated list of numbers"
+
+
+def DEFINE_float_list(name: str, default: Optional[List[float]],
+                      help_text: str,
+                      flag_values=flags.FLAGS) -> flags.FlagHolder:
+    """Defines a flag holding a list of numbers."""
+    return flags.DEFINE(_FloatListParser(), name, default, help_text,
+                        flag_values=flag_values,
+                        serializer=flags.CsvListSerializer(","))
+
+
 def DEFINE_workdir(help_text: str,
                    flag_values=flags.FLAGS) -> flags.FlagHolder:
     """Defines the required --workdir, refusing a blank value."""

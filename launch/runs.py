@@ -6,47 +6,107 @@ Every failure is a `ConfigError` whose message names the workdir or file and
 what was expected there.
 """
 
+import dataclasses
 import json
 import os
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Tuple
 
 from absl import logging
 import tensorflow as tf
 
 from launch import errors
+from trainers import registry
 from trainers import workdir as workdir_lib
 from vae import export as export_lib
-from vae import models
-from vae import vaegan
 
 SOURCES = ("checkpoint", "saved_model")
 
-# The run record names the trainer under this key; the records of ELBO runs
-# have no such key (they predate the VAE-GAN), so its absence means ELBO.
+# The run record names the trainer under this key, as `--trainer` was given;
+# the records of ELBO runs made before trainers were plug-ins have no such
+# key, so its absence means the ELBO trainer.
 TRAINER_KEY = "trainer"
-ELBO = "elbo"
-VAEGAN = "vaegan"
-# Trainer -> (model config class, model class) of its runs.
-_MODEL_CLASSES = {ELBO: (models.ModelConfig, models.VAE),
-                  VAEGAN: (vaegan.VaeGanConfig, vaegan.VaeGan)}
 
 
 def trainer_name(identity: Dict[str, Any]) -> str:
-    """The trainer that wrote a run record: "elbo" or "vaegan"."""
-    return identity.get(TRAINER_KEY, ELBO)
+    """The trainer that wrote a run record, as `registry.resolve` takes it."""
+    return identity.get(TRAINER_KEY, registry.DEFAULT)
 
 
-def model_classes(trainer: str) -> Tuple[type, type]:
-    """(model config class, model class) of the runs of `trainer`.
+def trainer_class(identity: Dict[str, Any]) -> type:
+    """The trainer class of a run record.
 
     Raises:
-      ValueError: an unknown trainer name.
+      errors.ConfigError: the recorded trainer cannot be found (say, a
+        plug-in whose module is not on the Python path).
     """
-    if trainer not in _MODEL_CLASSES:
-        raise ValueError(f"The run record names the trainer {trainer!r}, "
-                         f"which this version does not know; expected one of "
-                         f"{tuple(_MODEL_CLASSES)}.")
-    return _MODEL_CLASSES[trainer]
+    try:
+        return registry.resolve(trainer_name(identity))
+    except registry.TrainerNotFoundError as error:
+        raise errors.ConfigError(
+            f"The run record names a trainer that cannot be loaded: {error}"
+        ) from None
+
+
+def model_classes(identity: Dict[str, Any]) -> Tuple[type, type]:
+    """(model config class, model class) of the run recorded in `identity`."""
+    found = trainer_class(identity)
+    return found.model_config_class, found.model_class
+
+
+def _legacy_objective(recorded: Dict[str, Any]) -> Dict[str, Any]:
+    """The objective of a record written before objectives held their
+    optimisers, in today's form."""
+    objective = dict(recorded.get("objective") or {})
+    optimizer = recorded.get("optimizer")
+    if isinstance(optimizer, dict):  # An ELBO run.
+        if "kl_estimator" in objective:
+            objective["kl"] = objective.pop("kl_estimator")
+        objective.update(optimizer=optimizer.get("name"),
+                         learning_rate=optimizer.get("learning_rate"))
+    players = recorded.get("optimizers")
+    if isinstance(players, dict):  # A VAE-GAN run: one optimiser per player.
+        for player, settings in players.items():
+            if isinstance(settings, dict):
+                objective["optimizer"] = settings.get("name")
+                objective[f"{player}_learning_rate"] = settings.get(
+                    "learning_rate")
+    return objective
+
+
+def upgrade_identity(recorded: Dict[str, Any]) -> Dict[str, Any]:
+    """A run record in today's form, so that runs recorded by an older
+    version still resume and load.
+
+    The trainer is named (ELBO when the record has none), the optimiser
+    settings move into the objective as today's objectives hold them, and
+    objective and model fields added since are filled in with their
+    defaults, which is what those runs trained with. A record that cannot be
+    read this way is returned as it is, for the field-by-field comparison to
+    name the problem.
+    """
+    if not isinstance(recorded, dict):
+        return recorded
+    upgraded = {key: value for key, value in recorded.items()
+                if key not in ("optimizer", "optimizers")}
+    upgraded[TRAINER_KEY] = trainer_name(recorded)
+    upgraded["objective"] = _legacy_objective(recorded)
+    try:
+        found = registry.resolve(upgraded[TRAINER_KEY])
+    except registry.TrainerNotFoundError:
+        return upgraded
+    try:
+        defaults = dataclasses.asdict(found.objective_class())
+    except TypeError:  # An objective without defaults for every field.
+        defaults = {}
+    upgraded["objective"] = {**defaults, **upgraded["objective"]}
+    model = upgraded.get("model")
+    if isinstance(model, dict):
+        try:
+            upgraded["model"] = found.model_config_class.from_dict(
+                model).to_dict()
+        except (TypeError, ValueError):
+            pass
+    return upgraded
 
 
 def read_run_identity(workdir: str) -> Dict[str, Any]:
@@ -56,7 +116,7 @@ def read_run_identity(workdir: str) -> Dict[str, Any]:
         raise errors.ConfigError(
             f"{workdir} is not a training workdir: it has no "
             f"{workdir_lib.RUN_FILE}. Expected the --workdir of a vae-train "
-            "or vae-train-vaegan run.")
+            "run.")
     try:
         with open(run_path) as stream:
             identity = json.load(stream)
@@ -65,18 +125,16 @@ def read_run_identity(workdir: str) -> Dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise errors.ConfigError(
             f"The run record {run_path} cannot be read ({error!r}); expected "
-            "the run.json that vae-train and vae-train-vaegan write."
+            "the run.json that vae-train writes."
         ) from None
-    return identity
+    return upgrade_identity(identity)
 
 
-def model_config(
-        workdir: str, identity: Dict[str, Any]
-) -> Union[models.ModelConfig, vaegan.VaeGanConfig]:
-    """The config of the run's model (a `models.ModelConfig` or, for a
-    VAE-GAN run, a `vaegan.VaeGanConfig`)."""
+def model_config(workdir: str, identity: Dict[str, Any]) -> Any:
+    """The config of the run's model (an instance of its trainer's
+    `model_config_class`)."""
+    config_class = model_classes(identity)[0]
     try:
-        config_class = model_classes(trainer_name(identity))[0]
         return config_class.from_dict(identity["model"])
     except (KeyError, TypeError, ValueError) as error:
         raise errors.ConfigError(
@@ -84,13 +142,11 @@ def model_config(
             f"built: {error}") from None
 
 
-def restore_model(
-        workdir: str, identity: Dict[str, Any]
-) -> Tuple[Union[models.VAE, vaegan.VaeGan], str]:
-    """The run's model (a VAE or VAE-GAN) with the weights of its latest
-    checkpoint, and the checkpoint's path."""
+def restore_model(workdir: str, identity: Dict[str, Any]) -> Tuple[Any, str]:
+    """The run's model (its trainer's `model_class`) with the weights of its
+    latest checkpoint, and the checkpoint's path."""
     config = model_config(workdir, identity)
-    model = model_classes(trainer_name(identity))[1](config)
+    model = model_classes(identity)[1](config)
     checkpoint_dir = os.path.join(workdir, "checkpoints")
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     if latest is None:

@@ -144,7 +144,8 @@ class _RegressionTrainer(base.Trainer):
                            model.trainable_variables)}, config=config,
                          data=data)
 
-    def train_step(self, batch):
+    def train_step(self, batch, seed):
+        del seed  # Deterministic.
         variables = self.optimized_variables["regression"]
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(self.model(batch["x"])
@@ -277,13 +278,12 @@ def _elbo_run(strategy, regularised=True):
                 steps_per_loop=2, progress="none"), data)
     metrics = trainer.train().metrics
 
-    seed = trainer.next_seed()  # In cross-replica context.
+    seed = tf.constant([7, 11], tf.int32)  # As the loop draws it.
 
     def replica_draws(seed):
         # A global batch of 4, split over the replicas.
-        rows = trainer.replica_rows(
-            lambda n: tf.random.stateless_normal([n, 3], seed),
-            tf.constant(4 // strategy.num_replicas_in_sync))
+        rows = trainer.example_noise(
+            seed, tf.constant(4 // strategy.num_replicas_in_sync), [3])
         return {"seed": seed, "replica_seed": trainer.replica_seed(seed),
                 "noise": rows}
 

@@ -103,7 +103,7 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
         before = [v.numpy() for v in trainer.model.trainable_variables]
         batch = next(iter(_data_source(self.train_split, self.test_split)
                           .train_batches(0, 0)))
-        logs = trainer.train_step(batch)
+        logs = trainer.train_step(batch, tf.constant([1, 2], tf.int32))
         self.assertEqual(set(logs), {"mse"})
         for old, variable in zip(before, trainer.model.trainable_variables):
             self.assertNotAllClose(old, variable.numpy(), msg=variable.name)
@@ -112,8 +112,8 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
 
         class CodeScaleTrainer(autoencoder_trainer.AutoencoderTrainer):
 
-            def train_step(self, batch):
-                logs = super().train_step(batch)
+            def train_step(self, batch, seed):
+                logs = super().train_step(batch, seed)
                 code = self.model.encode(batch["image"])
                 logs["code_std"] = tf.math.reduce_std(code)
                 return logs

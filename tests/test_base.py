@@ -36,7 +36,7 @@ class RegressionTrainer(base.Trainer):
                                        model.trainable_variables)},
             config=config, data=data)
 
-    def train_step(self, batch):
+    def train_step(self, batch, seed):
         variables = self.optimized_variables["regression"]
         with tf.GradientTape() as tape:
             error = self.model(batch["x"]) - batch["y"]
@@ -229,7 +229,8 @@ def _tiny_vae_setup(workdir, *, epochs, kill_at_batch=None,
         base.TrainerConfig(workdir=workdir, epochs=epochs, seed=5,
                            steps_per_loop=2, progress="none",
                            jit_compile=jit_compile),
-        data, elbo.ElboConfig(kl_estimator="mc", kl_warmup_steps=10))
+        data, elbo.ElboObjective(
+            kl="mc", kl_warmup_epochs=10 / data.steps_per_epoch))
     return trainer
 
 

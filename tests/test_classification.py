@@ -100,7 +100,7 @@ class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
         log_probabilities = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
         expected = -np.mean(np.sum(targets * log_probabilities, axis=-1))
         before = [v.numpy() for v in trainer.model.trainable_variables]
-        logs = trainer.train_step(batch)
+        logs = trainer.train_step(batch, tf.constant([1, 2], tf.int32))
         self.assertNear(float(logs["loss"]), expected, 1e-5)
         self.assertNear(float(logs["accuracy"]),
                         np.mean(np.argmax(logits, -1) == batch["label"].numpy()), 1e-6)

@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -62,7 +63,7 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.train_split = _synthetic_split(NUM_TRAIN, seed=1)
         self.test_split = _synthetic_split(10, seed=2)
 
-    def _trainer(self, *, epochs, elbo_config=elbo.ElboConfig(),
+    def _trainer(self, *, epochs, objective=elbo.ElboObjective(),
                  learning_rate=1e-2, trainer_class=elbo.ElboTrainer,
                  eval_batch_size=8):
         model = models.VAE(MODEL_CONFIG)
@@ -76,12 +77,12 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
             config=config,
             data=_data_source(self.train_split, self.test_split,
                               eval_batch_size=eval_batch_size),
-            elbo_config=elbo_config)
+            objective=objective)
 
     @parameterized.parameters("analytic", "mc")
     def test_training_lowers_the_loss(self, kl_estimator):
         trainer = self._trainer(
-            epochs=6, elbo_config=elbo.ElboConfig(kl_estimator=kl_estimator))
+            epochs=6, objective=elbo.ElboObjective(kl=kl_estimator))
         result = trainer.train()
         self.assertTrue(result.completed)
         self.assertEqual(result.global_step, 6 * STEPS_PER_EPOCH)
@@ -106,7 +107,7 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(record["global_step"], STEPS_PER_EPOCH)
         # One train_step outside the loop returns scalar tensors.
         batch = next(iter(trainer.data.train_batches(0, 0)))
-        logs = trainer.train_step(batch)
+        logs = trainer.train_step(batch, tf.constant([1, 2], tf.int32))
         self.assertEqual(set(logs), TRAIN_KEYS)
         for key, value in logs.items():
             self.assertEqual(value.shape, (), msg=key)
@@ -119,7 +120,7 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual(json.load(f), result.metrics)
 
     def test_beta_weights_kl_in_loss_but_not_in_elbo(self):
-        trainer = self._trainer(epochs=2, elbo_config=elbo.ElboConfig(beta=0.25))
+        trainer = self._trainer(epochs=2, objective=elbo.ElboObjective(beta=0.25))
         result = trainer.train()
         for record in result.metrics["epochs"]:
             train = record["train"]
@@ -134,8 +135,8 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_kl_warmup_raises_weight_linearly_per_step(self):
         beta, warmup_steps = 2.0, 2 * STEPS_PER_EPOCH
-        trainer = self._trainer(epochs=3, elbo_config=elbo.ElboConfig(
-            beta=beta, kl_warmup_steps=warmup_steps))
+        trainer = self._trainer(epochs=3, objective=elbo.ElboObjective(
+            beta=beta, kl_warmup_epochs=warmup_steps / STEPS_PER_EPOCH))
         self.assertAllClose(trainer.kl_weight(), 0.0)
         result = trainer.train()
         # Step s (0-based) uses beta * min(1, s / warmup_steps); each epoch
@@ -157,7 +158,7 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # 10 test images in batches of 4: the last batch has 2 padding rows.
         trainer = self._trainer(
             epochs=1, eval_batch_size=4,
-            elbo_config=elbo.ElboConfig(kl_estimator=kl_estimator))
+            objective=elbo.ElboObjective(kl=kl_estimator))
         trainer.train()
         results = trainer.evaluate()
         self.assertEqual(set(results), {"test"})
@@ -181,8 +182,8 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
     def test_subclass_extending_train_step_gets_its_metric_logged(self):
 
         class KlPerDimTrainer(elbo.ElboTrainer):
-            def train_step(self, batch):
-                logs = super().train_step(batch)
+            def train_step(self, batch, seed):
+                logs = super().train_step(batch, seed)
                 logs["kl_per_dim"] = logs["kl"] / self.model.latent_dim
                 return logs
 
@@ -200,24 +201,63 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIn("kl_per_dim", metrics["final"]["train"])
 
 
-class ElboConfigTest(tf.test.TestCase, parameterized.TestCase):
+class OptimizerKindsTest(tf.test.TestCase):
+    """The trainer takes Keras 3 optimisers as well as tf-keras ones."""
+
+    def _train(self, optimizer, workdir, epochs):
+        tf.random.set_seed(0)
+        model = models.VAE(MODEL_CONFIG)
+        split = _synthetic_split(NUM_TRAIN, seed=1)
+        trainer = elbo.ElboTrainer(
+            model, optimizer, base.TrainerConfig(
+                workdir=workdir, epochs=epochs, seed=3,
+                steps_per_loop=STEPS_PER_EPOCH, progress="none"),
+            _data_source(split, _synthetic_split(10, seed=2)))
+        return trainer.train().metrics
+
+    def test_keras_3_adam_trains_and_resumes_exactly(self):
+        workdir = self.create_tempdir().full_path
+        self._train(keras.optimizers.Adam(1e-2), workdir, epochs=1)
+        resumed = self._train(keras.optimizers.Adam(1e-2), workdir, epochs=2)
+        straight = self._train(keras.optimizers.Adam(1e-2),
+                               self.create_tempdir().full_path, epochs=2)
+        first, last = (record["train"]["loss"]
+                       for record in straight["epochs"])
+        self.assertLess(last, first)
+        self.assertEqual(resumed["final"]["test"], straight["final"]["test"])
+
+    def test_an_object_that_is_no_optimiser_is_refused_naming_it(self):
+        with self.assertRaisesRegex(
+                ValueError, r"'vae'.*'adam'.*not a usable optimiser.*"
+                r"apply_gradients"):
+            self._train("adam", self.create_tempdir().full_path, epochs=1)
+
+
+class ElboObjectiveTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(
-        ("estimator", dict(kl_estimator="exact"), r"kl_estimator.*'exact'"),
-        ("negative_beta", dict(beta=-0.5), r"beta.*-0\.5"),
-        ("negative_warmup", dict(kl_warmup_steps=-3), r"kl_warmup_steps.*-3"),
+        ("estimator", dict(kl="exact"), r"--kl.*'exact'"),
+        ("negative_beta", dict(beta=-0.5), r"--beta.*-0\.5"),
+        ("infinite_beta", dict(beta=float("inf")), r"--beta.*inf"),
+        ("nan_beta", dict(beta=float("nan")), r"--beta.*nan"),
+        ("negative_warmup", dict(kl_warmup_epochs=-3.0),
+         r"--kl_warmup_epochs.*-3"),
+        ("optimizer", dict(optimizer="adagrad"), r"adagrad"),
+        ("zero_rate", dict(learning_rate=0.0), r"--learning_rate.*0"),
+        ("infinite_rate", dict(learning_rate=float("inf")),
+         r"--learning_rate.*inf"),
     )
     def test_validate_rejects_bad_values(self, fields, message):
-        config = elbo.ElboConfig(**fields)
+        config = elbo.ElboObjective(**fields)
         with self.assertRaisesRegex(ValueError, message):
             config.validate()
 
     @parameterized.parameters(
-        dict(kl_estimator="analytic"), dict(kl_estimator="mc"),
-        dict(beta=0.0), dict(beta=4.0), dict(kl_warmup_steps=0),
-        dict(kl_warmup_steps=1000))
+        dict(kl="analytic"), dict(kl="mc"),
+        dict(beta=0.0), dict(beta=4.0), dict(kl_warmup_epochs=0.0),
+        dict(kl_warmup_epochs=2.5), dict(optimizer="sgd", learning_rate=3.0))
     def test_validate_accepts_good_values(self, **fields):
-        elbo.ElboConfig(**fields).validate()
+        elbo.ElboObjective(**fields).validate()
 
     def test_trainer_rejects_bad_config_before_building(self):
         model = models.VAE(MODEL_CONFIG)
@@ -228,7 +268,7 @@ class ElboConfigTest(tf.test.TestCase, parameterized.TestCase):
                 model=model, optimizer=optimizers.make_optimizer("sgd", 0.1),
                 config=base.TrainerConfig(workdir=workdir, epochs=1),
                 data=_data_source(split, split),
-                elbo_config=elbo.ElboConfig(beta=-1.0))
+                objective=elbo.ElboObjective(beta=-1.0))
         self.assertFalse(os.path.exists(workdir))
 
 

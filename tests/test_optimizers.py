@@ -50,12 +50,12 @@ class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
                 ValueError, rf"'{name}'.*'adam', 'rmsprop', 'sgd'"):
             optimizers.make_optimizer(name, 1e-3)
 
-    @parameterized.parameters(0.0, -0.001, -5)
-    def test_non_positive_rate_is_rejected_naming_it(self, learning_rate):
+    @parameterized.parameters(0.0, -0.001, -5, float("inf"), float("nan"))
+    def test_unusable_rate_is_rejected_naming_it(self, learning_rate):
         with self.assertRaises(ValueError) as caught:
             optimizers.make_optimizer("adam", learning_rate)
         message = str(caught.exception)
-        self.assertIn("learning rate must be positive", message)
+        self.assertIn("learning rate must be positive and finite", message)
         self.assertIn(f"got {learning_rate}", message)
 
     def test_cosine_decay_follows_the_half_cosine_to_zero(self):

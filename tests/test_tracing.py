@@ -49,9 +49,9 @@ def _counting(trainer_class):
         train_traces = 0
         eval_traces = 0
 
-        def train_step(self, batch):
+        def train_step(self, batch, seed):
             type(self).train_traces += 1
-            return super().train_step(batch)
+            return super().train_step(batch, seed)
 
         def eval_step(self, batch):
             type(self).eval_traces += 1
@@ -74,7 +74,7 @@ class NoRetracingTest(tf.test.TestCase):
             hidden_units=(8,)))
         return trainer_class(model, optimizers.make_optimizer("adam", 1e-3),
                              self._config(workdir, epochs), _data_source(),
-                             elbo_config=elbo.ElboConfig(kl_estimator="mc"))
+                             objective=elbo.ElboObjective(kl="mc"))
 
     def test_elbo_trainer_traces_its_step_once_over_two_epochs(self):
         trainer = self._elbo_trainer(self.create_tempdir().full_path, 2)

@@ -1,6 +1,7 @@
 """End-to-end tests of launch/train_vaegan.py, run as a user runs it: a
 subprocess, on fake MNIST, with networks a few channels wide."""
 
+import dataclasses
 import json
 import os
 
@@ -9,9 +10,11 @@ import imageio.v2 as imageio
 import tensorflow as tf
 
 from launch import experiment
+from launch import runs
 from tests import testing_utils
 from tests.test_train import tree_digest
 from trainers import base
+from trainers import vaegan as vaegan_trainer
 from trainers import workdir as workdir_lib
 from vae import models
 from vae import vaegan
@@ -43,21 +46,54 @@ def _write_vae_run_record(workdir):
 
 class RunIdentityTest(tf.test.TestCase):
 
-    def test_vae_runs_record_what_they_always_did(self):
-        # Workdirs written before the VAE-GAN existed must still resume.
-        identity = _program_config("unused",
-                                   model=models.ModelConfig()).run_identity()
-        self.assertCountEqual(identity, ["data", "model", "objective",
-                                         "optimizer", "batch_size", "seed"])
-        self.assertEqual(identity["optimizer"],
-                         {"name": "adam", "learning_rate": 1e-3})
+    def test_records_of_earlier_versions_still_resume(self):
+        # The run.json of a VAE and of a VAE-GAN as vae-train and
+        # vae-train-vaegan wrote them before trainers were plug-ins: no
+        # trainer key for the VAE, optimisers beside the objective.
+        for config, legacy in (
+                (_program_config("unused", model=models.ModelConfig()),
+                 {"objective": {"kl_estimator": "analytic", "beta": 1.0,
+                                "kl_warmup_epochs": 0.0},
+                  "optimizer": {"name": "adam", "learning_rate": 1e-3}}),
+                (_program_config("unused", model=vaegan.VaeGanConfig(),
+                                 trainer_name="vaegan",
+                                 objective=vaegan_trainer.VaeGanObjective()),
+                 {"trainer": "vaegan", "objective": {
+                     "gamma": 1.0, "generator_loss": "minimax",
+                     "feature_loss": "gaussian", "gan_weights": [1, 1, 2],
+                     "d_steps": 3, "g_steps": 3, "d_threshold": 1.0,
+                     "g_threshold": 0.4},
+                  "optimizers": {
+                      "encoder": {"name": "rmsprop", "learning_rate": 1e-3},
+                      "decoder": {"name": "rmsprop", "learning_rate": 3e-4},
+                      "discriminator": {"name": "rmsprop",
+                                        "learning_rate": 1e-3}}})):
+            workdir = self.create_tempdir().full_path
+            identity = config.run_identity()
+            recorded = {key: identity[key] for key in
+                        ("data", "model", "batch_size", "seed")}
+            base.write_json_atomically(
+                os.path.join(workdir, workdir_lib.RUN_FILE),
+                {**recorded, **legacy})
+            self.assertTrue(workdir_lib.claim_workdir(
+                workdir, identity, upgrade_recorded=runs.upgrade_identity))
+            # Another learning rate is still another run.
+            changed = dataclasses.replace(
+                config, objective=dataclasses.replace(
+                    config.objective, optimizer="sgd"))
+            with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
+                                        "objective.optimizer"):
+                workdir_lib.claim_workdir(
+                    workdir, changed.run_identity(),
+                    upgrade_recorded=runs.upgrade_identity)
 
     def _claimed_vaegan_workdir(self):
         """A workdir claimed by a default VAE-GAN run: (workdir, config, the
         path of its run record, the record as read back)."""
         workdir = self.create_tempdir().full_path
         config = _program_config(workdir, model=vaegan.VaeGanConfig(),
-                                 vaegan=experiment.VaeGanProgram())
+                                 trainer_name="vaegan",
+                                 objective=vaegan_trainer.VaeGanObjective())
         workdir_lib.claim_workdir(workdir, config.run_identity())
         run_path = os.path.join(workdir, workdir_lib.RUN_FILE)
         with open(run_path) as stream:
@@ -73,7 +109,7 @@ class RunIdentityTest(tf.test.TestCase):
         base.write_json_atomically(run_path, recorded)
         self.assertTrue(workdir_lib.claim_workdir(
             workdir, config.run_identity(),
-            upgrade_recorded=experiment._with_added_field_defaults))
+            upgrade_recorded=runs.upgrade_identity))
 
     def test_vaegan_record_with_another_objective_is_refused(self):
         # Filling in defaults must not hide a real difference.
@@ -84,7 +120,7 @@ class RunIdentityTest(tf.test.TestCase):
                                     "objective.schedule"):
             workdir_lib.claim_workdir(
                 workdir, config.run_identity(),
-                upgrade_recorded=experiment._with_added_field_defaults)
+                upgrade_recorded=runs.upgrade_identity)
 
 
 class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
@@ -161,8 +197,8 @@ class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(identity["model"]["num_classes"], 10)  # Default.
         self.assertEqual(identity["objective"]["d_steps"], 3)
         self.assertEqual(
-            {network: optimizer["learning_rate"]
-             for network, optimizer in identity["optimizers"].items()},
+            {network: identity["objective"][f"{network}_learning_rate"]
+             for network in ("encoder", "decoder", "discriminator")},
             {"encoder": 1e-3, "decoder": 3e-4, "discriminator": 1e-3})
         metrics = self.read_json("metrics.json")
         for key in ("prior", "dis_llike", "gan", "discriminator_updates",
@@ -196,7 +232,7 @@ class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(
         # Refused by the flag's own definition (as --d_steps=0 would be) ...
         ("feature_loss", "--feature_loss", "gaussian|sigmoid_cross_entropy"),
-        ("gan_weights", "--gan_weights", "three non-negative numbers"),
+        ("gan_weights", "--gan_weights", "three non-negative weights"),
         # ... and by the model config, checked before the workdir is touched.
         ("decoder_filters", "decoder_filters", "exactly 2"),
         # ... and by the objective (the default --d_steps is 3).

@@ -427,9 +427,12 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # The simultaneous schedule takes one step of each player.
         dict(schedule="simultaneous"),
         dict(schedule="simultaneous", d_steps=1, g_steps=2),
-        dict(gan_weights=(1.0, 1.0)))
+        dict(gan_weights=(1.0, 1.0)),
+        dict(optimizer="adagrad"),
+        dict(decoder_learning_rate=0.0),
+        dict(encoder_learning_rate=float("inf")))
     def test_objective_validation(self, **fields):
-        with self.assertRaisesRegex(ValueError, "VaeGanObjective"):
+        with self.assertRaisesRegex(ValueError, "|".join(fields)):
             vaegan_trainer.VaeGanObjective(**fields).validate()
 
     def test_unconditional_variant_trains(self):

@@ -89,7 +89,9 @@ class AutoencoderTrainer(base.Trainer):
             config=config, data=data, hooks=hooks, name=name,
             strategy=strategy)
 
-    def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor],
+                   seed: tf.Tensor) -> base.Logs:
+        del seed  # Deterministic: an autoencoder draws no noise.
         points = batch["image"]
         variables = self.optimized_variables["autoencoder"]
         with tf.GradientTape() as tape:

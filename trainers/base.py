@@ -43,6 +43,9 @@ Logs = Dict[str, tf.Tensor]
 # the time limit, see launch/submit.py), SIGINT a person at a terminal.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
+# The step's seed: a stateless seed, as `tf.random.stateless_*` take it.
+SEED_SPEC = tf.TensorSpec([2], tf.int32)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
@@ -241,43 +244,51 @@ def write_json_atomically(path: str, payload: Any) -> None:
 class Trainer(tf.Module):
     """Base class of all trainers: owns the loop, checkpoints and summaries.
 
-    Subclassing contract:
+    Subclassing contract (all a trainer must know):
 
-    * `train_step(batch) -> dict[str, scalar tf.Tensor]` (required): the maths
-      of one optimisation step on one batch (a dict of tensors from the data
-      source). It runs inside `tf.function`, once on each replica of the
-      strategy with that replica's share of the batch: use a
-      `tf.GradientTape`, take the mean of the loss over the batch it is
-      given, apply each optimiser in `self.optimizers` to its own variables
-      in `self.optimized_variables`, draw randomness from `self.next_seed()`
-      (the same seed on every replica: draw per-example noise for the global
-      batch and keep your rows with `self.replica_rows`, and fold in the
-      replica with `self.replica_seed` where replicas only need different
-      draws, as dropout masks do), and return the scalars to log (the base
-      class averages them over the replicas). Do not increment the global
-      step; the loop does. Write it as for one device: with R replicas each
-      optimiser divides the gradients by R before summing them over the
-      replicas, so a step of batch means updates the model as one device
-      would on the whole batch.
-    * `distributed_train_step(batch) -> dict[str, scalar tf.Tensor]`
-      (optional, instead of `train_step`): one step in cross-replica context,
-      `batch` distributed over the replicas. The default runs `train_step`
-      on every replica with `self.strategy.run` and averages its logs.
-      Override it when a step's control flow depends on what all replicas
-      measured, as the VAE-GAN's balancing does: an optimiser update
-      synchronises the replicas, and MirroredStrategy cannot synchronise
-      inside a `tf.while_loop` or `tf.cond` of a replica function, so such a
-      loop runs here, each update its own `self.strategy.run`, each decision
-      on a value reduced over the replicas.
+    * `train_step(batch, seed) -> dict[str, scalar tf.Tensor]` (required): the
+      maths of one optimisation step, written as for one device. `batch` is a
+      dict of tensors from the data source; `seed` is a stateless seed (int32
+      [2]), fresh every step and the same on every replica. Use a
+      `tf.GradientTape` per optimiser, take the mean of the loss over the batch
+      you are given, apply each optimiser in `self.optimizers` to its own
+      variables in `self.optimized_variables`, and return the scalars to log.
+      Per-example noise comes from `self.example_noise(seed, batch_size,
+      event_shape)`, which gives example i the same draw on one device as on
+      eight; draws that only need to differ between replicas (dropout masks)
+      take `self.replica_seed(seed)`; more seeds come from
+      `tf.random.experimental.stateless_fold_in(seed, k)`. Do not increment
+      the global step; the loop does. With R replicas each optimiser divides
+      the gradients by R before summing them over the replicas, so a step of
+      batch means updates the model as one device would on the whole batch.
     * `eval_step(batch) -> dict[str, tf.Tensor of shape [batch]]` (optional):
       per-example metrics; the base class averages them over the real rows of
       the evaluation set (rows whose `mask` is 1). Draw randomness from
       `self.next_eval_seed()`, which restarts from the same state at every
       evaluation so that evaluations are comparable across epochs.
       Evaluation runs on the chief, on one device.
-    * `on_epoch_end(epoch, logs)` (optional): extra epoch-end work, on every
-      worker (check `self.is_chief` before writing anything); hooks passed to
-      the constructor are the preferred way to add outputs.
+    * To be launched by the programs (`vae-train --trainer=...`), the class
+      also declares `model_class`, `model_config_class` and
+      `objective_class` (a frozen dataclass of the objective and optimiser
+      settings; each field becomes a flag) and builds itself from them in
+      `from_objective` (see `trainers.registry`). `ElboTrainer` does all of
+      that; a subclass of it sets `objective_class` and writes `train_step`.
+
+    Rarely needed:
+
+    * `distributed_train_step(batch, seed)`: one step in cross-replica
+      context, `batch` distributed over the replicas. The default runs
+      `train_step` on every replica with `self.strategy.run` and averages its
+      logs. Override it when a step's control flow depends on what all
+      replicas measured, as the VAE-GAN's balancing does: an optimiser update
+      synchronises the replicas, and MirroredStrategy cannot synchronise
+      inside a `tf.while_loop` or `tf.cond` of a replica function, so such a
+      loop runs here, each update its own `self.strategy.run`, each decision
+      on a value reduced over the replicas.
+    * `on_epoch_end(epoch, logs)`: extra epoch-end work, on every worker
+      (check `self.is_chief` before writing anything); hooks passed to the
+      constructor are the preferred way to add outputs.
+    * `track_in_checkpoint(name=variable)`: more state that resume needs.
 
     Everything else comes with the base class: compiled multi-step loops
     (`steps_per_loop` steps per call, optional XLA), distribution over the
@@ -312,6 +323,15 @@ class Trainer(tf.Module):
         any scope).
     """
 
+    # What the programs read to build a run of this trainer (see
+    # `trainers.registry`); None where the trainer is not launched by them.
+    model_class: Optional[type] = None
+    model_config_class: Optional[type] = None
+    objective_class: Optional[type] = None
+    # Defaults of the shared program flags that suit this trainer, e.g.
+    # {"batch_size": 64}; the command line still overrides them.
+    flag_defaults: Mapping[str, Any] = {}
+
     def __init__(self, model: tf.Module,
                  optimizers: Mapping[str, Tuple[Any, Sequence[tf.Variable]]],
                  config: TrainerConfig, data: DataSource,
@@ -330,6 +350,8 @@ class Trainer(tf.Module):
         self.hooks = list(hooks)
         checkpointed_optimizers = {key: pair[0]
                                    for key, pair in optimizers.items()}
+        for key, optimizer in checkpointed_optimizers.items():
+            distribute_lib.check_optimizer(key, optimizer)
         self.optimizers = {
             key: distribute_lib.averaging_over_replicas(optimizer,
                                                         self.strategy)
@@ -356,10 +378,8 @@ class Trainer(tf.Module):
             self.completed_epochs = tf.Variable(0, dtype=tf.int64,
                                                 trainable=False,
                                                 name="completed_epochs")
-            # The source of every training step's seed. It is drawn from in
-            # cross-replica context only (in a replica the generator would
-            # fold the replica's index in), so every replica gets the same
-            # seed; see `next_seed`.
+            # The source of every training step's seed, drawn once per step
+            # by the loop and passed to the step.
             self.rng = tf.random.Generator.from_seed(config.seed)
             self._eval_rng = tf.random.Generator.from_seed(config.seed + 1)
         self._loop_state = _LoopState()
@@ -408,40 +428,44 @@ class Trainer(tf.Module):
         self._vote_fn = None
         self._stop_request = _StopRequest()
         self._stop_signal: Optional[int] = None
-        # The step's seed while a replica traces `train_step`. Per thread:
-        # MirroredStrategy traces each replica's function in a thread of its
-        # own.
-        self._replica_state = threading.local()
+
+    @classmethod
+    def from_objective(cls, model: tf.Module, objective: Any,
+                       config: TrainerConfig, data: DataSource,
+                       hooks: Sequence[Hook] = ()) -> "Trainer":
+        """Builds the trainer a program asks for: its optimisers made from
+        `objective` (an instance of `objective_class`). Called in the scope
+        of the strategy to train under; see `trainers.registry`."""
+        raise NotImplementedError(
+            f"{cls.__name__} does not say how to build itself from an "
+            "objective; define the classmethod from_objective(model, "
+            "objective, config, data, hooks) to launch it with vae-train.")
 
     # ----------------------------------------------------------- subclasses
-    def train_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor],
+                   seed: tf.Tensor) -> Logs:
         """One optimisation step on one replica; see the class docstring."""
         raise NotImplementedError(
-            f"{type(self).__name__} must implement train_step(batch) (or "
-            "distributed_train_step(batch)).")
+            f"{type(self).__name__} must implement train_step(batch, seed) "
+            "(or distributed_train_step(batch, seed)).")
 
-    def distributed_train_step(self, batch: Any) -> Logs:
+    def distributed_train_step(self, batch: Any, seed: tf.Tensor) -> Logs:
         """One step on every replica; see the class docstring.
 
         Args:
           batch: a batch distributed over the replicas (on one replica, the
             batch itself).
+          seed: the step's stateless seed, int32 [2], drawn once outside the
+            replicas from the checkpointed generator `self.rng`.
 
         Returns:
           The scalars of `train_step`, as float32, averaged over the replicas.
         """
-        def replica_step(replica_batch, seed):
-            self._replica_state.step_seed = seed
-            self._replica_state.seeds_drawn = 0
-            try:
-                logs = self._replica_step_fn(replica_batch)
-            finally:
-                self._replica_state.step_seed = None
+        def replica_step(replica_batch, replica_seed):
+            logs = self._replica_step_fn(replica_batch, replica_seed)
             return {key: tf.cast(value, tf.float32)
                     for key, value in logs.items()}
 
-        # Drawn once, outside the replicas, so all of them get this seed.
-        seed = self.rng.uniform_full_int([2], dtype=tf.int32)
         return self.mean_over_replicas(
             self.strategy.run(replica_step, args=(batch, seed)))
 
@@ -462,36 +486,25 @@ class Trainer(tf.Module):
             return batch["label_onehot"]
         return None
 
-    def next_seed(self) -> tf.Tensor:
-        """A fresh stateless seed (int32 [2]), the same on every replica.
+    def example_noise(self, seed: tf.Tensor, batch_size: tf.Tensor,
+                      event_shape: Sequence[int],
+                      dtype: tf.DType = tf.float32) -> tf.Tensor:
+        """Standard normal noise [batch_size, *event_shape] for this
+        replica's examples, the same for example i on any number of replicas.
 
-        In `train_step`, the first call returns the step's seed, drawn once
-        per step from the checkpointed generator (`self.rng`) outside the
-        replicas, and later calls in the same step fold their count into it.
-        In cross-replica context (a `distributed_train_step`), or anywhere
-        on one device, each call draws from the generator. So a run repeats
-        exactly, resumes exactly, and on one device draws what it always
-        has. Every replica gets the same seed: draw noise for the global
-        batch from it and keep your rows with `replica_rows` (then example i
-        gets the same noise on any number of replicas), or fold the replica
-        in with `replica_seed`.
+        Args:
+          seed: a seed that is the same on every replica (the step's).
+          batch_size: this replica's batch size (`tf.shape(images)[0]`).
+          event_shape: the shape of one example's noise, e.g. [latent_dim]
+            or [num_samples, latent_dim].
+          dtype: a floating dtype.
         """
-        step_seed = getattr(self._replica_state, "step_seed", None)
-        if step_seed is not None:
-            count = self._replica_state.seeds_drawn
-            self._replica_state.seeds_drawn = count + 1
-            if count == 0:
-                return step_seed
-            return tf.random.experimental.stateless_fold_in(step_seed, count)
-        replica_context = tf.distribute.get_replica_context()
-        if (self.strategy.num_replicas_in_sync > 1
-                and replica_context is not None
-                and replica_context.strategy is self.strategy):
-            raise RuntimeError(
-                "next_seed() was called in a replica outside train_step; in "
-                "a distributed_train_step call it before strategy.run and "
-                "pass the seed in, so that every replica gets the same one.")
-        return self.rng.uniform_full_int([2], dtype=tf.int32)
+        def draw(num_examples):
+            shape = tf.concat([[num_examples],
+                               tf.constant(list(event_shape), tf.int32)], 0)
+            return tf.random.stateless_normal(shape, seed, dtype=dtype)
+
+        return self.example_rows(draw, tf.cast(batch_size, tf.int32))
 
     def replica_seed(self, seed: tf.Tensor) -> tf.Tensor:
         """`seed` with this replica's index folded in, for draws that need
@@ -502,16 +515,17 @@ class Trainer(tf.Module):
         return tf.random.experimental.stateless_fold_in(
             seed, tf.distribute.get_replica_context().replica_id_in_sync_group)
 
-    def replica_rows(self, draw: Callable[[tf.Tensor], tf.Tensor],
+    def example_rows(self, draw: Callable[[tf.Tensor], tf.Tensor],
                      batch_size: tf.Tensor) -> tf.Tensor:
         """This replica's rows of a draw made for the whole global batch.
 
         `draw(n)` makes n rows of per-example randomness from a seed that is
-        the same on every replica (`next_seed`); replica r of R keeps rows
-        r * batch_size to (r + 1) * batch_size, the examples tf.distribute
-        gives it (it splits each global batch evenly, in order). So example
-        i gets the same draw on one device as on eight, and a run on several
-        follows the one-device run up to float rounding.
+        the same on every replica; replica r of R keeps rows r * batch_size to
+        (r + 1) * batch_size, the examples tf.distribute gives it (it splits
+        each global batch evenly, in order). So example i gets the same draw
+        on one device as on eight, and a run on several follows the
+        one-device run up to float rounding. `example_noise` is this for
+        standard normal noise.
 
         Args:
           draw: n (a scalar int32 tensor) -> a tensor of n rows.
@@ -595,14 +609,18 @@ class Trainer(tf.Module):
         # Tracing the step once here tells us which scalars it returns; the
         # traced function is cached, so the loop below reuses it.
         structure = self._step_fn.get_concrete_function(
-            element_spec).structured_outputs
+            element_spec, SEED_SPEC).structured_outputs
         keys = sorted(structure)
 
         @tf.function
         def train_loop(iterator, num_steps):
             sums = {key: tf.constant(0.0, tf.float32) for key in keys}
             for _ in tf.range(num_steps):
-                logs = self._step_fn(next(iterator))
+                # Drawn here, outside the replicas (in a replica the
+                # generator would fold the replica's index in), so every
+                # replica gets the same seed.
+                seed = self.rng.uniform_full_int([2], dtype=tf.int32)
+                logs = self._step_fn(next(iterator), seed)
                 self.global_step.assign_add(1)
                 sums = {key: sums[key] + tf.cast(logs[key], tf.float32)
                         for key in keys}

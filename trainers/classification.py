@@ -82,7 +82,8 @@ class ClassificationTrainer(base.Trainer):
             strategy=strategy)
         self.label_smoothing = float(label_smoothing)
 
-    def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor],
+                   seed: tf.Tensor) -> base.Logs:
         targets = batch["label_onehot"]
         num_classes = tf.cast(tf.shape(targets)[-1], tf.float32)
         smoothed = (targets * (1.0 - self.label_smoothing)
@@ -90,7 +91,7 @@ class ClassificationTrainer(base.Trainer):
         variables = self.optimized_variables["classifier"]
         with tf.GradientTape() as tape:
             logits = self.model.logits(batch["image"], is_training=True,
-                                       seed=self.replica_seed(self.next_seed()))
+                                       seed=self.replica_seed(seed))
             loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
                 labels=smoothed, logits=logits))
         gradients = tape.gradient(loss, variables)

@@ -79,7 +79,36 @@ def _optimizer_variables(optimizer: Any) -> Sequence[tf.Variable]:
     # tf-keras optimisers expose `variables` as a property (a callable list),
     # the legacy ones as a method.
     variables = optimizer.variables
-    return variables() if inspect.ismethod(variables) else list(variables)
+    variables = variables() if inspect.ismethod(variables) else list(variables)
+    # A Keras 3 optimiser's variables are `keras.Variable`s wrapping the
+    # `tf.Variable` (or distributed variable) in `.value`.
+    return [variable if isinstance(variable, tf.Variable)
+            else getattr(variable, "value", variable)
+            for variable in variables]
+
+
+# What the trainer calls on an optimiser: tf-keras (Keras 2) and Keras 3
+# optimisers both have these.
+_OPTIMIZER_METHODS = ("apply_gradients", "build")
+
+
+def check_optimizer(name: str, optimizer: Any) -> None:
+    """Raises ValueError unless `optimizer` can serve as a trainer's optimiser.
+
+    Keras 3 optimisers (`keras.optimizers.*`, which is what
+    `tf.keras.optimizers` is with TensorFlow 2.16 and later) and tf-keras
+    ones (`trainers.optimizers.make_optimizer`) both can.
+    """
+    missing = [method for method in _OPTIMIZER_METHODS
+               if not callable(getattr(optimizer, method, None))]
+    if missing or not hasattr(optimizer, "variables"):
+        raise ValueError(
+            f"The optimiser {name!r} is {optimizer!r} (a "
+            f"{type(optimizer).__module__}.{type(optimizer).__qualname__}), "
+            "which is not a usable optimiser: it lacks "
+            f"{', '.join(missing) or 'variables'}. Expected a Keras "
+            "optimiser, such as keras.optimizers.Adam(1e-3) or "
+            "trainers.optimizers.make_optimizer('adam', 1e-3).")
 
 
 def check_created_in_scope(

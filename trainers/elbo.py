@@ -9,40 +9,60 @@ different KL weights stay comparable.
 """
 
 import dataclasses
+import math
 from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
 from trainers import base
 from trainers import losses
+from trainers import optimizers as optimizers_lib
+from vae import models
 
 
 @dataclasses.dataclass(frozen=True)
-class ElboConfig:
-    """The objective.
+class ElboObjective:
+    """The objective and its optimiser, as a run sets them (each field is a
+    flag of `vae-train` of the same name).
 
     Attributes:
-      kl_estimator: "analytic" (closed form) or "mc" (log q(z|x) - log p(z)
-        at the sampled z).
+      kl: how KL(q(z|x) || p(z)) is estimated: "analytic" (closed form) or
+        "mc" (log q(z|x) - log p(z) at the sampled z).
       beta: weight of the KL term in the training loss.
-      kl_warmup_steps: the weight rises linearly from 0 to `beta` over this
-        many steps (0: no warm-up).
+      kl_warmup_epochs: the weight rises linearly from 0 to `beta` over this
+        many epochs (0: no warm-up).
+      optimizer: optimiser name (`trainers.optimizers.OPTIMIZER_NAMES`).
+      learning_rate: its step size.
     """
 
-    kl_estimator: str = "analytic"
-    beta: float = 1.0
-    kl_warmup_steps: int = 0
+    kl: str = dataclasses.field(default="analytic", metadata={
+        "choices": losses.KL_ESTIMATORS,
+        "help": "KL(q(z|x) || p(z)): analytic (closed form) or mc "
+                "(log q(z|x) - log p(z) at the sampled z)."})
+    beta: float = dataclasses.field(default=1.0, metadata={
+        "help": "Weight of the KL term in the loss."})
+    kl_warmup_epochs: float = dataclasses.field(default=0.0, metadata={
+        "help": "Raise the KL weight linearly from 0 to --beta over this "
+                "many epochs."})
+    optimizer: str = dataclasses.field(default="adam", metadata={
+        "choices": optimizers_lib.OPTIMIZER_NAMES, "help": "Optimiser."})
+    learning_rate: float = dataclasses.field(default=1e-3, metadata={
+        "help": "Learning rate."})
 
     def validate(self) -> None:
-        if self.kl_estimator not in losses.KL_ESTIMATORS:
-            raise ValueError(f"ElboConfig.kl_estimator must be one of "
-                             f"{losses.KL_ESTIMATORS}, got "
-                             f"{self.kl_estimator!r}.")
-        if not self.beta >= 0:  # Also rejects NaN.
-            raise ValueError(f"ElboConfig.beta must be >= 0, got {self.beta}.")
-        if self.kl_warmup_steps < 0:
-            raise ValueError("ElboConfig.kl_warmup_steps must be >= 0, got "
-                             f"{self.kl_warmup_steps}.")
+        """Raises ValueError naming the first bad field (as its flag)."""
+        if self.kl not in losses.KL_ESTIMATORS:
+            raise ValueError(f"--kl must be one of {losses.KL_ESTIMATORS}, "
+                             f"got {self.kl!r}.")
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise ValueError(f"--beta must be a finite number >= 0, got "
+                             f"{self.beta}.")
+        if not (self.kl_warmup_epochs >= 0
+                and math.isfinite(self.kl_warmup_epochs)):
+            raise ValueError("--kl_warmup_epochs must be a finite number "
+                             f">= 0, got {self.kl_warmup_epochs}.")
+        optimizers_lib.check_settings(self.optimizer, self.learning_rate,
+                                      what="--learning_rate")
 
 
 class ElboTrainer(base.Trainer):
@@ -50,52 +70,72 @@ class ElboTrainer(base.Trainer):
 
     Args:
       model: a VAE (`encode`, `decode`, `prior`).
-      optimizer: updates all of `model.trainable_variables`.
+      optimizer: updates all of `model.trainable_variables`: a Keras
+        optimiser (`keras.optimizers.Adam(1e-3)`) or one from
+        `trainers.optimizers.make_optimizer`.
       config: loop settings.
       data: batches with an "image" entry of shape [batch, *image_shape],
         and for a conditional model (`model.is_conditional`) a one-hot
         "label_onehot" entry [batch, num_classes].
-      elbo_config: the objective.
+      objective: the objective (its optimiser fields are not read here: the
+        optimiser is given).
       hooks: epoch-end hooks.
       name: module name.
       strategy: see `base.Trainer`.
     """
 
+    model_class = models.VAE
+    model_config_class = models.ModelConfig
+    objective_class = ElboObjective
+
     def __init__(self, model: tf.Module, optimizer: Any,
                  config: base.TrainerConfig, data: base.DataSource,
-                 elbo_config: ElboConfig = ElboConfig(),
+                 objective: ElboObjective = ElboObjective(),
                  hooks: Sequence[base.Hook] = (),
                  name: Optional[str] = None,
                  strategy: Optional[tf.distribute.Strategy] = None):
-        elbo_config.validate()
+        objective.validate()
         super().__init__(
             model=model,
             optimizers={"vae": (optimizer, model.trainable_variables)},
             config=config, data=data, hooks=hooks, name=name,
             strategy=strategy)
-        self.elbo_config = elbo_config
+        self.objective = objective
+        self.kl_warmup_steps = int(round(objective.kl_warmup_epochs
+                                         * data.steps_per_epoch))
+
+    @classmethod
+    def from_objective(cls, model: tf.Module, objective: ElboObjective,
+                       config: base.TrainerConfig, data: base.DataSource,
+                       hooks: Sequence[base.Hook] = ()) -> "ElboTrainer":
+        """The trainer with a new optimiser made from the objective's
+        `optimizer` and `learning_rate` (what `vae-train` builds)."""
+        return cls(model, optimizers_lib.make_optimizer(
+            objective.optimizer, objective.learning_rate), config, data,
+            objective=objective, hooks=hooks)
 
     def kl_weight(self) -> tf.Tensor:
         """The KL weight at the current global step (after warm-up: beta)."""
-        return losses.linear_warmup(self.global_step, self.elbo_config.beta,
-                                    self.elbo_config.kl_warmup_steps)
+        return losses.linear_warmup(self.global_step, self.objective.beta,
+                                    self.kl_warmup_steps)
 
-    def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor],
+                   seed: tf.Tensor) -> base.Logs:
         images = batch["image"]
         kl_weight = self.kl_weight()
         variables = self.optimized_variables["vae"]
-        seed = self.next_seed()
         # Example i's latent draw depends on its place in the global batch,
         # not on the replica that holds it; dropout masks need only differ
-        # between replicas.
-        latent_noise = self.replica_rows(
+        # between replicas. (This draw is `posterior.sample(seed)`'s, which
+        # the ELBO has always used, rather than `example_noise`'s.)
+        latent_noise = self.example_rows(
             lambda num_examples: losses.standard_latent_noise(
                 num_examples, self.model.latent_dim, seed),
             tf.shape(images)[0])
         with tf.GradientTape() as tape:
             terms = losses.elbo_terms(
                 self.model, images, labels=self.labels(batch),
-                kl_estimator=self.elbo_config.kl_estimator,
+                kl_estimator=self.objective.kl,
                 seed=self.replica_seed(seed), latent_noise=latent_noise,
                 is_training=True)
             loss = losses.weighted_negative_elbo(terms, kl_weight)
@@ -112,7 +152,7 @@ class ElboTrainer(base.Trainer):
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         terms = losses.elbo_terms(
             self.model, batch["image"], labels=self.labels(batch),
-            kl_estimator=self.elbo_config.kl_estimator,
+            kl_estimator=self.objective.kl,
             seed=self.next_eval_seed(), is_training=False)
         return {
             "elbo": terms.elbo,

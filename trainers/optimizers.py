@@ -7,9 +7,23 @@ under `tf.distribute` strategies, which a home-made optimiser would have to
 reimplement.
 """
 
+import math
+
 import tf_keras
 
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
+
+
+def check_settings(name: str, learning_rate: float,
+                   what: str = "The learning rate") -> None:
+    """Raises ValueError unless `name` is an optimiser we make and
+    `learning_rate` (the flag or field `what`) a positive finite number."""
+    if name not in OPTIMIZER_NAMES:
+        raise ValueError(f"Unknown optimiser {name!r}; expected one of "
+                         f"{OPTIMIZER_NAMES}.")
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ValueError(f"{what} must be positive and finite, got "
+                         f"{learning_rate}.")
 
 
 def make_optimizer(name: str, learning_rate: float,
@@ -26,9 +40,7 @@ def make_optimizer(name: str, learning_rate: float,
         reads the optimiser's own update counter, which checkpoints hold, so a
         resumed run continues on the same curve.
     """
-    if not learning_rate > 0:  # Also rejects NaN.
-        raise ValueError(f"The learning rate must be positive, got "
-                         f"{learning_rate}.")
+    check_settings(name, learning_rate)
     if cosine_decay_steps < 0:
         raise ValueError(f"cosine_decay_steps must be 0 (constant rate) or "
                          f"positive, got {cosine_decay_steps}.")

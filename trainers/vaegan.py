@@ -66,6 +66,8 @@ import tensorflow as tf
 
 from trainers import base
 from trainers import losses
+from trainers import optimizers as optimizers_lib
+from vae import vaegan as vaegan_models
 
 PLAYERS = ("encoder", "decoder", "discriminator")
 FEATURE_LOSSES = losses.FEATURE_LOSSES
@@ -99,18 +101,64 @@ class VaeGanObjective:
         from which all three players take their step (as the TensorFlow
         DCGAN tutorial trains), with d_steps = g_steps = 1 and no
         balancing (the thresholds are not read).
+      optimizer: optimiser name (`trainers.optimizers`), used by all three
+        players.
+      encoder_learning_rate, decoder_learning_rate,
+        discriminator_learning_rate: each player's step size.
     """
 
-    gamma: float = 1.0
-    pixel_weight: float = 0.0
-    generator_loss: str = "minimax"
-    feature_loss: str = "gaussian"
-    gan_weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
-    d_steps: int = 3
-    g_steps: int = 3
-    d_threshold: float = 1.0
-    g_threshold: float = 0.4
-    schedule: str = "alternating"
+    gamma: float = dataclasses.field(default=1.0, metadata={
+        "help": "Weight of the feature reconstruction loss against the GAN "
+                "loss in the decoder's objective."})
+    pixel_weight: float = dataclasses.field(default=0.0, metadata={
+        "help": "Weight of a pixel reconstruction term (Bernoulli -log "
+                "p(x|z)) in the encoder's and the decoder's losses; 0 "
+                "(Larsen et al., reference 003): none."})
+    generator_loss: str = dataclasses.field(default="minimax", metadata={
+        "choices": GENERATOR_LOSSES,
+        "help": "The decoder's adversarial term: minimax (-L_GAN, Larsen et "
+                "al. and reference 003), non_saturating (-log D of its "
+                "images) or feature_matching (the batch mean of its prior "
+                "images' layer-l features matched to the real images', "
+                "Salimans et al. 2016)."})
+    feature_loss: str = dataclasses.field(default="gaussian", metadata={
+        "choices": FEATURE_LOSSES,
+        "help": "How a reconstruction's discriminator features are compared "
+                "with the input's: gaussian (Larsen et al.) or "
+                "sigmoid_cross_entropy (reference 003)."})
+    gan_weights: tuple[float, float, float] = dataclasses.field(
+        default=(1.0, 1.0, 2.0), metadata={
+            "help": "Weights of real, reconstructed and prior-decoded images "
+                    "in the GAN loss (reference 003: 1,1,2); a prior weight "
+                    "of 0 leaves images decoded from prior draws out of the "
+                    "game, so neither the discriminator nor the decoder's "
+                    "adversarial term sees them."})
+    d_steps: int = dataclasses.field(default=3, metadata={
+        "help": "At most this many discriminator updates per batch."})
+    g_steps: int = dataclasses.field(default=3, metadata={
+        "help": "At most this many encoder+decoder updates per batch."})
+    d_threshold: float = dataclasses.field(default=1.0, metadata={
+        "help": "Discriminator updates stop once the GAN loss (mean "
+                "cross-entropy per image) falls below this."})
+    g_threshold: float = dataclasses.field(default=0.4, metadata={
+        "help": "Encoder+decoder updates stop once the GAN loss rises above "
+                "this."})
+    schedule: str = dataclasses.field(default="alternating", metadata={
+        "choices": SCHEDULES,
+        "help": "alternating (reference 003): balanced discriminator "
+                "updates, then balanced encoder+decoder updates, each with "
+                "its own forward pass; simultaneous: all three networks step "
+                "from one forward pass per batch (needs --d_steps=1 "
+                "--g_steps=1; the thresholds are not used)."})
+    optimizer: str = dataclasses.field(default="rmsprop", metadata={
+        "choices": optimizers_lib.OPTIMIZER_NAMES,
+        "help": "Optimiser of each of the three networks."})
+    encoder_learning_rate: float = dataclasses.field(default=1e-3, metadata={
+        "help": "Learning rate of the encoder."})
+    decoder_learning_rate: float = dataclasses.field(default=3e-4, metadata={
+        "help": "Learning rate of the decoder."})
+    discriminator_learning_rate: float = dataclasses.field(
+        default=1e-3, metadata={"help": "Learning rate of the discriminator."})
 
     def __post_init__(self):
         if isinstance(self.gan_weights, list):
@@ -119,47 +167,61 @@ class VaeGanObjective:
     def validate(self) -> None:
         """Raises ValueError naming the first bad field."""
         if self.generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(f"VaeGanObjective.generator_loss must be one of "
+            raise ValueError(f"--generator_loss must be one of "
                              f"{GENERATOR_LOSSES}, got "
                              f"{self.generator_loss!r}.")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"VaeGanObjective.schedule must be one of "
+            raise ValueError(f"--schedule must be one of "
                              f"{SCHEDULES}, got {self.schedule!r}.")
         if self.schedule == "simultaneous" and (self.d_steps, self.g_steps) != (
                 1, 1):
             raise ValueError(
-                "VaeGanObjective.schedule 'simultaneous' takes exactly one "
+                "--schedule 'simultaneous' takes exactly one "
                 "step of every player per batch, so it needs d_steps = "
                 f"g_steps = 1; got d_steps={self.d_steps}, "
                 f"g_steps={self.g_steps}.")
         if self.generator_loss == "feature_matching" and not (
                 len(self.gan_weights) == 3 and self.gan_weights[2] > 0):
             raise ValueError(
-                "VaeGanObjective.generator_loss 'feature_matching' matches "
+                "--generator_loss 'feature_matching' matches "
                 "the features of images decoded from prior draws, so it needs "
                 "a positive prior weight in gan_weights; got "
                 f"{self.gan_weights}.")
         if self.feature_loss not in FEATURE_LOSSES:
-            raise ValueError(f"VaeGanObjective.feature_loss must be one of "
+            raise ValueError(f"--feature_loss must be one of "
                              f"{FEATURE_LOSSES}, got {self.feature_loss!r}.")
         for name in ("gamma", "pixel_weight"):
             if not getattr(self, name) >= 0:  # Also rejects NaN.
-                raise ValueError(f"VaeGanObjective.{name} must be >= 0, got "
+                raise ValueError(f"--{name} must be >= 0, got "
                                  f"{getattr(self, name)}.")
         for name in ("d_steps", "g_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"VaeGanObjective.{name} must be an integer "
+                raise ValueError(f"--{name} must be an integer "
                                  f">= 1, got {value!r}.")
         for name in ("d_threshold", "g_threshold"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"VaeGanObjective.{name} must be >= 0, got "
+                raise ValueError(f"--{name} must be >= 0, got "
                                  f"{getattr(self, name)}.")
         if (len(self.gan_weights) != 3 or min(self.gan_weights) < 0
                 or sum(self.gan_weights) <= 0):
-            raise ValueError("VaeGanObjective.gan_weights must be three "
+            raise ValueError("--gan_weights must be three "
                              "non-negative weights with a positive sum, got "
                              f"{self.gan_weights}.")
+        for player in PLAYERS:
+            optimizers_lib.check_settings(
+                self.optimizer, getattr(self, f"{player}_learning_rate"),
+                what=f"--{player}_learning_rate")
+
+    def learning_rates(self) -> Mapping[str, float]:
+        """Player ("encoder", "decoder", "discriminator") -> step size."""
+        return {player: getattr(self, f"{player}_learning_rate")
+                for player in PLAYERS}
+
+    def make_optimizers(self) -> Mapping[str, Any]:
+        """Player -> a new optimiser of `optimizer` at its learning rate."""
+        return {player: optimizers_lib.make_optimizer(self.optimizer, rate)
+                for player, rate in self.learning_rates().items()}
 
 
 class VaeGanTrainer(base.Trainer):
@@ -180,6 +242,12 @@ class VaeGanTrainer(base.Trainer):
       name: module name.
       strategy: see `base.Trainer`.
     """
+
+    model_class = vaegan_models.VaeGan
+    model_config_class = vaegan_models.VaeGanConfig
+    objective_class = VaeGanObjective
+    # Reference 003's batch, latent size and conditioning.
+    flag_defaults = {"batch_size": 64, "latent_dim": 8, "conditional": True}
 
     def __init__(self, model: tf.Module, optimizers: Mapping[str, Any],
                  config: base.TrainerConfig, data: base.DataSource,
@@ -212,6 +280,15 @@ class VaeGanTrainer(base.Trainer):
         self.track_in_checkpoint(
             discriminator_update_count=self.discriminator_update_count,
             generator_update_count=self.generator_update_count)
+
+    @classmethod
+    def from_objective(cls, model: tf.Module, objective: VaeGanObjective,
+                       config: base.TrainerConfig, data: base.DataSource,
+                       hooks: Sequence[base.Hook] = ()) -> "VaeGanTrainer":
+        """The trainer with one new optimiser per player, as the objective's
+        `optimizer` and learning rates say."""
+        return cls(model, objective.make_optimizers(), config, data,
+                   objective=objective, hooks=hooks)
 
     # ------------------------------------------------------------- forward
     def _discriminate_all(self, images, reconstructions, prior_images, labels,
@@ -254,7 +331,7 @@ class VaeGanTrainer(base.Trainer):
           images: [batch, h, w, c] in [0, 1].
           labels: one-hot [batch, num_classes], or None.
           seed: stateless seed [2] for the latent draws and dropout, the
-            same on every replica in training (`next_seed`).
+            same on every replica in training (the step's).
           is_training: passed to the networks.
 
         Returns:
@@ -276,7 +353,7 @@ class VaeGanTrainer(base.Trainer):
             # global batch, not on the replica that holds it (see
             # `base.Trainer.replica_rows`); evaluation runs on one device.
             if is_training:
-                return self.replica_rows(draw, batch_size)
+                return self.example_rows(draw, batch_size)
             return draw(batch_size)
 
         def dropout_seed(index):
@@ -399,13 +476,15 @@ class VaeGanTrainer(base.Trainer):
                     decoder_loss=decoder_loss)
 
     # ---------------------------------------------------------------- step
-    def train_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor],
+                   seed: tf.Tensor) -> base.Logs:
         """One iteration on the whole of `batch`, called outside any replica
         (the loop calls `distributed_train_step` instead; with one device
         the two are the same)."""
-        return self.distributed_train_step(batch)
+        return self.distributed_train_step(batch, seed)
 
-    def distributed_train_step(self, batch: Any) -> base.Logs:
+    def distributed_train_step(self, batch: Any,
+                               seed: tf.Tensor) -> base.Logs:
         """One iteration: the balanced discriminator and generator updates.
 
         The balancing loops run here, in cross-replica context, rather than in
@@ -419,6 +498,8 @@ class VaeGanTrainer(base.Trainer):
 
         Args:
           batch: the batch, distributed over the replicas.
+          seed: the step's seed, the same on every replica; each replica
+            keeps its own rows of the noise drawn from it.
 
         Returns:
           Batch means (over the replicas too) of the last generator update's
@@ -429,9 +510,6 @@ class VaeGanTrainer(base.Trainer):
         """
         strategy = self.strategy
         objective = self.objective
-        # One seed for all replicas (drawn here, outside them); each keeps
-        # its own rows of the noise drawn from it.
-        seed = self.next_seed()
 
         def on_every_replica(update, side: int):
             def replica_update(replica_batch, index):
