@@ -32,6 +32,8 @@ from trainers import base
 BUILT_IN: Dict[str, str] = {
     "elbo": "trainers.elbo:ElboTrainer",
     "vaegan": "trainers.vaegan:VaeGanTrainer",
+    "beta_tcvae": "trainers.tcvae:BetaTcvaeTrainer",
+    "factorvae": "trainers.factorvae:FactorVaeTrainer",
 }
 # The trainer of runs recorded before the run record named one.
 DEFAULT = "elbo"
