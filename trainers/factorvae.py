@@ -90,6 +90,8 @@ class FactorVaeTrainer(elbo.ElboTrainer):
             config=config, data=data, hooks=hooks, name=name,
             strategy=strategy)
         self.objective = objective
+        self.kl_warmup_steps = int(round(objective.kl_warmup_epochs
+                                         * data.steps_per_epoch))
 
     @classmethod
     def from_objective(cls, model, objective, config, data, hooks=()):
