@@ -25,6 +25,9 @@ setuptools.setup(
         # TensorFlow 2.21 no longer pulls TensorBoard in, and tf.summary
         # needs it to write scalars and images.
         "tensorboard>=2.21",
+        # DCI disentanglement's importance matrix comes from random forests
+        # (vae/disentanglement.py).
+        "scikit-learn>=1.9",
     ],
     extras_require={"test": ["pytest>=9.0"]},
     entry_points={

@@ -96,6 +96,11 @@ class TrainingFlags:
             "non_image_files", "skip", image_folders.NON_IMAGE_POLICIES,
             "folder: skip (with a warning) or refuse files that are not "
             "PNG, JPEG or BMP images by their extension.")
+        self.train_subset = flags.DEFINE_integer(
+            "train_subset", 0,
+            "dsprites only: train on this many of its images (a fixed "
+            "random subset of those outside the test split); 0: all "
+            "727,280, 3 GB in memory.", lower_bound=0)
         self.data_cache_dir = flags.DEFINE_string(
             "data_cache_dir", None,
             "folder: where converted image folders are cached, keyed by "
@@ -265,7 +270,8 @@ class TrainingFlags:
             test_fraction=self.test_fraction.value,
             cache_dir=(self.data_cache_dir.value
                        or flag_types.default_cache_dir("datasets")),
-            non_image_files=self.non_image_files.value)
+            non_image_files=self.non_image_files.value,
+            train_subset=self.train_subset.value)
 
     def trainer_config(self) -> base.TrainerConfig:
         return base.TrainerConfig(

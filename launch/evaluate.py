@@ -4,7 +4,8 @@ r"""Evaluates a trained VAE: likelihood, reconstruction and sample quality.
 
 Loads the latest checkpoint of the run in --workdir (or, with
 --source=saved_model, its exported SavedModel), measures every metric that
-applies (see trainers/evaluation.py), writes WORKDIR/eval.json and prints a
+applies (see trainers/evaluation.py; on dsprites also the disentanglement
+metrics of vae/disentanglement.py), writes WORKDIR/eval.json and prints a
 table with the real-data reference row. The sample-quality classifier is
 trained once per dataset and cached in --classifier_dir.
 
@@ -61,10 +62,24 @@ _SAMPLE_QUALITY = flags.DEFINE_boolean(
 _CLASSIFIER_DIR = flag_types.DEFINE_classifier_dir()
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.",
                              lower_bound=0)
+_DISENTANGLEMENT = flags.DEFINE_list(
+    "disentanglement", ["auto"],
+    "Disentanglement metrics (mig, factor_vae, dci), comma-separated; auto: "
+    "all three on a dataset with known factors (dsprites), none elsewhere; "
+    "none: skip them.")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Where to write the results; unset: WORKDIR/eval.json.")
 
 flags.mark_flag_as_required("workdir")
+
+
+def _disentanglement_request(values):
+    """--disentanglement as the config takes it: None for auto, () for none."""
+    if values == ["auto"]:
+        return None
+    if values in ([], ["none"]):
+        return ()
+    return tuple(values)
 
 
 def main(argv):
@@ -78,7 +93,8 @@ def main(argv):
         chunk_size=_CHUNK_SIZE.value, num_generated=_NUM_GENERATED.value,
         sample_quality=_SAMPLE_QUALITY.value,
         classifier_dir=_CLASSIFIER_DIR.value, seed=_SEED.value,
-        output=_OUTPUT.value)
+        output=_OUTPUT.value,
+        disentanglement=_disentanglement_request(_DISENTANGLEMENT.value))
     received = []
 
     def request_stop(signal_number, frame):

@@ -58,7 +58,8 @@ class DataConfig:
     `image_size`, `channels` convert the images of the datasets whose shape
     the files decide (folder, idx, npz); `test_fraction`, `cache_dir` and
     `non_image_files` apply to image folders only. `cache_dir` None converts a
-    folder on every launch.
+    folder on every launch. `train_subset` (dsprites only) trains on that many
+    of its images (0: all).
     """
 
     dataset: str
@@ -71,6 +72,7 @@ class DataConfig:
     test_fraction: float = 0.1
     cache_dir: Optional[str] = None
     non_image_files: str = "skip"
+    train_subset: int = 0
 
     def identity(self) -> dict:
         """What about the data must match for a workdir to be resumed.
@@ -85,6 +87,8 @@ class DataConfig:
                           channels=self.channels)
         if self.dataset == "folder":
             record["test_fraction"] = self.test_fraction
+        if self.dataset == "dsprites":
+            record["train_subset"] = self.train_subset
         return record
 
     def load(self, seed: int) -> datasets.DatasetArrays:
@@ -101,7 +105,8 @@ class DataConfig:
                 allow_download=self.allow_download,
                 image_size=self.image_size, channels=self.channels,
                 test_fraction=self.test_fraction, cache_dir=self.cache_dir,
-                non_image_files=self.non_image_files)
+                non_image_files=self.non_image_files,
+                train_subset=self.train_subset)
         except datasets.DataError:
             raise
         except ValueError as error:
@@ -383,7 +388,10 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
             workdir=workdir, images=test_images,
             labels=arrays.test.labels[:5000], num_classes=arrays.num_classes,
             manifold_grid_size=config.manifold_grid_size,
-            seed=config.trainer.seed))
+            seed=config.trainer.seed,
+            # Where the factors are known, what each latent dimension does
+            # is the question (vae/traversals.py).
+            traversal_steps=10 if arrays.factor_names else 0))
     with strategy.scope():
         trainer = make_trainer(config, model, data, hooks)
     # A lost worker: one clear line and a status the Slurm script requeues.

@@ -62,6 +62,13 @@ class EvaluateProgramTest(tf.test.TestCase):
             self.assertGreater(evaluation["likelihood/nll"], 0.0)
         self.assertIn("evaluation", metrics["final"])
 
+    def test_disentanglement_metrics_need_known_factors(self):
+        result = run_module("launch.evaluate", [
+            f"--workdir={self.workdir}", "--disentanglement=mig",
+            "--sample_quality=false", *_CHEAP_EVALUATION_FLAGS])
+        self.assert_clear_error(result, "--disentanglement=mig", "'mnist'",
+                                "factors are unknown", "dsprites")
+
     def test_evaluates_checkpoint_and_saved_model_alike(self):
         outputs = {}
         for source in ("checkpoint", "saved_model"):
