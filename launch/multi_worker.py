@@ -38,6 +38,8 @@ _LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
                      tf.errors.CancelledError, tf.errors.DeadlineExceededError,
                      tf.errors.InternalError)
 _TASK_NAME = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+_TELLING = re.compile(r"abort|unavailable|connection|heartbeat|crash|socket",
+                      re.IGNORECASE)
 
 
 class LostWorkerError(Exception):
@@ -51,6 +53,16 @@ def _mentioned_tasks(message: str, own_index: int) -> List[int]:
         if int(index) != own_index and int(index) not in indices:
             indices.append(int(index))
     return indices
+
+
+def _telling_line(message: str) -> str:
+    """The line of TensorFlow's message that says what happened (its first
+    is often just "Graph execution error:")."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if _TELLING.search(line):
+            return line
+    return lines[0] if lines else ""
 
 
 def describe(error: Exception, workers: List[str], own_index: int,
@@ -73,8 +85,7 @@ def describe(error: Exception, workers: List[str], own_index: int,
         who = f"Lost {names}"
     else:
         who = f"Lost another worker of the {len(workers)}"
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() \
-        else type(error).__name__
+    first_line = _telling_line(str(error)) or type(error).__name__
     step = f" at global step {global_step}" if global_step is not None else ""
     return (f"{who}{step}: it stopped answering ({type(error).__name__}: "
             f"{first_line[:200]}). Worker {own_index} ({workers[own_index]}) "
