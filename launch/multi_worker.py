@@ -9,16 +9,17 @@ UNAVAILABLE ... tasks have crashed` although nothing had failed. So every
 worker waits at a last collective operation (a barrier) until the chief is
 done, and all exit together.
 
-A lost worker (`train`, `exit_reporting`). When a worker dies (kill -9, an out-of-memory kill, a node failure), the
-others find out at their next collective operation: after about ten seconds
-TensorFlow raises `UnavailableError` ("Collective ops is aborted by:
-recvmsg:Connection reset by peer", or a failed heartbeat). Before, that
-ended the survivors with a long traceback and a status that the Slurm
-script did not act on. Now `train` turns it into `LostWorkerError`, whose
-message names the lost worker, and `exit_reporting` prints it as one
-paragraph and exits with `exit_codes.LOST_WORKER`, on which the scripts of
-launch/submit.py requeue the job; the requeued job resumes from the last
-checkpoint (multi-worker runs checkpoint every few minutes by default, see
+A lost worker (`train`, `exit_reporting`). When a worker dies (kill -9,
+an out-of-memory kill, a node failure), the others find out at their next
+collective operation: after about ten seconds TensorFlow raises
+`UnavailableError` ("Collective ops is aborted by: recvmsg:Connection reset
+by peer", or a failed heartbeat). Before, that ended the survivors with a
+long traceback and a status that the Slurm script did not act on. Now
+`train` turns it into `LostWorkerError`, whose message names the lost
+worker, and `exit_reporting` prints it as one paragraph and exits with
+`exit_codes.LOST_WORKER`, on which the scripts of launch/submit.py requeue
+the job; the requeued job resumes from the last checkpoint (multi-worker
+runs checkpoint every few minutes by default, see
 --checkpoint_every_seconds).
 """
 

@@ -26,7 +26,6 @@ import time
 
 import pytest
 
-from tests import slurm_cluster
 from tests import testing_utils
 
 pytestmark = pytest.mark.slurm
