@@ -20,5 +20,6 @@ def train():
 def train_vaegan():
     """`vae-train-vaegan`."""
     stop_signals.install_for_process()
-    from launch import train_vaegan as program  # pylint: disable=g-import-not-at-top
+    # pylint: disable-next=g-import-not-at-top
+    from launch import train_vaegan as program
     program.run_main()

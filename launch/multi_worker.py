@@ -9,16 +9,17 @@ UNAVAILABLE ... tasks have crashed` although nothing had failed. So every
 worker waits at a last collective operation (a barrier) until the chief is
 done, and all exit together.
 
-A lost worker (`train`, `exit_reporting`). When a worker dies (kill -9, an out-of-memory kill, a node failure), the
-others find out at their next collective operation: after about ten seconds
-TensorFlow raises `UnavailableError` ("Collective ops is aborted by:
-recvmsg:Connection reset by peer", or a failed heartbeat). Before, that
-ended the survivors with a long traceback and a status that the Slurm
-script did not act on. Now `train` turns it into `LostWorkerError`, whose
-message names the lost worker, and `exit_reporting` prints it as one
-paragraph and exits with `exit_codes.LOST_WORKER`, on which the scripts of
-launch/submit.py requeue the job; the requeued job resumes from the last
-checkpoint (multi-worker runs checkpoint every few minutes by default, see
+A lost worker (`train`, `exit_reporting`). When a worker dies (kill -9,
+an out-of-memory kill, a node failure), the others find out at their next
+collective operation: after about ten seconds TensorFlow raises
+`UnavailableError` ("Collective ops is aborted by: recvmsg:Connection reset
+by peer", or a failed heartbeat). Before, that ended the survivors with a
+long traceback and a status that the Slurm script did not act on. Now
+`train` turns it into `LostWorkerError`, whose message names the lost
+worker, and `exit_reporting` prints it as one paragraph and exits with
+`exit_codes.LOST_WORKER`, on which the scripts of launch/submit.py requeue
+the job; the requeued job resumes from the last checkpoint (multi-worker
+runs checkpoint every few minutes by default, see
 --checkpoint_every_seconds).
 """
 
@@ -38,6 +39,8 @@ _LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
                      tf.errors.CancelledError, tf.errors.DeadlineExceededError,
                      tf.errors.InternalError)
 _TASK_NAME = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+_TELLING = re.compile(r"abort|unavailable|connection|heartbeat|crash|socket",
+                      re.IGNORECASE)
 
 
 class LostWorkerError(Exception):
@@ -51,6 +54,16 @@ def _mentioned_tasks(message: str, own_index: int) -> List[int]:
         if int(index) != own_index and int(index) not in indices:
             indices.append(int(index))
     return indices
+
+
+def _telling_line(message: str) -> str:
+    """The line of TensorFlow's message that says what happened (its first
+    is often just "Graph execution error:")."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if _TELLING.search(line):
+            return line
+    return lines[0] if lines else ""
 
 
 def describe(error: Exception, workers: List[str], own_index: int,
@@ -73,8 +86,7 @@ def describe(error: Exception, workers: List[str], own_index: int,
         who = f"Lost {names}"
     else:
         who = f"Lost another worker of the {len(workers)}"
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() \
-        else type(error).__name__
+    first_line = _telling_line(str(error)) or type(error).__name__
     step = f" at global step {global_step}" if global_step is not None else ""
     return (f"{who}{step}: it stopped answering ({type(error).__name__}: "
             f"{first_line[:200]}). Worker {own_index} ({workers[own_index]}) "

@@ -486,7 +486,8 @@ def batch_script(config: SubmitConfig) -> str:
             f'{{ [ "$status" -eq '
             f"{exit_codes.LOST_WORKER} ] || "
             '{ [ "$status" -gt 128 ] && '
-            f'[ "$status" -ne {exit_codes.stopped_by(signal.SIGTERM)} ]; }}; }}'
+            f'[ "$status" -ne {exit_codes.stopped_by(signal.SIGTERM)} ]; '
+            "}; }"
             f' && [ "${{SLURM_RESTART_COUNT:-0}}" -lt '
             f"{_MAX_LOST_WORKER_REQUEUES} ]; then",
             '  requeue="a worker was lost (exit status $status)"',

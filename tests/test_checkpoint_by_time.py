@@ -54,10 +54,12 @@ class LostWorkerReportTest(tf.test.TestCase):
 
     def test_two_workers_the_other_one_is_lost(self):
         error = tf.errors.UnavailableError(
-            None, None, "recvmsg:Connection reset by peer")
+            None, None, "Graph execution error:\n\nCollective ops is aborted "
+            "by: recvmsg:Connection reset by peer")
         self.assertStartsWith(
             multi_worker.describe(error, ["a:1", "b:2"], 1),
-            "Lost worker 0 (a:1): it stopped answering")
+            "Lost worker 0 (a:1): it stopped answering (UnavailableError: "
+            "Collective ops is aborted by: recvmsg:Connection reset by peer)")
         self.assertStartsWith(
             multi_worker.describe(error, ["a:1", "b:2", "c:3"], 1),
             "Lost another worker of the 3: it stopped answering")

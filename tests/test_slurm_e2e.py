@@ -26,7 +26,6 @@ import time
 
 import pytest
 
-from tests import slurm_cluster
 from tests import testing_utils
 
 pytestmark = pytest.mark.slurm
@@ -312,17 +311,17 @@ def test_sweep_requeues_only_the_signalled_task(outcomes):
     assert outcome["signalled_job_id"] == outcome["array_id"]
     for task in outcome["tasks"]:
         assert task["state"] == "COMPLETED", task["log"][-3000:]
+    # The others ran once: the completed one was not run again, the running
+    # one not cancelled "due to job requeue".
+    for task, epochs in ((done, 1), (running, _EPOCHS + 4)):
+        assert len(task["launches"]) == 1, task["launches"]
+        assert task["restarts"] == 0
+        assert task["final"]["epoch"] == epochs
+        assert "requeue" not in task["log"].lower(), task["log"][-3000:]
     assert "requeueing job " + outcome["array_id"] + "_2" in signalled["log"]
     assert signalled["restarts"] == 1
     assert len(signalled["launches"]) == 2
     assert signalled["final"]["epoch"] == _EPOCHS + 5
-    # The others ran once: the completed one was not run again, the running
-    # one not cancelled.
-    for task, epochs in ((done, 1), (running, _EPOCHS + 4)):
-        assert task["restarts"] == 0
-        assert len(task["launches"]) == 1, task["launches"]
-        assert task["final"]["epoch"] == epochs
-        assert "requeueing" not in task["log"]
 
 
 def test_scancel_cancels_with_a_checkpoint(outcomes):
