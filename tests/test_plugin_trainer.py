@@ -116,7 +116,8 @@ class PluginTrainerTest(tf.test.TestCase):
         cases = {
             "--trainer=no_such_module:Trainer": ("no_such_module",
                                                  "cannot be imported"),
-            "--trainer=elbo_typo": ("elbo_typo", "elbo, vaegan"),
+            "--trainer=elbo_typo": ("elbo_typo",
+                                    "beta_tcvae, elbo, factorvae, vaegan"),
             "--trainer=not_a_trainer:Thing": ("Thing", "not a trainer"),
             "--trainer=my_free_bits:Missing": ("has no 'Missing'",),
         }

@@ -79,6 +79,25 @@ class TotalCorrelationTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "mws"):
             tc.log_importance_weights(4, 100, "exact")
 
+    def test_collapsed_posterior_mss_is_exact_mws_is_biased(self):
+        # Every q(z|x) is the prior: q(z) = p(z) and every term is 0. The
+        # stratified weights sum to one per row, so MSS gets q(z_i) exactly;
+        # MWS's weights sum to 1/N, so it puts log q(z_i) log N too low and
+        # each of the D marginals too, a total correlation of (D - 1) log N.
+        z = tf.random.stateless_normal([6, 4], [1, 2])
+        zeros = tf.zeros_like(z)
+        mss = tc.kl_decomposition(z, zeros, zeros, dataset_size=1000,
+                                  estimator="mss")
+        for key in ("mutual_information", "total_correlation",
+                    "dimension_kl"):
+            self.assertAllClose(mss[key], np.zeros(6), atol=1e-5, msg=key)
+        mws = tc.kl_decomposition(z, zeros, zeros, dataset_size=1000,
+                                  estimator="mws")
+        self.assertAllClose(mws["total_correlation"],
+                            np.full(6, 3 * math.log(1000)), rtol=1e-5)
+        self.assertAllClose(mws["mutual_information"],
+                            np.full(6, math.log(1000)), rtol=1e-5)
+
     def test_independent_codes_have_small_total_correlation(self):
         # Codes with a factorised aggregate posterior (independent columns)
         # against codes that copy one column into the other.

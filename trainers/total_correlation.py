@@ -34,6 +34,13 @@ minibatch {x_1..x_M} whose codes z_i ~ q(z|x_i) were drawn:
   The paper's minibatch-stratified sampling (its appendix C.2) is of this
   kind; its weights differ in how the batch is imagined to be drawn.
 
+MWS's weights sum to 1/N per row instead of 1, which is harmless when each
+q(z|x_j) is narrow (then q(z_i) ~= q(z_i|x_i) / N, the case the paper argues
+for) but not when posteriors overlap: with every q(z|x) equal to the prior it
+reports I = log N and TC = (D - 1) log N instead of 0 (82.5 nats for D = 10,
+N = 9,600). That bias has no gradient
+there, but it makes the logged terms hard to read; MSS has no such offset.
+
 These are consistent but biased estimates whose quality grows with M; the
 estimate runs on whatever batch the step holds, so under tf.distribute each
 replica estimates from its own rows (M = the per-replica batch).
