@@ -116,8 +116,7 @@ class PluginTrainerTest(tf.test.TestCase):
         cases = {
             "--trainer=no_such_module:Trainer": ("no_such_module",
                                                  "cannot be imported"),
-            "--trainer=elbo_typo": ("elbo_typo",
-                                    "beta_tcvae, elbo, factorvae, vaegan"),
+            "--trainer=elbo_typo": ("elbo_typo", "built-in trainer", "elbo,"),
             "--trainer=not_a_trainer:Thing": ("Thing", "not a trainer"),
             "--trainer=my_free_bits:Missing": ("has no 'Missing'",),
         }

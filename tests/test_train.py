@@ -8,6 +8,7 @@ import signal
 import tensorflow as tf
 
 from tests import testing_utils
+from trainers import workdir_lock
 
 # A model small enough that a few epochs take seconds on two cores.
 _TINY_MODEL_FLAGS = [
@@ -24,11 +25,15 @@ def run_program(arguments, timeout=300):
 
 
 def tree_digest(directory):
-    """path -> sha256 of every file below `directory`."""
+    """path -> sha256 of every file below `directory`, but for the workdir's
+    lock file: a launch takes the lock before it reads the run record, so a
+    refused launch may leave the (empty) file where no run had made it."""
     digests = {}
     for root, _, files in os.walk(directory):
         for name in files:
             path = os.path.join(root, name)
+            if os.path.relpath(path, directory) == workdir_lock.LOCK_FILE:
+                continue
             with open(path, "rb") as stream:
                 digests[os.path.relpath(path, directory)] = hashlib.sha256(
                     stream.read()).hexdigest()
