@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
 from launch import cluster
 from launch import errors
@@ -350,13 +351,14 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
         except nonfinite_lib.NonFiniteError as error:
             errors.report_user_error(error)
             sys.exit(exit_codes.DIVERGED)
-        except OSError as error:
+        except (OSError, tf.errors.OpError) as error:
             # A workdir that fills up or stops being writable mid-run
-            # (metrics, pictures, logs); a failed checkpoint is reported by
-            # USER_ERRORS above.
-            if error.errno not in errors.DISK_ERRNOS:
+            # (metrics, pictures, logs, TensorBoard); a failed checkpoint is
+            # reported by USER_ERRORS above. Anything else is a bug.
+            message = errors.disk_error_message(error)
+            if message is None:
                 raise
-            errors.report_user_error(errors.disk_error_message(error))
+            errors.report_user_error(message)
             sys.exit(exit_codes.USER_ERROR)
         except multi_worker.LostWorkerError as error:
             multi_worker.exit_reporting(error)

@@ -1,6 +1,10 @@
 """How the launch programs report mistakes in what the user asked for."""
 
 import errno
+import os
+from typing import Optional
+
+import tensorflow as tf
 
 # Re-exported: the reporting itself is free of TensorFlow (vae-submit uses it).
 from launch.user_errors import ConfigError, parse_flags_or_exit  # noqa: F401
@@ -21,12 +25,24 @@ USER_ERRORS = (ConfigError, datasets.DataError, workdir_lib.WorkdirConflictError
 # program, is at fault: full, over quota, read-only, or no permission.
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
                errno.EPERM)
+# The same, as TensorFlow's file writers (TensorBoard events, SavedModel)
+# report them: an OpError whose message holds the C library's text.
+_DISK_ERROR_TEXTS = tuple(os.strerror(number) for number in DISK_ERRNOS)
 
 
-def disk_error_message(error: OSError) -> str:
-    """One paragraph for an OSError of `DISK_ERRNOS` met while writing."""
-    where = f" {error.filename}" if error.filename else ""
-    return (f"Could not write{where}: {error.strerror or error}. The run "
-            "stopped; its latest checkpoint is intact, and running the same "
-            "command again resumes from it once the workdir can be written "
-            "(free some space, or fix its permissions).")
+def disk_error_message(error: BaseException) -> Optional[str]:
+    """One paragraph for an error met while writing that the disk caused
+    (a full disk, a read-only filesystem, ...); None for any other error."""
+    if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+        where = f" {error.filename}" if error.filename else ""
+        what = f"{error.strerror or error}"
+    elif isinstance(error, tf.errors.OpError) and any(
+            text in error.message for text in _DISK_ERROR_TEXTS):
+        where = ""
+        what = checkpointing.first_line(error)
+    else:
+        return None
+    return (f"Could not write{where}: {what}. The run stopped; its latest "
+            "checkpoint is intact, and running the same command again "
+            "resumes from it once the workdir can be written (free some "
+            "space, or fix its permissions).")

@@ -63,8 +63,10 @@ class CheckpointingTest(tf.test.TestCase):
         with open(os.path.join(checkpoint_dir, "checkpoint"), "w") as stream:
             stream.write("this is { not a checkpoint state\n")
         trainer = make_trainer(workdir, 3)
-        result = trainer.train()
+        with self.assertLogs(level="INFO") as logs:
+            result = trainer.train()
         # Resumed from ckpt-2 (step 16), not from step 0.
+        self.assertIn("ckpt-2: global step 16", "\n".join(logs.output))
         self.assertEqual(result.global_step, 24)
         self.assertEqual(weights(trainer), self.reference_weights)
         self.assertEqual(
@@ -98,7 +100,9 @@ class CheckpointingTest(tf.test.TestCase):
 
     def test_leftover_temporary_folders_are_removed(self):
         workdir, checkpoint_dir = self.two_epochs()
-        leftover = os.path.join(checkpoint_dir, "ckpt-3_temp")
+        # A kill during the save of ckpt-2 left its folder behind (the save
+        # of ckpt-3, next, would only clean up its own).
+        leftover = os.path.join(checkpoint_dir, "ckpt-2_temp")
         os.makedirs(leftover)
         with open(os.path.join(leftover, "part-00000-of-00001.index"),
                   "wb") as stream:

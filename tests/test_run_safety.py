@@ -163,6 +163,30 @@ class KillDuringSaveTest(tf.test.TestCase):
             self.assertEqual(mine[key], theirs[key], key)
 
 
+# Trains each preset named after argv[1:4] (program, data dir, root) for one
+# epoch, one after another in this process, as `vae-train --flagfile=PRESET`
+# parses it: one process per program keeps TensorFlow's start-up to two.
+_RUN_PRESETS = """
+import importlib, json, os, sys
+from absl import flags
+program, data_dir, root, *presets = sys.argv[1:]
+module = importlib.import_module("launch." + program)
+from launch import errors, experiment
+completed = {}
+for preset in presets:
+    flags.FLAGS.unparse_flags()
+    name = os.path.basename(preset)
+    errors.parse_flags_or_exit([
+        program, "--flagfile=" + preset, "--data_dir=" + data_dir,
+        "--workdir=" + os.path.join(root, name), "--epochs=1",
+        "--batch_size=8", "--eval_batch_size=8", "--pictures=false",
+        "--export=false", "--progress=none"])
+    completed[name] = experiment.run_training(
+        module.config_from_flags()).completed
+print("COMPLETED " + json.dumps(completed))
+"""
+
+
 class PresetsFromAnotherDirectoryTest(tf.test.TestCase):
     """Every preset runs from outside the repository, as an installed user
     runs it: one epoch on a tiny fake MNIST."""
@@ -177,32 +201,31 @@ class PresetsFromAnotherDirectoryTest(tf.test.TestCase):
         presets = sorted(name for name in os.listdir(configs)
                          if name.endswith(".flags"))
         self.assertGreaterEqual(len(presets), 8)
+        by_program = {"train": [], "train_vaegan": []}
+        for name in presets:
+            by_program["train_vaegan" if name.startswith("cvae_gan")
+                       else "train"].append(os.path.join(configs, name))
         processes = []
-        # Two at a time: each is mostly TensorFlow starting up.
-        for start in range(0, len(presets), 2):
-            batch = []
-            for name in presets[start:start + 2]:
-                module = ("launch.train_vaegan" if name.startswith("cvae_gan")
-                          else "launch.train")
-                stderr = tempfile.TemporaryFile("w+")
-                batch.append((name, stderr, subprocess.Popen(
-                    [sys.executable, "-m", module,
-                     f"--flagfile={os.path.join(configs, name)}",
-                     f"--data_dir={data_dir}",
-                     f"--workdir={os.path.join(root, name)}", "--epochs=1",
-                     "--batch_size=8", "--eval_batch_size=8",
-                     "--pictures=false", "--export=false", "--progress=none"],
-                    cwd=elsewhere, env=testing_utils.program_environment(),
-                    stdout=subprocess.DEVNULL, stderr=stderr, text=True)))
-            for name, stderr, process in batch:
-                process.wait(timeout=600)
-                stderr.seek(0)
-                processes.append((name, process.returncode, stderr.read()))
-                stderr.close()
-        for name, returncode, stderr in processes:
-            self.assertEqual(returncode, 0, f"{name}: {stderr[-2000:]}")
-            self.assertTrue(os.path.exists(
-                os.path.join(root, name, "metrics.json")), name)
+        for program, paths in by_program.items():
+            stdout = tempfile.TemporaryFile("w+")
+            stderr = tempfile.TemporaryFile("w+")
+            processes.append((stdout, stderr, subprocess.Popen(
+                [sys.executable, "-c", _RUN_PRESETS, program, data_dir, root,
+                 *paths], cwd=elsewhere,
+                env=testing_utils.program_environment(), stdout=stdout,
+                stderr=stderr, text=True)))
+        completed = {}
+        for stdout, stderr, process in processes:
+            process.wait(timeout=900)
+            stdout.seek(0)
+            stderr.seek(0)
+            output, errors = stdout.read(), stderr.read()
+            stdout.close()
+            stderr.close()
+            self.assertEqual(process.returncode, 0, errors[-3000:])
+            completed.update(json.loads(
+                output.split("COMPLETED ", 1)[1].splitlines()[0]))
+        self.assertEqual(completed, {name: True for name in presets})
 
 
 if __name__ == "__main__":

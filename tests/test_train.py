@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 
 import tensorflow as tf
@@ -129,6 +130,25 @@ class BadInputTest(tf.test.TestCase):
         self.assert_clear_error(result, "different run", "model.latent_dim")
         self.assertEqual(result.returncode, 2)
         self.assertEqual(tree_digest(self.workdir), before)
+
+    def test_unreadable_checkpoints_stop_the_resume_before_any_write(self):
+        # A copy of the run whose every checkpoint index is garbage.
+        workdir = os.path.join(self.root, "damaged")
+        shutil.copytree(self.workdir, workdir)
+        checkpoint_dir = os.path.join(workdir, "checkpoints")
+        for name in os.listdir(checkpoint_dir):
+            if name.endswith(".index"):
+                with open(os.path.join(checkpoint_dir, name), "wb") as stream:
+                    stream.write(b"not an sstable")
+        before = tree_digest(workdir)
+        result = run_program([f"--data_dir={self.data_dir}",
+                              f"--workdir={workdir}", "--epochs=2",
+                              *_TINY_MODEL_FLAGS])
+        self.assert_clear_error(result, "None of the checkpoints in",
+                                "ckpt-1:", checkpoint_dir)
+        self.assertEqual(result.returncode, 2)
+        # No TensorBoard events file, no launches.log line, nothing.
+        self.assertEqual(tree_digest(workdir), before)
 
 
 class SignalTest(tf.test.TestCase):

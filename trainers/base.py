@@ -304,7 +304,11 @@ class Trainer(tf.Module):
     model, every optimiser, the random generator and the loop's own state (so
     resume is exact, also mid-epoch), TensorBoard scalars, progress,
     evaluation on each split, `metrics.json`, and SIGTERM/SIGUSR1/SIGINT
-    handling (finish the current loop, checkpoint, return).
+    handling (finish the current loop, checkpoint, return). After every
+    step the loop checks that the logged scalars and the weights are finite
+    (`config.on_nonfinite`, trainers.nonfinite); on resume it restores the
+    newest readable checkpoint, and a save that fails leaves the previous
+    one intact (trainers.checkpointing).
 
     Strategies. The model and the optimisers must be created in the scope of
     the trainer's strategy, and the trainer too, so that a subclass's own

@@ -76,15 +76,17 @@ def unreadable_reason(prefix: str) -> Optional[str]:
         for name in reader.get_variable_to_dtype_map():
             reader.get_tensor(name)
     except _READ_ERRORS as error:
-        return _first_line(error)
+        return first_line(error)
     return None
 
 
-def _first_line(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error) or type(
-        error).__name__
-    return text.strip().splitlines()[0] if text.strip() else type(
-        error).__name__
+def first_line(error: BaseException) -> str:
+    """The error's first line, without TensorFlow's "{{function_node ...}}"
+    and "[Op:...]" wrapping."""
+    text = str(getattr(error, "message", None) or error).strip()
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\]", "", text).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def newest_readable(directory: str, log: bool = True) -> Optional[str]:
@@ -148,7 +150,7 @@ def restore_newest_readable(checkpoint: tf.train.Checkpoint,
             try:
                 checkpoint.restore(prefix).assert_existing_objects_matched()
             except _READ_ERRORS as error:
-                reason = _first_line(error)
+                reason = first_line(error)
         if reason is None:
             if damaged:
                 logging.warning(
@@ -257,7 +259,7 @@ def save(manager: tf.train.CheckpointManager) -> str:
                                                      errno.EDQUOT))
         raise CheckpointWriteError(
             f"Could not write the checkpoint {prefix} in "
-            f"{manager.directory}: {_first_line(error)}"
+            f"{manager.directory}: {first_line(error)}"
             f"{' (the disk is full)' if full else ''}. Its partial files "
             "were removed; "
             + (f"the previous checkpoint, {previous}, is intact, and running "
