@@ -25,12 +25,15 @@ setuptools.setup(
         # TensorFlow 2.21 no longer pulls TensorBoard in, and tf.summary
         # needs it to write scalars and images.
         "tensorboard>=2.21",
+        # DCI disentanglement's importance matrix comes from random forests
+        # (vae/disentanglement.py).
+        "scikit-learn>=1.9",
     ],
     extras_require={"test": ["pytest>=9.0"]},
     entry_points={
         "console_scripts": [
-            "vae-train=launch.train:run_main",
-            "vae-train-vaegan=launch.train_vaegan:run_main",
+            "vae-train=launch.entry_points:train",
+            "vae-train-vaegan=launch.entry_points:train_vaegan",
             "vae-evaluate=launch.evaluate:run_main",
             "vae-generate=launch.generate:run_main",
             "vae-toy2d=launch.toy2d:run_main",

@@ -30,6 +30,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from launch import flagfiles
+
 RESULT_PREFIX = "BENCHMARK_RESULT "
 # Program -> the trainer it runs by default.
 PROGRAMS = {"vae-train": "elbo", "vae-train-vaegan": "vaegan"}
@@ -317,7 +319,7 @@ IMPLEMENTATIONS: dict[str, Callable[[dict, str], dict]] = {
 
 def main(argv: Sequence[str]) -> None:
     spec = json.loads(argv[1])
-    os.chdir(REPOSITORY_ROOT)  # Presets name other flagfiles from here.
+    os.chdir(REPOSITORY_ROOT)  # The presets are named from here.
     workdir = tempfile.mkdtemp(prefix="vae-benchmark-")
     try:
         result = IMPLEMENTATIONS[spec["implementation"]](spec, workdir)

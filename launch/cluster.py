@@ -21,17 +21,26 @@ A TPU strategy would be one more name here: the trainers take any
 
 import json
 import os
+import socket
+from typing import Dict, List, Mapping, Tuple
+
 import tensorflow as tf
 
 from launch import errors
+from launch import slurm_hosts
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
-# Workers of a Slurm job listen on this port plus the job id modulo
-# _SLURM_PORT_SPAN, so that two jobs sharing a node rarely pick the same
-# port; the range stays below Linux's ephemeral ports (32768 and up).
-_SLURM_PORT_BASE = 12000
-_SLURM_PORT_SPAN = 20000
+# Workers of a Slurm job step listen on VAE_WORKER_PORT plus their index
+# on their node. launch/submit.py's scripts set it to a port block that is
+# free on the first node when the job starts; without it (srun by hand) the
+# block comes from the job id: 16 ports per job over 15000-30999, so jobs
+# with neighbouring ids never share a port. Either way a worker checks that
+# its port is free before the strategy starts.
+PORT_VARIABLE = "VAE_WORKER_PORT"
+_FALLBACK_PORT_BASE = 15000
+_FALLBACK_PORTS_PER_JOB = 16
+_FALLBACK_JOBS = 1000
 
 
 def _checked_tf_config(text: str) -> None:
@@ -72,22 +81,46 @@ _SLURM_STEP_VARIABLES = ("SLURM_JOB_ID", "SLURM_PROCID",
                          "SLURM_STEP_TASKS_PER_NODE")
 
 
-def slurm_cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
-    """The cluster of the current Slurm job step: one worker per task.
-
-    TensorFlow's `SlurmClusterResolver` lists the step's tasks (host names
-    from SLURM_STEP_NODELIST, ports from a base port) but also hands GPUs to
-    tasks, asking nvidia-smi how many a node has, and lists only as many
-    tasks per node as it has GPUs for: on CPU nodes it fails or drops
-    tasks. Slurm has already made each task's GPUs visible, so the resolver
-    here only lists the tasks (given a GPU count that never runs out), and
-    the worker's accelerators are the GPUs Slurm made visible to it.
+def slurm_port_base(environment: Mapping[str, str]) -> int:
+    """The first worker port of this job on each node (see PORT_VARIABLE).
 
     Raises:
-      ConfigError: the environment is not that of a Slurm job step.
+      ConfigError: PORT_VARIABLE is set but is not a port.
+    """
+    text = environment.get(PORT_VARIABLE, "").strip()
+    if not text:
+        job = int(environment["SLURM_JOB_ID"])
+        return (_FALLBACK_PORT_BASE
+                + job % _FALLBACK_JOBS * _FALLBACK_PORTS_PER_JOB)
+    if not text.isdigit() or not 1024 <= int(text) <= 65535:
+        raise errors.ConfigError(
+            f"--strategy=multi_worker: {PORT_VARIABLE}={text!r} is not a "
+            "port number; expected an integer in 1024-65535 (the first "
+            "worker port on each node).")
+    return int(text)
+
+
+def slurm_cluster_spec(environment: Mapping[str, str]
+                       ) -> Tuple[Dict[str, List[str]], int]:
+    """The cluster of a Slurm job step and this task's index in it.
+
+    Worker r is the task Slurm ranks r (SLURM_PROCID), on the host that
+    Slurm's block distribution puts it on (launch/slurm_hosts.py), so the
+    chief (worker 0) is Slurm's rank 0 whatever the host names. (TensorFlow's
+    `SlurmClusterResolver` sorts the host names as strings, which makes
+    node10 the chief of node[9-10] while Slurm ranks node9's task 0.)
+
+    Args:
+      environment: the job step's variables (os.environ).
+
+    Returns:
+      ({"worker": ["host:port", ...]} in rank order, this task's rank).
+
+    Raises:
+      ConfigError: the variables are missing, unreadable or inconsistent.
     """
     missing = [name for name in _SLURM_STEP_VARIABLES
-               if name not in os.environ]
+               if name not in environment]
     if missing:
         raise errors.ConfigError(
             "--strategy=multi_worker needs to know its cluster: TF_CONFIG is "
@@ -96,18 +129,66 @@ def slurm_cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
             "with srun inside a Slurm job (launch/submit.py writes such "
             "scripts).")
     try:
-        port = (_SLURM_PORT_BASE
-                + int(os.environ["SLURM_JOB_ID"]) % _SLURM_PORT_SPAN)
-        slurm = tf.distribute.cluster_resolver.SlurmClusterResolver(
-            port_base=port, gpus_per_node=1 << 16, gpus_per_task=1,
-            auto_set_gpu=False)
-        cluster_spec = slurm.cluster_spec()
-    except (RuntimeError, ValueError) as error:
+        tasks = slurm_hosts.step_tasks(
+            environment["SLURM_STEP_NODELIST"],
+            environment["SLURM_STEP_TASKS_PER_NODE"])
+        rank = int(environment["SLURM_PROCID"])
+        num_tasks = int(environment["SLURM_STEP_NUM_TASKS"])
+    except ValueError as error:
         raise errors.ConfigError(
             "--strategy=multi_worker: the Slurm job step's environment "
             f"cannot be read as a cluster ({error}).") from None
+    if len(tasks) != num_tasks or not 0 <= rank < num_tasks:
+        raise errors.ConfigError(
+            f"--strategy=multi_worker: the Slurm job step lays out "
+            f"{len(tasks)} tasks, but SLURM_STEP_NUM_TASKS={num_tasks} and "
+            f"SLURM_PROCID={rank}.")
+    host, local = tasks[rank]
+    node_name = environment.get("SLURMD_NODENAME")
+    local_id = environment.get("SLURM_LOCALID")
+    if (node_name is not None and node_name != host) or (
+            local_id is not None and local_id != str(local)):
+        raise errors.ConfigError(
+            f"--strategy=multi_worker: Slurm runs task {rank} as task "
+            f"{local_id} of {node_name}, not as task {local} of {host} as "
+            "the default block distribution would; start the step without "
+            "--distribution (or with --distribution=block).")
+    port = slurm_port_base(environment)
+    workers = [f"{task_host}:{port + task_local}"
+               for task_host, task_local in tasks]
+    return {"worker": workers}, rank
+
+
+def _check_port_free(address: str) -> None:
+    """Raises ConfigError when this worker's port is taken already."""
+    port = int(address.rpartition(":")[2])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            raise errors.ConfigError(
+                f"--strategy=multi_worker: this worker's port {port} "
+                f"({address}) is in use on this node ({error.strerror}): "
+                "another job or program holds it. Resubmit (vae-submit "
+                f"picks a free block when the job starts), or set "
+                f"{PORT_VARIABLE} to a free port.") from None
+
+
+def slurm_cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
+    """The cluster of the current Slurm job step: one worker per task.
+
+    The worker's accelerators are the GPUs Slurm made visible to it
+    (CUDA_VISIBLE_DEVICES), read without starting CUDA.
+
+    Raises:
+      ConfigError: the environment is not that of a Slurm job step, or this
+        worker's port is taken.
+    """
+    spec, rank = slurm_cluster_spec(os.environ)
+    _check_port_free(spec["worker"][rank])
     return tf.distribute.cluster_resolver.SimpleClusterResolver(
-        cluster_spec, task_type=slurm.task_type, task_id=slurm.task_id,
+        tf.train.ClusterSpec(spec), task_type="worker", task_id=rank,
         num_accelerators={"GPU": _visible_gpus()}, rpc_layer="grpc")
 
 

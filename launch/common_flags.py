@@ -21,10 +21,16 @@ from launch import evaluation_program
 from launch import exit_codes
 from launch import experiment
 from launch import flag_types
+from launch import multi_worker
 from trainers import base
+from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
+from trainers import stop_signals
 from vae import datasets
 from vae import image_folders
+
+# --checkpoint_every_seconds when unset in a multi-worker run.
+MULTI_WORKER_CHECKPOINT_SECONDS = 300.0
 
 
 class TrainingFlags:
@@ -90,6 +96,11 @@ class TrainingFlags:
             "non_image_files", "skip", image_folders.NON_IMAGE_POLICIES,
             "folder: skip (with a warning) or refuse files that are not "
             "PNG, JPEG or BMP images by their extension.")
+        self.train_subset = flags.DEFINE_integer(
+            "train_subset", 0,
+            "dsprites only: train on this many of its images (a fixed "
+            "random subset of those outside the test split); 0: all "
+            "727,280, 3 GB in memory.", lower_bound=0)
         self.data_cache_dir = flags.DEFINE_string(
             "data_cache_dir", None,
             "folder: where converted image folders are cached, keyed by "
@@ -167,9 +178,24 @@ class TrainingFlags:
             "checkpoint_every_steps", 0,
             "Also checkpoint mid-epoch this often (0: at epoch ends only).",
             lower_bound=0)
+        self.checkpoint_every_seconds = flags.DEFINE_float(
+            "checkpoint_every_seconds", None,
+            "Also checkpoint mid-epoch once this many seconds have passed "
+            "since the last checkpoint (0: never by time). Unset: "
+            f"{MULTI_WORKER_CHECKPOINT_SECONDS:.0f} with "
+            "--strategy=multi_worker, so a lost worker costs minutes rather "
+            "than an epoch; 0 otherwise.", lower_bound=0.0)
         self.keep_checkpoints = flags.DEFINE_integer(
             "keep_checkpoints", 3, "Checkpoints kept in WORKDIR/checkpoints.",
             lower_bound=1)
+        self.on_nonfinite = flags.DEFINE_enum(
+            "on_nonfinite", "stop", nonfinite_lib.ON_NONFINITE_MODES,
+            "When a step makes the loss, another logged value or a weight "
+            "NaN or infinite: stop (end the run with exit status "
+            f"{exit_codes.DIVERGED}, the last good checkpoint kept as the "
+            "latest; nothing is saved or exported after the bad step) or "
+            "skip_step (undo that step's update and go on; the count is "
+            "logged and written to metrics.json).")
         self.progress = flags.DEFINE_enum(
             "progress", "auto", progress_lib.PROGRESS_MODES,
             "auto: a progress bar on a terminal, log lines otherwise.")
@@ -244,7 +270,8 @@ class TrainingFlags:
             test_fraction=self.test_fraction.value,
             cache_dir=(self.data_cache_dir.value
                        or flag_types.default_cache_dir("datasets")),
-            non_image_files=self.non_image_files.value)
+            non_image_files=self.non_image_files.value,
+            train_subset=self.train_subset.value)
 
     def trainer_config(self) -> base.TrainerConfig:
         return base.TrainerConfig(
@@ -253,8 +280,14 @@ class TrainingFlags:
             jit_compile=self.jit_compile.value,
             log_every_steps=self.log_every_steps.value,
             checkpoint_every_steps=self.checkpoint_every_steps.value,
+            checkpoint_every_seconds=(
+                self.checkpoint_every_seconds.value
+                if self.checkpoint_every_seconds.value is not None else
+                MULTI_WORKER_CHECKPOINT_SECONDS
+                if self.strategy.value == "multi_worker" else 0.0),
             max_checkpoints_to_keep=self.keep_checkpoints.value,
-            progress=self.progress.value)
+            progress=self.progress.value,
+            on_nonfinite=self.on_nonfinite.value)
 
     def evaluation_config(
             self) -> Optional[evaluation_program.TrainingEvaluationConfig]:
@@ -294,12 +327,17 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
     `config_from_flags`.
 
     A mistake in what the user asked for ends the program with one paragraph
-    on stderr and exit status 2; a run stopped by a signal exits with 128 +
+    on stderr and exit status 2 (so does a workdir that cannot be written,
+    a full disk included); a run that diverges exits with
+    `exit_codes.DIVERGED`; a run stopped by a signal exits with 128 +
     the signal number (`exit_codes.stopped_by`; SIGUSR1 gives
     `exit_codes.REQUEUE`, on which launch/submit.py's scripts requeue).
     """
 
     def main(argv: Sequence[str]) -> None:
+        # Before any work (the console scripts install them even before
+        # TensorFlow loads, see launch/entry_points.py).
+        stop_signals.install_for_process()
         if len(argv) > 1:
             raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
         try:
@@ -309,6 +347,19 @@ def train_main(config_from_flags: Callable[[], experiment.TrainProgramConfig]
         except errors.USER_ERRORS as error:
             errors.report_user_error(error)
             sys.exit(exit_codes.USER_ERROR)
+        except nonfinite_lib.NonFiniteError as error:
+            errors.report_user_error(error)
+            sys.exit(exit_codes.DIVERGED)
+        except OSError as error:
+            # A workdir that fills up or stops being writable mid-run
+            # (metrics, pictures, logs); a failed checkpoint is reported by
+            # USER_ERRORS above.
+            if error.errno not in errors.DISK_ERRNOS:
+                raise
+            errors.report_user_error(errors.disk_error_message(error))
+            sys.exit(exit_codes.USER_ERROR)
+        except multi_worker.LostWorkerError as error:
+            multi_worker.exit_reporting(error)
         if not result.completed:
             sys.exit(exit_codes.stopped_by(result.stop_signal))
 

@@ -1,35 +1,32 @@
 """How the launch programs report mistakes in what the user asked for."""
 
-import os
-import sys
-from typing import List, Sequence
+import errno
 
-from absl import flags
-
+# Re-exported: the reporting itself is free of TensorFlow (vae-submit uses it).
+from launch.user_errors import ConfigError, parse_flags_or_exit  # noqa: F401
+from launch.user_errors import report_user_error  # noqa: F401
+from trainers import checkpointing
 from trainers import workdir as workdir_lib
+from trainers import workdir_lock
 from vae import datasets
-
-
-class ConfigError(ValueError):
-    """A configuration value is unusable; the message names it."""
-
 
 # Errors caused by what the user asked for: reported as one paragraph, no
 # traceback. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, datasets.DataError, workdir_lib.WorkdirConflictError)
+USER_ERRORS = (ConfigError, datasets.DataError, workdir_lib.WorkdirConflictError,
+               workdir_lib.WorkdirUnusableError, workdir_lock.WorkdirBusyError,
+               checkpointing.CheckpointUnreadableError,
+               checkpointing.CheckpointWriteError)
+
+# OSError numbers that mean the disk (or the workdir's filesystem), not the
+# program, is at fault: full, over quota, read-only, or no permission.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+               errno.EPERM)
 
 
-def report_user_error(error: Exception) -> None:
-    program = os.path.basename(sys.argv[0]) or "vae"
-    print(f"{program}: error: {error}", file=sys.stderr)
-
-
-def parse_flags_or_exit(argv: Sequence[str]) -> List[str]:
-    """Parses the command line like absl's default parser, but reports a bad
-    flag value as a user error: one paragraph naming the flag and what it
-    expects, exit status 2. Pass as `flags_parser` to `absl.app.run`."""
-    try:
-        return flags.FLAGS(list(argv))
-    except flags.Error as error:
-        report_user_error(error)
-        sys.exit(2)
+def disk_error_message(error: OSError) -> str:
+    """One paragraph for an OSError of `DISK_ERRNOS` met while writing."""
+    where = f" {error.filename}" if error.filename else ""
+    return (f"Could not write{where}: {error.strerror or error}. The run "
+            "stopped; its latest checkpoint is intact, and running the same "
+            "command again resumes from it once the workdir can be written "
+            "(free some space, or fix its permissions).")

@@ -7,7 +7,7 @@ numbers.
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -19,6 +19,7 @@ from trainers import base
 from trainers import classification
 from trainers import evaluation
 from vae import datasets
+from vae import disentanglement
 
 USER_ERRORS = errors.USER_ERRORS
 report_user_error = errors.report_user_error
@@ -38,6 +39,35 @@ class EvaluateProgramConfig:
     classifier_dir: Optional[str] = None
     seed: int = 0
     output: Optional[str] = None
+    # Disentanglement metrics (vae.disentanglement.METRIC_NAMES); None: all of
+    # them where the dataset has known factors, none elsewhere.
+    disentanglement: Optional[Tuple[str, ...]] = None
+
+
+def disentanglement_metrics(requested: Optional[Tuple[str, ...]],
+                            dataset: str) -> Tuple[str, ...]:
+    """The disentanglement metrics to compute for a run on `dataset`.
+
+    Raises:
+      ConfigError: an unknown metric name, or metrics asked for on a dataset
+        whose generating factors are unknown.
+    """
+    if requested is None:
+        return (disentanglement.METRIC_NAMES
+                if dataset in datasets.FACTOR_DATASETS else ())
+    try:
+        requested = disentanglement.check_metric_names(requested)
+    except ValueError as error:
+        raise errors.ConfigError(f"--disentanglement: {error}") from None
+    if requested and dataset not in datasets.FACTOR_DATASETS:
+        raise errors.ConfigError(
+            f"--disentanglement={','.join(requested)} asks for disentanglement "
+            f"metrics, which compare the codes with the known generating "
+            f"factors of each test image; the run was trained on {dataset!r}, "
+            f"whose factors are unknown. Expected a dataset with factors "
+            f"({', '.join(datasets.FACTOR_DATASETS)}), or "
+            f"--disentanglement=none.")
+    return requested
 
 
 def default_classifier_dir() -> str:
@@ -151,6 +181,16 @@ def _data_dir_from_flags_file(workdir: str) -> Optional[str]:
     return None
 
 
+def _evaluation_train_subset(dataset: str, recorded: Dict[str, Any]) -> int:
+    """The smallest dsprites training subset that still holds the recorded
+    validation split. Evaluation reads only the test split, which does not
+    depend on the subset, and unpacking all 727,280 training images would
+    take 3 GB."""
+    if dataset != "dsprites":
+        return 0
+    return int(recorded["validation_size"]) + 1
+
+
 def _latents_beyond_export(model_config) -> str:
     """What of the model a SavedModel export does not carry ('' if none):
     a learned prior, a flow posterior or a second latent layer, whose
@@ -165,8 +205,25 @@ def _latents_beyond_export(model_config) -> str:
     return " and ".join(parts)
 
 
-def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
-    """Loads the run, measures it, writes eval.json; returns the results."""
+def _weights_digest(model) -> str:
+    """SHA-256 of the model's variables, naming the weights an estimate was
+    made with whether they came from a checkpoint or an export."""
+    return evaluation.images_digest(np.concatenate(
+        [np.ravel(variable.numpy()).astype(np.float64)
+         for variable in model.variables] or [np.zeros([0])]))
+
+
+def run_evaluation(
+        config: EvaluateProgramConfig,
+        stop_requested: Optional[Callable[[], bool]] = None
+) -> Dict[str, Any]:
+    """Loads the run, measures it, writes eval.json; returns the results.
+
+    The likelihood estimate saves its progress beside the output
+    (OUTPUT.nll-progress.npz) as it goes, so the same command resumes an
+    interrupted evaluation; `stop_requested`, checked between its batches,
+    stops it early with `evaluation.EvaluationInterrupted`.
+    """
     identity = runs.read_run_identity(config.workdir)
     dataset = identity["data"]["dataset"]
     if dataset not in datasets.DATASET_NAMES:
@@ -187,6 +244,7 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
             "only the Gaussian q(z|x) and an N(0, I) prior, so its ELBO and "
             "NLL would be those of another model. Expected "
             "--source=checkpoint.")
+    metrics = disentanglement_metrics(config.disentanglement, dataset)
     if config.sample_quality:
         check_classifier_exists(dataset)  # Before the model is loaded.
     model, source = runs.load_model(config.workdir, identity, config.source)
@@ -200,7 +258,8 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
             seed=seed, image_size=tuple(recorded.get("image_size", ())),
             channels=recorded.get("channels", 0),
             test_fraction=recorded.get("test_fraction", 0.1),
-            cache_dir=flag_types.default_cache_dir("datasets"))
+            cache_dir=flag_types.default_cache_dir("datasets"),
+            train_subset=_evaluation_train_subset(dataset, recorded))
     except datasets.DataError:
         raise
     except ValueError as error:
@@ -212,6 +271,16 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
     if config.sample_quality:
         classifier, classifier_info = load_classifier(
             dataset, data_dir, config.classifier_dir)
+    output = config.output or os.path.join(config.workdir, "eval.json")
+    progress_path = output + ".nll-progress.npz"
+    weights = _weights_digest(model)
+    progress: List[evaluation.LikelihoodProgress] = []
+
+    def likelihood_progress(key):
+        progress.append(evaluation.LikelihoodProgress(
+            progress_path, {**key, "weights": weights}))
+        return progress[-1]
+
     results = evaluation.evaluate_vae(
         model, test_images=data.model_view, test_labels=data.labels,
         real_test_images=data.reference_real,
@@ -220,15 +289,26 @@ def run_evaluation(config: EvaluateProgramConfig) -> Dict[str, Any]:
             num_importance_samples=config.num_importance_samples,
             likelihood_examples=config.likelihood_examples,
             chunk_size=config.chunk_size,
-            num_generated=config.num_generated, seed=config.seed))
+            num_generated=config.num_generated, seed=config.seed),
+        likelihood_progress=likelihood_progress,
+        stop_requested=stop_requested)
+    if metrics:
+        results["disentanglement"] = disentanglement.evaluate_model(
+            model, data.model_view, arrays.test.factors, seed=config.seed,
+            metrics=metrics, labels=evaluation.one_hot(
+                data.labels, int(getattr(model, "num_classes", 0) or 0)),
+            batch_size=config.chunk_size)
+        results["disentanglement"]["factor_names"] = list(
+            arrays.factor_names)
     results["source"] = source
     results["dataset"] = dataset
     if classifier_info is not None:
         results["classifier"] = {
             key: classifier_info[key] for key in ("path", "test_accuracy")
             if key in classifier_info}
-    output = config.output or os.path.join(config.workdir, "eval.json")
     base.write_json_atomically(output, results)
+    for finished in progress:
+        finished.remove()
     logging.info("Wrote %s.", output)
     return results
 
@@ -265,6 +345,13 @@ def format_table(results: Dict[str, Any]) -> str:
                 for value in results[group]["per_label"])
             lines.append(f"{what}: {100 * results[group]['overall']:.2f}% "
                          f"(per label, %: {per_label}).")
+    if "disentanglement" in results:
+        scores = results["disentanglement"]
+        cells = [f"{name} {scores[key]:.3f}" for name, key in (
+            ("MIG", "mig"), ("FactorVAE metric", "factor_vae"),
+            ("DCI disentanglement", "dci_disentanglement")) if key in scores]
+        lines.append(f"Disentanglement on {scores['num_examples']} test "
+                     f"images: {', '.join(cells)}.")
     if "reconstruction_error" in results:
         error = results["reconstruction_error"]
         lines.append(f"Reconstruction per pixel: cross-entropy "

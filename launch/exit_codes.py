@@ -5,9 +5,19 @@ Kept free of TensorFlow so that `launch/submit.py` can read them quickly.
 
 import signal
 
-# A mistake in what the user asked for (a bad flag, a missing file): one
-# paragraph on stderr, as absl does for unknown flags.
+# A mistake in what the user asked for (a bad flag, a missing file), or a
+# workdir that cannot be used (not a directory, not writable, already in use
+# by another launch, checkpoints that cannot be read, a full disk while
+# writing a checkpoint or another output): one paragraph on stderr, as absl
+# does for unknown flags.
 USER_ERROR = 2
+
+# Training diverged: a step made the loss, another logged value or a weight
+# NaN or infinite (with --on_nonfinite=stop, the default). Nothing was saved
+# after that step: the latest checkpoint holds the last good weights, and no
+# export was written. Rerunning resumes from that checkpoint (and diverges
+# again unless something changes), so batch scripts should not requeue.
+DIVERGED = 3
 
 
 def stopped_by(signal_number: int) -> int:
@@ -22,3 +32,9 @@ def stopped_by(signal_number: int) -> int:
 # it, so that the next allocation resumes the run from its checkpoint.
 REQUEUE_SIGNAL = signal.SIGUSR1
 REQUEUE = stopped_by(REQUEUE_SIGNAL)
+
+# A multi-worker run whose other worker went away (killed, its node lost):
+# the survivors exit with this status (EX_TEMPFAIL of sysexits.h, "try
+# again"), and the scripts of launch/submit.py requeue the job, which resumes
+# from the last checkpoint.
+LOST_WORKER = 75

@@ -25,15 +25,18 @@ import tensorflow as tf
 
 from launch import cluster
 from launch import evaluation_program
+from launch import multi_worker
 from launch import runs
 # Re-exported: callers of run_training catch and report what it raises.
 from launch.errors import ConfigError, USER_ERRORS, report_user_error
 from trainers import base
+from trainers import checkpointing
 from trainers import distribute as distribute_lib
 from trainers import elbo
 from trainers import hooks as hooks_lib
 from trainers import registry
 from trainers import workdir as workdir_lib
+from trainers import workdir_lock
 from vae import datasets
 from vae import export as export_lib
 
@@ -55,7 +58,8 @@ class DataConfig:
     `image_size`, `channels` convert the images of the datasets whose shape
     the files decide (folder, idx, npz); `test_fraction`, `cache_dir` and
     `non_image_files` apply to image folders only. `cache_dir` None converts a
-    folder on every launch.
+    folder on every launch. `train_subset` (dsprites only) trains on that many
+    of its images (0: all).
     """
 
     dataset: str
@@ -68,6 +72,7 @@ class DataConfig:
     test_fraction: float = 0.1
     cache_dir: Optional[str] = None
     non_image_files: str = "skip"
+    train_subset: int = 0
 
     def identity(self) -> dict:
         """What about the data must match for a workdir to be resumed.
@@ -82,6 +87,8 @@ class DataConfig:
                           channels=self.channels)
         if self.dataset == "folder":
             record["test_fraction"] = self.test_fraction
+        if self.dataset == "dsprites":
+            record["train_subset"] = self.train_subset
         return record
 
     def load(self, seed: int) -> datasets.DatasetArrays:
@@ -98,7 +105,8 @@ class DataConfig:
                 allow_download=self.allow_download,
                 image_size=self.image_size, channels=self.channels,
                 test_fraction=self.test_fraction, cache_dir=self.cache_dir,
-                non_image_files=self.non_image_files)
+                non_image_files=self.non_image_files,
+                train_subset=self.train_subset)
         except datasets.DataError:
             raise
         except ValueError as error:
@@ -283,6 +291,9 @@ def run_training(config: TrainProgramConfig,
 
     Every check that can fail on user input runs before the workdir is
     touched, so a bad flag or a missing file never changes an existing run.
+    The chief holds the workdir's lock (trainers.workdir_lock) from before
+    it claims the workdir until it returns, so a second launch on the same
+    workdir is refused.
 
     Args:
       config: the run.
@@ -292,6 +303,15 @@ def run_training(config: TrainProgramConfig,
     Returns:
       The trainer's result (completed, or stopped by a signal).
     """
+    lock = workdir_lock.WorkdirLock(config.trainer.workdir)
+    try:
+        return _run_training(config, flags_text, lock)
+    finally:
+        lock.release()
+
+
+def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
+                  lock: workdir_lock.WorkdirLock) -> base.TrainResult:
     # First of all: a multi-worker strategy must exist before TensorFlow runs
     # anything (even the optimisers that _validated makes), and it waits here
     # for the other workers.
@@ -302,6 +322,8 @@ def run_training(config: TrainProgramConfig,
     except ValueError as error:
         raise ConfigError(f"--batch_size: {error}") from None
     is_chief = distribute_lib.is_chief(strategy)
+    if is_chief:
+        workdir_lib.check_workdir_usable(config.trainer.workdir)
     arrays = config.data.load(config.trainer.seed)
     config = _fitted_to_data(config, arrays)
     if arrays.example_shape != tuple(config.model.image_shape):
@@ -332,9 +354,18 @@ def run_training(config: TrainProgramConfig,
 
     workdir = config.trainer.workdir
     if is_chief:
+        os.makedirs(workdir, exist_ok=True)
+        lock.acquire()
         resuming = workdir_lib.claim_workdir(
             workdir, config.run_identity(),
             upgrade_recorded=runs.upgrade_identity)
+        if resuming:
+            # Before anything is written: a run whose checkpoints are all
+            # unreadable stops here, untouched (the trainer falls back past
+            # damaged ones, saying so).
+            checkpointing.newest_readable(os.path.join(workdir, "checkpoints"),
+                                          log=False)
+        lock.record_holder()
         _record_launch(workdir, flags_text, resuming)
     if arrays.class_names and is_chief:
         # Label i of the checkpoints, pictures and export is this class.
@@ -357,10 +388,14 @@ def run_training(config: TrainProgramConfig,
             workdir=workdir, images=test_images,
             labels=arrays.test.labels[:5000], num_classes=arrays.num_classes,
             manifold_grid_size=config.manifold_grid_size,
-            seed=config.trainer.seed))
+            seed=config.trainer.seed,
+            # Where the factors are known, what each latent dimension does
+            # is the question (vae/traversals.py).
+            traversal_steps=10 if arrays.factor_names else 0))
     with strategy.scope():
         trainer = make_trainer(config, model, data, hooks)
-    result = trainer.train()
+    # A lost worker: one clear line and a status the Slurm script requeues.
+    result = multi_worker.train(trainer)
     if result.completed and is_chief:
         final = result.metrics.get("final", {})
         if "test" in final:
@@ -372,4 +407,6 @@ def run_training(config: TrainProgramConfig,
             path = export_lib.export_saved_model(
                 model, os.path.join(workdir, "export"))
             logging.info("SavedModel written to %s.", path)
+    # Workers leave together, once the chief is done (no error logged).
+    multi_worker.finish_together(strategy)
     return result

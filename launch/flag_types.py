@@ -1,5 +1,6 @@
 """Flag types and flag definitions the launch programs share."""
 
+import math
 import os
 from typing import List, Optional
 
@@ -90,13 +91,13 @@ def DEFINE_workdir(help_text: str,
 def DEFINE_learning_rate(default: float, help_text: str,
                          name: str = "learning_rate",
                          flag_values=flags.FLAGS) -> flags.FlagHolder:
-    """Defines --learning_rate (or --`name`), which must be positive (absl's
-    lower_bound cannot exclude 0)."""
+    """Defines --learning_rate (or --`name`), which must be positive and
+    finite (absl's lower_bound can exclude neither 0 nor inf)."""
     holder = flags.DEFINE_float(name, default, help_text,
                                 flag_values=flag_values)
     flags.register_validator(
-        name, lambda value: value > 0,
-        message=f"--{name} must be a positive number.",
+        name, lambda value: 0 < value < math.inf,
+        message=f"--{name} must be a positive finite number.",
         flag_values=flag_values)
     return holder
 

@@ -11,7 +11,7 @@ latent size, the conditioning and the image shape are shared flags
 """
 
 import dataclasses
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict
 
 from absl import flags
 

@@ -49,6 +49,7 @@ import itertools
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -57,16 +58,25 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from absl import app
 from absl import flags
 
-from launch import errors
+# Not launch.errors, whose data and workdir errors load TensorFlow: writing
+# a script must stay quick (tests/test_submit.py checks).
 from launch import exit_codes
+from launch import user_errors
 
-_NODES = flags.DEFINE_integer("nodes", 1, "Nodes, one training process "
-                              "(worker) on each.", lower_bound=1)
+_NODES = flags.DEFINE_integer("nodes", 1, "Nodes to train on.",
+                              lower_bound=1)
+_TASKS_PER_NODE = flags.DEFINE_integer(
+    "tasks_per_node", 1, "Training processes (workers) per node; more than "
+    "one worker in all trains with --strategy=multi_worker (added to the "
+    "command). With GPUs, each worker gets gpus_per_node / tasks_per_node "
+    "of them.", lower_bound=1)
 _GPUS_PER_NODE = flags.DEFINE_integer(
     "gpus_per_node", 0, "GPUs per node (0: CPU only).", lower_bound=0)
 _CPUS_PER_TASK = flags.DEFINE_integer(
-    "cpus_per_task", 0, "CPU cores per worker (0: the partition's default).",
-    lower_bound=0)
+    "cpus_per_task", 0, "CPU cores per worker. 0: whole nodes (sbatch "
+    "--exclusive), their cores shared evenly between the node's workers; "
+    "give a number to share nodes with other jobs (for a sweep of small "
+    "runs, say).", lower_bound=0)
 _TIME = flags.DEFINE_string(
     "time", None, "Time limit of each job, in Slurm's format: MINUTES, "
     "HOURS:MINUTES:SECONDS or DAYS-HOURS[:MINUTES[:SECONDS]]. Unset: the "
@@ -102,6 +112,26 @@ _TIME_FORMAT = re.compile(
     r"|(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"
     r"|(?P<mm>\d+):(?P<ss>\d+)"
     r"|(?P<minutes>\d+))\Z")
+# Prints the first of N consecutive ports (argv[1]) that are free on this
+# node, from a random start in 20000-32767 (below Linux's ephemeral ports).
+_FREE_PORTS = """
+import random, socket, sys
+count = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 32768 - count)
+    try:
+        for port in range(base, base + count):
+            with socket.socket() as probe:
+                probe.bind(("", port))
+    except OSError:
+        continue
+    print(base)
+    break
+""".strip()
+# A multi-worker job that lost a worker is requeued at most this many times
+# (SLURM_RESTART_COUNT counts every requeue), so that a worker that dies
+# every time (out of memory, say) does not requeue forever.
+_MAX_LOST_WORKER_REQUEUES = 10
 # Characters kept in a grid point's directory name; others become '_'.
 _UNSAFE_PATH_CHARACTERS = re.compile(r"[^A-Za-z0-9._=,+-]")
 
@@ -121,14 +151,16 @@ class SubmitConfig:
     Attributes:
       command: the training command, program first, as the user gave it.
       working_directory: where the job runs the command (absolute).
-      nodes, gpus_per_node, cpus_per_task, time, partition, account,
-        job_name, signal_seconds, setup, sbatch_options, sweeps: see the
-        flags of the same names (cpus_per_task 0 and None mean "unset").
+      nodes, tasks_per_node, gpus_per_node, cpus_per_task, time,
+        partition, account, job_name, signal_seconds, setup, sbatch_options,
+        sweeps: see the flags of the same names (cpus_per_task 0: whole
+        nodes).
     """
 
     command: Tuple[str, ...]
     working_directory: str
     nodes: int = 1
+    tasks_per_node: int = 1
     gpus_per_node: int = 0
     cpus_per_task: int = 0
     time: Optional[str] = None
@@ -238,6 +270,11 @@ def workdir_of(command: Sequence[str]) -> str:
     return workdir
 
 
+def num_workers(config: SubmitConfig) -> int:
+    """Training processes of one run: nodes x tasks per node."""
+    return config.nodes * config.tasks_per_node
+
+
 def strategy_flags(config: SubmitConfig) -> List[str]:
     """The --strategy flag to add to the command for the resources asked
     for, or none when the command names one that fits (or one device
@@ -247,16 +284,18 @@ def strategy_flags(config: SubmitConfig) -> List[str]:
       ValueError: the command's own --strategy cannot use the resources.
     """
     given = _last_flag_value(config.command, "strategy")
-    wanted = ("multi_worker" if config.nodes > 1 else
-              "mirrored" if config.gpus_per_node > 1 else None)
+    gpus_per_task = config.gpus_per_node // config.tasks_per_node
+    wanted = ("multi_worker" if num_workers(config) > 1 else
+              "mirrored" if gpus_per_task > 1 else None)
     if given is None:
         return [f"--strategy={wanted}"] if wanted else []
-    if config.nodes > 1 and given != "multi_worker":
+    if num_workers(config) > 1 and given != "multi_worker":
         raise ValueError(
             f"The training command has --strategy={given}, but --nodes="
-            f"{config.nodes} needs --strategy=multi_worker (one worker per "
-            "node); remove --strategy from the command and vae-submit adds "
-            "the right one.")
+            f"{config.nodes} and --tasks_per_node={config.tasks_per_node} "
+            "make several workers, which need --strategy=multi_worker; "
+            "remove --strategy from the command and vae-submit adds the "
+            "right one.")
     return []
 
 
@@ -274,6 +313,11 @@ def validate(config: SubmitConfig) -> None:
             "vae-train-vaegan or python -m launch.train), then its flags.")
     workdir_of(config.command)
     strategy_flags(config)
+    if config.gpus_per_node % config.tasks_per_node:
+        raise ValueError(
+            f"--gpus_per_node={config.gpus_per_node} cannot be shared evenly "
+            f"by --tasks_per_node={config.tasks_per_node} workers; give a "
+            "multiple of the tasks per node.")
     names = [sweep.name for sweep in config.sweeps]
     for name in names:
         if names.count(name) > 1:
@@ -314,15 +358,21 @@ def batch_script(config: SubmitConfig) -> str:
     log_path = os.path.join(config.working_directory, workdir,
                             "slurm-%A_%a.out" if is_array else "slurm-%j.out")
 
+    workers = num_workers(config)
     directives = [
         f"--job-name={job_name}",
         f"--nodes={config.nodes}",
-        "--ntasks-per-node=1",
+        f"--ntasks-per-node={config.tasks_per_node}",
     ]
-    if config.gpus_per_node:
+    if config.gpus_per_node and config.tasks_per_node > 1:
+        directives.append("--gpus-per-task="
+                          f"{config.gpus_per_node // config.tasks_per_node}")
+    elif config.gpus_per_node:
         directives.append(f"--gpus-per-node={config.gpus_per_node}")
     if config.cpus_per_task:
         directives.append(f"--cpus-per-task={config.cpus_per_task}")
+    else:
+        directives.append("--exclusive")
     if config.time is not None:
         directives.append(f"--time={config.time}")
     if config.partition:
@@ -335,7 +385,8 @@ def batch_script(config: SubmitConfig) -> str:
         f"--output={log_path}",
         # A requeued job writes on at the end of the same log.
         "--open-mode=append",
-        # To the training processes only (no "B:"), not to this script.
+        # To the training processes (no "B:"); the script forwards what it
+        # gets itself (scancel --batch or --full) to them too.
         f"--signal={signal_name}@{config.signal_seconds}",
         "--requeue",
         *config.sbatch_options,
@@ -355,7 +406,21 @@ def batch_script(config: SubmitConfig) -> str:
     lines.append(f"cd {shlex.quote(config.working_directory)} || exit 1")
     lines += list(config.setup)
 
+    srun = ["srun"]
+    if not config.cpus_per_task:
+        lines += ["", "# Whole nodes: the node's cores, shared by its "
+                  "workers.",
+                  f"cpus=$(( ${{SLURM_CPUS_ON_NODE:-1}} / "
+                  f"{config.tasks_per_node} ))"]
+        srun.append('--cpus-per-task="$(( cpus > 0 ? cpus : 1 ))"')
+    if workers > 1:
+        lines += ["", "# The workers' ports: a block free on this node now "
+                  "(launch/cluster.py).",
+                  f"VAE_WORKER_PORT=$(python3 -c {shlex.quote(_FREE_PORTS)} "
+                  f"{config.tasks_per_node} 2>/dev/null) && "
+                  "export VAE_WORKER_PORT"]
     command = list(config.command) + strategy_flags(config)
+    srun_line = " ".join(srun) + " " + shlex.join(command)
     if is_array:
         lines += ["", "# This task's grid point: its flags and its workdir.",
                   'case "${SLURM_ARRAY_TASK_ID:?not a job array task}" in']
@@ -366,19 +431,73 @@ def batch_script(config: SubmitConfig) -> str:
             lines.append(f"  {index}) point=({shlex.join(arguments)}) ;;")
         lines += ['  *) echo "vae-submit: no grid point '
                   '${SLURM_ARRAY_TASK_ID}" >&2; exit 2 ;;',
-                  "esac",
-                  "",
-                  f'srun {shlex.join(command)} "${{point[@]}}"']
-    else:
-        lines += ["", f"srun {shlex.join(command)}"]
+                  "esac"]
+        srun_line += ' "${point[@]}"'
     lines += [
-        "status=$?",
-        f"# {exit_codes.REQUEUE}: stopped by SIGUSR1 before the time limit, "
-        "with a checkpoint.",
-        f'if [ "$status" -eq {exit_codes.REQUEUE} ]; then',
-        '  echo "vae-submit: checkpointed before the time limit; requeueing '
-        'job ${SLURM_JOB_ID}, which resumes the run."',
-        '  scontrol requeue "${SLURM_JOB_ID}"',
+        "",
+        "# SIGUSR1 (the time-limit warning, or scancel --signal=USR1 to any",
+        "# process of the job) and SIGTERM (scancel, preemption) reach the",
+        "# training processes whichever process Slurm sent them to: the",
+        "# script forwards what it gets and keeps waiting for them.",
+        "got_usr1=0",
+        "got_term=0",
+        "srun_pid=",
+        "forward() {",
+        '  if [ "$1" = USR1 ]; then got_usr1=1; else got_term=1; fi',
+        '  if [ -n "$srun_pid" ]; then kill -s "$1" "$srun_pid" 2>/dev/null; '
+        "fi",
+        "}",
+        "trap 'forward USR1' USR1",
+        "trap 'forward TERM' TERM",
+        f"{srun_line} &",
+        "srun_pid=$!",
+        "# wait returns early when a trapped signal arrives: wait on.",
+        "while :; do",
+        '  wait "$srun_pid"',
+        "  status=$?",
+        '  kill -0 "$srun_pid" 2>/dev/null || break',
+        "done",
+        "",
+        "# An array task requeues itself only, not the whole array.",
+        'if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then',
+        '  this_job="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+        "else",
+        '  this_job="${SLURM_JOB_ID}"',
+        "fi",
+        "requeue=",
+        f"# {exit_codes.REQUEUE}: stopped by SIGUSR1 (the warning before the "
+        "time limit, or",
+        "# scancel --signal=USR1) with a checkpoint; or killed after the "
+        "script got SIGUSR1.",
+        f'if [ "$status" -eq {exit_codes.REQUEUE} ] || '
+        '{ [ "$got_usr1" -eq 1 ] && [ "$got_term" -eq 0 ] && '
+        '[ "$status" -gt 128 ]; }; then',
+        '  requeue="stopped by SIGUSR1 with a checkpoint"',
+        "fi",
+    ]
+    if workers > 1:
+        lines += [
+            f"# {exit_codes.LOST_WORKER} from a worker that lost another, or "
+            "a worker killed by a",
+            "# signal (kill -9, out of memory): resume from the last "
+            "checkpoint, at most",
+            f"# {_MAX_LOST_WORKER_REQUEUES} times in all.",
+            f'if [ -z "$requeue" ] && [ "$got_term" -eq 0 ] && '
+            f'{{ [ "$status" -eq '
+            f"{exit_codes.LOST_WORKER} ] || "
+            '{ [ "$status" -gt 128 ] && '
+            f'[ "$status" -ne {exit_codes.stopped_by(signal.SIGTERM)} ]; '
+            "}; }"
+            f' && [ "${{SLURM_RESTART_COUNT:-0}}" -lt '
+            f"{_MAX_LOST_WORKER_REQUEUES} ]; then",
+            '  requeue="a worker was lost (exit status $status)"',
+            "fi",
+        ]
+    lines += [
+        'if [ -n "$requeue" ]; then',
+        '  echo "vae-submit: $requeue; requeueing job ${this_job}, which '
+        'resumes the run."',
+        '  scontrol requeue "${this_job}"',
         "  exit 0",
         "fi",
         'exit "$status"',
@@ -394,7 +513,7 @@ def submit(script: str, workdir: str) -> str:
       The job id sbatch printed.
 
     Raises:
-      errors.ConfigError: sbatch is missing or refused the job.
+      user_errors.ConfigError: sbatch is missing or refused the job.
     """
     os.makedirs(workdir, exist_ok=True)  # Slurm does not create log folders.
     path = os.path.join(workdir,
@@ -405,12 +524,12 @@ def submit(script: str, workdir: str) -> str:
         result = subprocess.run(["sbatch", "--parsable", path],
                                 capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise errors.ConfigError(
+        raise user_errors.ConfigError(
             "sbatch was not found on PATH: submit from a Slurm login node, "
             "or use --dry_run to see the script (written to "
             f"{path}).") from None
     if result.returncode != 0:
-        raise errors.ConfigError(
+        raise user_errors.ConfigError(
             f"sbatch refused the job (exit status {result.returncode}): "
             f"{result.stderr.strip() or result.stdout.strip()}. The script "
             f"is {path}.")
@@ -426,7 +545,8 @@ def config_from_flags(command: Sequence[str]) -> SubmitConfig:
     """
     return SubmitConfig(
         command=tuple(command), working_directory=os.getcwd(),
-        nodes=_NODES.value, gpus_per_node=_GPUS_PER_NODE.value,
+        nodes=_NODES.value, tasks_per_node=_TASKS_PER_NODE.value,
+        gpus_per_node=_GPUS_PER_NODE.value,
         cpus_per_task=_CPUS_PER_TASK.value, time=_TIME.value,
         partition=_PARTITION.value, account=_ACCOUNT.value,
         job_name=_JOB_NAME.value, signal_seconds=_SIGNAL_SECONDS.value,
@@ -444,7 +564,7 @@ def main(argv: Sequence[str]) -> None:
         workdir = workdir_of(config.command)
         job_id = submit(script, workdir)
     except ValueError as error:
-        errors.report_user_error(error)
+        user_errors.report_user_error(error)
         sys.exit(exit_codes.USER_ERROR)
     runs = len(grid_points(config.sweeps))
     print(f"Submitted job {job_id}" + (
@@ -454,7 +574,7 @@ def main(argv: Sequence[str]) -> None:
 
 def run_main():
     """Console-script entry point (`vae-submit`)."""
-    app.run(main, flags_parser=errors.parse_flags_or_exit)
+    app.run(main, flags_parser=user_errors.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ program with one paragraph naming it and exit status 2.
 """
 
 import sys
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 from absl import app
 from absl import flags
@@ -35,6 +35,7 @@ from launch import config_flags
 from launch import errors
 from launch import exit_codes
 from launch import experiment
+from launch import flagfiles
 from launch import model_flags
 from trainers import registry
 
@@ -86,13 +87,16 @@ def parse_flags(argv: Sequence[str], default_trainer: str) -> List[str]:
       config_flags.FieldTypeError: an objective field no flag can hold.
     """
     flags.FLAGS.set_default("trainer", default_trainer)
-    # Help waits for the second pass, which knows the trainer's flags.
-    flags.FLAGS([argument for argument in argv
-                 if argument.lstrip("-").split("=")[0] not in _HELP_FLAGS],
-                known_only=True)
-    _define_trainer_flags(_TRAINER.value)
-    flags.FLAGS.unparse_flags()
-    return flags.FLAGS(list(argv))
+    # Includes inside flagfiles are read relative to the including file
+    # (launch/flagfiles.py), so presets work from any directory.
+    with flagfiles.resolved_includes(argv) as resolved:
+        # Help waits for the second pass, which knows the trainer's flags.
+        flags.FLAGS([argument for argument in resolved
+                     if argument.lstrip("-").split("=")[0]
+                     not in _HELP_FLAGS], known_only=True)
+        _define_trainer_flags(_TRAINER.value)
+        flags.FLAGS.unparse_flags()
+        return flags.FLAGS(resolved)
 
 
 def config_from_flags() -> experiment.TrainProgramConfig:
@@ -110,9 +114,10 @@ def config_from_flags() -> experiment.TrainProgramConfig:
 main = common_flags.train_main(config_from_flags)
 
 
-def run_program(default_trainer: str) -> None:
-    """Runs the training program with `default_trainer` as --trainer's
-    default."""
+def flags_parser(default_trainer: str) -> Callable[[Sequence[str]],
+                                                  List[str]]:
+    """`parse_flags` for `absl.app.run`: a bad flag or trainer is reported
+    in one paragraph, with exit status 2."""
 
     def parse_or_exit(argv: Sequence[str]) -> List[str]:
         try:
@@ -122,7 +127,13 @@ def run_program(default_trainer: str) -> None:
             errors.report_user_error(error)
             sys.exit(exit_codes.USER_ERROR)
 
-    app.run(main, flags_parser=parse_or_exit)
+    return parse_or_exit
+
+
+def run_program(default_trainer: str) -> None:
+    """Runs the training program with `default_trainer` as --trainer's
+    default."""
+    app.run(main, flags_parser=flags_parser(default_trainer))
 
 
 def run_main():

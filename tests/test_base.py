@@ -320,5 +320,26 @@ class XlaTest(tf.test.TestCase):
         self.assertAllClose(compiled.metrics["final"]["test"]["elbo"],
                             plain.metrics["final"]["test"]["elbo"], rtol=0.1)
 
+
+class StrictJsonTest(tf.test.TestCase):
+
+    def test_non_finite_numbers_are_written_as_null(self):
+        path = os.path.join(self.create_tempdir().full_path, "metrics.json")
+        base.write_json_atomically(path, {"final": {
+            "test": {"elbo": float("nan"), "kl": 2.5},
+            "values": [float("inf"), -float("inf"), 1.0]}})
+        with open(path) as stream:
+            text = stream.read()
+        self.assertNotIn("NaN", text)
+        self.assertNotIn("Infinity", text)
+
+        def refuse(constant):
+            raise ValueError(f"not strict JSON: {constant}")
+
+        self.assertEqual(json.loads(text, parse_constant=refuse),
+                         {"final": {"test": {"elbo": None, "kl": 2.5},
+                                    "values": [None, None, 1.0]}})
+
+
 if __name__ == "__main__":
     tf.test.main()

@@ -94,8 +94,9 @@ class SlurmTest(tf.test.TestCase):
     def test_step_tasks_become_workers_on_job_specific_ports(self):
         with _environment(CUDA_VISIBLE_DEVICES="0,1", **_SLURM_STEP):
             resolver = cluster.cluster_resolver()
-            # Two tasks on gpu07, one on gpu08; ports from the job id.
-            port = 12000 + 4321
+            # Two tasks on gpu07, one on gpu08; without VAE_WORKER_PORT the
+            # ports come from the job id: 15000 + (4321 % 1000) * 16.
+            port = 15000 + 321 * 16
             self.assertEqual(resolver.cluster_spec().as_dict(), {
                 "worker": [f"gpu07:{port}", f"gpu07:{port + 1}",
                            f"gpu08:{port}"]})
@@ -104,6 +105,65 @@ class SlurmTest(tf.test.TestCase):
             self.assertEqual(resolver.num_accelerators(), {"GPU": 2})
             # The GPUs Slurm made visible are left alone.
             self.assertEqual(os.environ["CUDA_VISIBLE_DEVICES"], "0,1")
+
+    def test_neighbouring_jobs_get_disjoint_ports(self):
+        def ports(job_id):
+            spec, _ = cluster.slurm_cluster_spec(
+                dict(_SLURM_STEP, SLURM_JOB_ID=str(job_id),
+                     SLURM_STEP_NODELIST="n1", SLURM_STEP_TASKS_PER_NODE="3"))
+            return {int(address.rpartition(":")[2])
+                    for address in spec["worker"]}
+
+        self.assertFalse(ports(100) & ports(101))
+        self.assertEqual(min(ports(999)), 15000 + 999 * 16)
+
+    def test_chief_is_slurms_rank_0_on_any_host_list(self):
+        # TensorFlow's SlurmClusterResolver sorted node10 before node9.
+        for nodelist, tasks_per_node, hosts in (
+                ("node[9-10]", "1(x2)", ["node9", "node10"]),
+                ("a[1-2],b3", "1(x3)", ["a1", "a2", "b3"]),
+                ("n[9-10],a1", "2,1,1", ["n9", "n9", "n10", "a1"])):
+            for rank in range(len(hosts)):
+                with self.subTest(nodelist=nodelist, rank=rank):
+                    spec, task_id = cluster.slurm_cluster_spec(dict(
+                        _SLURM_STEP, SLURM_STEP_NODELIST=nodelist,
+                        SLURM_STEP_TASKS_PER_NODE=tasks_per_node,
+                        SLURM_STEP_NUM_TASKS=str(len(hosts)),
+                        SLURM_PROCID=str(rank),
+                        VAE_WORKER_PORT="23000"))
+                    self.assertEqual(
+                        [address.rpartition(":")[0]
+                         for address in spec["worker"]], hosts)
+                    self.assertEqual(task_id, rank)
+        spec, _ = cluster.slurm_cluster_spec(dict(
+            _SLURM_STEP, SLURM_STEP_NODELIST="n[9-10],a1",
+            SLURM_STEP_TASKS_PER_NODE="2,1,1", SLURM_STEP_NUM_TASKS="4",
+            SLURM_PROCID="0", VAE_WORKER_PORT="23000"))
+        self.assertEqual(spec["worker"], ["n9:23000", "n9:23001", "n10:23000",
+                                          "a1:23000"])
+
+    def test_non_block_layout_and_bad_port_are_refused(self):
+        with self.assertRaisesRegex(errors.ConfigError,
+                                    "--distribution=block"):
+            cluster.slurm_cluster_spec(dict(
+                _SLURM_STEP, SLURMD_NODENAME="gpu08", SLURM_LOCALID="0",
+                SLURM_PROCID="1"))
+        with self.assertRaisesRegex(errors.ConfigError,
+                                    "VAE_WORKER_PORT='80x' is not a port"):
+            cluster.slurm_cluster_spec(dict(_SLURM_STEP,
+                                            VAE_WORKER_PORT="80x"))
+
+    def test_port_in_use_is_refused_naming_it(self):
+        import socket  # pylint: disable=import-outside-toplevel
+        with socket.socket() as holder:
+            holder.bind(("", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            with _environment(**dict(_SLURM_STEP, SLURM_PROCID="0",
+                                     VAE_WORKER_PORT=str(port))):
+                with self.assertRaisesRegex(
+                        errors.ConfigError, f"port {port} .* is in use"):
+                    cluster.cluster_resolver()
 
     def test_cpu_nodes_list_every_task(self):
         with _environment(**dict(_SLURM_STEP, SLURM_PROCID="0",

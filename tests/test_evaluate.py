@@ -8,6 +8,7 @@ a small untrained classifier, since training the real one takes minutes.
 import json
 import os
 import shutil
+import signal
 
 import tensorflow as tf
 
@@ -60,6 +61,13 @@ class EvaluateProgramTest(tf.test.TestCase):
             self.assertNotIn("samples/frechet_distance", evaluation)
             self.assertGreater(evaluation["likelihood/nll"], 0.0)
         self.assertIn("evaluation", metrics["final"])
+
+    def test_disentanglement_metrics_need_known_factors(self):
+        result = run_module("launch.evaluate", [
+            f"--workdir={self.workdir}", "--disentanglement=mig",
+            "--sample_quality=false", *_CHEAP_EVALUATION_FLAGS])
+        self.assert_clear_error(result, "--disentanglement=mig", "'mnist'",
+                                "factors are unknown", "dsprites")
 
     def test_evaluates_checkpoint_and_saved_model_alike(self):
         outputs = {}
@@ -197,6 +205,57 @@ class SampleQualityInProgramTest(tf.test.TestCase):
         self.assertTrue(table[2].startswith("real data"))
         with open(os.path.join(workdir, "eval.json")) as stream:
             self.assertEqual(json.load(stream)["samples"], results["samples"])
+
+
+class ResumableEvaluationTest(tf.test.TestCase):
+    """An evaluation stopped by SIGTERM, then killed with -9, resumes each
+    time and ends with the numbers of an uninterrupted one."""
+
+    def test_interrupted_evaluation_resumes_to_the_same_numbers(self):
+        root = self.create_tempdir().full_path
+        _, workdir = testing_utils.train_on_fake_mnist(
+            root, "run", ["--epochs=1", "--export=false",
+                          *_TINY_MODEL_FLAGS], num_test=400)
+        common = [f"--workdir={workdir}", "--sample_quality=false",
+                  "--num_importance_samples=3000", "--chunk_size=500",
+                  "--likelihood_examples=0"]
+        reference_path = os.path.join(root, "reference.json")
+        reference = run_module("launch.evaluate",
+                               [*common, f"--output={reference_path}"])
+        self.assertEqual(reference.returncode, 0, reference.stderr[-3000:])
+        output = os.path.join(root, "interrupted.json")
+        arguments = [*common, f"--output={output}"]
+        progress_path = output + ".nll-progress.npz"
+
+        def started_then(stop):
+            before = (os.path.getmtime(progress_path)
+                      if os.path.exists(progress_path) else None)
+            process = testing_utils.start_module("launch.evaluate", arguments)
+            testing_utils.wait_while_running(self, process, lambda: (
+                os.path.exists(progress_path)
+                and os.path.getmtime(progress_path) != before))
+            process.send_signal(stop)
+            _, stderr = process.communicate(timeout=120)
+            return process.returncode, stderr
+
+        status, stderr = started_then(signal.SIGTERM)
+        self.assertEqual(status, 128 + signal.SIGTERM, stderr[-3000:])
+        self.assertIn("Run the same command again to resume", stderr)
+        self.assertNotIn("Traceback", stderr)
+        status, _ = started_then(signal.SIGKILL)
+        self.assertEqual(status, -signal.SIGKILL)
+        self.assertTrue(os.path.exists(progress_path))
+
+        resumed = run_module("launch.evaluate", arguments)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        self.assertIn("resuming after", resumed.stderr)
+        self.assertFalse(os.path.exists(progress_path))
+        with open(output) as stream:
+            mine = json.load(stream)
+        with open(reference_path) as stream:
+            theirs = json.load(stream)
+        self.assertEqual(mine["likelihood"], theirs["likelihood"])
+        self.assertEqual(mine["likelihood"]["examples"], 400)
 
 
 if __name__ == "__main__":

@@ -130,6 +130,49 @@ class EvaluateVaeTest(tf.test.TestCase):
             evaluation.EvaluationConfig(num_importance_samples=-1).validate()
 
 
+class ResumableLikelihoodTest(tf.test.TestCase):
+    """The NLL estimate saves its progress and resumes to the same numbers."""
+
+    def setUp(self):
+        super().setUp()
+        tf.random.set_seed(0)
+        self.model = models.VAE(_TINY_MODEL)
+        self.images = _binary_images(50, seed=4)
+        self.settings = dict(num_samples=9, chunk_size=4, batch_size=20,
+                             seed=5)
+
+    def _progress(self, key=None):
+        path = os.path.join(self.get_temp_dir(), "nll-progress.npz")
+        return evaluation.LikelihoodProgress(path, key or {"model": "tiny"})
+
+    def test_interrupted_estimate_resumes_to_the_uninterrupted_numbers(self):
+        straight = evaluation.negative_log_likelihood(
+            self.model, self.images, **self.settings)
+        progress = self._progress()
+        progress.remove()
+        batches = []
+        with self.assertRaises(evaluation.EvaluationInterrupted) as caught:
+            evaluation.negative_log_likelihood(
+                self.model, self.images, **self.settings, progress=progress,
+                stop_requested=lambda: batches.append(1) or len(batches) >= 2)
+        self.assertEqual((caught.exception.done, caught.exception.total),
+                         (40, 50))
+        self.assertLen(progress.load(), 40)
+        resumed = evaluation.negative_log_likelihood(
+            self.model, self.images, **self.settings, progress=progress)
+        self.assertEqual(resumed, straight)
+
+    def test_progress_of_another_estimate_is_ignored(self):
+        self._progress({"model": "other"}).save(np.full([40], -1.0))
+        self.assertLen(self._progress().load(), 0)
+        # Not started over with the other's values: the estimate is its own.
+        result = evaluation.negative_log_likelihood(
+            self.model, self.images, **self.settings,
+            progress=self._progress())
+        self.assertGreater(result["nll"], 1.0)
+        self.assertEqual(result["examples"], 50)
+
+
 class _FakeTrainer:
     """What the hook reads of a trainer."""
 

@@ -11,9 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import tensorflow as tf
 
@@ -73,17 +70,11 @@ class PluginTrainerTest(tf.test.TestCase):
     def test_sigterm_and_rerun_match_the_uninterrupted_run(self):
         workdir = os.path.join(self.root, "interrupted")
         arguments = [f"--workdir={workdir}", *self.common]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "launch.train", *arguments],
-            cwd=testing_utils.REPO_ROOT,
-            env=testing_utils.program_environment(self.environment),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = testing_utils.start_module(
+            "launch.train", arguments, extra_environment=self.environment)
         metrics_path = os.path.join(workdir, "metrics.json")
-        deadline = time.monotonic() + 240
-        while not os.path.exists(metrics_path):
-            self.assertIsNone(process.poll(), "training ended too early")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
+        testing_utils.wait_while_running(
+            self, process, lambda: os.path.exists(metrics_path))
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
         self.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)

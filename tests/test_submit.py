@@ -48,9 +48,12 @@ def _fake_slurm(directory):
     their arguments) in directory/bin; returns the environment to use."""
     bin_dir = os.path.join(directory, "bin")
     os.makedirs(bin_dir)
+    # srun notes its options and VAE_WORKER_PORT, then runs the command.
     _write_executable(bin_dir, "srun", "#!/bin/bash\n"
                       'echo "$@" >> "$FAKE_SLURM/srun.log"\n'
+                      'echo "${VAE_WORKER_PORT:-}" > "$FAKE_SLURM/port"\n'
                       'echo $$ > "$FAKE_SLURM/srun.pid"\n'
+                      'while [[ "$1" == --* ]]; do shift; done\n'
                       'exec "$@"\n')
     _write_executable(bin_dir, "scontrol", "#!/bin/bash\n"
                       'echo "$@" >> "$FAKE_SLURM/scontrol.log"\n')
@@ -147,17 +150,20 @@ class BatchScriptTest(tf.test.TestCase):
         # One worker per node: the command gets the multi-worker strategy.
         self.assertIn("\nsrun vae-train "
                       "--flagfile=launch/configs/tf_tutorial_conv.flags "
-                      "--workdir=runs/sweep --strategy=multi_worker\n", script)
-        self.assertIn(f'if [ "$status" -eq {exit_codes.REQUEUE} ]; then\n'
-                      '  echo "vae-submit: checkpointed', script)
-        self.assertIn('scontrol requeue "${SLURM_JOB_ID}"', script)
+                      "--workdir=runs/sweep --strategy=multi_worker &\n",
+                      script)
+        self.assertIn(f'if [ "$status" -eq {exit_codes.REQUEUE} ] || ', script)
+        self.assertIn('  requeue="stopped by SIGUSR1 with a checkpoint"\n',
+                      script)
+        self.assertIn('scontrol requeue "${this_job}"', script)
         self.assertNotIn("--array", script)
+        self.assertNotIn("--exclusive", script)
 
     def test_strategy_follows_the_resources(self):
         def srun_line(**resources):
             script = submit.batch_script(_config(**resources))
             return [line for line in script.splitlines()
-                    if line.startswith("srun ")][0]
+                    if line.startswith("srun ")][0].rstrip(" &")
 
         self.assertTrue(srun_line(gpus_per_node=4).endswith(
             "--strategy=mirrored"))
@@ -173,6 +179,18 @@ class BatchScriptTest(tf.test.TestCase):
                                     "--strategy=mirrored, but --nodes=2"):
             submit.batch_script(_config(
                 nodes=2, command=_COMMAND + ("--strategy", "mirrored")))
+        # Several workers on one node: multi-worker, GPUs shared out.
+        self.assertTrue(srun_line(tasks_per_node=2).endswith(
+            "--strategy=multi_worker"))
+        self.assertTrue(srun_line(tasks_per_node=2, gpus_per_node=2).endswith(
+            "--strategy=multi_worker"))
+        self.assertIn("#SBATCH --gpus-per-task=2\n", submit.batch_script(
+            _config(tasks_per_node=2, gpus_per_node=4)))
+        self.assertTrue(srun_line(tasks_per_node=2, gpus_per_node=4).endswith(
+            "--strategy=multi_worker"))
+        with self.assertRaisesRegex(ValueError, "--gpus_per_node=3 cannot be "
+                                    "shared evenly by --tasks_per_node=2"):
+            submit.batch_script(_config(tasks_per_node=2, gpus_per_node=3))
 
     def test_sweep_is_a_job_array_with_one_workdir_per_point(self):
         script = submit.batch_script(_config(
@@ -192,7 +210,8 @@ class BatchScriptTest(tf.test.TestCase):
         body = script.replace("cd /home/me/vae || exit 1", f"cd {root}")
         path = os.path.join(root, "job.sh")
         with open(path, "w") as stream:
-            stream.write(body.replace("srun vae-train", "srun echo vae-train"))
+            stream.write(body.replace(" vae-train --flagfile",
+                                      " echo vae-train --flagfile"))
         for task, expected in ((0, ["--learning_rate=1e-3",
                                     "--hidden_units=512,256",
                                     "--workdir=runs/sweep/learning_rate="
@@ -237,7 +256,125 @@ class BatchScriptTest(tf.test.TestCase):
                     submit.batch_script(_config(**overrides))
 
 
+def _run_script(test_case, config, srun_body, environment=(), signal_to=None):
+    """Runs `config`'s batch script with stand-ins for Slurm, srun running
+    `srun_body` (bash) instead of the training command. With `signal_to`,
+    sends that signal to the script once srun has started (as scancel
+    --batch does). Returns (exit status, the stand-ins' directory)."""
+    root = test_case.create_tempdir().full_path
+    fake = _fake_slurm(root)
+    _write_executable(os.path.join(root, "bin"), "srun", "#!/bin/bash\n"
+                      'echo "$@" >> "$FAKE_SLURM/srun.log"\n'
+                      'echo "${VAE_WORKER_PORT:-}" > "$FAKE_SLURM/port"\n'
+                      + srun_body + "\n")
+    script = submit.batch_script(config).replace(
+        f"cd {config.working_directory} || exit 1", f"cd {root}")
+    path = os.path.join(root, "job.sh")
+    with open(path, "w") as stream:
+        stream.write(script)
+    job = subprocess.Popen(
+        ["bash", path], env={**os.environ, **fake, "SLURM_JOB_ID": "77",
+                             **dict(environment)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if signal_to is not None:
+        ready = os.path.join(root, "ready")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(ready):
+            test_case.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        job.send_signal(signal_to)
+    job.communicate(timeout=60)
+    return job.returncode, root
+
+
+def _scontrol_calls(root):
+    path = os.path.join(root, "scontrol.log")
+    return _read(path).splitlines() if os.path.exists(path) else []
+
+
+# A training process that waits for a signal and exits as the trainer does.
+_WAITING_TRAINER = ("trap 'echo USR1 >> \"$FAKE_SLURM/got\"; exit 138' USR1\n"
+                    "trap 'echo TERM >> \"$FAKE_SLURM/got\"; exit 143' TERM\n"
+                    'touch "$FAKE_SLURM/ready"\n'
+                    "while :; do sleep 0.05; done")
+
+
+class ScriptBehaviourTest(tf.test.TestCase):
+    """What the batch script does with srun's status and with signals."""
+
+    def test_array_task_requeues_itself_only(self):
+        # The last task of an array has the array's own job id: requeueing
+        # $SLURM_JOB_ID there requeued every task of the array.
+        status, root = _run_script(
+            self, _config(sweeps=(submit.parse_sweep("beta=1,2,3"),)),
+            "exit 138", {"SLURM_JOB_ID": "40", "SLURM_ARRAY_JOB_ID": "40",
+                         "SLURM_ARRAY_TASK_ID": "2"})
+        self.assertEqual(status, 0)
+        self.assertEqual(_scontrol_calls(root), ["requeue 40_2"])
+
+    def test_usr1_to_the_script_reaches_training_and_requeues(self):
+        status, root = _run_script(self, _config(), _WAITING_TRAINER,
+                                   signal_to=signal.SIGUSR1)
+        self.assertEqual(status, 0)
+        self.assertEqual(_read(os.path.join(root, "got")).split(), ["USR1"])
+        self.assertEqual(_scontrol_calls(root), ["requeue 77"])
+
+    def test_term_to_the_script_reaches_training_and_ends_the_job(self):
+        status, root = _run_script(self, _config(), _WAITING_TRAINER,
+                                   signal_to=signal.SIGTERM)
+        self.assertEqual(status, exit_codes.stopped_by(signal.SIGTERM))
+        self.assertEqual(_read(os.path.join(root, "got")).split(), ["TERM"])
+        self.assertEqual(_scontrol_calls(root), [])
+
+    def test_lost_worker_requeues_a_bounded_number_of_times(self):
+        two_workers = _config(tasks_per_node=2)
+        for srun_status, environment, requeued in (
+                (exit_codes.LOST_WORKER, {}, True),
+                (137, {}, True),  # A worker killed by SIGKILL.
+                (137, {"SLURM_RESTART_COUNT": "10"}, False),
+                (exit_codes.stopped_by(signal.SIGTERM), {}, False),
+                (1, {}, False)):
+            with self.subTest(status=srun_status, environment=environment):
+                status, root = _run_script(self, two_workers,
+                                           f"exit {srun_status}", environment)
+                self.assertEqual(_scontrol_calls(root),
+                                 ["requeue 77"] if requeued else [])
+                self.assertEqual(status, 0 if requeued else srun_status)
+        # One process: a kill is not a lost worker.
+        status, root = _run_script(self, _config(), "exit 137")
+        self.assertEqual((status, _scontrol_calls(root)), (137, []))
+
+    def test_whole_nodes_by_default_shared_by_their_workers(self):
+        config = _config(tasks_per_node=2)
+        self.assertIn("#SBATCH --exclusive\n", submit.batch_script(config))
+        _, root = _run_script(self, config, "exit 0",
+                              {"SLURM_CPUS_ON_NODE": "8"})
+        self.assertEqual(_read(os.path.join(root, "srun.log")).split()[0],
+                         "--cpus-per-task=4")
+        # A free port block for the workers, in the range the script uses.
+        port = int(_read(os.path.join(root, "port")))
+        self.assertTrue(20000 <= port < 32767, port)
+        _, root = _run_script(self, _config(cpus_per_task=3), "exit 0")
+        self.assertNotIn("--cpus-per-task",
+                         _read(os.path.join(root, "srun.log")))
+        self.assertEqual(_read(os.path.join(root, "port")).strip(), "")
+
+
 class ProgramTest(tf.test.TestCase):
+
+    def test_writing_a_script_does_not_load_tensorflow(self):
+        result = subprocess.run(
+            [sys.executable, "-c",
+             "import sys\n"
+             "from launch import submit\n"
+             "print(sorted(name for name in sys.modules\n"
+             "             if name.split('.')[0] in ('tensorflow', 'vae',\n"
+             "                                       'trainers')))"],
+            cwd=testing_utils.REPO_ROOT,
+            env=testing_utils.program_environment(), capture_output=True,
+            text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "[]")
 
     def test_dry_run_prints_the_script(self):
         result = testing_utils.run_module("launch.submit", [

@@ -4,9 +4,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import tensorflow as tf
 
@@ -145,17 +142,10 @@ class SignalTest(tf.test.TestCase):
 
         workdir = os.path.join(root, "interrupted")
         arguments = [f"--workdir={workdir}", *common]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "launch.train", *arguments],
-            cwd=testing_utils.REPO_ROOT,
-            env=testing_utils.program_environment(), stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True)
+        process = testing_utils.start_module("launch.train", arguments)
         metrics_path = os.path.join(workdir, "metrics.json")
-        deadline = time.monotonic() + 240
-        while not os.path.exists(metrics_path):
-            self.assertIsNone(process.poll(), "training ended too early")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
+        testing_utils.wait_while_running(
+            self, process, lambda: os.path.exists(metrics_path))
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
         self.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)

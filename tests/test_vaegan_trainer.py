@@ -421,6 +421,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(
         dict(d_steps=0), dict(g_steps=0), dict(feature_loss="pixels"),
         dict(gamma=-1.0), dict(pixel_weight=-0.1),
+        dict(gamma=float("inf")), dict(pixel_weight=float("inf")),
         dict(generator_loss="hinge"),
         dict(d_threshold=float("nan")),
         dict(schedule="round_robin"),

@@ -2,6 +2,7 @@
 
 import json
 import os
+from unittest import mock
 
 from absl.testing import parameterized
 import tensorflow as tf
@@ -134,6 +135,60 @@ class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIn("cannot be read", message)
         self.assertTrue(caught.exception.__suppress_context__)
         self.assertEqual(_snapshot(self.workdir), before)
+
+
+
+class CheckWorkdirUsableTest(tf.test.TestCase):
+
+    def test_a_file_is_refused(self):
+        path = os.path.join(self.create_tempdir().full_path, "file")
+        open(path, "w").close()
+        with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
+                                    f"{path} is a file"):
+            workdir_lib.check_workdir_usable(path)
+
+    def test_a_file_as_parent_is_refused(self):
+        parent = os.path.join(self.create_tempdir().full_path, "file")
+        open(parent, "w").close()
+        with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
+                                    f"{parent} is a file"):
+            workdir_lib.check_workdir_usable(
+                os.path.join(parent, "deeper", "run"))
+
+    def test_new_and_existing_writable_workdirs_pass(self):
+        root = self.create_tempdir().full_path
+        workdir_lib.check_workdir_usable(os.path.join(root, "new", "run"))
+        workdir_lib.check_workdir_usable(root)
+
+    # Tests run as root, for whom permission bits do not stop writes, so
+    # os.access is made to answer as it does for another user (or on a
+    # read-only filesystem) for one path.
+    def _refusing_access_to(self, refused):
+        real_access = os.access
+        return mock.patch.object(
+            workdir_lib.os, "access",
+            lambda path, mode: (False if os.path.abspath(path) == refused
+                                else real_access(path, mode)))
+
+    def test_unwritable_parent_of_a_new_workdir_is_refused(self):
+        root = self.create_tempdir().full_path
+        with self._refusing_access_to(root):
+            with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
+                                        f"may not write in {root}"):
+                workdir_lib.check_workdir_usable(os.path.join(root, "run"))
+
+    def test_unwritable_existing_run_is_refused(self):
+        root = self.create_tempdir().full_path
+        log = os.path.join(root, "launches.log")
+        open(log, "w").close()
+        with self._refusing_access_to(root):
+            with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
+                                        f"may not write {root}"):
+                workdir_lib.check_workdir_usable(root)
+        with self._refusing_access_to(log):
+            with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
+                                        f"may not write {log}"):
+                workdir_lib.check_workdir_usable(root)
 
 
 if __name__ == "__main__":

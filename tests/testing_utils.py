@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -87,6 +88,26 @@ def run_module(module, arguments, *, timeout=300, extra_environment=None):
                           cwd=REPO_ROOT,
                           env=program_environment(extra_environment),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def start_module(module, arguments, *, extra_environment=None):
+    """Starts `python -m module arguments...` as `run_module` runs it, and
+    returns the process (stderr piped as text, stdout discarded)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *arguments], cwd=REPO_ROOT,
+        env=program_environment(extra_environment),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_while_running(test_case, process, done, timeout=240):
+    """Polls until `done()` is true, failing the test if `process` ends or
+    `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        test_case.assertIsNone(process.poll(), "the program ended too early")
+        test_case.assertLess(time.monotonic(), deadline,
+                             "timed out waiting for the program")
+        time.sleep(0.02)
 
 
 def assert_clear_error(test_case, result, *fragments, exit_code=2):

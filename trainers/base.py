@@ -18,12 +18,13 @@ that reaches any worker stops all of them at the same step.
 """
 
 import dataclasses
+import gc
 import json
+import math
 import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
@@ -31,17 +32,18 @@ from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, T
 from absl import logging
 import tensorflow as tf
 
+from trainers import checkpointing
 from trainers import distribute as distribute_lib
+from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
+from trainers import stop_signals
 
 Logs = Dict[str, tf.Tensor]
 
 # The signals that stop training after the current loop of steps, with a
-# checkpoint. When workers receive different ones, they all stop with the
-# first of this order that any of them received: SIGTERM usually means the
-# whole job is going away, SIGUSR1 that it is about to (Slurm's warning before
-# the time limit, see launch/submit.py), SIGINT a person at a terminal.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+# checkpoint; when workers receive different ones, they all stop for the
+# first of this order that any of them received (see trainers.stop_signals).
+STOP_SIGNALS = stop_signals.STOP_SIGNALS
 
 # The step's seed: a stateless seed, as `tf.random.stateless_*` take it.
 SEED_SPEC = tf.TensorSpec([2], tf.int32)
@@ -62,8 +64,15 @@ class TrainerConfig:
       log_every_steps: TensorBoard scalars at most once per this many steps.
       checkpoint_every_steps: also checkpoint mid-epoch this often (0: only at
         the end of each epoch and when interrupted).
+      checkpoint_every_seconds: also checkpoint after the first loop of steps
+        that ends this long after the last checkpoint (0: never by time).
+        With several workers they agree to save when any of them is due, so
+        a lost worker costs this much training rather than an epoch.
       max_checkpoints_to_keep: older checkpoints are deleted beyond this.
       progress: "auto", "bar", "log" or "none" (see trainers.progress).
+      on_nonfinite: what a step that makes a logged scalar or a weight
+        non-finite does: "stop" (raise `NonFiniteError`, save nothing more)
+        or "skip_step" (undo its update and go on); see trainers.nonfinite.
     """
 
     workdir: str
@@ -73,8 +82,10 @@ class TrainerConfig:
     jit_compile: bool = False
     log_every_steps: int = 100
     checkpoint_every_steps: int = 0
+    checkpoint_every_seconds: float = 0.0
     max_checkpoints_to_keep: int = 3
     progress: str = "auto"
+    on_nonfinite: str = "stop"
 
     def validate(self) -> None:
         for name in ("epochs", "steps_per_loop", "log_every_steps",
@@ -86,10 +97,18 @@ class TrainerConfig:
             raise ValueError("TrainerConfig.checkpoint_every_steps must be 0 "
                              "(epoch ends only) or positive, got "
                              f"{self.checkpoint_every_steps}.")
+        if self.checkpoint_every_seconds < 0:
+            raise ValueError("TrainerConfig.checkpoint_every_seconds must be "
+                             "0 (never by time) or positive, got "
+                             f"{self.checkpoint_every_seconds}.")
         if self.progress not in progress_lib.PROGRESS_MODES:
             raise ValueError(f"TrainerConfig.progress must be one of "
                              f"{progress_lib.PROGRESS_MODES}, got "
                              f"{self.progress!r}.")
+        if self.on_nonfinite not in nonfinite_lib.ON_NONFINITE_MODES:
+            raise ValueError(f"TrainerConfig.on_nonfinite must be one of "
+                             f"{nonfinite_lib.ON_NONFINITE_MODES}, got "
+                             f"{self.on_nonfinite!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +178,9 @@ class _LoopState(tf.train.experimental.PythonState):
         self.total_wall_seconds = 0.0
         self.steps_per_epoch = 0
         self.history: list = []
+        # Steps whose update --on_nonfinite=skip_step undid.
+        self.epoch_skipped_steps = 0
+        self.total_skipped_steps = 0
 
     def serialize(self) -> str:
         return json.dumps(dataclasses.asdict(_LoopStateRecord(
@@ -167,7 +189,9 @@ class _LoopState(tf.train.experimental.PythonState):
             total_train_seconds=self.total_train_seconds,
             total_wall_seconds=self.total_wall_seconds,
             steps_per_epoch=self.steps_per_epoch,
-            history=self.history)))
+            history=self.history,
+            epoch_skipped_steps=self.epoch_skipped_steps,
+            total_skipped_steps=self.total_skipped_steps)))
 
     def deserialize(self, string_value) -> None:
         if hasattr(string_value, "numpy"):
@@ -182,6 +206,9 @@ class _LoopState(tf.train.experimental.PythonState):
         self.total_wall_seconds = float(record["total_wall_seconds"])
         self.steps_per_epoch = int(record["steps_per_epoch"])
         self.history = list(record["history"])
+        # Absent from checkpoints written before steps could be skipped.
+        self.epoch_skipped_steps = int(record.get("epoch_skipped_steps", 0))
+        self.total_skipped_steps = int(record.get("total_skipped_steps", 0))
 
 
 @dataclasses.dataclass
@@ -193,50 +220,31 @@ class _LoopStateRecord:
     total_wall_seconds: float
     steps_per_epoch: int
     history: list
+    epoch_skipped_steps: int = 0
+    total_skipped_steps: int = 0
 
 
-class _StopRequest:
-    """Turns SIGTERM/SIGUSR1/SIGINT into a request the loop honours between
-    loops of steps."""
-
-    def __init__(self):
-        self.signal_number: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
-
-    def _handle(self, signal_number, frame):
-        del frame
-        if self.signal_number is not None:
-            # A second signal means "now": the last checkpoint stays valid.
-            raise KeyboardInterrupt
-        self.signal_number = signal_number
-        logging.warning("Received %s: finishing the current step, then "
-                        "writing a checkpoint and stopping.",
-                        signal.Signals(signal_number).name)
-
-    def install(self) -> None:
-        # Python only delivers signals to the main thread; elsewhere (a test
-        # runner thread, say) the trainer simply runs without handlers.
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signal_number in STOP_SIGNALS:
-            self._previous[signal_number] = signal.signal(signal_number,
-                                                          self._handle)
-
-    def uninstall(self) -> None:
-        for signal_number, handler in self._previous.items():
-            signal.signal(signal_number, handler)
-        self._previous.clear()
-
-    @property
-    def requested(self) -> bool:
-        return self.signal_number is not None
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 def write_json_atomically(path: str, payload: Any) -> None:
-    """Writes JSON so that readers never see a half-written file."""
+    """Writes JSON so that readers never see a half-written file.
+
+    The file is strict JSON: a NaN or infinite number (a metric that could
+    not be computed) is written as null, which every JSON reader accepts;
+    Python's bare NaN and Infinity are not JSON.
+    """
     temporary_path = path + ".tmp"
     with open(temporary_path, "w") as stream:
-        json.dump(payload, stream, indent=2, sort_keys=True)
+        json.dump(_finite_or_none(payload), stream, indent=2, sort_keys=True,
+                  allow_nan=False)
         stream.write("\n")
     os.replace(temporary_path, path)
 
@@ -392,11 +400,13 @@ class Trainer(tf.Module):
                for key, optimizer in checkpointed_optimizers.items()})
         self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
         self.metrics_path = os.path.join(config.workdir, "metrics.json")
+        # The chief's TensorBoard writer is made on first use (see
+        # `summary_writer`): its events file must not appear in the workdir
+        # before the checkpoint is known to load.
+        self._summary_writer = None
         if self.is_chief:
             os.makedirs(config.workdir, exist_ok=True)
             checkpoint_dir = self.checkpoint_dir
-            self.summary_writer = tf.summary.create_file_writer(
-                os.path.join(config.workdir, "tensorboard"))
         else:
             # Saving may need every worker, so the others save too, where
             # nobody reads it; the finalizer deletes it even if train() is
@@ -406,7 +416,7 @@ class Trainer(tf.Module):
                 prefix=f"vae-{task_type}-{task_id}-checkpoints-")
             weakref.finalize(self, shutil.rmtree, checkpoint_dir,
                              ignore_errors=True)
-            self.summary_writer = tf.summary.create_noop_writer()
+            self._summary_writer = tf.summary.create_noop_writer()
         self.checkpoint_manager = tf.train.CheckpointManager(
             self.checkpoint, checkpoint_dir,
             max_to_keep=(config.max_checkpoints_to_keep if self.is_chief
@@ -423,11 +433,20 @@ class Trainer(tf.Module):
             self.distributed_train_step,
             jit_compile=config.jit_compile and one_replica)
         self._eval_step_fn = tf.function(self.eval_step)
+        # What the non-finite guard checks after every step, and (for
+        # skip_step) what it puts back.
+        self._guarded_variables = nonfinite_lib.unique_variables(
+            [model.variables, *self.optimized_variables.values()])
+        self._restorable_variables = nonfinite_lib.unique_variables(
+            [self._guarded_variables,
+             *(distribute_lib.optimizer_variables(key, optimizer)[1]
+               for key, optimizer in checkpointed_optimizers.items())])
         self._train_loop_fn = None
         self._eval_loop_fn = None
         self._vote_fn = None
-        self._stop_request = _StopRequest()
+        self._stop_request = stop_signals.StopRequest()
         self._stop_signal: Optional[int] = None
+        self._last_save_time = time.monotonic()
 
     @classmethod
     def from_objective(cls, model: tf.Module, objective: Any,
@@ -562,6 +581,15 @@ class Trainer(tf.Module):
         return self._step_fn
 
     @property
+    def summary_writer(self) -> tf.summary.SummaryWriter:
+        """The TensorBoard writer (the chief's, in WORKDIR/tensorboard;
+        another worker's writes nothing), made on first use."""
+        if self._summary_writer is None:
+            self._summary_writer = tf.summary.create_file_writer(
+                os.path.join(self.config.workdir, "tensorboard"))
+        return self._summary_writer
+
+    @property
     def epoch(self) -> int:
         """Number of epochs completed so far."""
         return int(self.completed_epochs.numpy())
@@ -572,18 +600,31 @@ class Trainer(tf.Module):
         Returns:
           True when a checkpoint was restored.
         """
-        # Every worker resumes from the chief's checkpoints.
-        latest = (self.checkpoint_manager.latest_checkpoint if self.is_chief
-                  else tf.train.latest_checkpoint(self.checkpoint_dir))
+        # Every worker resumes from the chief's checkpoints, the newest that
+        # can be read, whatever the state file says (see
+        # trainers.checkpointing).
+        latest = checkpointing.restore_newest_readable(self.checkpoint,
+                                                       self.checkpoint_dir)
+        if self.is_chief:
+            checkpointing.remove_temporary_leftovers(self.checkpoint_dir)
         if latest is None:
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        if self.is_chief:
+            repaired = checkpointing.repair_state_file(
+                self.checkpoint_manager, latest)
+            if repaired is not None:
+                self.checkpoint_manager = repaired
         logging.info("Restored %s: global step %d, %d epochs completed.",
                      latest, int(self.global_step.numpy()), self.epoch)
         return True
 
     def save_checkpoint(self) -> str:
-        return self.checkpoint_manager.save()
+        """Writes a checkpoint; raises `checkpointing.CheckpointWriteError`
+        (the partial files removed, the previous checkpoint intact) when it
+        cannot."""
+        path = checkpointing.save(self.checkpoint_manager)
+        self._last_save_time = time.monotonic()
+        return path
 
     def track_in_checkpoint(self, **state: tf.Variable) -> None:
         """Adds a subclass's own state to every checkpoint, by name.
@@ -611,22 +652,53 @@ class Trainer(tf.Module):
         structure = self._step_fn.get_concrete_function(
             element_spec, SEED_SPEC).structured_outputs
         keys = sorted(structure)
+        skip = self.config.on_nonfinite == "skip_step"
+        guarded = self._guarded_variables
+        restorable = self._restorable_variables
 
+        def restore(backup):
+            for variable, value in zip(restorable, backup):
+                variable.assign(value)
+            return tf.constant(True)
+
+        # The non-finite guard (trainers.nonfinite): after every step, one
+        # flag per logged scalar and one for the weights; "stop" ends the
+        # loop after the first step that raises one, "skip_step" undoes it.
         @tf.function
         def train_loop(iterator, num_steps):
             sums = {key: tf.constant(0.0, tf.float32) for key in keys}
-            for _ in tf.range(num_steps):
+            steps = tf.constant(0, tf.int32)
+            counted = tf.constant(0, tf.int32)
+            nonfinite = tf.zeros([len(keys) + 1], tf.bool)
+            while steps < num_steps and not tf.reduce_any(nonfinite):
+                backup = ([variable.read_value() for variable in restorable]
+                          if skip else [])
                 # Drawn here, outside the replicas (in a replica the
                 # generator would fold the replica's index in), so every
                 # replica gets the same seed.
                 seed = self.rng.uniform_full_int([2], dtype=tf.int32)
                 logs = self._step_fn(next(iterator), seed)
                 self.global_step.assign_add(1)
-                sums = {key: sums[key] + tf.cast(logs[key], tf.float32)
+                steps += 1
+                flags = tf.stack(
+                    [tf.logical_not(tf.math.is_finite(
+                        tf.cast(logs[key], tf.float32))) for key in keys]
+                    + [tf.logical_not(nonfinite_lib.all_finite(guarded))])
+                finite = tf.logical_not(tf.reduce_any(flags))
+                if skip:
+                    tf.cond(finite, lambda: tf.constant(False),
+                            lambda: restore(backup))
+                else:
+                    nonfinite = flags
+                sums = {key: sums[key] + tf.where(
+                    finite, tf.cast(logs[key], tf.float32), 0.0)
                         for key in keys}
-            steps = tf.cast(num_steps, tf.float32)
-            return {key: sums[key] / steps for key in keys}
+                counted += tf.cast(finite, tf.int32)
+            divisor = tf.cast(tf.maximum(counted, 1), tf.float32)
+            return ({key: sums[key] / divisor for key in keys}, steps,
+                    counted, nonfinite)
 
+        self._train_loop_keys = keys
         return train_loop
 
     def _build_eval_loop(self, element_spec) -> Callable:
@@ -689,12 +761,24 @@ class Trainer(tf.Module):
         # One progress display per run: the chief's.
         reporter = progress_lib.ProgressReporter(
             config.progress if self.is_chief else "none")
-        self._stop_request = _StopRequest()
-        self._stop_request.install()
+        # A program installs its handlers at start (stop_signals.
+        # install_for_process), so a signal that came while it loaded is
+        # honoured here; elsewhere (tests, notebooks) train() handles the
+        # signals while it runs.
+        own_request = stop_signals.process_request() is None
+        self._stop_request = (stop_signals.StopRequest() if own_request
+                              else stop_signals.process_request())
+        if own_request:
+            self._stop_request.install()
         self._wall_mark = time.perf_counter()
+        self._last_save_time = time.monotonic()
         try:
+            # A signal before the first step (while the program loaded):
+            # stop with a checkpoint of where the run stands.
+            self._stop_signal, _ = self._vote(saving_due=False)
             while self.epoch < config.epochs:
-                stopped = self._run_epoch(self.epoch, reporter)
+                stopped = (self._stop_signal is not None
+                           or self._run_epoch(self.epoch, reporter))
                 if stopped:
                     reporter.end_line()
                     self._account_wall_time()
@@ -710,7 +794,8 @@ class Trainer(tf.Module):
                         global_step=int(self.global_step.numpy()),
                         metrics=self._metrics_payload())
         finally:
-            self._stop_request.uninstall()
+            if own_request:
+                self._stop_request.uninstall()
             if not self.is_chief:
                 shutil.rmtree(self.checkpoint_manager.directory,
                               ignore_errors=True)
@@ -728,6 +813,13 @@ class Trainer(tf.Module):
         if step_in_epoch == 0:
             state.epoch_sums, state.epoch_steps = {}, 0
             state.epoch_train_seconds = 0.0
+            state.epoch_skipped_steps = 0
+        # Free the previous epoch's datasets, iterators and evaluation sets
+        # now: reference cycles through their functions keep them (and the
+        # tensors they captured) until Python's cycle collector runs, which
+        # it does more and more rarely as a run's objects age, so without
+        # this the process grew by megabytes every epoch.
+        gc.collect()
         iterator = iter(self.strategy.experimental_distribute_dataset(
             self._shardable(self.data.train_batches(epoch, step_in_epoch))))
         if self._train_loop_fn is None:
@@ -738,15 +830,23 @@ class Trainer(tf.Module):
             num_steps = min(config.steps_per_loop,
                             steps_per_epoch - step_in_epoch)
             start = time.perf_counter()
-            logs = self._train_loop_fn(iterator, tf.constant(num_steps))
+            logs, steps, counted, nonfinite = self._train_loop_fn(
+                iterator, tf.constant(num_steps))
             logs = {key: float(value.numpy()) for key, value in logs.items()}
             seconds = time.perf_counter() - start
+            num_steps, counted = int(steps.numpy()), int(counted.numpy())
             step_in_epoch += num_steps
             global_step = int(self.global_step.numpy())
+            if nonfinite.numpy().any():
+                self._raise_nonfinite(nonfinite.numpy(), global_step)
+            if counted < num_steps:
+                self._report_skipped(num_steps - counted, global_step)
+                if not counted:
+                    logs = {}  # No step of the loop left a value to show.
 
             for key, value in logs.items():
                 state.epoch_sums[key] = (state.epoch_sums.get(key, 0.0)
-                                         + value * num_steps)
+                                         + value * counted)
             state.epoch_steps += num_steps
             state.epoch_train_seconds += seconds
             state.total_train_seconds += seconds
@@ -764,18 +864,49 @@ class Trainer(tf.Module):
                             steps_per_epoch=steps_per_epoch,
                             global_step=global_step, logs=logs,
                             images_per_second=images_per_second)
-            self._stop_signal = self._agreed_stop_signal()
+            mid_epoch = step_in_epoch < steps_per_epoch
+            self._stop_signal, save_now = self._vote(saving_due=mid_epoch and (
+                time.monotonic() - self._last_save_time
+                >= config.checkpoint_every_seconds > 0))
             if self._stop_signal is not None:
                 return True
-            if (config.checkpoint_every_steps and step_in_epoch
-                    < steps_per_epoch and global_step
+            if mid_epoch and (save_now or (
+                    config.checkpoint_every_steps and global_step
                     // config.checkpoint_every_steps != (global_step - num_steps)
-                    // config.checkpoint_every_steps):
+                    // config.checkpoint_every_steps)):
                 self.save_checkpoint()
 
         reporter.end_line()
         self._finish_epoch(epoch)
         return False
+
+    def _raise_nonfinite(self, flags, global_step: int) -> None:
+        """Raises `NonFiniteError` for the step whose `flags` (one per
+        logged scalar, then one for the weights) are set."""
+        keys = self._train_loop_keys
+        logged = [key for key, flag in zip(keys, flags) if flag]
+        quantities = []
+        if logged:
+            quantities.append(f"the logged {', '.join(logged)}")
+        if flags[-1]:
+            names, count = nonfinite_lib.nonfinite_variable_names(
+                self._guarded_variables)
+            quantities.append(
+                f"{count} weight variable(s) after the step's update "
+                f"({', '.join(names)}{', ...' if count > len(names) else ''})")
+        message = nonfinite_lib.stop_message(
+            global_step, quantities, self.checkpoint_manager.latest_checkpoint)
+        raise nonfinite_lib.NonFiniteError(message, global_step, quantities)
+
+    def _report_skipped(self, skipped: int, global_step: int) -> None:
+        state = self._loop_state
+        state.epoch_skipped_steps += skipped
+        state.total_skipped_steps += skipped
+        logging.warning(
+            "Skipped the update of %d step(s) with non-finite values among "
+            "the steps up to global step %d (--on_nonfinite=skip_step); %d "
+            "skipped so far.", skipped, global_step,
+            state.total_skipped_steps)
 
     @staticmethod
     def _shardable(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -787,18 +918,20 @@ class Trainer(tf.Module):
             tf.data.experimental.AutoShardPolicy.DATA)
         return dataset.with_options(options)
 
-    def _agreed_stop_signal(self) -> Optional[int]:
-        """The signal every worker stops for now, or None to go on.
+    def _vote(self, saving_due: bool) -> Tuple[Optional[int], bool]:
+        """The signal every worker stops for now (or None to go on), and
+        whether every worker checkpoints now (by time) if it goes on.
 
         A signal may reach one worker only (or reach them between different
-        loops); all must stop after the same step, or the others would wait
-        for it at their next synchronisation forever. So the workers vote
-        after every loop (a small all-reduce), and stop for the first signal
-        of `STOP_SIGNALS` that any of them received.
+        loops), and workers' clocks differ; all must stop, or save, after the
+        same step, or the others would wait for them at their next
+        synchronisation forever. So the workers vote after every loop (a
+        small all-reduce): they stop for the first signal of `STOP_SIGNALS`
+        that any of them received, and save when any of them is due.
         """
         local = self._stop_request.signal_number
         if self._num_workers == 1:
-            return local
+            return local, saving_due
         if self._vote_fn is None:
             strategy = self.strategy
 
@@ -810,12 +943,13 @@ class Trainer(tf.Module):
 
             self._vote_fn = vote
         ballot = tf.constant([1.0 if local == signal_number else 0.0
-                              for signal_number in STOP_SIGNALS])
+                              for signal_number in STOP_SIGNALS]
+                             + [1.0 if saving_due else 0.0])
         totals = self._vote_fn(ballot).numpy()
         for signal_number, total in zip(STOP_SIGNALS, totals):
             if total > 0:
-                return signal_number
-        return None
+                return signal_number, False
+        return None, bool(totals[-1] > 0)
 
     def _finish_epoch(self, epoch: int) -> None:
         """Evaluation, history, hooks and the epoch-end checkpoint.
@@ -825,7 +959,8 @@ class Trainer(tf.Module):
         epoch, whose first step waits for the chief.
         """
         state = self._loop_state
-        train_logs = {key: total / max(1, state.epoch_steps)
+        train_logs = {key: total / max(1, state.epoch_steps
+                                       - state.epoch_skipped_steps)
                       for key, total in state.epoch_sums.items()}
         evaluation = self.evaluate() if self.is_chief else {}
         global_step = int(self.global_step.numpy())
@@ -839,6 +974,8 @@ class Trainer(tf.Module):
             "epoch_train_seconds": state.epoch_train_seconds,
             "total_train_seconds": state.total_train_seconds,
         }
+        if self.config.on_nonfinite == "skip_step":
+            record["skipped_nonfinite_steps"] = state.epoch_skipped_steps
         record.update(evaluation)
         with self.summary_writer.as_default(step=global_step):
             for split, values in evaluation.items():

@@ -33,9 +33,12 @@ trained with.
 """
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
 import time
-from typing import Any, Dict, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Dict, Mapping, MutableMapping, Optional
 
 from absl import logging
 import numpy as np
@@ -139,18 +142,91 @@ def _elbo_summary(per_example: np.ndarray) -> Dict[str, float]:
             "reconstruction": float(reconstruction), "kl": float(kl)}
 
 
-def negative_log_likelihood(model, images: np.ndarray, *,
-                            num_samples: int, chunk_size: int,
-                            batch_size: int, seed: int,
-                            labels: Optional[np.ndarray] = None
-                            ) -> Dict[str, float]:
+class EvaluationInterrupted(Exception):
+    """A stop was requested during the likelihood estimate; what was done is
+    saved in the progress file, and the same evaluation resumes from it."""
+
+    def __init__(self, done: int, total: int, path: Optional[str]):
+        super().__init__(f"stopped after {done} of {total} images"
+                         + (f"; progress saved in {path}" if path else ""))
+        self.done, self.total, self.path = done, total, path
+
+
+class LikelihoodProgress:
+    """The per-image log-likelihoods estimated so far, kept in a file so that
+    an interrupted estimate (a signal, kill -9, a preempted job) resumes
+    where it stopped instead of starting over.
+
+    The file holds a key of everything the numbers depend on (the model's
+    weights, k, the chunk and batch sizes, the seed, the images); a file with
+    another key is ignored, so a resumed estimate always equals an
+    uninterrupted one: batch i is drawn from the seed (seed, i) whether it
+    runs now or after a resume.
+
+    Args:
+      path: the progress file (.npz), written atomically.
+      key: JSON-serialisable description of the estimate.
+    """
+
+    def __init__(self, path: str, key: Mapping[str, Any]):
+        self.path = path
+        self.key = json.dumps(key, sort_keys=True)
+
+    def load(self) -> np.ndarray:
+        """The log-likelihoods saved for this key (empty if none)."""
+        try:
+            with np.load(self.path) as saved:
+                if str(saved["key"]) == self.key:
+                    return np.asarray(saved["log_likelihoods"], np.float64)
+                logging.info("Ignoring %s: it was written for another "
+                             "estimate.", self.path)
+        except (OSError, KeyError, ValueError):
+            pass
+        return np.zeros([0], np.float64)
+
+    def save(self, log_likelihoods: np.ndarray) -> None:
+        temporary_path = self.path + ".tmp.npz"
+        np.savez(temporary_path, key=np.array(self.key),
+                 log_likelihoods=log_likelihoods)
+        os.replace(temporary_path, self.path)
+
+    def remove(self) -> None:
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def images_digest(images: np.ndarray) -> str:
+    """SHA-256 of an image array's shape and bytes, for progress keys."""
+    digest = hashlib.sha256(repr(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+def negative_log_likelihood(
+        model, images: np.ndarray, *, num_samples: int, chunk_size: int,
+        batch_size: int, seed: int, labels: Optional[np.ndarray] = None,
+        progress: Optional[LikelihoodProgress] = None,
+        stop_requested: Optional[Callable[[], bool]] = None
+) -> Dict[str, float]:
     """Importance-sampled NLL of `images` with its standard error.
 
-    `labels` (one-hot) make it the conditional NLL -log p(x|y).
+    `labels` (one-hot) make it the conditional NLL -log p(x|y). With
+    `progress`, the images already estimated are read from it and each batch
+    is added to it as it is done; `stop_requested()`, checked after every
+    batch, ends the estimate early with `EvaluationInterrupted`.
     """
-    per_example = []
+    done_values = progress.load() if progress is not None else np.zeros([0])
+    # Batch boundaries are fixed, so a resume starts at a batch boundary.
+    first = len(done_values) // batch_size
+    per_example = [done_values[:first * batch_size]]
+    if first:
+        logging.info("NLL (k=%d): resuming after %d/%d images.", num_samples,
+                     first * batch_size, len(images))
     started = last_report = time.perf_counter()
+    resumed_from = first * batch_size
     for index, start in enumerate(range(0, len(images), batch_size)):
+        if index < first:
+            continue
         batch = tf.constant(images[start:start + batch_size])
         batch_labels = (None if labels is None
                         else tf.constant(labels[start:start + batch_size]))
@@ -158,10 +234,17 @@ def negative_log_likelihood(model, images: np.ndarray, *,
             model, batch, num_samples=num_samples, chunk_size=chunk_size,
             seed=(seed, index), labels=batch_labels).numpy())
         now, done = time.perf_counter(), start + len(batch)
+        if progress is not None:
+            progress.save(np.concatenate(per_example).astype(np.float64))
+        if (stop_requested is not None and stop_requested()
+                and done < len(images)):
+            raise EvaluationInterrupted(done, len(images),
+                                        progress.path if progress else None)
         # k x images decoder passes can take many minutes: say how far along.
         if now - last_report > 30 and done < len(images):
             last_report = now
-            remaining = (now - started) / done * (len(images) - done)
+            remaining = ((now - started) / (done - resumed_from)
+                         * (len(images) - done))
             logging.info("NLL (k=%d): %d/%d images, about %.0f s left.",
                          num_samples, done, len(images), remaining)
     log_likelihoods = np.concatenate(per_example).astype(np.float64)
@@ -210,7 +293,10 @@ def evaluate_vae(model, *, test_images: np.ndarray,
                  real_test_images: Optional[np.ndarray] = None,
                  real_reference_images: Optional[np.ndarray] = None,
                  classifier=None,
-                 config: EvaluationConfig = EvaluationConfig()
+                 config: EvaluationConfig = EvaluationConfig(),
+                 likelihood_progress: Optional[
+                     Callable[[Mapping[str, Any]], LikelihoodProgress]] = None,
+                 stop_requested: Optional[Callable[[], bool]] = None
                  ) -> Dict[str, Any]:
     """Every metric that applies to `model`.
 
@@ -227,6 +313,10 @@ def evaluate_vae(model, *, test_images: np.ndarray,
       classifier: an object with `features(images)` and `logits(images)`;
         None skips the sample-quality metrics.
       config: what to measure.
+      likelihood_progress: key -> the `LikelihoodProgress` that the NLL
+        estimate resumes from and saves to (None: it is not saved).
+      stop_requested: checked between batches of the NLL estimate, which
+        raises `EvaluationInterrupted` when it returns True.
 
     Returns:
       A JSON-ready dict: "test" (elbo, reconstruction, kl), "likelihood",
@@ -257,10 +347,20 @@ def evaluate_vae(model, *, test_images: np.ndarray,
         subset = test_images[:count]
         subset_labels = None if labels is None else labels[:count]
         # Small batches keep chunk_size x batch latents in memory at once.
+        batch_size = 20
+        progress = None
+        if likelihood_progress is not None:
+            progress = likelihood_progress({
+                "num_samples": config.num_importance_samples,
+                "chunk_size": config.chunk_size, "batch_size": batch_size,
+                "seed": config.seed, "images": images_digest(subset),
+                "labels": (None if subset_labels is None
+                           else images_digest(subset_labels))})
         nll = negative_log_likelihood(
             model, subset, num_samples=config.num_importance_samples,
-            chunk_size=config.chunk_size, batch_size=20, seed=config.seed,
-            labels=subset_labels)
+            chunk_size=config.chunk_size, batch_size=batch_size,
+            seed=config.seed, labels=subset_labels, progress=progress,
+            stop_requested=stop_requested)
         # The per-image ELBO is already known: no second pass over them.
         nll["elbo_same_examples"] = _elbo_summary(elbo_terms[:count])["elbo"]
         results["likelihood"] = nll

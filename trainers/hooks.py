@@ -16,6 +16,7 @@ import tensorflow as tf
 from trainers import evaluation
 from vae import models
 from vae import pictures
+from vae import traversals
 
 
 class VaePictures:
@@ -30,6 +31,12 @@ class VaePictures:
       latent_scatter_epoch_EEE.png   posterior means of test images (first
                                      two dims), coloured by label
       samples.gif                    all sample grids so far, one per epoch
+      traversals_epoch_EEE.png       with `traversal_steps`: each latent
+                                     dimension swept over [-2, 2] from the
+                                     first test image's code, one row per
+                                     dimension, largest mean KL first (see
+                                     vae/traversals.py)
+      traversals.gif                 all traversal grids so far
 
     For a conditional model (`model.is_conditional`) the pictures use the
     labels, and there are more:
@@ -60,6 +67,7 @@ class VaePictures:
       style_source_label: the label whose test images the style-transfer
         grid starts from (000's figure uses 7s).
       num_style_examples: columns of the style-transfer grid.
+      traversal_steps: columns of the latent traversal grid; 0 draws none.
     """
 
     def __init__(self, *, workdir: str, images: np.ndarray,
@@ -67,7 +75,8 @@ class VaePictures:
                  num_reconstructions: int = 16, num_samples: int = 64,
                  manifold_grid_size: int = 20,
                  num_scatter_points: int = 5000, seed: int = 0,
-                 style_source_label: int = 7, num_style_examples: int = 10):
+                 style_source_label: int = 7, num_style_examples: int = 10,
+                 traversal_steps: int = 0):
         self.image_dir = os.path.join(workdir, "images")
         self.images = np.asarray(images, np.float32)
         self.labels = np.asarray(labels)
@@ -81,6 +90,7 @@ class VaePictures:
         self._gif_frames = {}
         self.style_source_label = style_source_label % max(1, num_classes)
         self.num_style_examples = num_style_examples
+        self.traversal_steps = traversal_steps
 
     def _columns(self, count: int) -> int:
         return max(1, int(np.ceil(np.sqrt(count))))
@@ -214,6 +224,31 @@ class VaePictures:
                                 self.num_classes))
 
         self._save_gif("samples", "samples.gif")
+        if self.traversal_steps:
+            self._write_traversals(model, writer, step, number)
+
+    def _write_traversals(self, model, writer, step: int,
+                          number: int) -> None:
+        """Each dimension swept from the first test image's code; the rows
+        ordered by the dimensions' mean KL over the scatter images."""
+        images = self.images[:self.num_scatter_points]
+        labels = self.labels[:self.num_scatter_points]
+        one_hot = evaluation.one_hot(labels, getattr(model, "num_classes", 0))
+        def moments_of(*inputs):
+            posterior = model.encode(*inputs, is_training=False)
+            return tf.stack([posterior.mean(), posterior.stddev()], axis=1)
+
+        moments = evaluation.in_batches(moments_of, images, one_hot,
+                                        batch_size=500)
+        kl = traversals.dimension_kl(moments[:, 0], moments[:, 1])
+        label = None if one_hot is None else labels[:1]
+        grid, _ = traversals.traversal_grid(
+            lambda codes: self._decode_mean(
+                model, codes,
+                None if label is None else np.repeat(label, len(codes))),
+            moments[0, 0], kl, num_steps=self.traversal_steps)
+        self._write(writer, step, "traversals", number, grid)
+        self._save_gif("traversals", "traversals.gif")
 
     def _write_style_transfer(self, model, writer, step: int,
                               number: int) -> None:

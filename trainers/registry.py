@@ -34,6 +34,8 @@ BUILT_IN: Dict[str, str] = {
     "vaegan": "trainers.vaegan:VaeGanTrainer",
     "iwae": "trainers.iwae:IwaeTrainer",
     "two_level": "trainers.two_level:TwoLevelTrainer",
+    "beta_tcvae": "trainers.tcvae:BetaTcvaeTrainer",
+    "factorvae": "trainers.factorvae:FactorVaeTrainer",
 }
 # The trainer of runs recorded before the run record named one.
 DEFAULT = "elbo"

@@ -60,6 +60,7 @@ over all variables get this wrong).
 
 import contextlib
 import dataclasses
+import math
 from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
@@ -191,9 +192,10 @@ class VaeGanObjective:
             raise ValueError(f"--feature_loss must be one of "
                              f"{FEATURE_LOSSES}, got {self.feature_loss!r}.")
         for name in ("gamma", "pixel_weight"):
-            if not getattr(self, name) >= 0:  # Also rejects NaN.
-                raise ValueError(f"--{name} must be >= 0, got "
-                                 f"{getattr(self, name)}.")
+            # Also rejects NaN and inf: either makes every loss non-finite.
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"--{name} must be a finite number >= 0, "
+                                 f"got {getattr(self, name)}.")
         for name in ("d_steps", "g_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -22,6 +22,58 @@ class WorkdirConflictError(ValueError):
     """The workdir holds a different run (or an unknown one)."""
 
 
+class WorkdirUnusableError(ValueError):
+    """The workdir is not a directory, or cannot be created or written."""
+
+
+# What a launch writes at the top of an existing workdir, besides new files.
+_WRITTEN_FILES = (RUN_FILE, "launches.log", "metrics.json", "flags.txt",
+                  "checkpoints", "lock")
+
+
+def check_workdir_usable(workdir: str) -> None:
+    """Raises `WorkdirUnusableError` unless `workdir` is a directory this
+    process can write (or one it can create), before any work starts.
+
+    Refused: a workdir that is a file; one whose nearest existing ancestor is
+    a file; a directory (or a file or subdirectory a launch writes in it,
+    such as launches.log) that this process may not write; a parent in which
+    it may not create the workdir. Permissions are asked of `os.access`,
+    which also answers "no" on a read-only filesystem.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise WorkdirUnusableError(
+            f"--workdir={workdir} is a file, not a directory; expected a "
+            "directory for the run's outputs (an existing run's, or a new "
+            "one). Nothing was changed.")
+    if os.path.isdir(workdir):
+        for name in ("", *_WRITTEN_FILES):
+            path = os.path.join(workdir, name) if name else workdir
+            if os.path.exists(path) and not os.access(
+                    path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)):
+                raise WorkdirUnusableError(
+                    f"The workdir {workdir} cannot be written: this process "
+                    f"may not write {path} (permissions, or a read-only "
+                    "filesystem). A run needs to write its checkpoints, "
+                    "metrics and logs there; fix the permissions or use "
+                    "another --workdir. Nothing was changed.")
+        return
+    # A new workdir: it is created under its nearest existing ancestor.
+    ancestor = os.path.dirname(os.path.abspath(workdir))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise WorkdirUnusableError(
+            f"--workdir={workdir} cannot be created: {ancestor} is a file, "
+            "not a directory. Expected a path whose parents are "
+            "directories.")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise WorkdirUnusableError(
+            f"--workdir={workdir} cannot be created: this process may not "
+            f"write in {ancestor} (permissions, or a read-only filesystem). "
+            "Choose a --workdir in a directory you can write.")
+
+
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     flat = {}
     for key, value in mapping.items():

@@ -1,5 +1,5 @@
-"""Datasets: MNIST, Fashion-MNIST, your own images and a 2-D toy set, held in memory
-and served by tf.data.
+"""Datasets: MNIST, Fashion-MNIST, dSprites, your own images and a 2-D toy set, held
+in memory and served by tf.data.
 
 Loading and serving are separate steps:
 
@@ -29,6 +29,10 @@ the Keras downloader. Other image sets of any size, gray or RGB, come as
 * "folder": a folder of PNG, JPEG or BMP files, labelled by class subfolder
   (see `vae.image_folders`, which converts and caches them).
 
+"dsprites" (64x64 sprites with five known generating factors, read from the
+published archive or rendered locally; see `vae.dsprites`) is the one dataset
+whose splits carry `factors`, which the disentanglement metrics read.
+
 Their example shape and number of classes (largest label + 1, or the number
 of class subfolders) come from the data, and `image_size` and `channels`
 convert them on loading. Every file is checked and a problem is reported as a
@@ -42,7 +46,8 @@ import glob
 import gzip
 import math
 import os
-from typing import Sequence
+from typing import Dict, Sequence, Tuple
+import weakref
 import zipfile
 import zlib
 
@@ -50,17 +55,22 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from vae import dsprites
 from vae import image_folders
 
-DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder")
+DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder",
+                 "dsprites")
+# Datasets whose splits carry the generating factors (`ArraySplit.factors`).
+FACTOR_DATASETS = ("dsprites",)
 # Datasets whose example shape and number of classes only the data can tell.
 DATA_DEFINED_DATASETS = ("idx", "npz", "folder")
 BINARIZATIONS = ("none", "static", "dynamic")
 # Label classes of each dataset of fixed shape: what a conditional model is
 # built for.
-NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "toy2d": 2}
+NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "toy2d": 2,
+               "dsprites": dsprites.FACTOR_SIZES[0]}
 EXAMPLE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
-                  "toy2d": (2,)}
+                  "toy2d": (2,), "dsprites": (64, 64, 1)}
 
 # File names as published by LeCun et al. and mirrored for Fashion-MNIST.
 IDX_FILE_NAMES = {
@@ -134,10 +144,16 @@ class ArraySplit:
         images: uint8 [N, height, width, channels] raw pixels for the image sets
             ([N, 28, 28, 1] for MNIST); float32 [N, 2] points for toy2d.
         labels: int64 [N] class indices.
+        factors: int64 [N, K] indices of the generating factors of each example
+            (dsprites: shape, scale, orientation, position x, position y), or None
+            for datasets whose factors are unknown.
+        factor_values: float32 [N, K] the values of those factors, or None.
     """
 
     images: np.ndarray
     labels: np.ndarray
+    factors: np.ndarray | None = None
+    factor_values: np.ndarray | None = None
 
     def __post_init__(self):
         if self.labels.ndim != 1 or self.images.ndim < 2:
@@ -150,10 +166,25 @@ class ArraySplit:
                 f"ArraySplit has {self.images.shape[0]} images but "
                 f"{self.labels.shape[0]} labels; expected one label per image.")
 
+        for field in ("factors", "factor_values"):
+            array = getattr(self, field)
+            if array is not None and (array.ndim != 2 or
+                                      array.shape[0] != self.labels.shape[0]):
+                raise ValueError(
+                    f"ArraySplit has {self.labels.shape[0]} examples but {field} "
+                    f"of shape {array.shape}; expected [N, num_factors].")
+
     @property
     def num_examples(self) -> int:
         """Number of examples N in the split."""
         return int(self.labels.shape[0])
+
+    def subset(self, indices: np.ndarray) -> "ArraySplit":
+        """The examples at `indices`, with their factors."""
+        return ArraySplit(
+            self.images[indices], self.labels[indices],
+            None if self.factors is None else self.factors[indices],
+            None if self.factor_values is None else self.factor_values[indices])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +203,9 @@ class DatasetArrays:
             "image folder DIR").
         class_names: the name of each label, for a folder with class
             subfolders; empty where labels are plain numbers.
+        factor_names: the name of each generating factor, where the splits
+            carry `factors` (dsprites); empty otherwise.
+        factor_sizes: the number of values of each factor.
     """
 
     name: str
@@ -181,6 +215,8 @@ class DatasetArrays:
     num_classes: int
     source: str
     class_names: tuple[str, ...] = ()
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -285,7 +321,8 @@ def load_dataset(name: str,
                  channels: int = 0,
                  test_fraction: float = 0.1,
                  cache_dir: str | None = None,
-                 non_image_files: str = "skip") -> DatasetArrays:
+                 non_image_files: str = "skip",
+                 train_subset: int = 0) -> DatasetArrays:
     """Loads a dataset into memory.
 
     For "mnist" and "fashion_mnist" the sources are tried in this order:
@@ -303,6 +340,12 @@ def load_dataset(name: str,
     are its class subfolders, and its test split is its `test/` subfolder or
     else `test_fraction` of each class. For these three, `image_size` and
     `channels` convert the images as `vae.image_folders` describes.
+
+    "dsprites" reads the published archive `dsprites.ARCHIVE_NAME` when
+    `data_dir` holds it (or is its path), and otherwise renders the images (cached
+    in `cache_dir`) as `vae.dsprites` describes; its labels are the shape, its
+    splits carry the five factors, and its test split is a fixed set of 10,000
+    images (see `dsprites.split_indices`).
 
     "toy2d" is generated from `seed` (`data_dir` is ignored): 1000 points on the
     arc y = sin(x), x in [-2.2, 2.2] (label 0), and 1000 points on the circle of
@@ -328,6 +371,8 @@ def load_dataset(name: str,
             converts every time.
         non_image_files: "folder" only: "skip" (with a warning) or "refuse"
             files that are not images by their extension.
+        train_subset: "dsprites" only: train on this many images (a fixed
+            random subset of those outside the test split); 0 for all.
 
     Returns:
         The splits; `validation` is None when `validation_size` is 0.
@@ -358,8 +403,17 @@ def load_dataset(name: str,
             f"{EXAMPLE_SHAPES[name]}, so expected image_size=() and channels=0. "
             f"(Its IDX files can be read as dataset 'idx' and converted.)")
 
+    if train_subset and name != "dsprites":
+        raise ValueError(
+            f"train_subset={train_subset} limits the training images of dsprites; "
+            f"dataset {name} has no such option, so expected train_subset=0.")
     class_names = ()
-    if name == "toy2d":
+    factor_names, factor_sizes = (), ()
+    if name == "dsprites":
+        train, test, source = _load_dsprites(data_dir, cache_dir, train_subset)
+        num_classes = NUM_CLASSES[name]
+        factor_names, factor_sizes = dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES
+    elif name == "toy2d":
         rng = np.random.default_rng(seed)
         train = _draw_toy2d(rng)
         test = _draw_toy2d(rng)
@@ -403,9 +457,8 @@ def load_dataset(name: str,
         # Sorting keeps both parts in file order, which makes them easy to inspect.
         validation_indices = np.sort(order[:validation_size])
         train_indices = np.sort(order[validation_size:])
-        validation = ArraySplit(train.images[validation_indices],
-                                train.labels[validation_indices])
-        train = ArraySplit(train.images[train_indices], train.labels[train_indices])
+        validation = train.subset(validation_indices)
+        train = train.subset(train_indices)
 
     return DatasetArrays(
         name=name,
@@ -414,7 +467,24 @@ def load_dataset(name: str,
         test=test,
         num_classes=num_classes,
         source=source,
-        class_names=tuple(class_names))
+        class_names=tuple(class_names),
+        factor_names=factor_names,
+        factor_sizes=factor_sizes)
+
+
+def _load_dsprites(data_dir: str | None, cache_dir: str | None,
+                   train_subset: int) -> tuple[ArraySplit, ArraySplit, str]:
+    """Reads or renders dSprites; returns (train, test, source)."""
+    try:
+        arrays = dsprites.load(data_dir, cache_dir)
+    except dsprites.DspritesError as error:
+        raise DataError(str(error)) from None
+    splits = []
+    for indices in dsprites.split_indices(arrays.num_examples, train_subset):
+        factors = arrays.factor_classes[indices]
+        splits.append(ArraySplit(arrays.images(indices), factors[:, 0].copy(),
+                                 factors, arrays.factor_values[indices]))
+    return splits[0], splits[1], arrays.source
 
 
 def _load_folder(root: str | None, *, image_size: tuple[int, ...], channels: int,
@@ -831,6 +901,28 @@ def _binarize_to_uint8(images: np.ndarray, binarization: str,
     return binary, 1.0
 
 
+# id(images), id(labels) of a split -> its arrays as tensors (images as
+# stored, labels int32). Made once per split rather than once per epoch: the
+# dataset of an epoch captures them, and a dataset is only freed when
+# Python's cycle collector next runs, so a copy per epoch (47 MB for MNIST)
+# piled up between collections, which grow rarer as a run goes on.
+_SPLIT_TENSORS: Dict[Tuple[int, int], Tuple[tf.Tensor, tf.Tensor]] = {}
+
+
+def _split_tensors(split: ArraySplit) -> Tuple[tf.Tensor, tf.Tensor]:
+    key = (id(split.images), id(split.labels))
+    tensors = _SPLIT_TENSORS.get(key)
+    if tensors is None:
+        tensors = (tf.constant(split.images),
+                   tf.constant(split.labels.astype(np.int32)))
+        _SPLIT_TENSORS[key] = tensors
+        # The entry goes with the arrays, so that a later array given the
+        # same id never finds this one's tensors.
+        for array in (split.images, split.labels):
+            weakref.finalize(array, _SPLIT_TENSORS.pop, key, None)
+    return tensors
+
+
 def train_batches(split: ArraySplit,
                   *,
                   batch_size: int,
@@ -891,8 +983,7 @@ def train_batches(split: ArraySplit,
     # matches the uninterrupted one.
     batch_numbers = np.arange(skip_batches, num_batches, dtype=np.int64)
 
-    images = tf.constant(split.images)
-    labels = tf.constant(split.labels.astype(np.int32))
+    images, labels = _split_tensors(split)
     epoch_seed = tf.constant([seed, epoch], dtype=tf.int64)
     is_float = np.issubdtype(split.images.dtype, np.floating)
 
@@ -1042,6 +1133,7 @@ __all__ = (
     "DataNotFoundError",
     "DatasetArrays",
     "EXAMPLE_SHAPES",
+    "FACTOR_DATASETS",
     "IDX_FILE_NAMES",
     "IDX_FILE_PATTERNS",
     "NPZ_KEYS",

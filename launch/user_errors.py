@@ -1,0 +1,38 @@
+"""Reporting mistakes in what the user asked for, free of TensorFlow.
+
+launch/errors.py re-exports these beside the data and workdir errors (whose
+modules load TensorFlow); `vae-submit` imports this module only, so that
+writing a batch script does not load TensorFlow (seconds, and a CUDA probe
+on a login node).
+"""
+
+import os
+import sys
+from typing import List, Sequence
+
+from absl import flags
+
+from launch import flagfiles
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names it."""
+
+
+def report_user_error(error: Exception) -> None:
+    program = os.path.basename(sys.argv[0]) or "vae"
+    print(f"{program}: error: {error}", file=sys.stderr)
+
+
+def parse_flags_or_exit(argv: Sequence[str]) -> List[str]:
+    """Parses the command line like absl's default parser, but reports a bad
+    flag value as a user error: one paragraph naming the flag and what it
+    expects, exit status 2. Pass as `flags_parser` to `absl.app.run`."""
+    try:
+        # Includes inside flagfiles are read relative to the including file
+        # (launch/flagfiles.py), so presets work from any directory.
+        with flagfiles.resolved_includes(argv) as resolved:
+            return flags.FLAGS(resolved)
+    except flags.Error as error:
+        report_user_error(error)
+        sys.exit(2)

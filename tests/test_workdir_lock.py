@@ -1,0 +1,83 @@
+"""Tests for trainers/workdir_lock.py."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from tests import testing_utils
+from trainers import workdir_lock
+
+# Holds the lock of the workdir given as argv[1], says so, then waits.
+_HOLDER = """
+import sys, time
+from trainers import workdir_lock
+lock = workdir_lock.WorkdirLock(sys.argv[1])
+lock.acquire()
+lock.record_holder()
+print("held", flush=True)
+time.sleep(300)
+"""
+
+
+class WorkdirLockTest(tf.test.TestCase):
+
+    def test_second_holder_is_refused_with_the_first_ones_pid_and_host(self):
+        workdir = self.create_tempdir().full_path
+        first = workdir_lock.WorkdirLock(workdir)
+        first.acquire()
+        first.record_holder()
+        # flock locks belong to open files: a second open in the same
+        # process conflicts too, as another process's would.
+        with self.assertRaises(workdir_lock.WorkdirBusyError) as caught:
+            workdir_lock.WorkdirLock(workdir).acquire()
+        message = str(caught.exception)
+        self.assertIn(f"pid {os.getpid()}", message)
+        self.assertIn(f"host {socket.gethostname()}", message)
+        self.assertIn(workdir, message)
+        first.release()
+        with workdir_lock.WorkdirLock(workdir) as again:
+            self.assertTrue(again.held)
+
+    def test_refused_acquire_changes_nothing(self):
+        workdir = self.create_tempdir().full_path
+        holder = workdir_lock.WorkdirLock(workdir)
+        holder.acquire()
+        holder.record_holder()
+        with open(holder.path) as stream:
+            before = stream.read()
+        with self.assertRaises(workdir_lock.WorkdirBusyError):
+            workdir_lock.WorkdirLock(workdir).acquire()
+        with open(holder.path) as stream:
+            self.assertEqual(stream.read(), before)
+        holder.release()
+
+    def test_lock_is_recovered_after_its_holder_is_killed(self):
+        workdir = self.create_tempdir().full_path
+        process = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, workdir],
+            env=testing_utils.program_environment(), stdout=subprocess.PIPE,
+            text=True)
+        try:
+            self.assertEqual(process.stdout.readline().strip(), "held")
+            with self.assertRaisesRegex(workdir_lock.WorkdirBusyError,
+                                        f"pid {process.pid} "):
+                workdir_lock.WorkdirLock(workdir).acquire()
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        # The file stays behind, but the kernel dropped the lock.
+        self.assertTrue(os.path.exists(os.path.join(workdir, "lock")))
+        with workdir_lock.WorkdirLock(workdir) as lock:
+            self.assertTrue(lock.held)
+
+
+if __name__ == "__main__":
+    tf.test.main()

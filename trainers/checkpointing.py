@@ -1,0 +1,266 @@
+"""Checkpoints that survive damage: find, verify, fall back, save safely.
+
+TensorFlow's `CheckpointManager` trusts its state file (`checkpoints/
+checkpoint`): if that file is damaged it sees no checkpoints at all, and a
+relaunch would train from step 0 and rotate the real checkpoints away. A
+damaged `ckpt-N.index` or a truncated `ckpt-N.data-*` fails the restore with
+an error that does not name the checkpoint. So here:
+
+* the checkpoints of a directory are the `ckpt-N.index` files found in it,
+  whatever the state file says;
+* a checkpoint is readable when every tensor in it can be read back; on
+  resume the newest readable one is restored, each unreadable one newer
+  than it reported by name, and a directory whose checkpoints are all
+  unreadable stops the run (`CheckpointUnreadableError`) instead of starting
+  over;
+* the state file is rewritten to match only when it disagrees, after a
+  restore succeeded, so that the manager knows every checkpoint again;
+* folders `ckpt-N_temp*` that a save killed half-way leaves behind are
+  removed;
+* a save that fails (a full disk, say) removes what it wrote of the new
+  checkpoint and raises `CheckpointWriteError`, naming the file and the
+  directory; the manager only rotates old checkpoints away after a new one is
+  complete, so the previous one stays readable.
+"""
+
+import errno
+import glob
+import os
+import re
+import shutil
+from typing import List, Optional, Sequence, Tuple
+
+from absl import logging
+import tensorflow as tf
+
+CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's default prefix.
+_INDEX_PATTERN = re.compile(rf"^{CHECKPOINT_NAME}-(\d+)\.index$")
+_TEMPORARY_PATTERN = re.compile(rf"^{CHECKPOINT_NAME}-\d+_temp")
+
+# What a damaged checkpoint raises while it is read: TensorFlow's own
+# errors, and plain Python ones from the readers' bindings ("Read less bytes
+# than requested" is an IndexError).
+_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, AssertionError,
+                OSError, RuntimeError)
+
+
+class CheckpointUnreadableError(ValueError):
+    """A directory has checkpoints, but none of them can be read."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; its partial files were removed."""
+
+
+def numbered_checkpoints(directory: str) -> List[Tuple[int, str]]:
+    """(number, prefix) of every `ckpt-N.index` in `directory`, oldest
+    first."""
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for name in names:
+        match = _INDEX_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)),
+                          os.path.join(directory, name[:-len(".index")])))
+    return sorted(found)
+
+
+def unreadable_reason(prefix: str) -> Optional[str]:
+    """Why the checkpoint `prefix` cannot be read, or None when every tensor
+    in it reads back."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_dtype_map():
+            reader.get_tensor(name)
+    except _READ_ERRORS as error:
+        return _first_line(error)
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(
+        error).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(
+        error).__name__
+
+
+def newest_readable(directory: str, log: bool = True) -> Optional[str]:
+    """The newest readable checkpoint of `directory`, or None when it has
+    none at all.
+
+    Args:
+      directory: the checkpoint directory.
+      log: warn about each unreadable checkpoint passed over.
+
+    Raises:
+      CheckpointUnreadableError: there are checkpoints, none readable.
+    """
+    candidates = numbered_checkpoints(directory)
+    damaged = []
+    for _, prefix in reversed(candidates):
+        reason = unreadable_reason(prefix)
+        if reason is None:
+            if damaged and log:
+                logging.warning(
+                    "Resuming from %s, the newest checkpoint that can be "
+                    "read, instead of %s.", prefix,
+                    ", ".join(path for path, _ in damaged))
+            return prefix
+        damaged.append((prefix, reason))
+        if log:
+            logging.warning("Checkpoint %s cannot be read (%s); trying the "
+                            "one before it.", prefix, reason)
+    if damaged:
+        raise _none_readable(directory, damaged)
+    return None
+
+
+def _none_readable(directory: str, damaged: Sequence[Tuple[str, str]]
+                   ) -> CheckpointUnreadableError:
+    listing = "; ".join(f"{os.path.basename(prefix)}: {reason}"
+                        for prefix, reason in damaged)
+    return CheckpointUnreadableError(
+        f"None of the checkpoints in {directory} can be read ({listing}), so "
+        "the run cannot resume, and starting it over would replace them. "
+        "Nothing was changed. Restore the checkpoints from a copy, or use a "
+        "new --workdir.")
+
+
+def restore_newest_readable(checkpoint: tf.train.Checkpoint,
+                            directory: str) -> Optional[str]:
+    """Restores the newest readable checkpoint of `directory` into
+    `checkpoint`; returns its prefix, or None when there is none at all.
+
+    Every object of `checkpoint` must be in the file (a checkpoint of another
+    model is refused by `assert_existing_objects_matched`).
+
+    Raises:
+      CheckpointUnreadableError: there are checkpoints, none readable.
+    """
+    candidates = numbered_checkpoints(directory)
+    damaged = []
+    for _, prefix in reversed(candidates):
+        reason = unreadable_reason(prefix)
+        if reason is None:
+            try:
+                checkpoint.restore(prefix).assert_existing_objects_matched()
+            except _READ_ERRORS as error:
+                reason = _first_line(error)
+        if reason is None:
+            if damaged:
+                logging.warning(
+                    "Resumed from %s, the newest checkpoint that can be "
+                    "read, instead of %s.", prefix,
+                    ", ".join(path for path, _ in damaged))
+            return prefix
+        damaged.append((prefix, reason))
+        logging.warning("Checkpoint %s cannot be read (%s); trying the one "
+                        "before it.", prefix, reason)
+    if damaged:
+        raise _none_readable(directory, damaged)
+    return None
+
+
+def repair_state_file(manager: tf.train.CheckpointManager,
+                      restored: str) -> Optional[tf.train.CheckpointManager]:
+    """Rewrites the manager's state file when it disagrees with what is on
+    disk, and returns a new manager that reads it; None when it agreed.
+
+    The state lists the readable-looking checkpoints up to `restored` (those
+    with an index file, oldest first), `restored` last: a damaged newer one
+    is left out, and the next save, which takes its number, replaces it.
+    """
+    directory = manager.directory
+    kept = [prefix for number, prefix in numbered_checkpoints(directory)
+            if number <= _number(restored)]
+    if (manager.latest_checkpoint == restored
+            and list(manager.checkpoints) == kept):
+        return None
+    logging.warning("The checkpoint state file %s did not match the "
+                    "checkpoints on disk; rewriting it (latest %s).",
+                    os.path.join(directory, "checkpoint"), restored)
+    # With their files' times and a preserved time before them, so that the
+    # manager rotates them as it would its own.
+    times = [os.path.getmtime(prefix + ".index") for prefix in kept]
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, restored, all_model_checkpoint_paths=kept,
+        all_model_checkpoint_timestamps=times,
+        last_preserved_timestamp=min(times) - 1.0)
+    # The manager reads its state when it is built.
+    return tf.train.CheckpointManager(
+        manager._checkpoint, directory,  # pylint: disable=protected-access
+        max_to_keep=manager._max_to_keep)  # pylint: disable=protected-access
+
+
+def _number(prefix: str) -> int:
+    return int(prefix.rsplit("-", 1)[1])
+
+
+def remove_temporary_leftovers(directory: str) -> List[str]:
+    """Removes `ckpt-N_temp*` files and folders (what a save that was killed
+    leaves); returns their paths."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for name in names:
+        if _TEMPORARY_PATTERN.match(name):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+            removed.append(path)
+    if removed:
+        logging.info("Removed what interrupted saves left: %s.",
+                     ", ".join(removed))
+    return removed
+
+
+def _remove_checkpoint_files(prefix: str) -> None:
+    for path in (glob.glob(glob.escape(prefix) + ".*")
+                 + glob.glob(glob.escape(prefix) + "_temp*")):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+def save(manager: tf.train.CheckpointManager) -> str:
+    """`manager.save()`, which on failure removes the new checkpoint's
+    partial files and raises `CheckpointWriteError` naming it.
+
+    Returns:
+      The new checkpoint's prefix.
+    """
+    # The number the manager gives the new checkpoint: its save counter, one
+    # up (see CheckpointManager.save).
+    number = int(manager._checkpoint.save_counter.numpy()) + 1  # pylint: disable=protected-access
+    prefix = os.path.join(manager.directory, f"{CHECKPOINT_NAME}-{number}")
+    try:
+        return manager.save(checkpoint_number=number)
+    except (tf.errors.OpError, OSError) as error:
+        _remove_checkpoint_files(prefix)
+        previous = manager.latest_checkpoint
+        full = (isinstance(error, tf.errors.ResourceExhaustedError)
+                or getattr(error, "errno", None) in (errno.ENOSPC,
+                                                     errno.EDQUOT))
+        raise CheckpointWriteError(
+            f"Could not write the checkpoint {prefix} in "
+            f"{manager.directory}: {_first_line(error)}"
+            f"{' (the disk is full)' if full else ''}. Its partial files "
+            "were removed; "
+            + (f"the previous checkpoint, {previous}, is intact, and running "
+               "the same command again resumes from it once the directory "
+               "can be written." if previous else
+               "there is no earlier checkpoint.")) from None
