@@ -1,6 +1,8 @@
 """Tests of the inverse autoregressive flow posterior (vae/flows.py)."""
 
 import math
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -87,3 +89,18 @@ def test_flow_variables_exist_at_construction_and_train():
         loss = -tf.reduce_sum(terms.log_weights())
     gradients = tape.gradient(loss, flow_variables)
     assert all(g is not None for g in gradients)
+
+
+def test_flow_model_checkpoint_round_trip():
+    config = models.ModelConfig(architecture="mlp", image_shape=(4,),
+                                latent_dim=2, hidden_units=(5,),
+                                posterior_flow="iaf", flow_steps=2,
+                                flow_hidden_units=(6,))
+    model = models.VAE(config)
+    _randomise(model, 5)
+    path = tf.train.Checkpoint(model=model).save(
+        os.path.join(tempfile.mkdtemp(), "ckpt"))
+    restored = models.VAE(config)
+    tf.train.Checkpoint(model=restored).restore(path).assert_consumed()
+    for a, b in zip(model.trainable_variables, restored.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

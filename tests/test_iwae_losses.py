@@ -142,7 +142,7 @@ def test_dreg_gradients_equal_the_hand_derivation():
     x = np.array([0.5, -1.0, 2.0], np.float32)
     eps = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     variables = model.encoder_variables + model.decoder_variables
-    bound, gradients = iwae_losses.dreg_gradients(
+    bound, gradients, _ = iwae_losses.dreg_gradients(
         model, tf.constant(x[:, None]), tf.constant(eps[..., None]),
         variables)
     dreg, _, decoder = _hand_gradients(x=x.astype(np.float64),
@@ -197,7 +197,7 @@ def test_dreg_encoder_gradient_vanishes_at_the_exact_posterior():
                            c=0.5 * math.log(variance))
     images = tf.constant([[0.5], [-1.0]])
     eps = tf.random.stateless_normal([6, 2, 1], seed=[5, 6])
-    _, gradients = iwae_losses.dreg_gradients(model, images, eps,
+    _, gradients, _ = iwae_losses.dreg_gradients(model, images, eps,
                                               model.encoder_variables)
     np.testing.assert_allclose([g.numpy() for g in gradients], 0.0,
                                atol=2e-5)

@@ -1,5 +1,7 @@
-"""End to end: `vae-train --trainer=iwae` / `two_level` and the model options
-(VampPrior, IAF) on tiny fake MNIST, then `vae-evaluate` on the workdirs."""
+"""End to end: `vae-train --trainer=iwae` with the model options (VampPrior,
+IAF) on tiny fake MNIST, then `vae-evaluate` on the workdir. (The two-level
+trainer runs through the same program path; tests/test_iwae_trainer.py
+trains it in process.)"""
 
 import json
 import os
@@ -21,9 +23,6 @@ _RUNS = {
     "iwae": ["--trainer=iwae", "--num_importance_samples_train=3",
              "--prior=vamp", "--num_pseudo_inputs=4", "--posterior_flow=iaf",
              "--flow_steps=1", "--flow_hidden_units=6"],
-    "two_level": ["--trainer=two_level", "--num_importance_samples_train=2",
-                  "--top_latent_dim=1", "--top_hidden_units=4",
-                  "--pictures=false"],
 }
 _EVALUATION = ["--num_importance_samples=6", "--likelihood_examples=5",
                "--chunk_size=4", "--sample_quality=false"]

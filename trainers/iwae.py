@@ -128,14 +128,11 @@ class IwaeTrainer(elbo.ElboTrainer):
         noise = self._noise(seed, images)
         network_seed = self.replica_seed(seed)
         if self.objective.iwae_gradient == "dreg":
-            bound, gradients = iwae_losses.dreg_gradients(
+            bound, gradients, terms = iwae_losses.dreg_gradients(
                 self.model, images, noise, variables, labels=labels,
                 is_training=True, seed=network_seed)
+            log_weights = iwae_losses.annealed_log_weights(terms)
             loss = -tf.reduce_mean(bound)
-            # The logs below need the terms; DReG's pass does not return
-            # them, and the per-step logs are not worth a second decoder
-            # pass, so DReG logs the bound only.
-            terms = None
         else:
             with tf.GradientTape() as tape:
                 terms = self.model.importance_terms(
@@ -147,18 +144,17 @@ class IwaeTrainer(elbo.ElboTrainer):
                 loss = -tf.reduce_mean(bound)
             gradients = tape.gradient(loss, variables)
         self.optimizers["vae"].apply_gradients(zip(gradients, variables))
-        logs = {"loss": loss, "iwae_bound": tf.reduce_mean(bound),
-                "kl_weight": kl_weight}
-        if terms is not None:
-            rate = terms.log_posterior - terms.log_prior
-            logs.update({
-                "elbo": -tf.reduce_mean(-terms.log_likelihood + rate),
-                "reconstruction": -tf.reduce_mean(terms.log_likelihood),
-                "kl": tf.reduce_mean(rate),
-                "effective_sample_size": tf.reduce_mean(
-                    iwae_losses.effective_sample_size(log_weights)),
-            })
-        return logs
+        rate = terms.log_posterior - terms.log_prior
+        return {
+            "loss": loss,
+            "iwae_bound": tf.reduce_mean(bound),
+            "elbo": -tf.reduce_mean(-terms.log_likelihood + rate),
+            "reconstruction": -tf.reduce_mean(terms.log_likelihood),
+            "kl": tf.reduce_mean(rate),
+            "effective_sample_size": tf.reduce_mean(
+                iwae_losses.effective_sample_size(log_weights)),
+            "kl_weight": kl_weight,
+        }
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         """Per-example ELBO terms: closed-form KL where the model has one

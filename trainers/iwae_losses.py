@@ -129,9 +129,10 @@ def dreg_gradients(model, images: tf.Tensor, noise: tf.Tensor,
         seed: stateless seed for dropout in training.
 
     Returns:
-        `(bound, gradients)`: L_k per example [batch] (float32), and one
+        `(bound, gradients, terms)`: L_k per example [batch] (float32), one
         gradient per variable (zeros where the loss does not depend on it)
-        of the loss -mean_batch L_k.
+        of the loss -mean_batch L_k, and the `vae.models.LatentTerms` of
+        the k draws (values only; for logging).
     """
     encoder_seed = decoder_seed = None
     if is_training and seed is not None:
@@ -168,5 +169,5 @@ def dreg_gradients(model, images: tf.Tensor, noise: tf.Tensor,
                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
     del tape
     gradients = [d + p for d, p in zip(direct, path)]
-    return iwae_bound(log_weights), gradients
+    return iwae_bound(log_weights), gradients, terms
 
