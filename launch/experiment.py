@@ -230,6 +230,7 @@ def _validated(config: TrainProgramConfig) -> type:
             config.model.validate()
         config.trainer.validate()
         config.objective.validate()
+        trainer_class.check_configs(config.model, config.objective)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return trainer_class

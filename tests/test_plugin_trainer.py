@@ -126,10 +126,16 @@ class PluginTrainerTest(tf.test.TestCase):
         runs.append(("launch.train", [f"--trainer={_TRAINER}",
                                       "--free_bits=-1", *common]))
         runs.append(("launch.train", ["--free_bits=1", *common]))
+        # A model its trainer cannot train: checked before any work too.
+        runs.append(("launch.train", ["--prior=vamp", *common]))
+        runs.append(("launch.train", [
+            "--trainer=iwae", "--posterior_flow=iaf", "--iwae_gradient=dreg",
+            *common]))
         results = testing_utils.run_modules_concurrently(
             runs, extra_environment=self.environment)
         expected = [*cases.values(), ("--free_bits", "-1"),
-                    ("free_bits",)]
+                    ("free_bits",), ("--kl=analytic", "--kl=mc"),
+                    ("--iwae_gradient=dreg", "flow")]
         for result, fragments in zip(results, expected):
             testing_utils.assert_clear_error(self, result, *fragments)
         self.assertFalse(os.path.exists(workdir))

@@ -453,6 +453,13 @@ class Trainer(tf.Module):
         self._last_save_time = time.monotonic()
 
     @classmethod
+    def check_configs(cls, model_config: Any, objective: Any) -> None:
+        """Raises ValueError, naming the flags, when a model of
+        `model_config` cannot be trained on `objective`; the programs call
+        it before any work. The default accepts every pair."""
+        del model_config, objective
+
+    @classmethod
     def from_objective(cls, model: tf.Module, objective: Any,
                        config: TrainerConfig, data: DataSource,
                        hooks: Sequence[Hook] = ()) -> "Trainer":

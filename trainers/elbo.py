@@ -105,6 +105,18 @@ class ElboTrainer(base.Trainer):
                                          * data.steps_per_epoch))
 
     @classmethod
+    def check_configs(cls, model_config: Any,
+                      objective: ElboObjective) -> None:
+        """Refuses the closed-form KL for a model that has none (a learned
+        prior, a flow posterior)."""
+        if (objective.kl == "analytic"
+                and not getattr(model_config, "has_analytic_kl", True)):
+            raise ValueError(
+                "--kl=analytic needs a closed-form KL(q(z|x) || p(z)), which "
+                "this model does not have (a VampPrior, a flow posterior or "
+                "two latent layers); expected --kl=mc.")
+
+    @classmethod
     def from_objective(cls, model: tf.Module, objective: ElboObjective,
                        config: base.TrainerConfig, data: base.DataSource,
                        hooks: Sequence[base.Hook] = ()) -> "ElboTrainer":
