@@ -28,7 +28,7 @@ import glob
 import os
 import re
 import shutil
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -89,21 +89,29 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def newest_readable(directory: str, log: bool = True) -> Optional[str]:
+def newest_readable(directory: str, log: bool = True,
+                    restore: Optional[Callable[[str], None]] = None
+                    ) -> Optional[str]:
     """The newest readable checkpoint of `directory`, or None when it has
     none at all.
 
     Args:
       directory: the checkpoint directory.
       log: warn about each unreadable checkpoint passed over.
+      restore: called with each readable candidate, newest first; one that
+        raises a read error is passed over like an unreadable file.
 
     Raises:
       CheckpointUnreadableError: there are checkpoints, none readable.
     """
-    candidates = numbered_checkpoints(directory)
     damaged = []
-    for _, prefix in reversed(candidates):
+    for _, prefix in reversed(numbered_checkpoints(directory)):
         reason = unreadable_reason(prefix)
+        if reason is None and restore is not None:
+            try:
+                restore(prefix)
+            except _READ_ERRORS as error:
+                reason = first_line(error)
         if reason is None:
             if damaged and log:
                 logging.warning(
@@ -142,28 +150,10 @@ def restore_newest_readable(checkpoint: tf.train.Checkpoint,
     Raises:
       CheckpointUnreadableError: there are checkpoints, none readable.
     """
-    candidates = numbered_checkpoints(directory)
-    damaged = []
-    for _, prefix in reversed(candidates):
-        reason = unreadable_reason(prefix)
-        if reason is None:
-            try:
-                checkpoint.restore(prefix).assert_existing_objects_matched()
-            except _READ_ERRORS as error:
-                reason = first_line(error)
-        if reason is None:
-            if damaged:
-                logging.warning(
-                    "Resumed from %s, the newest checkpoint that can be "
-                    "read, instead of %s.", prefix,
-                    ", ".join(path for path, _ in damaged))
-            return prefix
-        damaged.append((prefix, reason))
-        logging.warning("Checkpoint %s cannot be read (%s); trying the one "
-                        "before it.", prefix, reason)
-    if damaged:
-        raise _none_readable(directory, damaged)
-    return None
+    def restore(prefix: str) -> None:
+        checkpoint.restore(prefix).assert_existing_objects_matched()
+
+    return newest_readable(directory, restore=restore)
 
 
 def repair_state_file(manager: tf.train.CheckpointManager,

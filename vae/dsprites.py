@@ -69,12 +69,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zipfile
 
 from absl import logging
 import numpy as np
+
+from vae import image_folders
 
 ARCHIVE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 ARCHIVE_KEYS = ("imgs", "latents_values", "latents_classes")
@@ -248,21 +249,6 @@ def _read_cache(path: str, key: str) -> np.ndarray | None:
         return None
 
 
-def _write_cache(path: str, key: str, packed: np.ndarray) -> None:
-    """Writes the entry atomically (temporary file, then rename)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".partial-",
-                                             suffix=".npz")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            np.savez(stream, key=np.array(key), packed=packed)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def rendered(cache_dir: str | None) -> DspritesArrays:
     """Every image rendered by this module's procedure, from the cache if there."""
     key = render_key()
@@ -274,7 +260,8 @@ def rendered(cache_dir: str | None) -> DspritesArrays:
         source = "rendered dSprites"
         if path:
             try:
-                _write_cache(path, key, packed)
+                image_folders.write_npz_atomically(
+                    path, {"key": np.array(key), "packed": packed})
                 logging.info("Cached the rendered dSprites images in %s.", path)
             except OSError as error:
                 # The cache only saves time: a run without it is still right.

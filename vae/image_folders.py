@@ -522,8 +522,9 @@ def _read_cache(path: str, key: str) -> dict | None:
         return None
 
 
-def _write_cache(path: str, arrays: dict) -> None:
-    """Writes an uncompressed .npz atomically: temporary file, then rename."""
+def write_npz_atomically(path: str, arrays: dict) -> None:
+    """Writes an uncompressed .npz atomically: temporary file, then rename, so
+    a reader (another launch sharing the cache) never sees half a file."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".partial-",
@@ -639,7 +640,8 @@ def load_image_folder(root: str, *, image_size: Sequence[int] | int = (),
         source = f"image folder {root}"
         if cache_path:
             try:
-                _write_cache(cache_path, {"key": np.array(key), "images": images})
+                write_npz_atomically(cache_path,
+                                     {"key": np.array(key), "images": images})
                 logging.info("Cached the converted images of %s in %s.", root,
                              cache_path)
             except OSError as error:
