@@ -65,8 +65,19 @@ class _TrainerFlags:
 
 def _define_trainer_flags(trainer_name: str) -> None:
     """Defines the model and objective flags of the trainer `trainer_name`
-    and applies its defaults of the shared flags."""
+    and applies its defaults of the shared flags.
+
+    A process defines one trainer's flags: parsing again for the same
+    trainer (tests and tools that run several presets) reuses them.
+    """
     trainer_class = registry.resolve(trainer_name)
+    if _TrainerFlags.trainer_class is trainer_class:
+        return
+    if _TrainerFlags.trainer_class is not None:
+        raise RuntimeError(
+            f"This process has parsed the flags of the trainer "
+            f"{_TrainerFlags.trainer_class.__qualname__} already; one "
+            f"process cannot also define those of {trainer_name!r}.")
     _TrainerFlags.trainer_class = trainer_class
     _TrainerFlags.read_model = model_flags.define(
         trainer_class.model_config_class)

@@ -12,7 +12,9 @@ import time
 
 import tensorflow as tf
 
+from tests import test_dsprites
 from tests import testing_utils
+from vae import dsprites
 
 _TINY_MODEL_FLAGS = [
     "--architecture=mlp", "--hidden_units=8", "--latent_dim=2",
@@ -167,53 +169,73 @@ class KillDuringSaveTest(tf.test.TestCase):
 # epoch, one after another in this process, as `vae-train --flagfile=PRESET`
 # parses it: one process per program keeps TensorFlow's start-up to two.
 _RUN_PRESETS = """
-import importlib, json, os, sys
+import json, os, sys
 from absl import flags
-program, data_dir, root, *presets = sys.argv[1:]
-module = importlib.import_module("launch." + program)
-from launch import errors, experiment
+default_trainer, root, *runs = sys.argv[1:]
+from launch import experiment, train
 completed = {}
-for preset in presets:
+for run in runs:
+    preset, data_dir, *extra = run.split(" ")
     flags.FLAGS.unparse_flags()
     name = os.path.basename(preset)
-    errors.parse_flags_or_exit([
-        program, "--flagfile=" + preset, "--data_dir=" + data_dir,
+    train.parse_flags([
+        "vae-train", "--flagfile=" + preset, "--data_dir=" + data_dir,
         "--workdir=" + os.path.join(root, name), "--epochs=1",
         "--batch_size=8", "--eval_batch_size=8", "--pictures=false",
-        "--export=false", "--progress=none"])
+        "--export=false", "--progress=none", *extra], default_trainer)
     completed[name] = experiment.run_training(
-        module.config_from_flags()).completed
+        train.config_from_flags()).completed
 print("COMPLETED " + json.dumps(completed))
 """
 
 
+def _preset_trainer(path):
+    """The --trainer a preset names (in it or a flagfile it includes)."""
+    trainer = "elbo"
+    with open(path) as stream:
+        for line in stream:
+            line = line.strip()
+            if line.startswith("--flagfile="):
+                trainer = _preset_trainer(os.path.join(
+                    os.path.dirname(path), line.split("=", 1)[1]))
+            elif line.startswith("--trainer="):
+                trainer = line.split("=", 1)[1]
+    return trainer
+
+
 class PresetsFromAnotherDirectoryTest(tf.test.TestCase):
     """Every preset runs from outside the repository, as an installed user
-    runs it: one epoch on a tiny fake MNIST."""
+    runs it: one epoch on tiny fake data (MNIST, or dSprites for its
+    presets), one process per trainer."""
 
     def test_every_preset_trains_from_another_directory(self):
         root = self.create_tempdir().full_path
-        data_dir = os.path.join(root, "fake_mnist")
-        testing_utils.write_fake_mnist(data_dir, num_train=16, num_test=8)
+        mnist_dir = os.path.join(root, "fake_mnist")
+        testing_utils.write_fake_mnist(mnist_dir, num_train=16, num_test=8)
+        dsprites_dir = os.path.join(root, "fake_dsprites")
+        os.makedirs(dsprites_dir)
+        test_dsprites._write_fake_archive(  # pylint: disable=protected-access
+            os.path.join(dsprites_dir, dsprites.ARCHIVE_NAME), num_images=40)
         elsewhere = os.path.join(root, "elsewhere")
         os.makedirs(elsewhere)
         configs = os.path.join(testing_utils.REPO_ROOT, "launch", "configs")
         presets = sorted(name for name in os.listdir(configs)
                          if name.endswith(".flags"))
         self.assertGreaterEqual(len(presets), 8)
-        by_program = {"train": [], "train_vaegan": []}
+        by_trainer = {}
         for name in presets:
-            by_program["train_vaegan" if name.startswith("cvae_gan")
-                       else "train"].append(os.path.join(configs, name))
+            path = os.path.join(configs, name)
+            run = (f"{path} {dsprites_dir} --train_subset=16"
+                   if name.startswith("dsprites") else f"{path} {mnist_dir}")
+            by_trainer.setdefault(_preset_trainer(path), []).append(run)
         processes = []
-        for program, paths in by_program.items():
+        for trainer, runs in by_trainer.items():
             stdout = tempfile.TemporaryFile("w+")
             stderr = tempfile.TemporaryFile("w+")
             processes.append((stdout, stderr, subprocess.Popen(
-                [sys.executable, "-c", _RUN_PRESETS, program, data_dir, root,
-                 *paths], cwd=elsewhere,
-                env=testing_utils.program_environment(), stdout=stdout,
-                stderr=stderr, text=True)))
+                [sys.executable, "-c", _RUN_PRESETS, trainer, root, *runs],
+                cwd=elsewhere, env=testing_utils.program_environment(),
+                stdout=stdout, stderr=stderr, text=True)))
         completed = {}
         for stdout, stderr, process in processes:
             process.wait(timeout=900)
