@@ -6,6 +6,8 @@ numbers.
 """
 
 import dataclasses
+import glob
+import hashlib
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -205,12 +207,18 @@ def _latents_beyond_export(model_config) -> str:
     return " and ".join(parts)
 
 
-def _weights_digest(model) -> str:
-    """SHA-256 of the model's variables, naming the weights an estimate was
-    made with whether they came from a checkpoint or an export."""
-    return evaluation.images_digest(np.concatenate(
-        [np.ravel(variable.numpy()).astype(np.float64)
-         for variable in model.variables] or [np.zeros([0])]))
+def _weights_digest(model, source: str) -> str:
+    """SHA-256 naming the weights an estimate was made with: of a restored
+    model's variables, or of an export's variable files (`source`)."""
+    if hasattr(model, "variables"):
+        return evaluation.images_digest(np.concatenate(
+            [np.ravel(variable.numpy()).astype(np.float64)
+             for variable in model.variables] or [np.zeros([0])]))
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(source, "variables", "*"))):
+        with open(path, "rb") as stream:
+            digest.update(stream.read())
+    return digest.hexdigest()
 
 
 def run_evaluation(
@@ -273,7 +281,7 @@ def run_evaluation(
             dataset, data_dir, config.classifier_dir)
     output = config.output or os.path.join(config.workdir, "eval.json")
     progress_path = output + ".nll-progress.npz"
-    weights = _weights_digest(model)
+    weights = _weights_digest(model, source)
     progress: List[evaluation.LikelihoodProgress] = []
 
     def likelihood_progress(key):
