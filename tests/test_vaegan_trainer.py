@@ -230,7 +230,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             model.calls.assign(0)
             trainer.discriminator_update_count.assign(0)
             trainer.generator_update_count.assign(0)
-            logs = step(batch)
+            logs = step(batch, tf.constant([0, 0]))
             self.assertEqual(float(logs["discriminator_updates"]), expected_d)
             self.assertEqual(float(logs["generator_updates"]), expected_g)
             self.assertEqual(model.updates, expected_d + expected_g)
@@ -290,7 +290,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             schedule="simultaneous", d_steps=1, g_steps=1))
         step = tf.function(trainer.train_step)
         for batch in trainer.data.train_batches(0, 0):
-            logs = step(batch)
+            logs = step(batch, tf.constant([0, 0]))
             self.assertEqual(float(logs["discriminator_updates"]), 1.0)
             self.assertEqual(float(logs["generator_updates"]), 1.0)
             self.assertAllClose(float(logs["gan"]), _loss_for_score(-3.0),
