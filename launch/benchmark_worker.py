@@ -30,7 +30,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from launch import flagfiles
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
 # Program -> the trainer it runs by default.

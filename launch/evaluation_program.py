@@ -17,11 +17,11 @@ import numpy as np
 from launch import errors
 from launch import flag_types
 from launch import runs
-from trainers import base
 from trainers import classification
 from trainers import evaluation
 from vae import datasets
 from vae import disentanglement
+from vae import atomic_files
 
 USER_ERRORS = errors.USER_ERRORS
 report_user_error = errors.report_user_error
@@ -314,7 +314,7 @@ def run_evaluation(
         results["classifier"] = {
             key: classifier_info[key] for key in ("path", "test_accuracy")
             if key in classifier_info}
-    base.write_json_atomically(output, results)
+    atomic_files.write_json(output, results)
     for finished in progress:
         finished.remove()
     logging.info("Wrote %s.", output)

@@ -28,7 +28,7 @@ from launch import evaluation_program
 from launch import multi_worker
 from launch import runs
 # Re-exported: callers of run_training catch and report what it raises.
-from launch.errors import ConfigError, USER_ERRORS, report_user_error
+from launch.errors import ConfigError
 from trainers import base
 from trainers import checkpointing
 from trainers import distribute as distribute_lib
@@ -39,6 +39,7 @@ from trainers import workdir as workdir_lib
 from trainers import workdir_lock
 from vae import datasets
 from vae import export as export_lib
+from vae import atomic_files
 
 
 # What a program puts in a model config's `image_shape` and `num_classes`
@@ -370,7 +371,7 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
         _record_launch(workdir, flags_text, resuming)
     if arrays.class_names and is_chief:
         # Label i of the checkpoints, pictures and export is this class.
-        base.write_json_atomically(
+        atomic_files.write_json(
             os.path.join(workdir, CLASSES_FILE),
             {str(label): name for label, name in enumerate(arrays.class_names)})
 

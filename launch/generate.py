@@ -30,9 +30,9 @@ from absl import logging
 from launch import errors
 from launch import flag_types
 from launch import runs
-from trainers import base
 from vae import generation
 from vae import pictures
+from vae import atomic_files
 
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Workdir of a trained run (vae-train).")
@@ -141,7 +141,7 @@ def run_generation(config: GenerateConfig) -> dict:
         _save(path, generation.sample_grid(
             model, labels, config.rows, seed=config.seed), config.zoom)
         written["samples"] = path
-    base.write_json_atomically(os.path.join(output_dir, "generated.json"),
+    atomic_files.write_json(os.path.join(output_dir, "generated.json"),
                                {**written, "config": dataclasses.asdict(config)})
     return written
 

@@ -70,6 +70,7 @@ from trainers import workdir as workdir_lib
 from vae import autoencoder as autoencoder_lib
 from vae import datasets
 from vae import pictures
+from vae import atomic_files
 
 MODEL_NAMES = ("unconditional", "conditional")
 SCHEDULES = ("constant", "cosine")
@@ -281,7 +282,7 @@ def run_experiment(config: Toy2dConfig) -> ExperimentResult:
         report[f"{statistic}_distance_ratio_unconditional_to_conditional"] = (
             report["unconditional"][key] / max(report["conditional"][key],
                                                1e-12))
-    base.write_json_atomically(os.path.join(config.workdir, REPORT_FILE),
+    atomic_files.write_json(os.path.join(config.workdir, REPORT_FILE),
                                report)
     logging.info("Unconditional / conditional mean distance to the manifold: "
                  "%.2f. Report: %s.",

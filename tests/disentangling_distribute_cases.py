@@ -12,7 +12,6 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 
 from tests import test_factorvae_trainer

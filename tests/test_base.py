@@ -12,6 +12,7 @@ from trainers import base
 from trainers import elbo
 from vae import datasets
 from vae import models
+from vae import atomic_files
 
 
 class LinearModel(tf.Module):
@@ -325,7 +326,7 @@ class StrictJsonTest(tf.test.TestCase):
 
     def test_non_finite_numbers_are_written_as_null(self):
         path = os.path.join(self.create_tempdir().full_path, "metrics.json")
-        base.write_json_atomically(path, {"final": {
+        atomic_files.write_json(path, {"final": {
             "test": {"elbo": float("nan"), "kl": 2.5},
             "values": [float("inf"), -float("inf"), 1.0]}})
         with open(path) as stream:

@@ -3,7 +3,6 @@ checkpoints, a damaged state file, leftovers of killed saves, failed saves."""
 
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from tests.test_base import LinearModel, RegressionTrainer, regression_data

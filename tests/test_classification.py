@@ -268,7 +268,7 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
                 self.assertEqual(self.num_trainings, number)
 
     def test_crash_before_publishing_leaves_no_entry(self):
-        with mock.patch.object(classification.base, "write_json_atomically",
+        with mock.patch.object(classification.atomic_files, "write_json",
                                side_effect=OSError("disk full")):
             with self.assertRaisesRegex(OSError, "disk full"):
                 self._load()

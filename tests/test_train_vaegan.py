@@ -18,6 +18,7 @@ from trainers import vaegan as vaegan_trainer
 from trainers import workdir as workdir_lib
 from vae import models
 from vae import vaegan
+from vae import atomic_files
 
 _TINY_VAEGAN_FLAGS = [
     "--encoder_filters=4,4", "--encoder_dense_units=8",
@@ -72,7 +73,7 @@ class RunIdentityTest(tf.test.TestCase):
             identity = config.run_identity()
             recorded = {key: identity[key] for key in
                         ("data", "model", "batch_size", "seed")}
-            base.write_json_atomically(
+            atomic_files.write_json(
                 os.path.join(workdir, workdir_lib.RUN_FILE),
                 {**recorded, **legacy})
             self.assertTrue(workdir_lib.claim_workdir(
@@ -106,7 +107,7 @@ class RunIdentityTest(tf.test.TestCase):
         del recorded["model"]["log_variance_clip"]
         del recorded["objective"]["schedule"]
         del recorded["objective"]["pixel_weight"]
-        base.write_json_atomically(run_path, recorded)
+        atomic_files.write_json(run_path, recorded)
         self.assertTrue(workdir_lib.claim_workdir(
             workdir, config.run_identity(),
             upgrade_recorded=runs.upgrade_identity))
@@ -115,7 +116,7 @@ class RunIdentityTest(tf.test.TestCase):
         # Filling in defaults must not hide a real difference.
         workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
         recorded["objective"]["schedule"] = "simultaneous"
-        base.write_json_atomically(run_path, recorded)
+        atomic_files.write_json(run_path, recorded)
         with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
                                     "objective.schedule"):
             workdir_lib.claim_workdir(

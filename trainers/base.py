@@ -20,7 +20,6 @@ that reaches any worker stops all of them at the same step.
 import dataclasses
 import gc
 import json
-import math
 import os
 import shutil
 import signal
@@ -37,6 +36,7 @@ from trainers import distribute as distribute_lib
 from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
 from trainers import stop_signals
+from vae import atomic_files
 
 Logs = Dict[str, tf.Tensor]
 
@@ -222,31 +222,6 @@ class _LoopStateRecord:
     history: list
     epoch_skipped_steps: int = 0
     total_skipped_steps: int = 0
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(item) for item in value]
-    return value
-
-
-def write_json_atomically(path: str, payload: Any) -> None:
-    """Writes JSON so that readers never see a half-written file.
-
-    The file is strict JSON: a NaN or infinite number (a metric that could
-    not be computed) is written as null, which every JSON reader accepts;
-    Python's bare NaN and Infinity are not JSON.
-    """
-    temporary_path = path + ".tmp"
-    with open(temporary_path, "w") as stream:
-        json.dump(_finite_or_none(payload), stream, indent=2, sort_keys=True,
-                  allow_nan=False)
-        stream.write("\n")
-    os.replace(temporary_path, path)
 
 
 class Trainer(tf.Module):
@@ -1011,7 +986,7 @@ class Trainer(tf.Module):
         # Metrics first, checkpoint last: if we crash in between, the rerun
         # repeats this epoch end from the previous checkpoint's state.
         if self.is_chief:
-            write_json_atomically(self.metrics_path, self._metrics_payload())
+            atomic_files.write_json(self.metrics_path, self._metrics_payload())
         self.save_checkpoint()
 
     def _account_wall_time(self) -> None:

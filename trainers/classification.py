@@ -34,6 +34,7 @@ from trainers import base
 from trainers import optimizers
 from vae import classifier as classifier_lib
 from vae import datasets
+from vae import atomic_files
 
 # What reading a damaged checkpoint raises varies with the damage: a
 # tf.errors.OpError (DataLossError, NotFoundError), ValueError (shape
@@ -366,7 +367,7 @@ def _train_entry(dataset_name: str, data_dir: Optional[str], entry: str,
     # needs; its metrics.json and TensorBoard events stay for inspection.
     shutil.rmtree(os.path.join(partial, "training", "checkpoints"),
                   ignore_errors=True)
-    base.write_json_atomically(os.path.join(partial, _INFO_FILE), info)
+    atomic_files.write_json(os.path.join(partial, _INFO_FILE), info)
     if os.path.exists(entry):  # An unusable entry we are replacing.
         shutil.rmtree(entry)
     os.replace(partial, entry)

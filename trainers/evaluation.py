@@ -48,6 +48,7 @@ from trainers import losses
 from vae import likelihood
 from vae import models
 from vae import sample_quality
+from vae import atomic_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +186,8 @@ class LikelihoodProgress:
         return np.zeros([0], np.float64)
 
     def save(self, log_likelihoods: np.ndarray) -> None:
-        temporary_path = self.path + ".tmp.npz"
-        np.savez(temporary_path, key=np.array(self.key),
-                 log_likelihoods=log_likelihoods)
-        os.replace(temporary_path, self.path)
+        atomic_files.write_npz(self.path, {
+            "key": np.array(self.key), "log_likelihoods": log_likelihoods})
 
     def remove(self) -> None:
         if os.path.exists(self.path):

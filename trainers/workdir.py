@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from trainers import base
+from vae import atomic_files
 
 RUN_FILE = "run.json"
 
@@ -146,5 +146,5 @@ def claim_workdir(
             "cannot tell which run they belong to. Nothing was changed; use a "
             "new --workdir.")
     os.makedirs(workdir, exist_ok=True)
-    base.write_json_atomically(run_path, identity)
+    atomic_files.write_json(run_path, identity)
     return False

@@ -75,7 +75,7 @@ import zipfile
 from absl import logging
 import numpy as np
 
-from vae import image_folders
+from vae import atomic_files
 
 ARCHIVE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 ARCHIVE_KEYS = ("imgs", "latents_values", "latents_classes")
@@ -260,7 +260,7 @@ def rendered(cache_dir: str | None) -> DspritesArrays:
         source = "rendered dSprites"
         if path:
             try:
-                image_folders.write_npz_atomically(
+                atomic_files.write_npz(
                     path, {"key": np.array(key), "packed": packed})
                 logging.info("Cached the rendered dSprites images in %s.", path)
             except OSError as error:

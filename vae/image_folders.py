@@ -56,7 +56,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import zipfile
 from typing import Sequence
@@ -65,6 +64,8 @@ from absl import logging
 import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
+
+from vae import atomic_files
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 NON_IMAGE_POLICIES = ("skip", "refuse")
@@ -522,22 +523,6 @@ def _read_cache(path: str, key: str) -> dict | None:
         return None
 
 
-def write_npz_atomically(path: str, arrays: dict) -> None:
-    """Writes an uncompressed .npz atomically: temporary file, then rename, so
-    a reader (another launch sharing the cache) never sees half a file."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".partial-",
-                                             suffix=".npz")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def _convert(root: str, scan: _Scan, image_size: tuple[int, ...],
              channels: int) -> np.ndarray:
     """Reads and converts every image of the scan; uint8 `[N, h, w, c]`."""
@@ -640,7 +625,7 @@ def load_image_folder(root: str, *, image_size: Sequence[int] | int = (),
         source = f"image folder {root}"
         if cache_path:
             try:
-                write_npz_atomically(cache_path,
+                atomic_files.write_npz(cache_path,
                                      {"key": np.array(key), "images": images})
                 logging.info("Cached the converted images of %s in %s.", root,
                              cache_path)

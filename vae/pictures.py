@@ -29,6 +29,8 @@ from typing import Callable, Sequence
 import imageio.v3 as iio
 import numpy as np
 
+from vae import atomic_files
+
 __all__ = [
     "PALETTE",
     "to_uint8",
@@ -701,26 +703,6 @@ def _as_savable(image: np.ndarray, argument_name: str) -> np.ndarray:
     return to_uint8(array)
 
 
-def _write_atomically(path, write_fn: Callable[[str], None]) -> None:
-    """Calls `write_fn(temporary_path)` and then moves the result onto `path`.
-
-    `os.replace` is atomic on POSIX and Windows when both names are on the same
-    file system, which they are because the temporary file sits next to `path`.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    temporary_path = path + ".tmp"
-    try:
-        write_fn(temporary_path)
-        os.replace(temporary_path, path)
-    except BaseException:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
-        raise
-
-
 def save_png(path: str | os.PathLike, image_uint8: np.ndarray) -> None:
     """Writes a picture to a PNG file atomically, creating parent directories.
 
@@ -735,7 +717,7 @@ def save_png(path: str | os.PathLike, image_uint8: np.ndarray) -> None:
       OSError: If the file cannot be written; no partial file is left.
     """
     image = _as_savable(image_uint8, "image_uint8")
-    _write_atomically(
+    atomic_files.write_atomically(
         path, lambda temporary_path: iio.imwrite(temporary_path, image, extension=".png")
     )
 
@@ -779,7 +761,7 @@ def save_gif(
     stacked = np.stack(frames)
     # The Pillow writer takes the delay in milliseconds; loop=0 loops forever.
     duration_ms = max(1, int(round(float(seconds_per_frame) * 1000)))
-    _write_atomically(
+    atomic_files.write_atomically(
         path,
         lambda temporary_path: iio.imwrite(
             temporary_path, stacked, extension=".gif", duration=duration_ms, loop=0
