@@ -95,7 +95,7 @@ class AutoencoderTrainer(base.Trainer):
         points = batch["image"]
         variables = self.optimized_variables["autoencoder"]
         with tf.GradientTape() as tape:
-            reconstructions = self.model.reconstruct(points, self.labels(batch))
+            reconstructions = self.model.reconstruct(points, datasets.conditioning_labels(self.model, batch))
             loss = tf.reduce_mean(
                 squared_error_per_example(points, reconstructions))
         gradients = tape.gradient(loss, variables)
@@ -106,7 +106,7 @@ class AutoencoderTrainer(base.Trainer):
         # The distance to the manifold is measured afterwards in NumPy
         # (`manifold_distance_summary`): it has no closed form for the arc.
         points = batch["image"]
-        reconstructions = self.model.reconstruct(points, self.labels(batch))
+        reconstructions = self.model.reconstruct(points, datasets.conditioning_labels(self.model, batch))
         return {"mse": squared_error_per_example(points, reconstructions)}
 
 

@@ -19,7 +19,6 @@ that reaches any worker stops all of them at the same step.
 
 import dataclasses
 import gc
-import json
 import os
 import shutil
 import signal
@@ -33,17 +32,14 @@ import tensorflow as tf
 
 from trainers import checkpointing
 from trainers import distribute as distribute_lib
+from trainers import loop_state as loop_state_lib
 from trainers import nonfinite as nonfinite_lib
 from trainers import progress as progress_lib
 from trainers import stop_signals
+from trainers import worker_vote
 from vae import atomic_files
 
 Logs = Dict[str, tf.Tensor]
-
-# The signals that stop training after the current loop of steps, with a
-# checkpoint; when workers receive different ones, they all stop for the
-# first of this order that any of them received (see trainers.stop_signals).
-STOP_SIGNALS = stop_signals.STOP_SIGNALS
 
 # The step's seed: a stateless seed, as `tf.random.stateless_*` take it.
 SEED_SPEC = tf.TensorSpec([2], tf.int32)
@@ -159,141 +155,47 @@ class TrainResult:
     metrics: Dict[str, Any]
 
 
-class _LoopState(tf.train.experimental.PythonState):
-    """Python-side loop state saved inside every checkpoint.
-
-    Averages of the epoch in progress and the per-epoch history live here so
-    that a run resumed mid-epoch reports exactly what an uninterrupted run
-    would have reported.
-    """
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.epoch_sums: Dict[str, float] = {}
-        self.epoch_steps = 0
-        self.epoch_train_seconds = 0.0
-        self.total_train_seconds = 0.0
-        self.total_wall_seconds = 0.0
-        self.steps_per_epoch = 0
-        self.history: list = []
-        # Steps whose update --on_nonfinite=skip_step undid.
-        self.epoch_skipped_steps = 0
-        self.total_skipped_steps = 0
-
-    def serialize(self) -> str:
-        return json.dumps(dataclasses.asdict(_LoopStateRecord(
-            epoch_sums=self.epoch_sums, epoch_steps=self.epoch_steps,
-            epoch_train_seconds=self.epoch_train_seconds,
-            total_train_seconds=self.total_train_seconds,
-            total_wall_seconds=self.total_wall_seconds,
-            steps_per_epoch=self.steps_per_epoch,
-            history=self.history,
-            epoch_skipped_steps=self.epoch_skipped_steps,
-            total_skipped_steps=self.total_skipped_steps)))
-
-    def deserialize(self, string_value) -> None:
-        if hasattr(string_value, "numpy"):
-            string_value = string_value.numpy()
-        if isinstance(string_value, bytes):
-            string_value = string_value.decode("utf-8")
-        record = json.loads(string_value)
-        self.epoch_sums = dict(record["epoch_sums"])
-        self.epoch_steps = int(record["epoch_steps"])
-        self.epoch_train_seconds = float(record["epoch_train_seconds"])
-        self.total_train_seconds = float(record["total_train_seconds"])
-        self.total_wall_seconds = float(record["total_wall_seconds"])
-        self.steps_per_epoch = int(record["steps_per_epoch"])
-        self.history = list(record["history"])
-        # Absent from checkpoints written before steps could be skipped.
-        self.epoch_skipped_steps = int(record.get("epoch_skipped_steps", 0))
-        self.total_skipped_steps = int(record.get("total_skipped_steps", 0))
-
-
-@dataclasses.dataclass
-class _LoopStateRecord:
-    epoch_sums: Dict[str, float]
-    epoch_steps: int
-    epoch_train_seconds: float
-    total_train_seconds: float
-    total_wall_seconds: float
-    steps_per_epoch: int
-    history: list
-    epoch_skipped_steps: int = 0
-    total_skipped_steps: int = 0
-
-
 class Trainer(tf.Module):
-    """Base class of all trainers: owns the loop, checkpoints and summaries.
+    """Base class of all trainers: it owns the loop, a subclass the maths.
 
-    Subclassing contract (all a trainer must know):
+    The contract (trainers/WRITING_A_TRAINER.md says it with an example):
 
-    * `train_step(batch, seed) -> dict[str, scalar tf.Tensor]` (required): the
-      maths of one optimisation step, written as for one device. `batch` is a
-      dict of tensors from the data source; `seed` is a stateless seed (int32
-      [2]), fresh every step and the same on every replica. Use a
-      `tf.GradientTape` per optimiser, take the mean of the loss over the batch
-      you are given, apply each optimiser in `self.optimizers` to its own
-      variables in `self.optimized_variables`, and return the scalars to log.
-      Per-example noise comes from `self.example_noise(seed, batch_size,
-      event_shape)`, which gives example i the same draw on one device as on
-      eight; draws that only need to differ between replicas (dropout masks)
-      take `self.replica_seed(seed)`; more seeds come from
-      `tf.random.experimental.stateless_fold_in(seed, k)`. Do not increment
-      the global step; the loop does. With R replicas each optimiser divides
-      the gradients by R before summing them over the replicas, so a step of
-      batch means updates the model as one device would on the whole batch.
-    * `eval_step(batch) -> dict[str, tf.Tensor of shape [batch]]` (optional):
-      per-example metrics; the base class averages them over the real rows of
-      the evaluation set (rows whose `mask` is 1). Draw randomness from
-      `self.next_eval_seed()`, which restarts from the same state at every
-      evaluation so that evaluations are comparable across epochs.
-      Evaluation runs on the chief, on one device.
-    * To be launched by the programs (`vae-train --trainer=...`), the class
-      also declares `model_class`, `model_config_class` and
-      `objective_class` (a frozen dataclass of the objective and optimiser
-      settings; each field becomes a flag) and builds itself from them in
-      `from_objective` (see `trainers.registry`). `ElboTrainer` does all of
-      that; a subclass of it sets `objective_class` and writes `train_step`.
+    * `train_step(batch, seed) -> dict of scalar tensors` (required): one
+      optimisation step, written as for one device. `batch` is a dict of
+      tensors; `seed` a stateless int32 [2] seed, fresh every step and the
+      same on every replica. Take a `tf.GradientTape` per optimiser, the mean
+      loss over the batch, apply each optimiser in `self.optimizers` to its
+      variables in `self.optimized_variables`, and return the scalars to
+      log. Per-example noise: `self.example_noise(seed, batch_size, shape)`
+      (example i draws the same on one device as on eight); draws that need
+      only differ between replicas (dropout): `self.replica_seed(seed)`.
+      The loop counts the global step.
+    * `eval_step(batch) -> dict of [batch] tensors` (when there is
+      evaluation data): per-example metrics, averaged by the base class over
+      the rows whose `mask` is 1; randomness from `self.next_eval_seed()`,
+      the same at every evaluation.
+    * For the programs (`vae-train --trainer=...`): class attributes
+      `model_class`, `model_config_class` and `objective_class` (a frozen
+      dataclass; each field becomes a flag) and the classmethod
+      `from_objective`. `ElboTrainer` has them all; its subclasses set
+      `objective_class` and write `train_step`.
 
-    Rarely needed:
+    Rarely needed: `distributed_train_step(batch, seed)` when a step's
+    control flow depends on what all replicas measured (the VAE-GAN's
+    balancing); `on_epoch_end(epoch, logs)` (hooks passed to the
+    constructor are the usual way to add outputs); `track_in_checkpoint(
+    name=variable)` for more state that resume needs; `check_configs` to
+    refuse a model the trainer cannot train.
 
-    * `distributed_train_step(batch, seed)`: one step in cross-replica
-      context, `batch` distributed over the replicas. The default runs
-      `train_step` on every replica with `self.strategy.run` and averages its
-      logs. Override it when a step's control flow depends on what all
-      replicas measured, as the VAE-GAN's balancing does: an optimiser update
-      synchronises the replicas, and MirroredStrategy cannot synchronise
-      inside a `tf.while_loop` or `tf.cond` of a replica function, so such a
-      loop runs here, each update its own `self.strategy.run`, each decision
-      on a value reduced over the replicas.
-    * `on_epoch_end(epoch, logs)`: extra epoch-end work, on every worker
-      (check `self.is_chief` before writing anything); hooks passed to the
-      constructor are the preferred way to add outputs.
-    * `track_in_checkpoint(name=variable)`: more state that resume needs.
-
-    Everything else comes with the base class: compiled multi-step loops
-    (`steps_per_loop` steps per call, optional XLA), distribution over the
-    strategy's replicas, the global step, a `tf.train.Checkpoint` of the
-    model, every optimiser, the random generator and the loop's own state (so
-    resume is exact, also mid-epoch), TensorBoard scalars, progress,
-    evaluation on each split, `metrics.json`, and SIGTERM/SIGUSR1/SIGINT
-    handling (finish the current loop, checkpoint, return). After every
-    step the loop checks that the logged scalars and the weights are finite
-    (`config.on_nonfinite`, trainers.nonfinite); on resume it restores the
-    newest readable checkpoint, and a save that fails leaves the previous
-    one intact (trainers.checkpointing).
-
-    Strategies. The model and the optimisers must be created in the scope of
-    the trainer's strategy, and the trainer too, so that a subclass's own
-    variables are: `with strategy.scope(): model = ...; trainer = ...`. The
-    global batch size must be a multiple of the number of replicas. In a
-    multi-worker run only the chief writes the workdir; the other workers
-    read the chief's checkpoints when resuming, so the workdir must be on a
-    filesystem that every worker sees, write their own checkpoints to a
-    temporary directory that they delete, and run neither evaluation nor
-    hooks.
+    The base class brings the rest: compiled loops of `steps_per_loop`
+    steps, distribution over the strategy's replicas, checkpoints of the
+    model, optimisers, random generator and loop state (resume is exact,
+    mid-epoch too; trainers.checkpointing), TensorBoard, progress,
+    evaluation, `metrics.json` (trainers.loop_state), the non-finite guard
+    (trainers.nonfinite) and stop signals (trainers.stop_signals,
+    trainers.worker_vote). Create the model, the optimisers and the trainer
+    in the strategy's scope. With several workers only the chief writes the
+    workdir, which every worker must see.
 
     Args:
       model: the `tf.Module` being trained; checkpointed as "model".
@@ -346,7 +248,6 @@ class Trainer(tf.Module):
         self.optimized_variables = {key: list(pair[1])
                                     for key, pair in optimizers.items()}
         self.is_chief = distribute_lib.is_chief(self.strategy)
-        self._num_workers = distribute_lib.num_workers(self.strategy)
 
         # Before anything is built on them: building an optimiser's slots
         # for variables from elsewhere fails with a less helpful message.
@@ -369,7 +270,7 @@ class Trainer(tf.Module):
             # by the loop and passed to the step.
             self.rng = tf.random.Generator.from_seed(config.seed)
             self._eval_rng = tf.random.Generator.from_seed(config.seed + 1)
-        self._loop_state = _LoopState()
+        self._loop_state = loop_state_lib.LoopState()
 
         self.checkpoint = tf.train.Checkpoint(
             model=model, global_step=self.global_step,
@@ -422,7 +323,7 @@ class Trainer(tf.Module):
                for key, optimizer in checkpointed_optimizers.items())])
         self._train_loop_fn = None
         self._eval_loop_fn = None
-        self._vote_fn = None
+        self._vote = worker_vote.WorkerVote(self.strategy)
         self._stop_request = stop_signals.StopRequest()
         self._stop_signal: Optional[int] = None
         self._last_save_time = time.monotonic()
@@ -483,14 +384,6 @@ class Trainer(tf.Module):
         """Extra epoch-end work for subclasses; the default does nothing."""
 
     # ------------------------------------------------------------- helpers
-    def labels(self, batch: Mapping[str, tf.Tensor]) -> Optional[tf.Tensor]:
-        """The batch's one-hot "label_onehot" when the model is conditional
-        (`model.is_conditional`), else None: what the model's methods take as
-        their `labels` argument."""
-        if getattr(self.model, "is_conditional", False):
-            return batch["label_onehot"]
-        return None
-
     def example_noise(self, seed: tf.Tensor, batch_size: tf.Tensor,
                       event_shape: Sequence[int],
                       dtype: tf.DType = tf.float32) -> tf.Tensor:
@@ -761,7 +654,8 @@ class Trainer(tf.Module):
         try:
             # A signal before the first step (while the program loaded):
             # stop with a checkpoint of where the run stands.
-            self._stop_signal, _ = self._vote(saving_due=False)
+            self._stop_signal, _ = self._vote(
+                self._stop_request.signal_number, saving_due=False)
             while self.epoch < config.epochs:
                 stopped = (self._stop_signal is not None
                            or self._run_epoch(self.epoch, reporter))
@@ -797,9 +691,7 @@ class Trainer(tf.Module):
         step_in_epoch = (int(self.global_step.numpy())
                          - epoch * steps_per_epoch)
         if step_in_epoch == 0:
-            state.epoch_sums, state.epoch_steps = {}, 0
-            state.epoch_train_seconds = 0.0
-            state.epoch_skipped_steps = 0
+            state.start_epoch()
         # Free the previous epoch's datasets, iterators and evaluation sets
         # now: reference cycles through their functions keep them (and the
         # tensors they captured) until Python's cycle collector runs, which
@@ -830,12 +722,7 @@ class Trainer(tf.Module):
                 if not counted:
                     logs = {}  # No step of the loop left a value to show.
 
-            for key, value in logs.items():
-                state.epoch_sums[key] = (state.epoch_sums.get(key, 0.0)
-                                         + value * counted)
-            state.epoch_steps += num_steps
-            state.epoch_train_seconds += seconds
-            state.total_train_seconds += seconds
+            state.add_loop(logs, num_steps, counted, seconds)
             images_per_second = num_steps * self.data.batch_size / seconds
 
             if (global_step // config.log_every_steps
@@ -851,9 +738,11 @@ class Trainer(tf.Module):
                             global_step=global_step, logs=logs,
                             images_per_second=images_per_second)
             mid_epoch = step_in_epoch < steps_per_epoch
-            self._stop_signal, save_now = self._vote(saving_due=mid_epoch and (
-                time.monotonic() - self._last_save_time
-                >= config.checkpoint_every_seconds > 0))
+            self._stop_signal, save_now = self._vote(
+                self._stop_request.signal_number,
+                saving_due=mid_epoch and (
+                    time.monotonic() - self._last_save_time
+                    >= config.checkpoint_every_seconds > 0))
             if self._stop_signal is not None:
                 return True
             if mid_epoch and (save_now or (
@@ -886,8 +775,7 @@ class Trainer(tf.Module):
 
     def _report_skipped(self, skipped: int, global_step: int) -> None:
         state = self._loop_state
-        state.epoch_skipped_steps += skipped
-        state.total_skipped_steps += skipped
+        state.add_skipped(skipped)
         logging.warning(
             "Skipped the update of %d step(s) with non-finite values among "
             "the steps up to global step %d (--on_nonfinite=skip_step); %d "
@@ -904,39 +792,6 @@ class Trainer(tf.Module):
             tf.data.experimental.AutoShardPolicy.DATA)
         return dataset.with_options(options)
 
-    def _vote(self, saving_due: bool) -> Tuple[Optional[int], bool]:
-        """The signal every worker stops for now (or None to go on), and
-        whether every worker checkpoints now (by time) if it goes on.
-
-        A signal may reach one worker only (or reach them between different
-        loops), and workers' clocks differ; all must stop, or save, after the
-        same step, or the others would wait for them at their next
-        synchronisation forever. So the workers vote after every loop (a
-        small all-reduce): they stop for the first signal of `STOP_SIGNALS`
-        that any of them received, and save when any of them is due.
-        """
-        local = self._stop_request.signal_number
-        if self._num_workers == 1:
-            return local, saving_due
-        if self._vote_fn is None:
-            strategy = self.strategy
-
-            @tf.function
-            def vote(ballot):
-                return strategy.reduce(
-                    tf.distribute.ReduceOp.SUM,
-                    strategy.run(tf.identity, args=(ballot,)), axis=None)
-
-            self._vote_fn = vote
-        ballot = tf.constant([1.0 if local == signal_number else 0.0
-                              for signal_number in STOP_SIGNALS]
-                             + [1.0 if saving_due else 0.0])
-        totals = self._vote_fn(ballot).numpy()
-        for signal_number, total in zip(STOP_SIGNALS, totals):
-            if total > 0:
-                return signal_number, False
-        return None, bool(totals[-1] > 0)
-
     def _finish_epoch(self, epoch: int) -> None:
         """Evaluation, history, hooks and the epoch-end checkpoint.
 
@@ -944,35 +799,12 @@ class Trainer(tf.Module):
         workers only checkpoint (where nobody reads it) and go on to the next
         epoch, whose first step waits for the chief.
         """
-        state = self._loop_state
-        train_logs = {key: total / max(1, state.epoch_steps
-                                       - state.epoch_skipped_steps)
-                      for key, total in state.epoch_sums.items()}
         evaluation = self.evaluate() if self.is_chief else {}
-        global_step = int(self.global_step.numpy())
-        images_per_second = (state.epoch_steps * self.data.batch_size
-                             / max(state.epoch_train_seconds, 1e-9))
-        record = {
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "train": train_logs,
-            "images_per_second": images_per_second,
-            "epoch_train_seconds": state.epoch_train_seconds,
-            "total_train_seconds": state.total_train_seconds,
-        }
-        if self.config.on_nonfinite == "skip_step":
-            record["skipped_nonfinite_steps"] = state.epoch_skipped_steps
+        record = self._loop_state.epoch_record(
+            epoch, int(self.global_step.numpy()), self.data.batch_size,
+            with_skipped=self.config.on_nonfinite == "skip_step")
         record.update(evaluation)
-        with self.summary_writer.as_default(step=global_step):
-            for split, values in evaluation.items():
-                for key, value in values.items():
-                    tf.summary.scalar(f"{split}/{key}", value)
-        summary = ", ".join(f"{split} {progress_lib.format_logs(values)}"
-                            for split, values in evaluation.items())
-        logging.info("epoch %d/%d done: train %s%s; %.0f images/s",
-                     epoch + 1, self.config.epochs,
-                     progress_lib.format_logs(train_logs),
-                     f"; {summary}" if summary else "", images_per_second)
+        self._report_epoch(record, evaluation)
         if self.is_chief:
             for hook in self.hooks:
                 hook.on_epoch_end(self, epoch, record)
@@ -980,8 +812,8 @@ class Trainer(tf.Module):
         self.summary_writer.flush()
 
         self._account_wall_time()
-        record["wall_seconds"] = state.total_wall_seconds
-        state.history.append(record)
+        record["wall_seconds"] = self._loop_state.total_wall_seconds
+        self._loop_state.history.append(record)
         self.completed_epochs.assign(epoch + 1)
         # Metrics first, checkpoint last: if we crash in between, the rerun
         # repeats this epoch end from the previous checkpoint's state.
@@ -989,25 +821,25 @@ class Trainer(tf.Module):
             atomic_files.write_json(self.metrics_path, self._metrics_payload())
         self.save_checkpoint()
 
+    def _report_epoch(self, record: Mapping[str, Any],
+                      evaluation: Mapping[str, Mapping[str, float]]) -> None:
+        """The epoch's evaluation to TensorBoard, and one line to the log."""
+        with self.summary_writer.as_default(step=record["global_step"]):
+            for split, values in evaluation.items():
+                for key, value in values.items():
+                    tf.summary.scalar(f"{split}/{key}", value)
+        summary = ", ".join(f"{split} {progress_lib.format_logs(values)}"
+                            for split, values in evaluation.items())
+        logging.info("epoch %d/%d done: train %s%s; %.0f images/s",
+                     record["epoch"], self.config.epochs,
+                     progress_lib.format_logs(record["train"]),
+                     f"; {summary}" if summary else "",
+                     record["images_per_second"])
+
     def _account_wall_time(self) -> None:
         now = time.perf_counter()
         self._loop_state.total_wall_seconds += now - self._wall_mark
         self._wall_mark = now
 
     def _metrics_payload(self) -> Dict[str, Any]:
-        history = self._loop_state.history
-        payload: Dict[str, Any] = {"epochs": history}
-        if history:
-            last = history[-1]
-            total_images = sum(
-                record["images_per_second"] * record["epoch_train_seconds"]
-                for record in history)
-            total_seconds = sum(record["epoch_train_seconds"]
-                                for record in history)
-            final = {key: value for key, value in last.items()
-                     if key not in ("images_per_second",
-                                    "epoch_train_seconds")}
-            final["images_per_second"] = total_images / max(total_seconds,
-                                                            1e-9)
-            payload["final"] = final
-        return payload
+        return loop_state_lib.metrics_payload(self._loop_state.history)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from trainers import base
 from trainers import losses
 from trainers import optimizers as optimizers_lib
+from vae import datasets
 from vae import models
 
 
@@ -146,7 +147,7 @@ class ElboTrainer(base.Trainer):
             tf.shape(images)[0])
         with tf.GradientTape() as tape:
             terms = losses.elbo_terms(
-                self.model, images, labels=self.labels(batch),
+                self.model, images, labels=datasets.conditioning_labels(self.model, batch),
                 kl_estimator=self.objective.kl,
                 seed=self.replica_seed(seed), latent_noise=latent_noise,
                 is_training=True)
@@ -163,7 +164,7 @@ class ElboTrainer(base.Trainer):
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         terms = losses.elbo_terms(
-            self.model, batch["image"], labels=self.labels(batch),
+            self.model, batch["image"], labels=datasets.conditioning_labels(self.model, batch),
             kl_estimator=self.objective.kl,
             seed=self.next_eval_seed(), is_training=False)
         return {

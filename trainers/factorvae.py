@@ -38,6 +38,7 @@ from trainers import elbo
 from trainers import losses
 from trainers import optimizers as optimizers_lib
 from trainers import total_correlation
+from vae import datasets
 from vae import factorvae
 
 DISCRIMINATOR_BETAS = (0.5, 0.9)
@@ -101,7 +102,7 @@ class FactorVaeTrainer(elbo.ElboTrainer):
     def loss_terms(self, batch, seed) -> dict:
         """Per-example terms of one forward pass, each [batch]."""
         images = batch["image"]
-        labels = self.labels(batch)
+        labels = datasets.conditioning_labels(self.model, batch)
         model = self.model
         noise = self.example_noise(seed, tf.shape(images)[0],
                                    [1, model.latent_dim])[:, 0]

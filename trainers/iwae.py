@@ -44,6 +44,7 @@ from trainers import base
 from trainers import elbo
 from trainers import iwae_losses
 from trainers import losses
+from vae import datasets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +123,7 @@ class IwaeTrainer(elbo.ElboTrainer):
     def train_step(self, batch: Mapping[str, tf.Tensor],
                    seed: tf.Tensor) -> base.Logs:
         images = batch["image"]
-        labels = self.labels(batch)
+        labels = datasets.conditioning_labels(self.model, batch)
         kl_weight = self.kl_weight()
         variables = self.optimized_variables["vae"]
         noise = self._noise(seed, images)
@@ -162,7 +163,7 @@ class IwaeTrainer(elbo.ElboTrainer):
         the Monte Carlo KL over all the latents."""
         kl = "analytic" if self.model.has_analytic_kl else "mc"
         terms = losses.elbo_terms(
-            self.model, batch["image"], labels=self.labels(batch),
+            self.model, batch["image"], labels=datasets.conditioning_labels(self.model, batch),
             kl_estimator=kl, seed=self.next_eval_seed(), is_training=False)
         return {"elbo": terms.elbo, "reconstruction": terms.distortion,
                 "kl": terms.rate}

@@ -28,6 +28,7 @@ import tensorflow as tf
 from trainers import base
 from trainers import elbo
 from trainers import total_correlation
+from vae import datasets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +130,7 @@ class BetaTcvaeTrainer(elbo.ElboTrainer):
             terms = tcvae_terms(
                 self.model, images, noise=noise,
                 dataset_size=self._dataset_size(),
-                estimator=objective.tc_estimator, labels=self.labels(batch),
+                estimator=objective.tc_estimator, labels=datasets.conditioning_labels(self.model, batch),
                 seed=self.replica_seed(seed), is_training=True)
             loss = tcvae_loss(terms, alpha=objective.alpha, beta=beta,
                               gamma=objective.gamma)

@@ -68,6 +68,7 @@ import tensorflow as tf
 from trainers import base
 from trainers import losses
 from trainers import optimizers as optimizers_lib
+from vae import datasets
 from vae import vaegan as vaegan_models
 
 PLAYERS = ("encoder", "decoder", "discriminator")
@@ -517,7 +518,7 @@ class VaeGanTrainer(base.Trainer):
             def replica_update(replica_batch, index):
                 fold_in = tf.random.experimental.stateless_fold_in
                 return update(replica_batch["image"],
-                              self.labels(replica_batch),
+                              datasets.conditioning_labels(self.model, replica_batch),
                               fold_in(fold_in(seed, side), index))
 
             return lambda index: strategy.run(replica_update,
@@ -585,7 +586,7 @@ class VaeGanTrainer(base.Trainer):
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         images = batch["image"]
-        labels = self.labels(batch)
+        labels = datasets.conditioning_labels(self.model, batch)
         values = self.loss_terms(images, labels, self.next_eval_seed(),
                                  is_training=False)
         # The ELBO of the decoder read as a Bernoulli likelihood (one latent

@@ -46,7 +46,7 @@ import glob
 import gzip
 import math
 import os
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Mapping, Sequence, Tuple
 import weakref
 import zipfile
 import zlib
@@ -1083,6 +1083,15 @@ def eval_batches(split: ArraySplit, *, batch_size: int, seed: int,
 
 # ---------------------------------------------------------------------------
 # Argument checks.
+
+
+def conditioning_labels(model, batch: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
+    """What a model's methods take as `labels` for a batch of
+    `train_batches` or `eval_batches`: its one-hot "label_onehot" when the
+    model is conditional (`model.is_conditional`), else None."""
+    if getattr(model, "is_conditional", False):
+        return batch["label_onehot"]
+    return None
 
 
 def _check_binarization(binarization: str, dtype: np.dtype) -> None:

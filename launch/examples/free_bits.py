@@ -29,6 +29,7 @@ import math
 import tensorflow as tf
 
 from trainers import elbo
+from vae import datasets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,7 @@ class FreeBitsTrainer(elbo.ElboTrainer):
     objective_class = FreeBitsObjective
 
     def train_step(self, batch, seed):
-        images, labels = batch["image"], self.labels(batch)
+        images, labels = batch["image"], datasets.conditioning_labels(self.model, batch)
         variables = self.optimized_variables["vae"]
         noise = self.example_noise(seed, tf.shape(images)[0],
                                    [self.model.latent_dim])
