@@ -28,6 +28,9 @@ setuptools.setup(
         # DCI disentanglement's importance matrix comes from random forests
         # (vae/disentanglement.py).
         "scikit-learn>=1.9",
+        # Figures with axes (latent scatter plots, training curves, the toy
+        # 2-D plots; vae/figures.py): labels, ticks and legends.
+        "matplotlib>=3.11",
     ],
     extras_require={"test": ["pytest>=9.0"]},
     entry_points={

@@ -389,6 +389,7 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
         hooks.append(hooks_lib.VaePictures(
             workdir=workdir, images=test_images,
             labels=arrays.test.labels[:5000], num_classes=arrays.num_classes,
+            class_names=arrays.class_names,
             manifold_grid_size=config.manifold_grid_size,
             seed=config.trainer.seed,
             # Where the factors are known, what each latent dimension does

@@ -14,7 +14,7 @@ Two sources:
 then `vae-train --dataset=folder --data_dir=data/fashion_pngs ...`.
 
 --source is mnist, fashion_mnist, idx or npz (read from --data_dir as
-vae-train reads them) or shapes (`vae.image_folders.coloured_shapes`).
+vae-train reads them) or shapes (`launch.image_fixtures.coloured_shapes`).
 --split=test or train writes that split's images into class subfolders;
 --split=both writes train/ and test/ folders, each with class subfolders.
 Class subfolders are named so that their sorted order is the label order:
@@ -34,8 +34,8 @@ from absl import logging
 import numpy as np
 
 from launch import errors
+from launch import image_fixtures
 from vae import datasets
-from vae import image_folders
 
 SOURCES = ("mnist", "fashion_mnist", "idx", "npz", "shapes")
 SPLITS = ("test", "train", "both")
@@ -87,7 +87,7 @@ def _class_names(source: str, num_classes: int) -> Sequence[str]:
                 enumerate(FASHION_MNIST_CLASSES)]
     if source == "shapes":
         return [f"{label}_{name}" for label, name in
-                enumerate(image_folders.SHAPE_CLASSES)]
+                enumerate(image_fixtures.SHAPE_CLASSES)]
     width = len(str(num_classes - 1))
     return [f"{label:0{width}d}" for label in range(num_classes)]
 
@@ -97,9 +97,9 @@ def _splits(config: MakeFolderConfig):
     names = ["train", "test"] if config.split == "both" else [config.split]
     if config.source == "shapes":
         count = config.num_images or _DEFAULT_NUM_SHAPES
-        return [(name, *image_folders.coloured_shapes(
+        return [(name, *image_fixtures.coloured_shapes(
             count, config.image_size, seed=config.seed + index),
-                 len(image_folders.SHAPE_CLASSES))
+                 len(image_fixtures.SHAPE_CLASSES))
                 for index, name in enumerate(names)]
     arrays = datasets.load_dataset(config.source, config.data_dir,
                                    allow_download=False)
@@ -129,7 +129,7 @@ def make_image_folder(config: MakeFolderConfig) -> dict:
     for name, images, labels, num_classes in _splits(config):
         root = (os.path.join(config.output_dir, name) if config.split == "both"
                 else config.output_dir)
-        image_folders.write_image_folder(
+        image_fixtures.write_image_folder(
             root, np.asarray(images), labels,
             _class_names(config.source, num_classes),
             extension=f".{config.image_format}")

@@ -14,7 +14,7 @@ them with Adam:
 
 The number that tells them apart is the distance from the reconstructions of
 the test points to the nearer of the two noise-free curves (mean and median,
-and the fraction farther than twice the noise; see `trainers.autoencoder`).
+and the fraction farther than twice the noise; see `vae.toy2d`).
 The defaults are those of the Keras reference experiment ("Autoencoders in
 Keras, part 4", habr.com/ru/post/331664): Adam with learning rate 0.001,
 batch size 30, 300 epochs.
@@ -35,10 +35,13 @@ Outputs in WORKDIR:
                                   metrics.json, TensorBoard events, run.json
     toy2d.json                    test MSE and distances to the manifold of
                                   both models, and their ratio
-    toy2d_unconditional.png,      data points (light blue: arc, light orange:
-    toy2d_conditional.png         circle), the true curves (dark grey) and
-                                  the test reconstructions (red)
-    toy2d_side_by_side.png        left: unconditional, right: conditional
+    toy2d_unconditional.png,      plots of the test points (light blue: arc,
+    toy2d_conditional.png         light orange: circle), the true curves
+                                  (dark grey) and the test reconstructions
+                                  (red), with axes, a legend and each model's
+                                  mean distance to the curves in its title
+    toy2d_side_by_side.png        both plots: left unconditional, right
+                                  conditional
 
 Example (from the repository root):
 
@@ -52,7 +55,7 @@ settings is refused.
 import dataclasses
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from absl import app
 from absl import flags
@@ -67,10 +70,12 @@ from trainers import base
 from trainers import optimizers as optimizers_lib
 from trainers import progress as progress_lib
 from trainers import workdir as workdir_lib
+from vae import atomic_files
 from vae import autoencoder as autoencoder_lib
 from vae import datasets
+from vae import figures
 from vae import pictures
-from vae import atomic_files
+from vae import toy2d
 
 MODEL_NAMES = ("unconditional", "conditional")
 SCHEDULES = ("constant", "cosine")
@@ -220,8 +225,8 @@ class ExperimentResult:
         written and rerunning resumes), else None.
     """
 
-    report: Optional[dict[str, Any]]
-    stop_signal: Optional[int] = None
+    report: dict[str, Any] | None
+    stop_signal: int | None = None
 
 
 def run_experiment(config: Toy2dConfig) -> ExperimentResult:
@@ -247,23 +252,25 @@ def run_experiment(config: Toy2dConfig) -> ExperimentResult:
         # The noise floor: how far the test points themselves are from the
         # curves. A perfect projection onto the curves would score 0.
         "test_points_mean_distance_to_manifold":
-            autoencoder_trainer.manifold_distance_summary(test.images)["mean"],
+            toy2d.manifold_distance_summary(test.images)["mean"],
     }
-    drawings = {}
+    panels = {}
     for name in MODEL_NAMES:
         model, result = train_model(config, arrays, name)
         if not result.completed:
             return ExperimentResult(report=None, stop_signal=result.stop_signal)
         reconstructions = autoencoder_trainer.reconstruct_points(
             model, test.images, test.labels)
-        report[name] = autoencoder_trainer.reconstruction_report(
-            test.images, reconstructions)
+        report[name] = toy2d.reconstruction_report(test.images, reconstructions)
         report[name]["train_wall_seconds"] = (
             result.metrics["final"]["wall_seconds"])
-        drawings[name] = autoencoder_trainer.toy2d_reconstruction_picture(
-            test.images, test.labels, reconstructions)
+        title = (f"{name} autoencoder: mean distance to the curves "
+                 f"{report[name]['mean_distance_to_manifold']:.3f}")
+        panels[title] = reconstructions
         pictures.save_png(
-            os.path.join(config.workdir, f"toy2d_{name}.png"), drawings[name])
+            os.path.join(config.workdir, f"toy2d_{name}.png"),
+            figures.toy2d_picture(test.images, test.labels,
+                                  {title: reconstructions}))
         logging.info("%s: test MSE %.5f, distance to the manifold mean %.4f, "
                      "median %.4f, %.1f%% off the manifold.", name,
                      report[name]["test_mse"],
@@ -272,8 +279,7 @@ def run_experiment(config: Toy2dConfig) -> ExperimentResult:
                      100 * report[name]["fraction_off_manifold"])
     pictures.save_png(
         os.path.join(config.workdir, "toy2d_side_by_side.png"),
-        autoencoder_trainer.side_by_side(drawings["unconditional"],
-                                         drawings["conditional"]))
+        figures.toy2d_picture(test.images, test.labels, panels))
 
     for statistic in ("mean", "median"):
         key = f"{statistic}_distance_to_manifold"
@@ -282,8 +288,7 @@ def run_experiment(config: Toy2dConfig) -> ExperimentResult:
         report[f"{statistic}_distance_ratio_unconditional_to_conditional"] = (
             report["unconditional"][key] / max(report["conditional"][key],
                                                1e-12))
-    atomic_files.write_json(os.path.join(config.workdir, REPORT_FILE),
-                               report)
+    atomic_files.write_json(os.path.join(config.workdir, REPORT_FILE), report)
     logging.info("Unconditional / conditional mean distance to the manifold: "
                  "%.2f. Report: %s.",
                  report["mean_distance_ratio_unconditional_to_conditional"],

@@ -1,11 +1,11 @@
-"""Tests for trainers/autoencoder.py: the MSE trainer and the toy2d measurements."""
+"""Tests for trainers/autoencoder.py: the MSE trainer and reconstruct_points."""
 
 import json
 import os
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from trainers import autoencoder as autoencoder_trainer
 from trainers import base
@@ -125,39 +125,7 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(train_logs["code_std"], 0.0)
 
 
-class ToyMeasurementTest(tf.test.TestCase):
-
-    def test_points_on_the_curves_are_at_distance_zero(self):
-        on_curves = np.concatenate(datasets.toy2d_true_curves(50))
-        summary = autoencoder_trainer.manifold_distance_summary(on_curves)
-        self.assertAllClose([summary["mean"], summary["median"]], [0.0, 0.0],
-                            atol=1e-6)
-
-    def test_known_distances(self):
-        points = np.array([
-            [1.5, -0.5],   # circle centre: the radius, 0.5, from the circle
-            [1.5, 0.2],    # 0.2 above the top of the circle
-            [1.5, -0.5 - 0.8],  # 0.3 below its bottom
-            [0.0, 0.0],    # on the arc
-        ])
-        summary = autoencoder_trainer.manifold_distance_summary(points)
-        self.assertAllClose(summary["mean"], (0.5 + 0.2 + 0.3 + 0.0) / 4,
-                            atol=1e-6)
-        self.assertAllClose(summary["median"], (0.2 + 0.3) / 2, atol=1e-6)
-        # All but the point on the arc are beyond OFF_MANIFOLD_DISTANCE (0.12).
-        self.assertAllClose(summary["fraction_off_manifold"], 3 / 4)
-
-    def test_reconstruction_report(self):
-        points = np.array([[0.0, 0.0], [1.5, 0.1]], np.float32)
-        reconstructions = np.array([[0.0, 0.0], [1.5, 0.0]], np.float32)
-        report = autoencoder_trainer.reconstruction_report(points, reconstructions)
-        self.assertEqual(set(report), {"test_mse", "mean_distance_to_manifold",
-                                       "median_distance_to_manifold",
-                                       "fraction_off_manifold"})
-        self.assertAllClose(report["test_mse"], 0.01 / 4, atol=1e-7)
-        self.assertAllClose(report["mean_distance_to_manifold"], 0.0, atol=1e-6)
-        with self.assertRaisesRegex(ValueError, "one reconstruction per point"):
-            autoencoder_trainer.reconstruction_report(points, reconstructions[:1])
+class ReconstructPointsTest(tf.test.TestCase):
 
     def test_reconstruct_points_passes_labels_to_a_conditional_model(self):
         tf.random.set_seed(1)
@@ -168,46 +136,6 @@ class ToyMeasurementTest(tf.test.TestCase):
         self.assertAllClose(
             autoencoder_trainer.reconstruct_points(model, points, labels),
             model.reconstruct(points, tf.one_hot(labels, 2)))
-
-
-class PictureTest(tf.test.TestCase):
-
-    def test_layers_have_their_colours(self):
-        points = np.array([[-2.0, 1.0], [2.0, 1.0]], np.float32)
-        labels = np.array([0, 1])
-        # One reconstruction in view and one far outside, which is clipped.
-        reconstructions = np.array([[0.0, -1.0], [10.0, 10.0]], np.float32)
-        picture = autoencoder_trainer.toy2d_reconstruction_picture(
-            points, labels, reconstructions, width=101, height=61)
-        self.assertEqual(picture.shape, (61, 101, 3))
-        self.assertEqual(picture.dtype, np.uint8)
-        # x in [-2.5, 2.5] -> columns 0..100, y in [1.5, -1.5] -> rows 0..60.
-        self.assertAllEqual(picture[50, 50], (214, 39, 40))  # reconstruction
-        self.assertAllEqual(picture[10, 10], (166, 200, 228))  # arc data point
-        self.assertAllEqual(picture[10, 90], (255, 205, 150))  # circle point
-        self.assertAllEqual(picture[30, 50], (40, 40, 40))  # the arc at (0, 0)
-        self.assertAllEqual(picture[30, 40], (255, 255, 255))  # background
-
-    def test_bad_inputs(self):
-        good = np.zeros((3, 2), np.float32)
-        with self.assertRaisesRegex(ValueError, "reconstructions has shape"):
-            autoencoder_trainer.toy2d_reconstruction_picture(
-                good, np.zeros(3, int), np.zeros((3, 3)))
-        with self.assertRaisesRegex(ValueError, "labels"):
-            autoencoder_trainer.toy2d_reconstruction_picture(
-                good, np.array([0, 1, 2]), good)
-        with self.assertRaisesRegex(ValueError, "width"):
-            autoencoder_trainer.toy2d_reconstruction_picture(
-                good, np.zeros(3, int), good, width=4)
-
-    def test_side_by_side(self):
-        left = np.zeros((10, 20, 3), np.uint8)
-        right = np.zeros((10, 30, 3), np.uint8)
-        both = autoencoder_trainer.side_by_side(left, right, gap=4)
-        self.assertEqual(both.shape, (10, 54, 3))
-        self.assertAllEqual(both[:, 20:24], np.full((10, 4, 3), 255))
-        with self.assertRaisesRegex(ValueError, "equal heights"):
-            autoencoder_trainer.side_by_side(left, right[:5])
 
 
 if __name__ == "__main__":

@@ -150,7 +150,8 @@ class ColourPicturesTest(tf.test.TestCase):
         trainer = types.SimpleNamespace(
             model=model, global_step=tf.Variable(0, dtype=tf.int64),
             summary_writer=tf.summary.create_file_writer(
-                os.path.join(workdir, "tensorboard")))
+                os.path.join(workdir, "tensorboard")),
+            history=[])
         images = np.random.default_rng(0).uniform(size=(6, 8, 8, 3))
         hook = hooks.VaePictures(workdir=workdir, images=images,
                                  labels=np.zeros(6, int), num_classes=1,

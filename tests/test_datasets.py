@@ -16,6 +16,7 @@ import tensorflow as tf
 from tests import testing_utils
 from vae import datasets
 
+
 class _TempDirMixin:
 
     def write(self, directory, file_name, data):
@@ -267,56 +268,6 @@ class Toy2dTest(tf.test.TestCase):
         self.assertAllEqual(first.test.labels, again.test.labels)
         self.assertNotAllClose(first.train.images, other.train.images)
         self.assertNotAllClose(first.train.images, first.test.images)
-
-    def test_points_lie_near_their_curve(self):
-        data = datasets.load_dataset("toy2d", seed=0)
-        points, labels = data.train.images.astype(np.float64), data.train.labels
-        circle_gap = np.abs(np.linalg.norm(points - [1.5, -0.5], axis=1) - 0.5)
-        arc_gap = np.abs(points[:, 1] - np.sin(points[:, 0]))
-        # Noise std 0.06: 0.3 is five standard deviations.
-        self.assertLess(np.max(circle_gap[labels == 1]), 0.3)
-        self.assertLess(np.max(arc_gap[labels == 0]), 0.3 * math.sqrt(2))
-        self.assertBetween(float(np.max(points[labels == 0, 0])), 2.0, 2.5)
-        # Mean distance of isotropic noise to a curve is std * sqrt(2 / pi).
-        distance = datasets.distance_to_toy2d_manifold(points)
-        self.assertAllClose(np.mean(distance), 0.06 * math.sqrt(2 / math.pi),
-                            atol=0.006)
-
-    def test_true_curves(self):
-        arc, circle = datasets.toy2d_true_curves(101)
-        self.assertEqual(arc.shape, (101, 2))
-        self.assertEqual(circle.shape, (101, 2))
-        self.assertAllClose(arc[[0, -1], 0], [-2.2, 2.2])
-        self.assertAllClose(arc[:, 1], np.sin(arc[:, 0]), atol=1e-6)
-        self.assertAllClose(np.linalg.norm(circle - [1.5, -0.5], axis=1),
-                            np.full(101, 0.5), atol=1e-6)
-
-    def test_distance_is_zero_on_the_curves(self):
-        # 333 points do not coincide with the search grid of the arc.
-        points = np.concatenate(datasets.toy2d_true_curves(333))
-        self.assertAllClose(datasets.distance_to_toy2d_manifold(points),
-                            np.zeros(666), atol=1e-6)
-
-    def test_distance_of_known_off_curve_points(self):
-        points = np.array([
-            [1.5, -0.5],    # circle centre: 0.5 from the circle, ~1.5 from the arc
-            [2.3, -0.5],    # 0.3 outside the circle
-            # 0.1 along the normal (-1, 1) / sqrt(2) of the arc at the origin,
-            # where the arc has no curvature.
-            [-0.1 / math.sqrt(2), 0.1 / math.sqrt(2)],
-            [-3.0, 0.0],    # beyond the left end of the arc
-            [0.0, 1.0],
-        ])
-        # Reference for the last two: brute force over a very fine arc.
-        fine_x = np.linspace(-2.2, 2.2, 2_000_001)
-        brute = [np.min(np.hypot(fine_x - x, np.sin(fine_x) - y))
-                 for x, y in points[3:]]
-        self.assertAllClose(datasets.distance_to_toy2d_manifold(points),
-                            [0.5, 0.3, 0.1] + brute, atol=1e-6)
-
-    def test_distance_rejects_bad_shape(self):
-        with self.assertRaisesRegex(ValueError, r"\[N, 2\].*\[4, 3\]"):
-            datasets.distance_to_toy2d_manifold(np.zeros((4, 3)))
 
 
 def _split(num_examples=37, num_classes=10):

@@ -18,6 +18,7 @@ import tensorflow as tf
 from launch import errors
 from launch import evaluation_program
 from launch import experiment
+from launch import image_fixtures
 from launch import make_image_folder
 from tests import testing_utils
 from trainers import base
@@ -42,7 +43,7 @@ def _write_gray_folder(root, *, num_classes=3, per_class=8, size=12):
     """Gray PNGs in class subfolders "class_0" ...; returns (images, labels)."""
     labels = np.arange(num_classes * per_class) % num_classes
     images = _gray_images(len(labels), size)
-    image_folders.write_image_folder(
+    image_fixtures.write_image_folder(
         root, images, labels, [f"class_{label}" for label in range(num_classes)])
     return images, labels
 
@@ -234,13 +235,13 @@ class RunTrainingTest(tf.test.TestCase):
 
     def test_single_class_for_a_conditional_model(self):
         unlabelled = os.path.join(self.root, "unlabelled")
-        image_folders.write_image_folder(unlabelled, _gray_images(8, 8), None)
+        image_fixtures.write_image_folder(unlabelled, _gray_images(8, 8), None)
         self.assert_refused(
             _config(unlabelled, os.path.join(self.root, "cvae"), conditional=True),
             experiment.ConfigError,
             r"--conditional needs labels of at least 2 classes.*unlabelled")
         one_class = os.path.join(self.root, "one_class")
-        image_folders.write_image_folder(one_class, _gray_images(8, 8),
+        image_fixtures.write_image_folder(one_class, _gray_images(8, 8),
                                          [0] * 8, ["cats"])
         self.assert_refused(
             _config(one_class, os.path.join(self.root, "cvae"), conditional=True),
@@ -248,14 +249,14 @@ class RunTrainingTest(tf.test.TestCase):
 
     def test_mixed_sizes_without_image_size(self):
         mixed = os.path.join(self.root, "mixed")
-        image_folders.write_image_folder(mixed, _gray_images(4, 8), [0, 1, 0, 1])
+        image_fixtures.write_image_folder(mixed, _gray_images(4, 8), [0, 1, 0, 1])
         iio.imwrite(os.path.join(mixed, "1", "big.png"), _gray_images(1, 12)[0, ..., 0])
         self.assert_refused(_config(mixed, os.path.join(self.root, "mixed_run")),
                             datasets.DataError, "2 different sizes.*--image_size")
 
     def test_non_image_files_refused_by_choice(self):
         folder = os.path.join(self.root, "with_notes")
-        image_folders.write_image_folder(folder, _gray_images(8, 8), [0, 1] * 4)
+        image_fixtures.write_image_folder(folder, _gray_images(8, 8), [0, 1] * 4)
         with open(os.path.join(folder, "notes.txt"), "w") as stream:
             stream.write("hello")
         self.assert_refused(

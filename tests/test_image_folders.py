@@ -11,6 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
 
+from launch import image_fixtures
 from vae import image_folders
 
 
@@ -51,7 +52,7 @@ class LayoutTest(_FolderTestCase):
         images = _gray_images(6)
         names = ["zebra", "Ant", "cat"]
         folder = self.folder()
-        image_folders.write_image_folder(folder, images, [0, 1, 2, 0, 1, 2], names)
+        image_fixtures.write_image_folder(folder, images, [0, 1, 2, 0, 1, 2], names)
         loaded = self.load(folder)
         # Sorted by code point: upper case before lower case.
         self.assertEqual(loaded.class_names, ("Ant", "cat", "zebra"))
@@ -68,7 +69,7 @@ class LayoutTest(_FolderTestCase):
 
     def test_images_directly_in_the_folder_are_unlabelled(self):
         folder = self.folder()
-        image_folders.write_image_folder(folder, _gray_images(4), None)
+        image_fixtures.write_image_folder(folder, _gray_images(4), None)
         loaded = self.load(folder)
         self.assertEqual(loaded.class_names, ())
         self.assertEqual(loaded.num_classes, 1)
@@ -89,11 +90,11 @@ class LayoutTest(_FolderTestCase):
 
     def test_train_and_test_subfolders(self):
         folder = self.folder()
-        image_folders.write_image_folder(os.path.join(folder, "train"),
+        image_fixtures.write_image_folder(os.path.join(folder, "train"),
                                          _gray_images(4), [0, 1, 2, 0],
                                          ["a", "b", "c"])
         # test/ lacks class "b": allowed, labels still follow train/.
-        image_folders.write_image_folder(os.path.join(folder, "test"),
+        image_fixtures.write_image_folder(os.path.join(folder, "test"),
                                          _gray_images(2, seed=1), [0, 1], ["a", "c"])
         loaded = self.load(folder)
         self.assertTrue(loaded.has_split_folders)
@@ -106,7 +107,7 @@ class LayoutTest(_FolderTestCase):
 
     def test_empty_test_folder_is_refused(self):
         folder = self.folder()
-        image_folders.write_image_folder(os.path.join(folder, "train"),
+        image_fixtures.write_image_folder(os.path.join(folder, "train"),
                                          _gray_images(2), None)
         os.makedirs(os.path.join(folder, "test"))
         loaded = self.load(folder)
@@ -116,9 +117,9 @@ class LayoutTest(_FolderTestCase):
 
     def test_test_class_missing_from_train_is_refused(self):
         folder = self.folder()
-        image_folders.write_image_folder(os.path.join(folder, "train"),
+        image_fixtures.write_image_folder(os.path.join(folder, "train"),
                                          _gray_images(2), [0, 1], ["a", "b"])
-        image_folders.write_image_folder(os.path.join(folder, "test"),
+        image_fixtures.write_image_folder(os.path.join(folder, "test"),
                                          _gray_images(1), [0], ["zzz"])
         with self.assertRaisesRegex(image_folders.ImageFolderError,
                                     r"test/ has the class subfolders \['zzz'\]"):
@@ -127,7 +128,7 @@ class LayoutTest(_FolderTestCase):
     @parameterized.parameters(True, False)
     def test_train_without_test_is_refused(self, with_images):
         folder = self.folder()
-        image_folders.write_image_folder(os.path.join(folder, "train"),
+        image_fixtures.write_image_folder(os.path.join(folder, "train"),
                                          _gray_images(2), [0, 1] if with_images else None)
         with self.assertRaisesRegex(image_folders.ImageFolderError,
                                     "has no test/ subfolder"):
@@ -150,7 +151,7 @@ class LayoutTest(_FolderTestCase):
 
     def test_empty_class_folder(self):
         folder = self.folder()
-        image_folders.write_image_folder(folder, _gray_images(2), [0, 0], ["a"])
+        image_fixtures.write_image_folder(folder, _gray_images(2), [0, 0], ["a"])
         os.makedirs(os.path.join(folder, "b"))
         with self.assertRaisesRegex(image_folders.ImageFolderError,
                                     "class subfolder b/ holds no images"):
@@ -158,7 +159,7 @@ class LayoutTest(_FolderTestCase):
 
     def test_image_beside_class_folders_is_refused(self):
         folder = self.folder()
-        image_folders.write_image_folder(folder, _gray_images(2), [0, 1])
+        image_fixtures.write_image_folder(folder, _gray_images(2), [0, 1])
         _write(os.path.join(folder, "stray.png"), _gray_images(1)[0])
         with self.assertRaisesRegex(image_folders.ImageFolderError,
                                     "stray.png in the folder, beside the class"):
@@ -170,7 +171,7 @@ class NonImageFilesTest(_FolderTestCase):
     def setUp(self):
         super().setUp()
         self.data = self.folder()
-        image_folders.write_image_folder(self.data, _gray_images(3), [0, 1, 1])
+        image_fixtures.write_image_folder(self.data, _gray_images(3), [0, 1, 1])
         for name in ("notes.txt", "0/labels.csv"):
             with open(os.path.join(self.data, name), "w") as stream:
                 stream.write("not an image")
@@ -258,7 +259,7 @@ class ConversionTest(_FolderTestCase):
     def test_gray_files_stay_gray_unless_asked(self):
         folder = self.folder()
         images = _gray_images(2)
-        image_folders.write_image_folder(folder, images, None, extension=".bmp")
+        image_fixtures.write_image_folder(folder, images, None, extension=".bmp")
         self.assertEqual(self.load(folder).images.shape[-1], 1)
         rgb = self.load(folder, channels=3).images
         self.assertAllEqual(rgb, np.repeat(images, 3, axis=-1))
@@ -332,7 +333,7 @@ class HeldOutSplitTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_empty_split_is_refused(self):
         folder = self.create_tempdir().full_path
-        image_folders.write_image_folder(folder, _gray_images(2), None)
+        image_fixtures.write_image_folder(folder, _gray_images(2), None)
         loaded = image_folders.load_image_folder(folder)
         with self.assertRaisesRegex(image_folders.ImageFolderError,
                                     "leaves the test split empty"):
@@ -344,7 +345,7 @@ class CacheTest(_FolderTestCase):
     def setUp(self):
         super().setUp()
         self.data = self.folder()
-        image_folders.write_image_folder(self.data, _colour_images(6), [0, 1] * 3)
+        image_fixtures.write_image_folder(self.data, _colour_images(6), [0, 1] * 3)
         self.cache_dir = self.folder("cache")
 
     def cache_files(self):
@@ -403,39 +404,6 @@ class CacheTest(_FolderTestCase):
             loaded = self.load(self.data, cache_dir=os.path.join(blocker, "cache"))
         self.assertEqual(loaded.images.shape, (6, 8, 8, 3))
         self.assertIn("Could not cache", "\n".join(logs.output))
-
-
-class WritingAndShapesTest(_FolderTestCase):
-
-    def test_coloured_shapes(self):
-        images, labels = image_folders.coloured_shapes(7, 12, seed=3)
-        self.assertEqual(images.shape, (7, 12, 12, 3))
-        self.assertEqual(images.dtype, np.uint8)
-        self.assertAllEqual(labels, [0, 1, 2, 0, 1, 2, 0])
-        again, _ = image_folders.coloured_shapes(7, 12, seed=3)
-        self.assertAllEqual(images, again)
-        for image in images:  # Two colours each: a shape on a background.
-            self.assertLen(np.unique(image.reshape(-1, 3), axis=0), 2)
-
-    def test_write_then_load_round_trip(self):
-        images, labels = image_folders.coloured_shapes(6, 8)
-        folder = self.folder()
-        paths = image_folders.write_image_folder(
-            folder, images, labels, image_folders.SHAPE_CLASSES)
-        self.assertEqual(os.path.relpath(paths[1], folder),
-                         os.path.join("square", "1.png"))
-        loaded = self.load(folder)
-        self.assertEqual(loaded.class_names, ("circle", "square", "triangle"))
-        order = [int(os.path.basename(path)[:-4]) for path in loaded.relative_paths]
-        self.assertAllEqual(loaded.images, images[order])
-        self.assertAllEqual(loaded.labels, labels[order])
-
-    def test_write_refuses_bad_input(self):
-        with self.assertRaisesRegex(ValueError, "uint8 images"):
-            image_folders.write_image_folder(self.folder(), np.zeros((2, 4, 4)), None)
-        with self.assertRaisesRegex(ValueError, "extension"):
-            image_folders.write_image_folder(self.folder(), _gray_images(1), None,
-                                             extension=".gif")
 
 
 if __name__ == "__main__":

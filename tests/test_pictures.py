@@ -1,4 +1,4 @@
-"""Tests for vae/pictures.py: grids, quantiles, manifold, scatter plot and file writing."""
+"""Tests for vae/pictures.py: grids, quantiles, manifold and file writing."""
 
 import os
 import tempfile
@@ -24,10 +24,6 @@ def _tile(grid, row, column, height, width, padding):
     top = padding + row * (height + padding)
     left = padding + column * (width + padding)
     return grid[top : top + height, left : left + width]
-
-
-def _colour_count(picture, colour):
-    return int(np.sum(np.all(picture == np.asarray(colour, dtype=np.uint8), axis=-1)))
 
 
 class ToUint8Test(tf.test.TestCase):
@@ -274,125 +270,6 @@ class LatentManifoldTest(tf.test.TestCase, parameterized.TestCase):
             pictures.latent_manifold(
                 lambda z: np.zeros((z.shape[0],) + image_shape), latent_dim, image_shape, 3
             )
-
-
-class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
-
-    def _corner_clusters(self, num_per_cluster=20):
-        rng = np.random.default_rng(0)
-        centres = np.array([[-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [1.0, 1.0]])
-        labels = np.repeat(np.arange(4), num_per_cluster)
-        points = centres[labels] + rng.normal(0.0, 0.05, (labels.size, 2))
-        return points, labels
-
-    @parameterized.parameters(128, 256, 512)
-    def test_shape_dtype_and_white_background(self, size):
-        points, labels = self._corner_clusters()
-        picture = pictures.latent_scatter(points, labels, 4, size=size)
-        self.assertEqual(picture.shape, (size, size, 3))
-        self.assertEqual(picture.dtype, np.uint8)
-        self.assertAllEqual(picture[0, 0], [255, 255, 255])
-        self.assertAllEqual(picture[-1, -1], [255, 255, 255])
-
-    def test_each_label_colour_is_where_its_points_are(self):
-        points, labels = self._corner_clusters()
-        size = 256
-        picture = pictures.latent_scatter(points, labels, 4, size=size)
-        half = size // 2
-        quarters = {
-            "top_left": picture[:half, :half],
-            "top_right": picture[:half, half:],  # also holds the legend
-            "bottom_left": picture[half:, :half],
-            "bottom_right": picture[half:, half:],
-        }
-        expected_quarter = {0: "top_left", 1: "bottom_right", 2: "bottom_left", 3: "top_right"}
-        for label, quarter_name in expected_quarter.items():
-            colour = pictures.PALETTE[label]
-            self.assertGreater(_colour_count(quarters[quarter_name], colour), 20, quarter_name)
-            for other_name, other in quarters.items():
-                if other_name not in (quarter_name, "top_right"):
-                    self.assertEqual(_colour_count(other, colour), 0, (label, other_name))
-
-    def test_legend_shows_every_class_and_colours_cycle_after_ten(self):
-        picture = pictures.latent_scatter(np.array([[0.0, 0.0]]), np.array([11]), 12)
-        for label in range(10):
-            self.assertGreater(_colour_count(picture, pictures.PALETTE[label]), 0, label)
-        # Only the legend has colour 1, plus the one point of label 11 (11 % 10 = 1).
-        legend_only = pictures.latent_scatter(np.array([[0.0, 0.0]]), np.array([0]), 12)
-        self.assertGreater(
-            _colour_count(picture, pictures.PALETTE[1]),
-            _colour_count(legend_only, pictures.PALETTE[1]),
-        )
-
-    def test_axes_and_text_are_drawn(self):
-        points, labels = self._corner_clusters()
-        picture = pictures.latent_scatter(points, labels, 4, size=256)
-        self.assertGreater(_colour_count(picture, pictures._TEXT_COLOUR), 50)
-        self.assertGreater(_colour_count(picture, pictures._FRAME_COLOUR), 4 * 100)
-
-    def test_later_points_are_drawn_on_top(self):
-        both = pictures.latent_scatter(np.zeros((2, 2)), np.array([0, 1]), 2, size=128)
-        last_only = pictures.latent_scatter(np.zeros((1, 2)), np.array([1]), 2, size=128)
-        self.assertAllEqual(both, last_only)
-
-    def test_non_finite_points_are_dropped(self):
-        points, labels = self._corner_clusters()
-        bad_points = np.array([[np.nan, 0.0], [0.0, np.inf], [-np.inf, np.nan]])
-        with_bad = pictures.latent_scatter(
-            np.concatenate([points, bad_points]), np.concatenate([labels, [0, 1, 2]]), 4, size=128
-        )
-        self.assertAllEqual(with_bad, pictures.latent_scatter(points, labels, 4, size=128))
-
-    @parameterized.named_parameters(
-        ("one_point", np.array([[3.0, -2.0]]), np.array([2])),
-        ("identical_points", np.full((5, 2), 7.5), np.full(5, 2)),
-        ("constant_x", np.stack([np.zeros(5), np.arange(5.0)], axis=1), np.full(5, 2)),
-        ("only_non_finite", np.full((3, 2), np.nan), np.full(3, 2)),
-        ("no_points", np.zeros((0, 2)), np.zeros(0, dtype=np.int64)),
-    )
-    def test_degenerate_inputs_still_draw(self, points, labels):
-        picture = pictures.latent_scatter(points, labels, 3, size=128)
-        self.assertEqual(picture.shape, (128, 128, 3))
-        legend_only = pictures.latent_scatter(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), 3, 128)
-        finite_count = int(np.sum(np.all(np.isfinite(points), axis=1)))
-        colour_difference = _colour_count(picture, pictures.PALETTE[2]) - _colour_count(
-            legend_only, pictures.PALETTE[2]
-        )
-        if finite_count:
-            self.assertGreater(colour_difference, 0)
-        else:
-            self.assertEqual(colour_difference, 0)
-
-    @parameterized.named_parameters(
-        ("label_too_large", np.zeros((2, 2)), np.array([0, 3]), 3, 256),
-        ("negative_label", np.zeros((2, 2)), np.array([0, -1]), 3, 256),
-        ("fractional_label", np.zeros((2, 2)), np.array([0.0, 0.5]), 3, 256),
-        ("label_count", np.zeros((2, 2)), np.array([0]), 3, 256),
-        ("three_d_points", np.zeros((2, 3)), np.array([0, 1]), 3, 256),
-        ("tiny_size", np.zeros((2, 2)), np.array([0, 1]), 3, 32),
-    )
-    def test_bad_arguments_raise_value_error(self, points, labels, num_classes, size):
-        with self.assertRaises(ValueError):
-            pictures.latent_scatter(points, labels, num_classes, size=size)
-
-    def test_tick_values_and_labels(self):
-        values, labels = pictures._nice_ticks(-1.1, 1.1)
-        self.assertAllClose(values, [-1.0, -0.5, 0.0, 0.5, 1.0])
-        self.assertEqual(labels, ["-1.0", "-0.5", "0.0", "0.5", "1.0"])
-        values, labels = pictures._nice_ticks(-3.2, 7.9)
-        self.assertEqual(labels, ["-2", "0", "2", "4", "6"])
-        values, labels = pictures._nice_ticks(0.0295, 0.0305)
-        self.assertEqual(labels, ["0.0296", "0.0298", "0.0300", "0.0302", "0.0304"])
-
-    def test_font_has_distinct_glyphs_for_every_tick_character(self):
-        characters = "0123456789-+.e"
-        masks = [pictures._text_mask(character, 1) for character in characters]
-        for mask in masks:
-            self.assertEqual(mask.shape[0], 7)
-            self.assertTrue(mask.any())
-        flattened = {mask.tobytes() + bytes(mask.shape) for mask in masks}
-        self.assertLen(flattened, len(characters))
-        self.assertEqual(pictures._text_mask("12", 2).shape, (14, 2 * (5 + 1 + 5)))
 
 
 class SaveTest(tf.test.TestCase, parameterized.TestCase):

@@ -1,137 +1,102 @@
-"""End-to-end tests of launch/toy2d.py, run as a user runs it: a subprocess."""
+"""Tests for vae/toy2d.py: the toy data, its curves and distances to them."""
 
-import hashlib
-import json
-import os
+import math
 
-import imageio.v3 as iio
+import numpy as np
 import tensorflow as tf
 
-from tests import testing_utils
+from vae import toy2d
 
 
-# Small enough that both models train in seconds on two busy cores.
-_TINY_FLAGS = ["--epochs=2", "--batch_size=200", "--hidden_units=8",
-               "--progress=none"]
-_MODEL_KEYS = {"test_mse", "mean_distance_to_manifold",
-               "median_distance_to_manifold", "fraction_off_manifold",
-               "train_wall_seconds"}
+class DataAndCurvesTest(tf.test.TestCase):
+
+    def test_points_lie_near_their_curve(self):
+        points, labels = toy2d.draw_points(np.random.default_rng(0))
+        self.assertEqual(points.shape, (2000, 2))
+        self.assertEqual(points.dtype, np.float32)
+        self.assertAllEqual(np.bincount(labels), [1000, 1000])
+        points = points.astype(np.float64)
+        circle_gap = np.abs(np.linalg.norm(points - [1.5, -0.5], axis=1) - 0.5)
+        arc_gap = np.abs(points[:, 1] - np.sin(points[:, 0]))
+        # Noise std 0.06: 0.3 is five standard deviations.
+        self.assertLess(np.max(circle_gap[labels == 1]), 0.3)
+        self.assertLess(np.max(arc_gap[labels == 0]), 0.3 * math.sqrt(2))
+        self.assertBetween(float(np.max(points[labels == 0, 0])), 2.0, 2.5)
+        # Mean distance of isotropic noise to a curve is std * sqrt(2 / pi).
+        distance = toy2d.distance_to_manifold(points)
+        self.assertAllClose(np.mean(distance), 0.06 * math.sqrt(2 / math.pi),
+                            atol=0.006)
+
+    def test_true_curves(self):
+        arc, circle = toy2d.true_curves(101)
+        self.assertEqual(arc.shape, (101, 2))
+        self.assertEqual(circle.shape, (101, 2))
+        self.assertAllClose(arc[[0, -1], 0], [-2.2, 2.2])
+        self.assertAllClose(arc[:, 1], np.sin(arc[:, 0]), atol=1e-6)
+        self.assertAllClose(np.linalg.norm(circle - [1.5, -0.5], axis=1),
+                            np.full(101, 0.5), atol=1e-6)
+
+    def test_distance_is_zero_on_the_curves(self):
+        # 333 points do not coincide with the search grid of the arc.
+        points = np.concatenate(toy2d.true_curves(333))
+        self.assertAllClose(toy2d.distance_to_manifold(points),
+                            np.zeros(666), atol=1e-6)
+
+    def test_distance_of_known_off_curve_points(self):
+        points = np.array([
+            [1.5, -0.5],    # circle centre: 0.5 from the circle, ~1.5 from the arc
+            [2.3, -0.5],    # 0.3 outside the circle
+            # 0.1 along the normal (-1, 1) / sqrt(2) of the arc at the origin,
+            # where the arc has no curvature.
+            [-0.1 / math.sqrt(2), 0.1 / math.sqrt(2)],
+            [-3.0, 0.0],    # beyond the left end of the arc
+            [0.0, 1.0],
+        ])
+        # Reference for the last two: brute force over a very fine arc.
+        fine_x = np.linspace(-2.2, 2.2, 2_000_001)
+        brute = [np.min(np.hypot(fine_x - x, np.sin(fine_x) - y))
+                 for x, y in points[3:]]
+        self.assertAllClose(toy2d.distance_to_manifold(points),
+                            [0.5, 0.3, 0.1] + brute, atol=1e-6)
+
+    def test_distance_rejects_bad_shape(self):
+        with self.assertRaisesRegex(ValueError, r"\[N, 2\].*\[4, 3\]"):
+            toy2d.distance_to_manifold(np.zeros((4, 3)))
 
 
-def run_program(arguments, timeout=300):
-    return testing_utils.run_module("launch.toy2d", arguments,
-                                    timeout=timeout)
+class MeasurementTest(tf.test.TestCase):
 
+    def test_points_on_the_curves_are_at_distance_zero(self):
+        on_curves = np.concatenate(toy2d.true_curves(50))
+        summary = toy2d.manifold_distance_summary(on_curves)
+        self.assertAllClose([summary["mean"], summary["median"]], [0.0, 0.0],
+                            atol=1e-6)
 
-def _checkpoint_digests(workdir):
-    digests = {}
-    for name in ("unconditional", "conditional"):
-        directory = os.path.join(workdir, name, "checkpoints")
-        for file_name in sorted(os.listdir(directory)):
-            with open(os.path.join(directory, file_name), "rb") as stream:
-                digests[f"{name}/{file_name}"] = hashlib.sha256(
-                    stream.read()).hexdigest()
-    return digests
+    def test_known_distances(self):
+        points = np.array([
+            [1.5, -0.5],   # circle centre: the radius, 0.5, from the circle
+            [1.5, 0.2],    # 0.2 above the top of the circle
+            [1.5, -0.5 - 0.8],  # 0.3 below its bottom
+            [0.0, 0.0],    # on the arc
+        ])
+        summary = toy2d.manifold_distance_summary(points)
+        self.assertAllClose(summary["mean"], (0.5 + 0.2 + 0.3 + 0.0) / 4,
+                            atol=1e-6)
+        self.assertAllClose(summary["median"], (0.2 + 0.3) / 2, atol=1e-6)
+        # All but the point on the arc are beyond OFF_MANIFOLD_DISTANCE (0.12).
+        self.assertAllClose(summary["fraction_off_manifold"], 3 / 4)
 
-
-class Toy2dProgramTest(tf.test.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.workdir = os.path.join(testing_utils.private_temp_dir(), "toy2d")
-        cls.first_run = run_program([f"--workdir={cls.workdir}", *_TINY_FLAGS])
-
-    def setUp(self):
-        super().setUp()
-        self.assertEqual(self.first_run.returncode, 0,
-                         self.first_run.stderr[-3000:])
-
-    def read_report(self):
-        with open(os.path.join(self.workdir, "toy2d.json")) as stream:
-            return json.load(stream)
-
-    def test_report_has_both_models_and_the_ratio(self):
-        report = self.read_report()
-        for name in ("unconditional", "conditional"):
-            self.assertEqual(set(report[name]), _MODEL_KEYS)
-            self.assertGreater(report[name]["mean_distance_to_manifold"], 0.0)
-        self.assertAllClose(
-            report["mean_distance_ratio_unconditional_to_conditional"],
-            report["unconditional"]["mean_distance_to_manifold"]
-            / report["conditional"]["mean_distance_to_manifold"])
-        self.assertIn("median_distance_ratio_unconditional_to_conditional",
-                      report)
-        self.assertEqual(report["test_points"], 2000)
-        self.assertEqual(report["config"]["hidden_units"], [8])
-        # The test points are about one noise standard deviation (0.06) off.
-        self.assertBetween(report["test_points_mean_distance_to_manifold"],
-                           0.03, 0.07)
-
-    def test_each_model_has_a_trainer_workdir(self):
-        for name in ("unconditional", "conditional"):
-            directory = os.path.join(self.workdir, name)
-            with open(os.path.join(directory, "metrics.json")) as stream:
-                metrics = json.load(stream)
-            self.assertLen(metrics["epochs"], 2)
-            self.assertIn("mse", metrics["final"]["test"])
-            with open(os.path.join(directory, "run.json")) as stream:
-                self.assertEqual(json.load(stream)["model"]["num_classes"],
-                                 2 if name == "conditional" else 0)
-            self.assertTrue(os.path.exists(
-                os.path.join(directory, "checkpoints", "checkpoint")))
-
-    def test_pictures(self):
-        shapes = {}
-        for name in ("unconditional", "conditional", "side_by_side"):
-            picture = iio.imread(os.path.join(self.workdir, f"toy2d_{name}.png"))
-            self.assertEqual(picture.ndim, 3)
-            shapes[name] = picture.shape
-        self.assertEqual(shapes["unconditional"], shapes["conditional"])
-        self.assertEqual(shapes["side_by_side"][0], shapes["conditional"][0])
-        self.assertGreater(shapes["side_by_side"][1],
-                           2 * shapes["conditional"][1])
-
-    def test_rerun_resumes_without_training_again(self):
-        before = _checkpoint_digests(self.workdir)
-        report = self.read_report()
-        rerun = run_program([f"--workdir={self.workdir}", *_TINY_FLAGS])
-        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
-        self.assertEqual(_checkpoint_digests(self.workdir), before)
-        rewritten = self.read_report()
-        for name in ("unconditional", "conditional"):
-            self.assertAllClose(rewritten[name]["mean_distance_to_manifold"],
-                                report[name]["mean_distance_to_manifold"])
-
-    def test_other_settings_in_the_same_workdir_are_refused(self):
-        result = run_program([f"--workdir={self.workdir}", "--epochs=2",
-                              "--batch_size=200", "--hidden_units=4",
-                              "--progress=none"])
-        self.assertEqual(result.returncode, 2)
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertIn("holds a different run", result.stderr)
-
-    def test_another_length_of_the_cosine_schedule_is_refused(self):
-        # The learning rate reaches 0 at the last epoch: more epochs would
-        # restart the decay, not extend the run.
-        result = run_program([f"--workdir={self.workdir}", *_TINY_FLAGS[1:],
-                              "--epochs=3"])
-        self.assertEqual(result.returncode, 2)
-        self.assertIn("decay_epochs", result.stderr)
-
-    def test_bad_flag_value_names_the_flag(self):
-        result = run_program([f"--workdir={self.workdir}", "--code_dim=0"])
-        self.assertNotEqual(result.returncode, 0)
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertIn("--code_dim", result.stderr)
-
-    def test_batch_larger_than_the_data_is_refused(self):
-        workdir = os.path.join(os.path.dirname(self.workdir), "too_big")
-        result = run_program([f"--workdir={workdir}", "--batch_size=5000"])
-        self.assertEqual(result.returncode, 2)
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertIn("--batch_size=5000", result.stderr)
-        self.assertFalse(os.path.exists(workdir))
+    def test_reconstruction_report(self):
+        points = np.array([[0.0, 0.0], [1.5, 0.1]], np.float32)
+        reconstructions = np.array([[0.0, 0.0], [1.5, 0.0]], np.float32)
+        report = toy2d.reconstruction_report(points, reconstructions)
+        self.assertEqual(set(report), {"test_mse", "mean_distance_to_manifold",
+                                       "median_distance_to_manifold",
+                                       "fraction_off_manifold"})
+        self.assertAllClose(report["test_mse"], 0.01 / 4, atol=1e-7)
+        self.assertAllClose(report["mean_distance_to_manifold"], 0.0, atol=1e-6)
+        with self.assertRaisesRegex(ValueError, "one reconstruction per point"):
+            toy2d.reconstruction_report(points, reconstructions[:1])
 
 
 if __name__ == "__main__":

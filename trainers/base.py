@@ -473,6 +473,15 @@ class Trainer(tf.Module):
         """Number of epochs completed so far."""
         return int(self.completed_epochs.numpy())
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The records of the completed epochs, as metrics.json's "epochs".
+
+        The history is part of the checkpoint, so a resumed trainer's holds
+        the epochs of the runs before it too.
+        """
+        return list(self._loop_state.history)
+
     def restore(self) -> bool:
         """Restores the latest checkpoint in the workdir, if there is one.
 

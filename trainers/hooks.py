@@ -1,26 +1,57 @@
-"""Epoch-end hooks that turn a VAE's state into pictures.
+"""Epoch-end hooks that turn a VAE's state and its metrics into pictures.
 
 Pictures are written after evaluation, outside the compiled training loop, so
-they never slow down the steps. Every picture goes to `WORKDIR/images/` as a
-PNG (per epoch, so a run's progress can be browsed) and to TensorBoard.
+they never slow down the steps. Image grids (`vae.pictures`) and figures with
+axes (`vae.figures`: the latent scatter plots, drawn by matplotlib) go to
+`WORKDIR/images/` as a PNG per epoch, so a run's progress can be browsed, and
+to TensorBoard; the training curves are one PNG, rewritten every epoch.
 """
 
 import glob
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import imageio.v2 as imageio
 import numpy as np
 import tensorflow as tf
 
 from trainers import evaluation
+from vae import figures
 from vae import models
 from vae import pictures
 from vae import traversals
 
+TRAINING_CURVES_FILE = "training_curves.png"
+
+
+class TrainingCurves:
+    """Writes `images/training_curves.png`: every epoch's metrics so far.
+
+    One panel per quantity the trainer reports (the ELBO, its reconstruction
+    and KL terms first; whatever else a trainer logs, such as a VAE-GAN's
+    losses, after), with a line per split (train, validation, test), over
+    the epochs. The file is rewritten at every epoch end from the trainer's
+    history, which a resumed run restores from its checkpoint, so the curves
+    always start at epoch 1.
+
+    Args:
+      workdir: the run's workdir; the picture goes to its `images/` folder.
+    """
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "images", TRAINING_CURVES_FILE)
+
+    def on_epoch_end(self, trainer, epoch: int,
+                     logs: Mapping[str, Any]) -> None:
+        # The trainer adds this epoch's record to its history after the
+        # hooks have run.
+        history = trainer.history + [{**logs, "epoch": epoch + 1}]
+        if figures.curve_quantities(history):
+            pictures.save_png(self.path, figures.training_curves(history))
+
 
 class VaePictures:
-    """Per-epoch reconstructions, samples, latent manifold and latent scatter.
+    """Per-epoch reconstructions, samples, latent manifold, latent scatter and curves.
 
     Files written for epoch e (1-based, zero-padded to 3 digits):
       reconstructions_epoch_EEE.png  originals above their reconstructions
@@ -29,8 +60,12 @@ class VaePictures:
       manifold_epoch_EEE.png         the first two latent dims over Gaussian
                                      quantiles, the others at 0
       latent_scatter_epoch_EEE.png   posterior means of test images (first
-                                     two dims), coloured by label
+                                     two dims): a scatter plot with axes,
+                                     coloured by class, with a legend of the
+                                     class names
       samples.gif                    all sample grids so far, one per epoch
+      training_curves.png            the metrics of every epoch so far (see
+                                     `TrainingCurves`), rewritten each epoch
       traversals_epoch_EEE.png       with `traversal_steps`: each latent
                                      dimension swept over [-2, 2] from the
                                      first test image's code, one row per
@@ -47,7 +82,7 @@ class VaePictures:
                                      (rewritten every epoch up to 10, then
                                      every tenth and the last)
       latent_scatter_label_L_epoch_EEE.png  posterior means of the test
-                                     images of label L
+                                     images of label L (same axes style)
       style_transfer_epoch_EEE.png   top row: test images of label
                                      `style_source_label`; row y + 1: their
                                      posterior means decoded with label y
@@ -58,6 +93,8 @@ class VaePictures:
         model sees them).
       labels: their integer labels [n].
       num_classes: number of labels (for the scatter's colours).
+      class_names: the name of each label, for the scatter's legend;
+        default: the label numbers.
       num_reconstructions: originals shown in the reconstruction grid.
       num_samples: prior samples in the sample grid (a square number looks
         best).
@@ -76,11 +113,13 @@ class VaePictures:
                  manifold_grid_size: int = 20,
                  num_scatter_points: int = 5000, seed: int = 0,
                  style_source_label: int = 7, num_style_examples: int = 10,
-                 traversal_steps: int = 0):
+                 traversal_steps: int = 0,
+                 class_names: Sequence[str] = ()):
         self.image_dir = os.path.join(workdir, "images")
         self.images = np.asarray(images, np.float32)
         self.labels = np.asarray(labels)
         self.num_classes = num_classes
+        self.class_names = tuple(class_names)
         self.num_reconstructions = min(num_reconstructions, len(self.images))
         self.num_samples = num_samples
         self.manifold_grid_size = manifold_grid_size
@@ -91,6 +130,7 @@ class VaePictures:
         self.style_source_label = style_source_label % max(1, num_classes)
         self.num_style_examples = num_style_examples
         self.traversal_steps = traversal_steps
+        self._training_curves = TrainingCurves(workdir)
 
     def _columns(self, count: int) -> int:
         return max(1, int(np.ceil(np.sqrt(count))))
@@ -139,7 +179,6 @@ class VaePictures:
 
     def on_epoch_end(self, trainer, epoch: int,
                      logs: Mapping[str, Any]) -> None:
-        del logs
         model = trainer.model
         number = epoch + 1
         step = int(trainer.global_step.numpy())
@@ -211,21 +250,30 @@ class VaePictures:
             points = self._posterior_means(model, scatter_images,
                                            scatter_labels)[:, :2]
             self._write(writer, step, "latent_scatter", number,
-                        pictures.latent_scatter(points, scatter_labels,
-                                                self.num_classes))
+                        figures.latent_scatter(
+                            points, scatter_labels, self.num_classes,
+                            class_names=self.class_names,
+                            title=f"Posterior means of {len(points)} test "
+                                  "images"))
             if conditional:
                 for label in range(model.num_classes):
                     chosen = scatter_labels == label
                     if chosen.any():
+                        name = (self.class_names[label] if self.class_names
+                                else str(label))
                         self._write(
                             writer, step, f"latent_scatter_label_{label}",
-                            number, pictures.latent_scatter(
+                            number, figures.latent_scatter(
                                 points[chosen], scatter_labels[chosen],
-                                self.num_classes))
+                                self.num_classes,
+                                class_names=self.class_names,
+                                title=f"Posterior means of the test images "
+                                      f"of class {name}"))
 
         self._save_gif("samples", "samples.gif")
         if self.traversal_steps:
             self._write_traversals(model, writer, step, number)
+        self._training_curves.on_epoch_end(trainer, epoch, logs)
 
     def _write_traversals(self, model, writer, step: int,
                           number: int) -> None:

@@ -2,8 +2,8 @@
 
 This is the model of the 2-D "disconnected manifold" experiment (launch/toy2d.py).
 The data lie near two curves that do not touch: an arc y = sin(x) and a circle
-(see `vae.datasets.load_dataset("toy2d")`). The autoencoder squeezes each 2-D
-point through a one-number code and back:
+(see `vae.toy2d`). The autoencoder squeezes each 2-D point through a
+one-number code and back:
 
     encoder: x [2] -> Dense(64, elu) -> Dense(64, elu) -> Dense(1) = code
     decoder: code [1] -> Dense(64, elu) -> Dense(64, elu) -> Dense(2) = x_hat

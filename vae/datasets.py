@@ -32,6 +32,8 @@ the Keras downloader. Other image sets of any size, gray or RGB, come as
 "dsprites" (64x64 sprites with five known generating factors, read from the
 published archive or rendered locally; see `vae.dsprites`) is the one dataset
 whose splits carry `factors`, which the disentanglement metrics read.
+"toy2d" (points near an arc and a circle) is drawn by `vae.toy2d`, which also
+measures distances to its curves.
 
 Their example shape and number of classes (largest label + 1, or the number
 of class subfolders) come from the data, and `image_size` and `channels`
@@ -57,6 +59,7 @@ import tensorflow as tf
 
 from vae import dsprites
 from vae import image_folders
+from vae import toy2d
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder",
                  "dsprites")
@@ -105,17 +108,6 @@ _IDX_DTYPES = {
 _IDX_LABELS_MAGIC = 0x00000801
 _IDX_IMAGES_MAGIC = 0x00000803
 _GZIP_MAGIC = b"\x1f\x8b"
-
-# The toy "disconnected manifold": a sine arc and a circle that do not touch.
-_TOY2D_POINTS_PER_CURVE = 1000
-_TOY2D_NOISE_STD = 0.06
-_TOY2D_ARC_X_RANGE = (-2.2, 2.2)
-_TOY2D_CIRCLE_CENTER = (1.5, -0.5)
-_TOY2D_CIRCLE_RADIUS = 0.5
-# Arc samples for the coarse nearest-point search; a golden-section refinement
-# between neighbouring samples then makes the distance exact to ~1e-9.
-_TOY2D_ARC_SEARCH_SAMPLES = 2201
-_TOY2D_ARC_REFINE_STEPS = 48
 
 # Distinct first entries for np.random.SeedSequence so that the validation
 # split, the epoch order and the evaluation binarization drawn from one user
@@ -350,8 +342,8 @@ def load_dataset(name: str,
     "toy2d" is generated from `seed` (`data_dir` is ignored): 1000 points on the
     arc y = sin(x), x in [-2.2, 2.2] (label 0), and 1000 points on the circle of
     radius 0.5 centred at (1.5, -0.5) (label 1), each with Gaussian noise of
-    standard deviation 0.06, in shuffled order. The test split is a second
-    independent draw of the same size.
+    standard deviation 0.06, in shuffled order (`vae.toy2d.draw_points`). The
+    test split is a second independent draw of the same size.
 
     Args:
         name: one of `DATASET_NAMES`.
@@ -415,8 +407,8 @@ def load_dataset(name: str,
         factor_names, factor_sizes = dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES
     elif name == "toy2d":
         rng = np.random.default_rng(seed)
-        train = _draw_toy2d(rng)
-        test = _draw_toy2d(rng)
+        train = ArraySplit(*toy2d.draw_points(rng))
+        test = ArraySplit(*toy2d.draw_points(rng))
         num_classes = 2
         source = f"generated (seed {seed})"
     elif name == "folder":
@@ -745,106 +737,6 @@ def _checked_any_image_split(images: np.ndarray, labels: np.ndarray, *,
 
 
 # ---------------------------------------------------------------------------
-# The toy 2-D data.
-
-
-def _draw_toy2d(rng: np.random.Generator) -> ArraySplit:
-    """Draws one toy2d split: noisy arc points (label 0) and circle points (1)."""
-    n = _TOY2D_POINTS_PER_CURVE
-    arc_x = rng.uniform(*_TOY2D_ARC_X_RANGE, size=n)
-    arc = np.stack([arc_x, np.sin(arc_x)], axis=1)
-    angles = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    circle = np.asarray(_TOY2D_CIRCLE_CENTER) + _TOY2D_CIRCLE_RADIUS * np.stack(
-        [np.cos(angles), np.sin(angles)], axis=1)
-    points = np.concatenate([arc, circle]) + rng.normal(
-        0.0, _TOY2D_NOISE_STD, size=(2 * n, 2))
-    labels = np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)])
-    # Shuffled so that any prefix (e.g. the first points plotted) mixes both.
-    order = rng.permutation(2 * n)
-    return ArraySplit(points[order].astype(np.float32), labels[order])
-
-
-def toy2d_true_curves(num_points: int) -> list[np.ndarray]:
-    """The noise-free curves of toy2d, for plotting.
-
-    Args:
-        num_points: points per curve (>= 2), evenly spaced along x for the arc and
-            along the angle for the circle (first and last point coincide).
-
-    Returns:
-        [arc, circle], each float32 [num_points, 2]: the arc y = sin(x) for x in
-        [-2.2, 2.2] (label 0) and the circle of radius 0.5 around (1.5, -0.5)
-        (label 1).
-    """
-    if not isinstance(num_points, (int, np.integer)) or num_points < 2:
-        raise ValueError(
-            f"num_points must be an integer >= 2; got {num_points!r}.")
-    arc_x = np.linspace(*_TOY2D_ARC_X_RANGE, num_points)
-    arc = np.stack([arc_x, np.sin(arc_x)], axis=1)
-    angles = np.linspace(0.0, 2.0 * np.pi, num_points)
-    circle = np.asarray(_TOY2D_CIRCLE_CENTER) + _TOY2D_CIRCLE_RADIUS * np.stack(
-        [np.cos(angles), np.sin(angles)], axis=1)
-    return [arc.astype(np.float32), circle.astype(np.float32)]
-
-
-def distance_to_toy2d_manifold(points: np.ndarray) -> np.ndarray:
-    """Euclidean distance from each point to the nearer of the two toy2d curves.
-
-    The circle distance is exact (| |p - c| - r |). The arc distance comes from
-    a dense sampling of the arc followed by a golden-section refinement between
-    the neighbours of the nearest sample, accurate to about 1e-9.
-
-    Args:
-        points: float [N, 2].
-
-    Returns:
-        float64 [N] distances.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(
-            f"distance_to_toy2d_manifold expects points of shape [N, 2]; got "
-            f"{list(points.shape)}.")
-    circle_distance = np.abs(
-        np.linalg.norm(points - np.asarray(_TOY2D_CIRCLE_CENTER), axis=1) -
-        _TOY2D_CIRCLE_RADIUS)
-    return np.minimum(circle_distance, _distance_to_arc(points))
-
-
-def _distance_to_arc(points: np.ndarray) -> np.ndarray:
-    """Distance from float64 [N, 2] points to the arc y = sin(x), x in range."""
-    low, high = _TOY2D_ARC_X_RANGE
-    grid = np.linspace(low, high, _TOY2D_ARC_SEARCH_SAMPLES)
-    spacing = grid[1] - grid[0]
-    px, py = points[:, :1], points[:, 1:]
-
-    def squared_distance(x):
-        return (x - px[:, 0])**2 + (np.sin(x) - py[:, 0])**2
-
-    # Coarse search in chunks, bounding memory at ~chunk x samples floats.
-    nearest = np.empty(points.shape[0])
-    chunk = 1024
-    for start in range(0, points.shape[0], chunk):
-        stop = start + chunk
-        d2 = (px[start:stop] - grid)**2 + (py[start:stop] - np.sin(grid))**2
-        nearest[start:stop] = grid[np.argmin(d2, axis=1)]
-    coarse = squared_distance(nearest)
-
-    # Golden-section search for the minimum between the neighbouring samples.
-    inverse_golden = (math.sqrt(5.0) - 1.0) / 2.0
-    a = np.maximum(nearest - spacing, low)
-    b = np.minimum(nearest + spacing, high)
-    for _ in range(_TOY2D_ARC_REFINE_STEPS):
-        c = b - inverse_golden * (b - a)
-        d = a + inverse_golden * (b - a)
-        keep_left = squared_distance(c) < squared_distance(d)
-        b = np.where(keep_left, d, b)
-        a = np.where(keep_left, a, c)
-    refined = squared_distance(0.5 * (a + b))
-    return np.sqrt(np.minimum(coarse, refined))
-
-
-# ---------------------------------------------------------------------------
 # Serving batches.
 
 
@@ -1147,11 +1039,9 @@ __all__ = (
     "IDX_FILE_PATTERNS",
     "NPZ_KEYS",
     "binarize_numpy",
-    "distance_to_toy2d_manifold",
     "eval_batches",
     "load_dataset",
     "read_idx",
     "steps_per_epoch",
-    "toy2d_true_curves",
     "train_batches",
 )

@@ -1,11 +1,9 @@
-"""Pictures of what a VAE has learnt: image grids, latent manifolds, latent scatter plots.
+"""Pictures of what a VAE has learnt: image grids and latent manifolds.
 
 Everything here is plain NumPy on host arrays and returns `uint8` pictures that
 `save_png` / `save_gif` write to disk, so the trainers can call these functions
-from eager bookkeeping code without pulling a plotting library into the
-project. The scatter plot draws its own axes, tick labels and legend with a
-tiny built-in bitmap font, because the only dependencies allowed are NumPy,
-imageio and the standard library.
+from eager bookkeeping code. Figures with axes (scatter plots, training
+curves) are drawn by matplotlib in `vae.figures`.
 
 Conventions shared by all functions:
 
@@ -15,13 +13,12 @@ Conventions shared by all functions:
   as grayscale.
 * Grids are returned as `uint8`; grayscale grids are 2-D `[height, width]` so
   the PNG is written as a grayscale file, RGB grids are `[height, width, 3]`.
-* Files are written atomically: to `path + ".tmp"` first, then moved over
-  `path` with `os.replace`, so a crash never leaves a half-written picture.
+* Files are written atomically (`vae.atomic_files.write_atomically`), so a
+  crash never leaves a half-written picture.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 from typing import Callable, Sequence
@@ -32,68 +29,14 @@ import numpy as np
 from vae import atomic_files
 
 __all__ = [
-    "PALETTE",
     "to_uint8",
     "image_grid",
     "reconstruction_grid",
     "gaussian_quantile_grid",
     "latent_manifold",
-    "latent_scatter",
     "save_png",
     "save_gif",
 ]
-
-# Tableau's ten qualitative colours: distinguishable from each other, on white,
-# and in the common forms of colour blindness better than a hue wheel.
-PALETTE = np.array(
-    [
-        (31, 119, 180),   # blue
-        (255, 127, 14),   # orange
-        (44, 160, 44),    # green
-        (214, 39, 40),    # red
-        (148, 103, 189),  # purple
-        (140, 86, 75),    # brown
-        (227, 119, 194),  # pink
-        (127, 127, 127),  # grey
-        (188, 189, 34),   # olive
-        (23, 190, 207),   # cyan
-    ],
-    dtype=np.uint8,
-)
-
-_WHITE = (255, 255, 255)
-_FRAME_COLOUR = (60, 60, 60)
-_TEXT_COLOUR = (30, 30, 30)
-_GRID_LINE_COLOUR = (230, 230, 230)
-
-# The smallest scatter canvas that still leaves room for tick labels, a legend
-# and a plot area a reader can make something of.
-_MIN_SCATTER_SIZE = 96
-
-# A 7-pixel-high bitmap font: one string per row, '#' = ink. Glyphs may differ
-# in width ('.' is narrow) so that numbers such as "0.5" do not look spaced out.
-_GLYPHS = {
-    "0": (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),
-    "1": ("..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."),
-    "2": (".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"),
-    "3": ("#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."),
-    "4": ("...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."),
-    "5": ("#####", "#....", "####.", "....#", "....#", "#...#", ".###."),
-    "6": ("..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."),
-    "7": ("#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."),
-    "8": (".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."),
-    "9": (".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."),
-    "-": (".....", ".....", ".....", "#####", ".....", ".....", "....."),
-    "+": (".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."),
-    ".": ("..", "..", "..", "..", "..", "##", "##"),
-    "e": (".....", ".....", ".###.", "#...#", "#####", "#....", ".###."),
-    " ": ("...", "...", "...", "...", "...", "...", "..."),
-}
-_GLYPH_HEIGHT = 7
-_GLYPH_MASKS = {
-    character: np.array([[pixel == "#" for pixel in row] for row in rows], dtype=bool)
-    for character, rows in _GLYPHS.items()
-}
 
 
 # ----------------------------------------------------------------------------
@@ -394,289 +337,6 @@ def latent_manifold(
         )
     num_columns = int(grid_size)
     return image_grid(decoded, num_columns, padding=padding, pad_value=pad_value)
-
-
-# ----------------------------------------------------------------------------
-# Scatter plot with a built-in bitmap font.
-# ----------------------------------------------------------------------------
-
-
-def _text_mask(text: str, scale: int) -> np.ndarray:
-    """Boolean ink mask `[7 * scale, text_width * scale]` for `text`."""
-    columns = []
-    for position, character in enumerate(text):
-        if position:
-            columns.append(np.zeros((_GLYPH_HEIGHT, 1), dtype=bool))
-        columns.append(_GLYPH_MASKS.get(character, _GLYPH_MASKS[" "]))
-    if not columns:
-        return np.zeros((_GLYPH_HEIGHT * scale, 0), dtype=bool)
-    mask = np.concatenate(columns, axis=1)
-    return mask.repeat(scale, axis=0).repeat(scale, axis=1)
-
-
-def _text_width(text: str, scale: int) -> int:
-    return _text_mask(text, scale).shape[1]
-
-
-def _paint_mask(canvas: np.ndarray, mask: np.ndarray, top: int, left: int, colour) -> None:
-    """Paints `colour` where `mask` is set, with `mask`'s corner at (top, left), clipped."""
-    height, width = mask.shape
-    canvas_top, canvas_left = max(top, 0), max(left, 0)
-    canvas_bottom = min(top + height, canvas.shape[0])
-    canvas_right = min(left + width, canvas.shape[1])
-    if canvas_bottom <= canvas_top or canvas_right <= canvas_left:
-        return
-    visible = mask[canvas_top - top : canvas_bottom - top, canvas_left - left : canvas_right - left]
-    canvas[canvas_top:canvas_bottom, canvas_left:canvas_right][visible] = colour
-
-
-def _paint_rectangle(canvas, top: int, left: int, bottom: int, right: int, colour) -> None:
-    """Fills rows [top, bottom) and columns [left, right), clipped to the canvas."""
-    top, left = max(top, 0), max(left, 0)
-    bottom, right = min(bottom, canvas.shape[0]), min(right, canvas.shape[1])
-    if bottom > top and right > left:
-        canvas[top:bottom, left:right] = colour
-
-
-def _disc_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel offsets of a filled disc; `r*r + r` rounds small discs nicely."""
-    span = np.arange(-radius, radius + 1)
-    row_offsets, column_offsets = np.meshgrid(span, span, indexing="ij")
-    inside = row_offsets**2 + column_offsets**2 <= radius * radius + radius
-    return row_offsets[inside], column_offsets[inside]
-
-
-def _data_range(values: np.ndarray) -> tuple[float, float]:
-    """An axis range holding all `values` with a 5% margin, never empty."""
-    if values.size == 0:
-        return -1.0, 1.0
-    low, high = float(values.min()), float(values.max())
-    span = high - low
-    # A single point (or a constant coordinate) has no span to scale by; give
-    # it a range around the value so it is drawn in the middle of the axis.
-    if not span > max(abs(low), abs(high)) * 1e-9:
-        half_width = max(1.0, 0.1 * abs(low))
-        return low - half_width, high + half_width
-    return low - 0.05 * span, high + 0.05 * span
-
-
-def _nice_ticks(low: float, high: float, target_count: int = 5) -> tuple[np.ndarray, list[str]]:
-    """Tick values at 1, 2 or 5 times a power of ten inside [low, high], with labels."""
-    raw_step = (high - low) / target_count
-    exponent = math.floor(math.log10(raw_step))
-    fraction = raw_step / 10.0**exponent
-    # Round to the nearest of 1, 2, 5, 10 (Heckbert, "Nice numbers for graph
-    # labels", Graphics Gems, 1990): about `target_count` ticks, 3 to 8 always.
-    if fraction < 1.5:
-        multiple = 1.0
-    elif fraction < 3.0:
-        multiple = 2.0
-    elif fraction < 7.0:
-        multiple = 5.0
-    else:
-        multiple = 10.0
-    step = multiple * 10.0**exponent
-    # Integer tick indices avoid the drift of repeatedly adding `step`.
-    first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
-    values = np.arange(first, last + 1, dtype=np.float64) * step
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    largest = float(np.max(np.abs(values))) if values.size else 0.0
-    labels = []
-    for value in values:
-        if decimals > 5 or largest >= 1e6:
-            label = f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
-        else:
-            label = f"{value:.{decimals}f}"
-        if label.startswith("-") and float(label) == 0.0:
-            label = label[1:]
-        labels.append(label)
-    return values, labels
-
-
-def _check_scatter_inputs(points, labels, num_classes, size):
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != 2 or not np.issubdtype(points.dtype, np.number):
-        raise ValueError(
-            f"`points` has shape {points.shape} and dtype {points.dtype}, but numeric "
-            "coordinates shaped [num_points, 2] were expected."
-        )
-    labels = np.asarray(labels)
-    if labels.shape != (points.shape[0],):
-        raise ValueError(
-            f"`labels` has shape {labels.shape}, but one label per point, shape "
-            f"({points.shape[0]},), was expected."
-        )
-    if not _is_integer_at_least(num_classes, 1):
-        raise ValueError(f"`num_classes` is {num_classes!r}, but a positive integer was expected.")
-    if labels.size and (
-        not np.issubdtype(labels.dtype, np.number)
-        or not np.all(np.isfinite(labels))
-        or np.any(labels != np.round(labels))
-        or labels.min() < 0
-        or labels.max() >= num_classes
-    ):
-        raise ValueError(
-            f"`labels` contain values outside the integers 0 .. {num_classes - 1} "
-            f"(found {np.unique(labels)[:10].tolist()}...), but class indices below "
-            f"`num_classes`={num_classes} were expected."
-        )
-    if not _is_integer_at_least(size, _MIN_SCATTER_SIZE):
-        raise ValueError(
-            f"`size` is {size!r}, but a picture size of at least {_MIN_SCATTER_SIZE} pixels "
-            "was expected so the axes, labels and legend fit."
-        )
-    return points.astype(np.float64), labels.astype(np.int64), int(num_classes), int(size)
-
-
-def latent_scatter(
-    points: np.ndarray,
-    labels: np.ndarray,
-    num_classes: int,
-    size: int = 512,
-) -> np.ndarray:
-    """Draws 2-D points as discs coloured by label, with axes and a legend.
-
-    Colours come from `PALETTE` (label `k` gets `PALETTE[k % 10]`, so they
-    repeat beyond ten classes). Points are drawn in the order given; where
-    discs overlap the later point is on top. Points with a NaN or infinite
-    coordinate are dropped. The axes span the finite points with a 5% margin
-    (a range of +-1, or +-10%, around a single point or a constant
-    coordinate), have ticks at round values with labels, and larger y is
-    drawn higher. The legend on the right lists each class's colour and
-    number (as many as fit, then "...").
-
-    Args:
-      points: `[num_points, 2]` coordinates, e.g. latent means `[batch, 2]`.
-      labels: `[num_points]` integer class of each point, in
-        `[0, num_classes)`.
-      num_classes: Number of classes to show in the legend.
-      size: Width and height of the picture in pixels (at least 96). The font,
-        discs and tick marks scale with it (one font pixel per 256 pixels).
-
-    Returns:
-      `uint8` RGB picture `[size, size, 3]` on a white background.
-
-    Raises:
-      ValueError: If the shapes disagree, a label is out of range, or `size`
-        is too small.
-    """
-    points, labels, num_classes, size = _check_scatter_inputs(points, labels, num_classes, size)
-    finite = np.all(np.isfinite(points), axis=1)
-    points, labels = points[finite], labels[finite]
-
-    scale = max(1, size // 256)
-    text_height = _GLYPH_HEIGHT * scale
-    gap = 2 * scale
-    tick_length = 3 * scale
-    frame_width = max(1, scale // 2)
-    point_radius = scale
-    swatch_radius = 3 * scale
-
-    x_range = _data_range(points[:, 0])
-    y_range = _data_range(points[:, 1])
-    x_ticks, x_tick_labels = _nice_ticks(*x_range)
-    y_ticks, y_tick_labels = _nice_ticks(*y_range)
-
-    # Legend entries: as many classes as fit beside the plot, else "...".
-    entry_height = max(text_height, 2 * swatch_radius + 1) + 2 * scale
-    class_names = [str(k) for k in range(num_classes)]
-    legend_text_width = max(_text_width(name, scale) for name in class_names + ["..."])
-    legend_width = 2 * swatch_radius + 1 + gap + legend_text_width
-    widest_x_label = max((_text_width(label, scale) for label in x_tick_labels), default=0)
-    widest_y_label = max((_text_width(label, scale) for label in y_tick_labels), default=0)
-
-    # Plot area [top, bottom) x [left, right): margins leave room for tick
-    # labels (half of the last x label hangs past the right edge) and legend.
-    top = 3 * gap + text_height // 2
-    left = 2 * gap + widest_y_label + tick_length + frame_width
-    bottom = size - (gap + tick_length + gap + text_height + frame_width)
-    legend_left = size - 2 * gap - legend_width
-    right = legend_left - max(2 * gap, widest_x_label // 2 + gap) - frame_width
-    if right - left < 16 or bottom - top < 16:
-        raise ValueError(
-            f"`size`={size} leaves no room for the plot once tick labels and a legend for "
-            f"{num_classes} classes are drawn; a larger size was expected."
-        )
-
-    canvas = np.full((size, size, 3), _WHITE, dtype=np.uint8)
-
-    def to_column(x):
-        fraction = (np.asarray(x, dtype=np.float64) - x_range[0]) / (x_range[1] - x_range[0])
-        return np.round(left + fraction * (right - left - 1)).astype(np.int64)
-
-    def to_row(y):
-        fraction = (np.asarray(y, dtype=np.float64) - y_range[0]) / (y_range[1] - y_range[0])
-        return np.round(bottom - 1 - fraction * (bottom - top - 1)).astype(np.int64)
-
-    # Grid lines first so everything else is drawn over them.
-    for column in to_column(x_ticks):
-        _paint_rectangle(canvas, top, column, bottom, column + 1, _GRID_LINE_COLOUR)
-    for row in to_row(y_ticks):
-        _paint_rectangle(canvas, row, left, row + 1, right, _GRID_LINE_COLOUR)
-
-    # Points: record the index of the last point covering each pixel (ufunc.at
-    # is exact for repeated pixels, unlike fancy assignment), then colour.
-    if points.shape[0]:
-        point_rows, point_columns = to_row(points[:, 1]), to_column(points[:, 0])
-        topmost_point = np.full((size, size), -1, dtype=np.int64)
-        order = np.arange(points.shape[0])
-        for row_offset, column_offset in zip(*_disc_offsets(point_radius)):
-            rows, columns = point_rows + row_offset, point_columns + column_offset
-            inside = (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
-            np.maximum.at(topmost_point, (rows[inside], columns[inside]), order[inside])
-        covered = topmost_point >= 0
-        canvas[covered] = PALETTE[labels[topmost_point[covered]] % len(PALETTE)]
-
-    # Frame just outside the plot area, then ticks and their labels.
-    outer_left, outer_right = left - frame_width, right + frame_width
-    _paint_rectangle(canvas, top - frame_width, outer_left, top, outer_right, _FRAME_COLOUR)
-    _paint_rectangle(canvas, bottom, outer_left, bottom + frame_width, outer_right, _FRAME_COLOUR)
-    _paint_rectangle(canvas, top, outer_left, bottom, left, _FRAME_COLOUR)
-    _paint_rectangle(canvas, top, right, bottom, outer_right, _FRAME_COLOUR)
-
-    label_top = bottom + frame_width + tick_length + gap
-    previous_label_right = -(10**9)
-    for column, label in zip(to_column(x_ticks), x_tick_labels):
-        _paint_rectangle(
-            canvas, bottom + frame_width, column, bottom + frame_width + tick_length, column + 1,
-            _FRAME_COLOUR,
-        )
-        mask = _text_mask(label, scale)
-        label_left = int(column) - mask.shape[1] // 2
-        # Skip a label that would run into its neighbour rather than smear both.
-        if label_left >= previous_label_right + gap:
-            _paint_mask(canvas, mask, label_top, label_left, _TEXT_COLOUR)
-            previous_label_right = label_left + mask.shape[1]
-    previous_label_top = 10**9
-    for row, label in zip(to_row(y_ticks), y_tick_labels):
-        _paint_rectangle(
-            canvas, row, left - frame_width - tick_length, row + 1, left - frame_width,
-            _FRAME_COLOUR,
-        )
-        mask = _text_mask(label, scale)
-        label_row = int(row) - text_height // 2
-        if label_row + text_height + gap <= previous_label_top:
-            label_left = left - frame_width - tick_length - gap - mask.shape[1]
-            _paint_mask(canvas, mask, label_row, label_left, _TEXT_COLOUR)
-            previous_label_top = label_row
-
-    # Legend: a disc of each class's colour followed by its number.
-    max_entries = max(1, (bottom - top) // entry_height)
-    shown = class_names
-    if len(class_names) > max_entries:
-        shown = class_names[: max_entries - 1] + ["..."]
-    swatch_rows, swatch_columns = _disc_offsets(swatch_radius)
-    for entry, name in enumerate(shown):
-        entry_top = top + entry * entry_height
-        centre_row = entry_top + entry_height // 2
-        text_left = legend_left + 2 * swatch_radius + 1 + gap
-        if name != "...":
-            colour = PALETTE[int(name) % len(PALETTE)]
-            canvas[centre_row + swatch_rows, legend_left + swatch_radius + swatch_columns] = colour
-        _paint_mask(
-            canvas, _text_mask(name, scale), centre_row - text_height // 2, text_left, _TEXT_COLOUR
-        )
-    return canvas
 
 
 # ----------------------------------------------------------------------------
