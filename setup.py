@@ -32,7 +32,7 @@ setuptools.setup(
         # 2-D plots; vae/figures.py): labels, ticks and legends.
         "matplotlib>=3.11",
     ],
-    extras_require={"test": ["pytest>=9.0"]},
+    extras_require={"test": ["pytest>=9.0", "pytest-xdist>=3.8", "ruff==0.17.5"]},
     entry_points={
         "console_scripts": [
             "vae-train=launch.entry_points:train",

@@ -17,14 +17,100 @@ if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
 
 
-def pytest_collection_modifyitems(config, items):
-    """Drops tf.test.TestCase's deprecated `test_session` helper.
+# The tests left out of the fast tier (`pytest -m "not slow"`): each took
+# more than 5 seconds on two CPU cores, mostly whole programs run in
+# subprocesses, training to the end and resuming, or a class whose set-up
+# trains a model. Given as "file::Class" (every test of the class) or
+# "file::Class::test" (parameterised variants included). Tests marked
+# `slurm` are slow too. A new test that takes longer belongs here.
+SLOW_TESTS = (
+    "test_base.py::ResumeTest::test_sigterm_checkpoints_and_resume_matches_uninterrupted_run",
+    "test_base.py::XlaTest::test_jit_compiled_vae_step_trains",
+    "test_benchmark.py::BenchmarkProgramTest",
+    "test_checkpointing.py::CheckpointingTest::test_failed_save_removes_its_files_and_keeps_the_previous",
+    "test_disentangling_distribute.py::DisentanglingMirroredTest::test_both_trainers_train_on_two_replicas",
+    "test_distribute.py::MirroredStrategyTest::test_adam_autoencoder_follows_the_same_trajectory",
+    "test_elbo.py::ElboTrainerTest::test_training_lowers_the_loss",
+    "test_elbo.py::OptimizerKindsTest::test_keras_3_adam_trains_and_resumes_exactly",
+    "test_evaluate.py::EvaluateProgramTest::test_dataset_without_classifier",
+    "test_evaluate.py::EvaluateProgramTest::test_default_output_is_eval_json_in_workdir",
+    "test_evaluate.py::EvaluateProgramTest::test_directory_that_is_not_a_workdir",
+    "test_evaluate.py::EvaluateProgramTest::test_disentanglement_metrics_need_known_factors",
+    "test_evaluate.py::EvaluateProgramTest::test_evaluates_checkpoint_and_saved_model_alike",
+    "test_evaluate.py::EvaluateProgramTest::test_missing_saved_model",
+    "test_evaluate.py::EvaluateProgramTest::test_unknown_dataset",
+    "test_evaluate.py::EvaluateProgramTest::test_workdir_without_checkpoint",
+    "test_evaluate.py::ResumableEvaluationTest",
+    "test_evaluate.py::SampleQualityInProgramTest",
+    "test_evaluate_disentanglement.py::EvaluateDisentanglementTest::test_factorvae_workdir_is_evaluated_on_the_named_metric",
+    "test_evaluate_disentanglement.py::EvaluateDisentanglementTest::test_unknown_metric_is_a_clear_error",
+    "test_evaluate_disentanglement.py::EvaluateDisentanglementTest::test_writes_all_three_metrics_on_dsprites",
+    "test_export.py::ExportSavedModelTest::test_fresh_process_without_the_package_runs_every_signature",
+    "test_factorvae_trainer.py::FactorVaeTrainerTest::test_trains_evaluates_and_resumes_exactly",
+    "test_folder_datasets.py::ProgramsTest::test_bad_input_is_refused_before_any_work",
+    "test_generate.py::GenerateProgramTest",
+    "test_iwae_trainer.py::IwaeTrainerTest::test_resume_continues_exactly",
+    "test_iwae_trainer.py::IwaeTrainerTest::test_trains_and_logs_the_bound",
+    "test_iwae_trainer.py::IwaeTrainerTest::test_two_level_trainer_trains_both_layers",
+    "test_losses.py::ElboTermsTest::test_sampled_latent_is_a_draw_from_the_posterior",
+    "test_mixed_precision.py::ProgramTest",
+    "test_multi_worker.py::TrainProgramTest",
+    "test_multi_worker.py::TwoWorkersTest",
+    "test_plugin_trainer.py::PluginTrainerTest::test_bad_trainer_and_objective_are_refused_clearly",
+    "test_plugin_trainer.py::PluginTrainerTest::test_evaluate_generate_and_submit_take_the_workdir",
+    "test_plugin_trainer.py::PluginTrainerTest::test_sigterm_and_rerun_match_the_uninterrupted_run",
+    "test_run_safety.py::KillDuringSaveTest",
+    "test_run_safety.py::PresetsFromAnotherDirectoryTest",
+    "test_run_safety.py::RefusedLaunchTest",
+    "test_stop_signals.py::EarlySignalProgramTest",
+    "test_submit.py::RequeueTest",
+    "test_tcvae_trainer.py::BetaTcvaeTrainerTest::test_trains_evaluates_and_resumes_exactly",
+    "test_toy2d_program.py::Toy2dProgramTest",
+    "test_tracing.py::NoRetracingTest::test_a_resumed_run_traces_once_more_and_then_never",
+    "test_train.py::BadInputTest::test_corrupt_idx_file_names_the_file",
+    "test_train.py::BadInputTest::test_invalid_flag_value_names_the_flag",
+    "test_train.py::BadInputTest::test_invalid_list_flag_names_the_item",
+    "test_train.py::BadInputTest::test_mismatched_strides_are_refused",
+    "test_train.py::BadInputTest::test_missing_data_directory",
+    "test_train.py::BadInputTest::test_unreadable_checkpoints_stop_the_resume_before_any_write",
+    "test_train.py::BadInputTest::test_workdir_with_different_model_is_refused",
+    "test_train.py::RealMnistTest",
+    "test_train.py::SignalTest",
+    "test_train_families.py::TrainFamiliesTest::test_evaluate_reports_the_importance_sampled_nll",
+    "test_train_vaegan.py::TrainVaeGanProgramTest::test_bad_flag_is_refused",
+    "test_train_vaegan.py::TrainVaeGanProgramTest::test_rerun_resumes_without_training",
+    "test_vaegan_trainer.py::VaeGanTrainerTest::test_balancing_never_retraces_the_step",
+    "test_vaegan_trainer.py::VaeGanTrainerTest::test_resume_continues_exactly",
+    "test_vaegan_trainer.py::VaeGanTrainerTest::test_training_logs_and_evaluation",
+    "test_vaegan_trainer.py::VaeGanTrainerTest::test_unconditional_variant_trains",
+)
 
-    pytest collects it as a test because of its name, and it always skips,
-    which would make every report show skips that test nothing.
-    """
+
+def _is_slow(item) -> bool:
+    node = item.nodeid.split("tests/", 1)[-1]
+    if item.get_closest_marker("slurm") is not None:
+        return True
+    for prefix in SLOW_TESTS:
+        if node == prefix or node.startswith(prefix + "::"):
+            return True
+        # A test's parameterised variants: test_x0, test_x1, test_x[a].
+        if prefix.count("::") == 2 and node.startswith(prefix) and (
+                node[len(prefix):][:1].isdigit() or node[len(prefix):][:1] == "["):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Marks the slow tests (SLOW_TESTS), and drops tf.test.TestCase's
+    deprecated `test_session` helper: pytest collects it as a test because
+    of its name, and it always skips, which would make every report show
+    skips that test nothing."""
     del config
     items[:] = [item for item in items if item.name != "test_session"]
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +134,9 @@ def slurm_cluster():
 
 
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: left out of the fast tier (-m 'not slow'); see "
+        "SLOW_TESTS in tests/conftest.py.")
     config.addinivalue_line(
         "markers", "slurm: runs jobs on a real single-node Slurm started by "
         "the slurm_cluster fixture (deselect with -m 'not slurm').")

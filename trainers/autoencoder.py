@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from trainers import base
 from vae import autoencoder as autoencoder_lib
+from vae import datasets
 
 
 def squared_error_per_example(points: tf.Tensor,
@@ -65,7 +66,8 @@ class AutoencoderTrainer(base.Trainer):
         points = batch["image"]
         variables = self.optimized_variables["autoencoder"]
         with tf.GradientTape() as tape:
-            reconstructions = self.model.reconstruct(points, datasets.conditioning_labels(self.model, batch))
+            reconstructions = self.model.reconstruct(
+                points, datasets.conditioning_labels(self.model, batch))
             loss = tf.reduce_mean(
                 squared_error_per_example(points, reconstructions))
         gradients = tape.gradient(loss, variables)
@@ -77,7 +79,8 @@ class AutoencoderTrainer(base.Trainer):
         # (`vae.toy2d.manifold_distance_summary`): it has no closed form for
         # the arc.
         points = batch["image"]
-        reconstructions = self.model.reconstruct(points, datasets.conditioning_labels(self.model, batch))
+        reconstructions = self.model.reconstruct(
+            points, datasets.conditioning_labels(self.model, batch))
         return {"mse": squared_error_per_example(points, reconstructions)}
 
 

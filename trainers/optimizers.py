@@ -19,8 +19,8 @@ def check_settings(name: str, learning_rate: float,
     """Raises ValueError unless `name` is an optimiser we make and
     `learning_rate` (the flag or field `what`) a positive finite number."""
     if name not in OPTIMIZER_NAMES:
-        raise ValueError(f"The optimizer must be one of {OPTIMIZER_NAMES}, "
-                         f"got {name!r}.")
+        raise ValueError(f"Unknown optimizer {name!r}; expected one of "
+                         f"{OPTIMIZER_NAMES}.")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"{what} must be positive and finite, got "
                          f"{learning_rate}.")
