@@ -112,6 +112,29 @@ class RunIdentityTest(tf.test.TestCase):
             workdir, config.run_identity(),
             upgrade_recorded=runs.upgrade_identity))
 
+    def test_vaegan_record_with_integer_dense_units_resumes_and_loads(self):
+        # Records written when each dense-unit field was one size (0: none).
+        workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
+        recorded["model"].update(encoder_dense_units=64, decoder_dense_units=0)
+        atomic_files.write_json(run_path, recorded)
+        self.assertTrue(workdir_lib.claim_workdir(
+            workdir, config.run_identity(),
+            upgrade_recorded=runs.upgrade_identity))
+        model = vaegan.VaeGan(config.model)
+        tf.train.Checkpoint(model=model).save(
+            os.path.join(workdir, "checkpoints", "ckpt"))
+        restored, _ = runs.restore_model(workdir, runs.read_run_identity(workdir))
+        self.assertEqual(restored.config, config.model)
+        self.assertAllEqual(restored.encoder.variables[0], model.encoder.variables[0])
+        # Another size is still another run.
+        recorded["model"]["encoder_dense_units"] = 32
+        atomic_files.write_json(run_path, recorded)
+        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
+                                    "model.encoder_dense_units"):
+            workdir_lib.claim_workdir(
+                workdir, config.run_identity(),
+                upgrade_recorded=runs.upgrade_identity)
+
     def test_vaegan_record_with_another_objective_is_refused(self):
         # Filling in defaults must not hide a real difference.
         workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
