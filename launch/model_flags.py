@@ -7,7 +7,9 @@ help and checks, defined here once the trainer is known; a plug-in's own
 model config class gets those of the class it extends, and a flag of the
 same name for each field they do not cover (`launch.config_flags`). The
 latent size, the conditioning and the image shape are shared flags
-(`launch.common_flags`).
+(`launch.common_flags`). A flag that both model configs have means the same
+in both (a list of layer sizes, a list of channels, ...); only its default
+may differ, and the dense-layer flags are written once for both.
 """
 
 import dataclasses

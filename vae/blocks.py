@@ -12,8 +12,11 @@ pieces here:
 * `join_label`: a label joined to features, as a vector or as image planes.
 * `normalize_activate_drop` and `dense_stack`: what follows a hidden layer,
   [BatchNorm] -> [activation] -> [Dropout], and a run of such dense layers.
+* `dense_to_feature_map`: the dense layer and reshape a conv decoder starts with.
 * `output_hw`: the spatial size a stack of convolutions and poolings leaves.
-* `GaussianEncoder`: images (and labels) -> `(loc, log_variance)` of q(z|x, y).
+* `LabelledStack`: a network that runs its stack with the label joined in; the
+  VAE-GAN's discriminator is one, and so are
+* `GaussianEncoder`: images (and labels) -> `(loc, log_variance)` of q(z|x, y), and
 * `LatentDecoder`: latent codes (and labels) -> per-pixel parameters of p(x|z, y).
 
 A checkpoint finds each variable by its object path, attribute names and list indices
@@ -25,7 +28,10 @@ holds no variable, and so does a dropout layer, whose index also seeds its mask.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import math
+from typing import Any
+from typing import Callable
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -43,8 +49,8 @@ def check_labels(labels: tf.Tensor | None, num_classes: int,
         return None
     if labels is None:
         raise ValueError(
-            f"{module.name}: this model is conditioned on {num_classes} classes and needs "
-            f"one-hot labels [batch, {num_classes}]; none were given.")
+            f"{module.name}: this model is conditioned on {num_classes} classes and "
+            f"needs one-hot labels [batch, {num_classes}]; none were given.")
     labels = tf.convert_to_tensor(labels, tf.float32)
     if labels.shape.rank != 2 or labels.shape[-1] != num_classes:
         raise ValueError(
@@ -92,6 +98,17 @@ def normalize_activate_drop(num_features: int, *, activation: str | None,
     return block
 
 
+def _dense_layer(input_size: int, units: int, name: str, *, activation: str,
+                 batch_norm: bool, dropout_rate: float,
+                 norm_before_activation: bool) -> list[Any]:
+    """Dense(units) and what follows it, the activation where the order puts it."""
+    return [layers.Dense(input_size, units,
+                         None if norm_before_activation else activation, name=name),
+            *normalize_activate_drop(
+                units, activation=activation if norm_before_activation else None,
+                batch_norm=batch_norm, dropout_rate=dropout_rate, name=name)]
+
+
 def dense_stack(input_size: int, units: Sequence[int], *, activation: str,
                 batch_norm: bool, dropout_rate: float,
                 norm_before_activation: bool) -> tuple[list[Any], int]:
@@ -112,15 +129,24 @@ def dense_stack(input_size: int, units: Sequence[int], *, activation: str,
     stack: list[Any] = []
     size = input_size
     for index, width in enumerate(units):
-        name = f"dense_{index}"
-        stack.append(layers.Dense(size, width,
-                                  None if norm_before_activation else activation,
-                                  name=name))
-        stack += normalize_activate_drop(
-            width, activation=activation if norm_before_activation else None,
-            batch_norm=batch_norm, dropout_rate=dropout_rate, name=name)
+        stack += _dense_layer(size, width, f"dense_{index}", activation=activation,
+                              batch_norm=batch_norm, dropout_rate=dropout_rate,
+                              norm_before_activation=norm_before_activation)
         size = width
     return stack, size
+
+
+def dense_to_feature_map(input_size: int, shape: Sequence[int], *, activation: str,
+                         batch_norm: bool, dropout_rate: float,
+                         norm_before_activation: bool) -> list[Any]:
+    """Where a conv decoder starts: a dense layer `dense_to_base` to `prod(shape)`
+    units, with what follows it, reshaped to the feature map `shape`
+    (`[height, width, channels]`); arguments as `dense_stack` takes them."""
+    return [*_dense_layer(input_size, math.prod(shape), "dense_to_base",
+                          activation=activation, batch_norm=batch_norm,
+                          dropout_rate=dropout_rate,
+                          norm_before_activation=norm_before_activation),
+            layers.Reshape(shape, name="reshape")]
 
 
 def output_hw(stack: Sequence[Any], input_hw: Sequence[int]) -> tuple[int, int]:
@@ -133,7 +159,66 @@ def output_hw(stack: Sequence[Any], input_hw: Sequence[int]) -> tuple[int, int]:
     return height_width
 
 
-class GaussianEncoder(tf.Module):
+class LabelledStack(tf.Module):
+    """A network that is a stack of layers reading its input and, for a conditional
+    model, a one-hot label joined in at one index of the stack.
+
+    A subclass builds its layers in its constructor, in its name scope (so variable
+    names read "discriminator/conv_0/w"), and hands them to `_set_layers`; its
+    `__call__` runs them with `_apply`.
+    """
+
+    def __init__(self, *, num_classes: int, label_planes: bool, compute_dtype: str,
+                 name: str | None = None):
+        """Stores how the label is read; a subclass then builds its layers.
+
+        Args:
+            num_classes: 0 for an unconditional network, else the label's size.
+            label_planes: the label joins as image planes (else as a vector).
+            compute_dtype: "float32" or "bfloat16".
+            name: module name.
+        """
+        super().__init__(name=name)
+        self.num_classes = num_classes
+        self.label_planes = label_planes
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+
+    def _set_layers(self, stack: Sequence[Any], label_index: int) -> None:
+        """Keeps `stack` as `self.net`; a label joins before layer `label_index`."""
+        self._label_index = label_index
+        self.net = layers.Sequential(stack, name="net")
+
+    def _apply(self, inputs: tf.Tensor, labels: tf.Tensor | None, *, is_training: bool,
+               seed: tf.Tensor | None, stop: int | None = None) -> tf.Tensor:
+        """Runs the layers before `stop` (all by default), joining the label in.
+
+        Args:
+            inputs: float32 input of the first layer, `[batch, ...]`.
+            labels: one-hot float32 `[batch, num_classes]` for a conditional network,
+                else None.
+            is_training: passed to layers that behave differently in training.
+            seed: optional stateless seed `[2]` for dropout; every dropout layer folds
+                in its own index, so no two share a mask.
+            stop: index of the first layer not to run.
+
+        Returns:
+            The output of layer `stop - 1`, in the compute dtype.
+
+        Raises:
+            ValueError: labels missing for a conditional network, given to an
+                unconditional one, or of the wrong shape.
+        """
+        labels = check_labels(labels, self.num_classes, self)
+        x = tf.cast(tf.convert_to_tensor(inputs, tf.float32), self.compute_dtype)
+        x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
+        if labels is not None:
+            x = join_label(x, tf.cast(labels, self.compute_dtype),
+                           as_planes=self.label_planes)
+        return self.net(x, is_training=is_training, seed=seed, start=self._label_index,
+                        stop=stop)
+
+
+class GaussianEncoder(LabelledStack):
     """Maps images (and labels) to the mean and log-variance of a diagonal Gaussian.
 
     The stack ends with one Dense(2 * latent_dim) layer whose output is split into the
@@ -141,66 +226,44 @@ class GaussianEncoder(tf.Module):
     Dense(latent_dim) heads, and one matmul is cheaper.
     """
 
-    def __init__(self, build_layers: Callable[[], tuple[list[Any], int]], *,
-                 latent_dim: int, image_shape: Sequence[int], num_classes: int,
-                 label_planes: bool, compute_dtype: str,
-                 log_variance_clip: float = 0.0, name: str | None = "encoder"):
+    def __init__(self, config: Any, build_layers: Callable[[Any], tuple[list[Any], int]],
+                 *, label_planes: bool = False, log_variance_clip: float = 0.0,
+                 name: str | None = "encoder"):
         """Builds every layer (and so every variable).
 
         Args:
-            build_layers: returns the stack and the index of the layer before which
-                a label joins; called in this module's name scope, so variable names
-                read "encoder/conv_0/w".
-            latent_dim: number of latent dimensions.
-            image_shape: shape of one image.
-            num_classes: 0 for an unconditional encoder, else the label's size.
+            config: a model config with `validate()`, `latent_dim`, `image_shape`,
+                `num_classes` and `compute_dtype`; validated here.
+            build_layers: `build_layers(config)` returns the stack and the index of
+                the layer before which a label joins.
             label_planes: the label joins as image planes (else as a vector).
-            compute_dtype: "float32" or "bfloat16".
             log_variance_clip: if positive, the log-variance is clipped to
                 `[-log_variance_clip, log_variance_clip]`.
             name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid.
         """
-        super().__init__(name=name)
-        self.latent_dim = latent_dim
-        self.image_shape = tuple(image_shape)
-        self.num_classes = num_classes
-        self.label_planes = label_planes
-        self.compute_dtype = tf.as_dtype(compute_dtype)
+        config.validate()  # Before any field is read.
+        super().__init__(num_classes=config.num_classes, label_planes=label_planes,
+                         compute_dtype=config.compute_dtype, name=name)
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
         self.log_variance_clip = float(log_variance_clip)
-        with self.name_scope:
-            stack, self._label_index = build_layers()
-            self.net = layers.Sequential(stack, name="net")
+        with self.name_scope:  # So variable names read "encoder/conv_0/w".
+            self._set_layers(*build_layers(config))
 
     @tf.Module.with_name_scope
     def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
                  is_training: bool = False,
                  seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """Encodes a batch.
-
-        Args:
-            images: float32 `[batch, *image_shape]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to layers that behave differently in training.
-            seed: optional stateless seed `[2]` for dropout; every dropout layer folds
-                in its own index, so no two share a mask.
+        """Encodes a batch of images `[batch, *image_shape]`, as `_apply` takes them.
 
         Returns:
             `(loc, log_variance)`, each float32 `[batch, latent_dim]`, the log-variance
             clipped when `log_variance_clip` is positive.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
         """
-        labels = check_labels(labels, self.num_classes, self)
-        x = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
-        x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
-        if labels is not None:
-            x = join_label(x, tf.cast(labels, self.compute_dtype),
-                           as_planes=self.label_planes)
-        outputs = self.net(x, is_training=is_training, seed=seed,
-                           start=self._label_index)
+        outputs = self._apply(images, labels, is_training=is_training, seed=seed)
         # Distributions and losses are computed in float32 whatever the
         # network's compute dtype.
         loc, log_variance = tf.split(tf.cast(outputs, tf.float32), 2, axis=-1)
@@ -211,53 +274,40 @@ class GaussianEncoder(tf.Module):
         return loc, log_variance
 
 
-class LatentDecoder(tf.Module):
-    """Maps latent codes (and labels) to per-pixel parameters `[batch, *image_shape]`."""
+class LatentDecoder(LabelledStack):
+    """Maps latent codes (and labels) to per-pixel parameters `[batch, *image_shape]`.
 
-    def __init__(self, build_layers: Callable[[], list[Any]], *, latent_dim: int,
-                 image_shape: Sequence[int], num_classes: int, compute_dtype: str,
+    Its stack reads `concat(z, label)`, or z for an unconditional model.
+    """
+
+    def __init__(self, config: Any, build_layers: Callable[[Any], list[Any]], *,
                  name: str | None = "decoder"):
         """Builds every layer (and so every variable).
 
         Args:
-            build_layers: returns the stack, which reads `concat(z, label)` (or z);
-                called in this module's name scope, so variable names read
-                "decoder/output/w".
-            latent_dim: number of latent dimensions.
-            image_shape: shape of one image.
-            num_classes: 0 for an unconditional decoder, else the label's size.
-            compute_dtype: "float32" or "bfloat16".
+            config: a model config, as `GaussianEncoder` takes it; validated here.
+            build_layers: `build_layers(config)` returns the stack.
             name: module name.
+
+        Raises:
+            ValueError: if `config` is invalid.
         """
-        super().__init__(name=name)
-        self.latent_dim = latent_dim
-        self.image_shape = tuple(image_shape)
-        self.num_classes = num_classes
-        self.compute_dtype = tf.as_dtype(compute_dtype)
-        with self.name_scope:
-            self.net = layers.Sequential(build_layers(), name="net")
+        config.validate()  # Before any field is read.
+        super().__init__(num_classes=config.num_classes, label_planes=False,
+                         compute_dtype=config.compute_dtype, name=name)
+        self.latent_dim = config.latent_dim
+        self.image_shape = tuple(config.image_shape)
+        with self.name_scope:  # So variable names read "decoder/output/w".
+            self._set_layers(build_layers(config), label_index=0)
 
     @tf.Module.with_name_scope
     def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
                  is_training: bool = False, seed: tf.Tensor | None = None) -> tf.Tensor:
-        """Decodes a batch of latent codes.
-
-        Args:
-            z: float32 `[batch, latent_dim]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to layers that behave differently in training.
-            seed: optional stateless seed `[2]` for dropout.
+        """Decodes a batch of latent codes `[batch, latent_dim]`, as `_apply` takes
+        them.
 
         Returns:
             float32 `[batch, *image_shape]`: logits, or Gaussian means.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
         """
-        z = tf.cast(tf.convert_to_tensor(z, tf.float32), self.compute_dtype)
-        labels = check_labels(labels, self.num_classes, self)
-        if labels is not None:
-            z = join_label(z, tf.cast(labels, self.compute_dtype), as_planes=False)
-        return tf.cast(self.net(z, is_training=is_training, seed=seed), tf.float32)
+        return tf.cast(self._apply(z, labels, is_training=is_training, seed=seed),
+                       tf.float32)

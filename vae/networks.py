@@ -141,11 +141,13 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
         stack.append(layers.Reshape(config.image_shape, name="reshape"))
         return stack
 
-    base_height, base_width, channels = decoder_base_shape(config)
+    base_shape = decoder_base_shape(config)
+    channels = base_shape[-1]
     stack, size = _dense_layers(size, config.decoder_dense_units, activation, config)
-    stack.append(layers.Dense(size, base_height * base_width * channels, activation,
-                              name="dense_to_base"))
-    stack.append(layers.Reshape((base_height, base_width, channels), name="reshape"))
+    # Unlike the hidden dense layers, this one has no batch norm or dropout.
+    stack += blocks.dense_to_feature_map(size, base_shape, activation=activation,
+                                         batch_norm=False, dropout_rate=0.0,
+                                         norm_before_activation=False)
     for index, (filters, stride) in enumerate(
             zip(config.decoder_filters, config.decoder_strides)):
         stack.append(layers.Conv2DTranspose(channels, filters, config.decoder_kernel_size,
@@ -172,11 +174,8 @@ class Encoder(blocks.GaussianEncoder):
         Raises:
             ValueError: if `config` is invalid (see `ModelConfig.validate`).
         """
-        config.validate()
-        super().__init__(lambda: _encoder_layers(config), latent_dim=config.latent_dim,
-                         image_shape=config.image_shape, num_classes=config.num_classes,
-                         label_planes=config.conditioning == "label_maps",
-                         compute_dtype=config.compute_dtype, name=name)
+        super().__init__(config, _encoder_layers,
+                         label_planes=config.conditioning == "label_maps", name=name)
 
 
 class Decoder(blocks.LatentDecoder):
@@ -199,13 +198,11 @@ class Decoder(blocks.LatentDecoder):
             ValueError: if `config` is invalid (see `ModelConfig.validate`), including a
                 conv image size not divisible by the product of `decoder_strides`.
         """
-        config.validate()
-        super().__init__(lambda: _decoder_layers(config), latent_dim=config.latent_dim,
-                         image_shape=config.image_shape, num_classes=config.num_classes,
-                         compute_dtype=config.compute_dtype, name=name)
+        super().__init__(config, _decoder_layers, name=name)
         with self.name_scope:  # So the variable's name reads "decoder/log_scale".
-            self.log_scale = (tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
-                              if config.likelihood == "gaussian" else None)
+            self.log_scale = (
+                tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
+                if config.likelihood == "gaussian" else None)
 
 
 def build_encoder(config: ModelConfig) -> Encoder:

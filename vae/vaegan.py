@@ -11,8 +11,9 @@ its input instead of pixel by pixel. The three networks, for images `[h, w, c]`:
   64 in the reference) -> Dense(2 * latent_dim), split into the mean and log-variance
   of a diagonal Gaussian.
 * `Decoder`, `p(x|z, y)`: concat(z, label) -> Dense for each of `decoder_dense_units`
-  (none in the reference) -> Dense(h/4 * w/4 * base channels) -> reshape -> UpSampling2D(2) -> Conv2D(5x5) -> Conv2D(3x3) -> UpSampling2D(2) ->
-  Conv2D(5x5) to the image channels: per-pixel Bernoulli logits `[batch, h, w, c]`.
+  (none in the reference) -> Dense(h/4 * w/4 * base channels) -> reshape ->
+  UpSampling2D(2) -> Conv2D(5x5) -> Conv2D(3x3) -> UpSampling2D(2) -> Conv2D(5x5) to
+  the image channels: per-pixel Bernoulli logits `[batch, h, w, c]`.
 * `Discriminator`, `D(x, y)`: Conv2D(7x7, stride 2) -> MaxPool2D(2) -> label maps
   stacked onto the channels -> Conv2D(3x3) -> MaxPool2D(2) -> Conv2D(3x3) = the
   similarity layer `l` -> flatten -> Dense(1): a logit per image, and `l`'s features
@@ -238,14 +239,12 @@ def _decoder_layers(config: VaeGanConfig) -> list[Any]:
                   config.decoder_base_channels)
     first_filters, second_filters = config.decoder_filters
     first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
-    stack, size = blocks.dense_stack(
-        config.latent_dim + config.num_classes, config.decoder_dense_units,
-        activation=config.activation, batch_norm=config.batch_norm,
-        dropout_rate=dropout_rate, norm_before_activation=True)
+    hidden_options = dict(activation=config.activation, batch_norm=config.batch_norm,
+                          dropout_rate=dropout_rate, norm_before_activation=True)
+    stack, size = blocks.dense_stack(config.latent_dim + config.num_classes,
+                                     config.decoder_dense_units, **hidden_options)
     return stack + [
-        layers.Dense(size, math.prod(base_shape), name="dense_to_base"),
-        *_after_layer(math.prod(base_shape), config, "dense_to_base", dropout_rate),
-        layers.Reshape(base_shape, name="reshape"),
+        *blocks.dense_to_feature_map(size, base_shape, **hidden_options),
         layers.UpSampling2D(2, name="upsampling_0"),
         layers.Conv2D(base_shape[-1], first_filters, first_kernel, 1, "SAME",
                       name="conv_0"),
@@ -276,13 +275,10 @@ class Encoder(blocks.GaussianEncoder):
         Raises:
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
         """
-        config.validate()
         # The reference clips log-variance to [-2, 2] in its KL but log-stddev (half
         # of it) to [-2, 2] when sampling, which disagree beyond |2|; the encoder
         # clips once, so the KL term and the samples agree.
-        super().__init__(lambda: _encoder_layers(config), latent_dim=config.latent_dim,
-                         image_shape=config.image_shape, num_classes=config.num_classes,
-                         label_planes=False, compute_dtype=config.compute_dtype,
+        super().__init__(config, _encoder_layers,
                          log_variance_clip=config.log_variance_clip, name=name)
 
 
@@ -300,13 +296,43 @@ class Decoder(blocks.LatentDecoder):
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`), including
                 an image height or width that is not a multiple of 4.
         """
-        config.validate()
-        super().__init__(lambda: _decoder_layers(config), latent_dim=config.latent_dim,
-                         image_shape=config.image_shape, num_classes=config.num_classes,
-                         compute_dtype=config.compute_dtype, name=name)
+        super().__init__(config, _decoder_layers, name=name)
 
 
-class Discriminator(tf.Module):
+def _discriminator_layers(config: VaeGanConfig) -> tuple[list[Any], int, int]:
+    """The discriminator's layers, the index at which the label planes join, and
+    the index of the first layer after the similarity layer `l`."""
+    channels = config.image_shape[-1]
+    first_filters, second_filters = config.discriminator_filters
+    first_kernel, second_kernel, similarity_kernel = config.discriminator_kernel_sizes
+    dropout_rate = config.dropout_rate
+    stack = [layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME",
+                           name="conv_0"),
+             layers.MaxPool2D(2, "SAME", name="pool_0"),
+             *_after_layer(first_filters, config, "conv_0", dropout_rate)]
+    # The label enters here as constant planes, so every later layer sees it.
+    label_index = len(stack)
+    stack += [layers.Conv2D(first_filters + config.num_classes, second_filters,
+                            second_kernel, 1, "SAME", name="conv_1"),
+              layers.MaxPool2D(2, "SAME", name="pool_1"),
+              *_after_layer(second_filters, config, "conv_1", dropout_rate),
+              layers.Conv2D(second_filters, config.similarity_channels,
+                            similarity_kernel, 1, "SAME", name="similarity")]
+    # The features are similarity's pre-activation output. Unlike the reference,
+    # whose output layer reads the layer before l (so l is a side branch its loss
+    # never trains), l lies on the path to the output, as in Larsen et al., so the
+    # discriminator learns the features reconstructions are measured in.
+    features_index = len(stack)
+    height, width = blocks.output_hw(stack, config.image_shape[:2])
+    stack += [*_after_layer(config.similarity_channels, config, "similarity",
+                            dropout_rate),
+              layers.Flatten(name="flatten"),
+              layers.Dense(height * width * config.similarity_channels, 1,
+                           name="output")]
+    return stack, label_index, features_index
+
+
+class Discriminator(blocks.LabelledStack):
     """Tells real images from decoded ones, and exposes the similarity features `l`."""
 
     def __init__(self, config: VaeGanConfig, name: str | None = "discriminator"):
@@ -319,71 +345,31 @@ class Discriminator(tf.Module):
         Raises:
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
         """
-        super().__init__(name=name)
-        config.validate()
+        config.validate()  # Before any field is read.
+        super().__init__(num_classes=config.num_classes, label_planes=True,
+                         compute_dtype=config.compute_dtype, name=name)
         self.image_shape = tuple(config.image_shape)
-        self.num_classes = config.num_classes
-        self.compute_dtype = tf.as_dtype(config.compute_dtype)
-        channels = self.image_shape[-1]
-        first_filters, second_filters = config.discriminator_filters
-        first_kernel, second_kernel, similarity_kernel = (
-            config.discriminator_kernel_sizes)
-        dropout_rate = config.dropout_rate
         with self.name_scope:  # So variable names read "discriminator/conv_0/w".
-            stack = [layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME",
-                                   name="conv_0"),
-                     layers.MaxPool2D(2, "SAME", name="pool_0"),
-                     *_after_layer(first_filters, config, "conv_0", dropout_rate)]
-            # The label enters here as constant planes, so every later layer sees it.
-            self._label_index = len(stack)
-            stack += [layers.Conv2D(first_filters + self.num_classes, second_filters,
-                                    second_kernel, 1, "SAME", name="conv_1"),
-                      layers.MaxPool2D(2, "SAME", name="pool_1"),
-                      *_after_layer(second_filters, config, "conv_1", dropout_rate),
-                      layers.Conv2D(second_filters, config.similarity_channels,
-                                    similarity_kernel, 1, "SAME", name="similarity")]
-            self.features_shape = (*blocks.output_hw(stack, self.image_shape[:2]),
-                                   config.similarity_channels)
-            # The features are similarity's pre-activation output. Unlike the reference,
-            # whose output layer reads the layer before l (so l is a side branch its
-            # loss never trains), l lies on the path to the output, as in Larsen et al.,
-            # so the discriminator learns the features reconstructions are measured in.
-            self._features_index = len(stack)
-            stack += [*_after_layer(config.similarity_channels, config, "similarity",
-                                    dropout_rate),
-                      layers.Flatten(name="flatten"),
-                      layers.Dense(math.prod(self.features_shape), 1, name="output")]
-            self.net = layers.Sequential(stack, name="net")
+            stack, label_index, self._features_index = _discriminator_layers(config)
+            self._set_layers(stack, label_index)
+        self.features_shape = (
+            *blocks.output_hw(stack[:self._features_index], self.image_shape[:2]),
+            config.similarity_channels)
 
     @tf.Module.with_name_scope
     def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
                  is_training: bool = False,
                  seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """Scores a batch of images.
-
-        Args:
-            images: float32 `[batch, height, width, channels]`, pixels in [0, 1].
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to the dropout and batch norm layers.
-            seed: optional stateless seed `[2]` for dropout.
+        """Scores a batch of images `[batch, height, width, channels]`, pixels in
+        [0, 1], as `blocks.LabelledStack._apply` takes them.
 
         Returns:
             `(logits, features)`: float32 `[batch]`, the logit of "real", and float32
             `features_shape` per image, `[batch, ceil(height / 8), ceil(width / 8),
             similarity_channels]`, the similarity layer's pre-activation output.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
         """
-        labels = blocks.check_labels(labels, self.num_classes, self)
-        images = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
-        x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
-        if labels is not None:
-            x = blocks.join_label(x, tf.cast(labels, self.compute_dtype), as_planes=True)
-        features = self.net(x, is_training=is_training, seed=seed,
-                            start=self._label_index, stop=self._features_index)
+        features = self._apply(images, labels, is_training=is_training, seed=seed,
+                               stop=self._features_index)
         logits = self.net(features, is_training=is_training, seed=seed,
                           start=self._features_index)
         return (tf.cast(tf.squeeze(logits, axis=-1), tf.float32),
