@@ -4,6 +4,8 @@ The networks built from them are tested in test_networks.py, test_conditional.py
 test_vaegan.py; that saved runs still restore, in test_checkpoint_compatibility.py.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -72,15 +74,22 @@ class LabelledStackTest(tf.test.TestCase):
 
     def test_a_subclass_reads_the_label_where_it_joins(self):
 
+        @dataclasses.dataclass(frozen=True)
+        class Config:
+            image_shape: tuple = (2, 2)
+            num_classes: int = 2
+            compute_dtype: str = "float32"
+
+            def validate(self):
+                pass
+
         class FlattenThenDense(blocks.LabelledStack):
             """Flatten, then the label, then one dense unit."""
 
             def __init__(self):
-                super().__init__(num_classes=2, label_planes=False,
-                                 compute_dtype="float32", name="flatten_then_dense")
-                with self.name_scope:
-                    self._set_layers([layers.Flatten(), layers.Dense(4 + 2, 1)],
-                                     label_index=1)
+                super().__init__(
+                    Config(), lambda config: ([layers.Flatten(), layers.Dense(6, 1)], 1),
+                    label_planes=False, name="flatten_then_dense")
 
             def __call__(self, x, labels=None):
                 return self._apply(x, labels, is_training=False, seed=None)

@@ -163,30 +163,36 @@ class LabelledStack(tf.Module):
     """A network that is a stack of layers reading its input and, for a conditional
     model, a one-hot label joined in at one index of the stack.
 
-    A subclass builds its layers in its constructor, in its name scope (so variable
-    names read "discriminator/conv_0/w"), and hands them to `_set_layers`; its
-    `__call__` runs them with `_apply`.
+    A subclass names its layers (`build_layers`) and runs them in its `__call__`
+    with `_apply`.
     """
 
-    def __init__(self, *, num_classes: int, label_planes: bool, compute_dtype: str,
-                 name: str | None = None):
-        """Stores how the label is read; a subclass then builds its layers.
+    def __init__(self, config: Any,
+                 build_layers: Callable[[Any], tuple[Sequence[Any], int]], *,
+                 label_planes: bool, name: str | None = None):
+        """Builds every layer (and so every variable).
 
         Args:
-            num_classes: 0 for an unconditional network, else the label's size.
+            config: a model config with `validate()`, `image_shape`, `num_classes`
+                and `compute_dtype` ("float32" or "bfloat16"); validated here.
+            build_layers: `build_layers(config)` returns the stack and the index of
+                the layer before which a label joins; called in this module's name
+                scope, so variable names read "encoder/conv_0/w".
             label_planes: the label joins as image planes (else as a vector).
-            compute_dtype: "float32" or "bfloat16".
             name: module name.
-        """
-        super().__init__(name=name)
-        self.num_classes = num_classes
-        self.label_planes = label_planes
-        self.compute_dtype = tf.as_dtype(compute_dtype)
 
-    def _set_layers(self, stack: Sequence[Any], label_index: int) -> None:
-        """Keeps `stack` as `self.net`; a label joins before layer `label_index`."""
-        self._label_index = label_index
-        self.net = layers.Sequential(stack, name="net")
+        Raises:
+            ValueError: if `config` is invalid.
+        """
+        config.validate()  # Before any field is read.
+        super().__init__(name=name)
+        self.image_shape = tuple(config.image_shape)
+        self.num_classes = config.num_classes
+        self.label_planes = label_planes
+        self.compute_dtype = tf.as_dtype(config.compute_dtype)
+        with self.name_scope:
+            stack, self._label_index = build_layers(config)
+            self.net = layers.Sequential(stack, name="net")
 
     def _apply(self, inputs: tf.Tensor, labels: tf.Tensor | None, *, is_training: bool,
                seed: tf.Tensor | None, stop: int | None = None) -> tf.Tensor:
@@ -226,32 +232,24 @@ class GaussianEncoder(LabelledStack):
     Dense(latent_dim) heads, and one matmul is cheaper.
     """
 
-    def __init__(self, config: Any, build_layers: Callable[[Any], tuple[list[Any], int]],
-                 *, label_planes: bool = False, log_variance_clip: float = 0.0,
+    def __init__(self, config: Any,
+                 build_layers: Callable[[Any], tuple[Sequence[Any], int]], *,
+                 label_planes: bool = False, log_variance_clip: float = 0.0,
                  name: str | None = "encoder"):
         """Builds every layer (and so every variable).
 
         Args:
-            config: a model config with `validate()`, `latent_dim`, `image_shape`,
-                `num_classes` and `compute_dtype`; validated here.
-            build_layers: `build_layers(config)` returns the stack and the index of
-                the layer before which a label joins.
-            label_planes: the label joins as image planes (else as a vector).
+            config: a model config, as `LabelledStack` takes it, with `latent_dim`.
+            build_layers, label_planes, name: as `LabelledStack` takes them.
             log_variance_clip: if positive, the log-variance is clipped to
                 `[-log_variance_clip, log_variance_clip]`.
-            name: module name.
 
         Raises:
             ValueError: if `config` is invalid.
         """
-        config.validate()  # Before any field is read.
-        super().__init__(num_classes=config.num_classes, label_planes=label_planes,
-                         compute_dtype=config.compute_dtype, name=name)
+        super().__init__(config, build_layers, label_planes=label_planes, name=name)
         self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
         self.log_variance_clip = float(log_variance_clip)
-        with self.name_scope:  # So variable names read "encoder/conv_0/w".
-            self._set_layers(*build_layers(config))
 
     @tf.Module.with_name_scope
     def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
@@ -280,25 +278,22 @@ class LatentDecoder(LabelledStack):
     Its stack reads `concat(z, label)`, or z for an unconditional model.
     """
 
-    def __init__(self, config: Any, build_layers: Callable[[Any], list[Any]], *,
+    def __init__(self, config: Any, build_layers: Callable[[Any], Sequence[Any]], *,
                  name: str | None = "decoder"):
         """Builds every layer (and so every variable).
 
         Args:
-            config: a model config, as `GaussianEncoder` takes it; validated here.
+            config: a model config, as `LabelledStack` takes it, with `latent_dim`.
             build_layers: `build_layers(config)` returns the stack.
             name: module name.
 
         Raises:
             ValueError: if `config` is invalid.
         """
-        config.validate()  # Before any field is read.
-        super().__init__(num_classes=config.num_classes, label_planes=False,
-                         compute_dtype=config.compute_dtype, name=name)
+        # The label joins z before the first layer.
+        super().__init__(config, lambda config: (build_layers(config), 0),
+                         label_planes=False, name=name)
         self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
-        with self.name_scope:  # So variable names read "decoder/output/w".
-            self._set_layers(build_layers(config), label_index=0)
 
     @tf.Module.with_name_scope
     def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,

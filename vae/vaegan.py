@@ -299,9 +299,8 @@ class Decoder(blocks.LatentDecoder):
         super().__init__(config, _decoder_layers, name=name)
 
 
-def _discriminator_layers(config: VaeGanConfig) -> tuple[list[Any], int, int]:
-    """The discriminator's layers, the index at which the label planes join, and
-    the index of the first layer after the similarity layer `l`."""
+def _discriminator_layers(config: VaeGanConfig) -> tuple[list[Any], int]:
+    """The discriminator's layers, and the index at which the label planes join."""
     channels = config.image_shape[-1]
     first_filters, second_filters = config.discriminator_filters
     first_kernel, second_kernel, similarity_kernel = config.discriminator_kernel_sizes
@@ -322,14 +321,13 @@ def _discriminator_layers(config: VaeGanConfig) -> tuple[list[Any], int, int]:
     # whose output layer reads the layer before l (so l is a side branch its loss
     # never trains), l lies on the path to the output, as in Larsen et al., so the
     # discriminator learns the features reconstructions are measured in.
-    features_index = len(stack)
     height, width = blocks.output_hw(stack, config.image_shape[:2])
     stack += [*_after_layer(config.similarity_channels, config, "similarity",
                             dropout_rate),
               layers.Flatten(name="flatten"),
               layers.Dense(height * width * config.similarity_channels, 1,
                            name="output")]
-    return stack, label_index, features_index
+    return stack, label_index
 
 
 class Discriminator(blocks.LabelledStack):
@@ -345,15 +343,14 @@ class Discriminator(blocks.LabelledStack):
         Raises:
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
         """
-        config.validate()  # Before any field is read.
-        super().__init__(num_classes=config.num_classes, label_planes=True,
-                         compute_dtype=config.compute_dtype, name=name)
-        self.image_shape = tuple(config.image_shape)
-        with self.name_scope:  # So variable names read "discriminator/conv_0/w".
-            stack, label_index, self._features_index = _discriminator_layers(config)
-            self._set_layers(stack, label_index)
+        super().__init__(config, _discriminator_layers, label_planes=True, name=name)
+        names = [getattr(layer, "name", None) for layer in self.net.layers]
+        # The features are the similarity layer's output: the layers up to it
+        # make them, the layers after it score them.
+        self._features_index = names.index("similarity") + 1
         self.features_shape = (
-            *blocks.output_hw(stack[:self._features_index], self.image_shape[:2]),
+            *blocks.output_hw(self.net.layers[:self._features_index],
+                              self.image_shape[:2]),
             config.similarity_channels)
 
     @tf.Module.with_name_scope
