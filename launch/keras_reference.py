@@ -215,7 +215,8 @@ def _vaegan_networks(config: vaegan.VaeGanConfig):
     x = keras.layers.Conv2D(config.encoder_filters[1], 3, 1, "same")(x)
     x = keras.layers.Flatten()(block(x))
     x = keras.layers.Concatenate()([x, labels])
-    x = block(keras.layers.Dense(config.encoder_dense_units)(x))
+    for units in config.encoder_dense_units:
+        x = block(keras.layers.Dense(units)(x))
     encoder = keras.Model([images, labels],
                           keras.layers.Dense(2 * config.latent_dim)(x))
 
@@ -224,8 +225,8 @@ def _vaegan_networks(config: vaegan.VaeGanConfig):
     base = (height // 4, width // 4, config.decoder_base_channels)
     first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
     x = keras.layers.Concatenate()([latent, decoder_labels])
-    if config.decoder_dense_units:
-        x = block(keras.layers.Dense(config.decoder_dense_units)(x))
+    for units in config.decoder_dense_units:
+        x = block(keras.layers.Dense(units)(x))
     x = block(keras.layers.Dense(math.prod(base))(x))
     x = keras.layers.UpSampling2D(2)(keras.layers.Reshape(base)(x))
     x = keras.layers.Conv2D(config.decoder_filters[0], first_kernel, 1,

@@ -7,7 +7,9 @@ help and checks, defined here once the trainer is known; a plug-in's own
 model config class gets those of the class it extends, and a flag of the
 same name for each field they do not cover (`launch.config_flags`). The
 latent size, the conditioning and the image shape are shared flags
-(`launch.common_flags`).
+(`launch.common_flags`). A flag that both model configs have means the same
+in both (a list of layer sizes, a list of channels, ...); only its default
+may differ, and the dense-layer flags are written once for both.
 """
 
 import dataclasses
@@ -23,6 +25,20 @@ from vae import vaegan
 
 # Fields every model config has, set from the shared flags and the data.
 SHARED_FIELDS = ("image_shape", "latent_dim", "num_classes", "compute_dtype")
+
+
+def _define_dense_units(encoder_default: list[int], scope: str) -> None:
+    """--encoder_dense_units and --decoder_dense_units, written once so that
+    they mean the same, lists of layer sizes, whichever model reads them."""
+    flag_types.DEFINE_int_list(
+        "encoder_dense_units", encoder_default,
+        f"{scope}Sizes of the encoder's hidden dense layers, after its "
+        "convolutions are flattened (and the label joined); empty: none.")
+    flag_types.DEFINE_int_list(
+        "decoder_dense_units", [],
+        f"{scope}Sizes of the decoder's hidden dense layers, between the "
+        "latent code (and label) and the dense layer to its first feature "
+        "map; empty: none.")
 
 
 def _define_vae_flags() -> None:
@@ -63,12 +79,7 @@ def _define_vae_flags() -> None:
     flags.DEFINE_enum(
         "encoder_padding", "VALID", ("VALID", "SAME"),
         "conv: padding of the encoder convolutions.")
-    flag_types.DEFINE_int_list(
-        "encoder_dense_units", [], "conv: dense layers after flattening.")
-    flag_types.DEFINE_int_list(
-        "decoder_dense_units", [],
-        "conv: dense layers before the base feature "
-        "map.")
+    _define_dense_units([], "conv: ")
     flags.DEFINE_integer(
         "decoder_base_channels", 32, "conv: channels of the decoder's first "
         "feature map (its size is the image size / product of "
@@ -102,15 +113,7 @@ def _define_vaegan_flags() -> None:
     flag_types.DEFINE_int_list(
         "encoder_filters", [32, 64], "Channels of the encoder's two "
         "convolutions.")
-    flags.DEFINE_integer(
-        "encoder_dense_units", 64,
-        "Units of the encoder's hidden dense layer.",
-        lower_bound=1)
-    flags.DEFINE_integer(
-        "decoder_dense_units", 0,
-        "Units of a hidden dense layer at the start of "
-        "the decoder, before the dense layer to its first feature map (0, the "
-        "reference: none).", lower_bound=0)
+    _define_dense_units([64], "")
     flags.DEFINE_integer(
         "decoder_base_channels", 128,
         "Channels of the decoder's first feature "

@@ -229,7 +229,7 @@ def _vaegan_run(strategy, schedule="alternating"):
         tf.random.set_seed(0)
         model = vaegan.VaeGan(vaegan.VaeGanConfig(
             image_shape=(4, 4, 1), latent_dim=1, num_classes=0,
-            encoder_filters=(2, 2), encoder_dense_units=2,
+            encoder_filters=(2, 2), encoder_dense_units=(2,),
             decoder_base_channels=2, decoder_filters=(2, 2),
             discriminator_filters=(2, 2), similarity_channels=2,
             dropout_rate=0.0))

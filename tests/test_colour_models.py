@@ -88,7 +88,7 @@ class ShapesTest(tf.test.TestCase, parameterized.TestCase):
     def test_vaegan_takes_colour(self):
         model = vaegan.VaeGan(vaegan.VaeGanConfig(
             image_shape=(8, 8, 3), latent_dim=2, num_classes=2,
-            encoder_filters=(4, 4), encoder_dense_units=8,
+            encoder_filters=(4, 4), encoder_dense_units=(8,),
             decoder_base_channels=4, decoder_filters=(4, 4),
             discriminator_filters=(4, 4), similarity_channels=2))
         labels = tf.one_hot([0, 1], 2)

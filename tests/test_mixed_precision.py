@@ -75,7 +75,7 @@ class ModelsTest(tf.test.TestCase):
     def test_a_bfloat16_vaegan_discriminator_returns_float32(self):
         model = vaegan.VaeGan(vaegan.VaeGanConfig(
             image_shape=(8, 8, 1), latent_dim=2, num_classes=3,
-            encoder_filters=(4, 4), encoder_dense_units=8,
+            encoder_filters=(4, 4), encoder_dense_units=(8,),
             decoder_base_channels=4, decoder_filters=(4, 4),
             discriminator_filters=(4, 4), similarity_channels=2,
             compute_dtype="bfloat16"))

@@ -100,6 +100,13 @@ class RunIdentityTest(tf.test.TestCase):
         with open(run_path) as stream:
             return workdir, config, run_path, json.load(stream)
 
+    def _assert_refused(self, workdir, config, field):
+        """Claiming `workdir` for `config` fails, naming `field` as the difference."""
+        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError, field):
+            workdir_lib.claim_workdir(
+                workdir, config.run_identity(),
+                upgrade_recorded=runs.upgrade_identity)
+
     def test_vaegan_record_with_a_field_missing_still_resumes(self):
         workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
         self.assertEqual(recorded["trainer"], "vaegan")
@@ -112,16 +119,31 @@ class RunIdentityTest(tf.test.TestCase):
             workdir, config.run_identity(),
             upgrade_recorded=runs.upgrade_identity))
 
+    def test_vaegan_record_with_integer_dense_units_resumes_and_loads(self):
+        # Records written when each dense-unit field was one size (0: none).
+        workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
+        recorded["model"].update(encoder_dense_units=64, decoder_dense_units=0)
+        atomic_files.write_json(run_path, recorded)
+        self.assertTrue(workdir_lib.claim_workdir(
+            workdir, config.run_identity(),
+            upgrade_recorded=runs.upgrade_identity))
+        model = vaegan.VaeGan(config.model)
+        tf.train.Checkpoint(model=model).save(
+            os.path.join(workdir, "checkpoints", "ckpt"))
+        restored, _ = runs.restore_model(workdir, runs.read_run_identity(workdir))
+        self.assertEqual(restored.config, config.model)
+        self.assertAllEqual(restored.encoder.variables[0], model.encoder.variables[0])
+        # Another size is still another run.
+        recorded["model"]["encoder_dense_units"] = 32
+        atomic_files.write_json(run_path, recorded)
+        self._assert_refused(workdir, config, "model.encoder_dense_units")
+
     def test_vaegan_record_with_another_objective_is_refused(self):
         # Filling in defaults must not hide a real difference.
         workdir, config, run_path, recorded = self._claimed_vaegan_workdir()
         recorded["objective"]["schedule"] = "simultaneous"
         atomic_files.write_json(run_path, recorded)
-        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
-                                    "objective.schedule"):
-            workdir_lib.claim_workdir(
-                workdir, config.run_identity(),
-                upgrade_recorded=runs.upgrade_identity)
+        self._assert_refused(workdir, config, "objective.schedule")
 
 
 class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
@@ -163,6 +185,9 @@ class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
                 *cls.arguments, "--decoder_filters=4"]),
             "gan_weights": ("launch.train_vaegan", [
                 *cls.arguments, "--gan_weights=1,1"]),
+            # 0 meant "no layer" when the flag was one size; now it is a list.
+            "decoder_dense_units": ("launch.train_vaegan", [
+                *cls.arguments, "--decoder_dense_units=0"]),
             "schedule": ("launch.train_vaegan", [
                 *cls.arguments, "--schedule=simultaneous"]),
             "evaluate": ("launch.evaluate", [
@@ -234,6 +259,7 @@ class TrainVaeGanProgramTest(tf.test.TestCase, parameterized.TestCase):
         # Refused by the flag's own definition (as --d_steps=0 would be) ...
         ("feature_loss", "--feature_loss", "gaussian|sigmoid_cross_entropy"),
         ("gan_weights", "--gan_weights", "three non-negative weights"),
+        ("decoder_dense_units", "--decoder_dense_units", "positive integers"),
         # ... and by the model config, checked before the workdir is touched.
         ("decoder_filters", "decoder_filters", "exactly 2"),
         # ... and by the objective (the default --d_steps is 3).

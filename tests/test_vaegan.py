@@ -16,7 +16,7 @@ BATCH = 5
 # Tiny on purpose: the tests share two CPU cores with training runs.
 TINY = vaegan.VaeGanConfig(
     image_shape=(8, 8, 1), latent_dim=2, num_classes=3, encoder_filters=(4, 4),
-    encoder_dense_units=8, decoder_base_channels=4, decoder_filters=(4, 4),
+    encoder_dense_units=(8,), decoder_base_channels=4, decoder_filters=(4, 4),
     discriminator_filters=(4, 4), similarity_channels=2)
 TINY_UNCONDITIONAL = dataclasses.replace(TINY, num_classes=0)
 
@@ -132,13 +132,37 @@ class VaeGanShapesTest(tf.test.TestCase, parameterized.TestCase):
 
 
     def test_decoder_dense_units_add_a_hidden_layer(self):
-        model = vaegan.VaeGan(vaegan.VaeGanConfig(decoder_dense_units=256))
+        model = vaegan.VaeGan(vaegan.VaeGanConfig(decoder_dense_units=(256,)))
         # Dense(8 + 10 -> 256) 4864, then Dense(256 -> 7*7*128) 1611904 in place of
         # the reference's 119168; the convolutions are unchanged.
         self.assertEqual(models.num_parameters(model.decoder),
                          4864 + 1611904 + 204864 + 18464 + 801)
         logits = model.decoder(tf.zeros([3, 8]), tf.one_hot([0, 1, 2], 10))
         self.assertEqual(logits.shape, [3, 28, 28, 1])
+
+
+    def test_dense_units_are_lists_of_layers(self):
+        deeper = vaegan.VaeGan(dataclasses.replace(
+            TINY, encoder_dense_units=(8, 6), decoder_dense_units=(5, 7)))
+        none = vaegan.VaeGan(dataclasses.replace(TINY, encoder_dense_units=()))
+        # Encoder after flattening: 2x2x4 features and 3 label entries.
+        self.assertEqual(models.num_parameters(deeper.encoder) -
+                         models.num_parameters(none.encoder),
+                         (19 * 8 + 8) + (8 * 6 + 6) + (6 * 4 + 4) - (19 * 4 + 4))
+        # Decoder: Dense(2 + 3 -> 5) -> Dense(5 -> 7) -> Dense(7 -> 2x2x4).
+        self.assertEqual(models.num_parameters(deeper.decoder) -
+                         models.num_parameters(vaegan.VaeGan(TINY).decoder),
+                         (5 * 5 + 5) + (5 * 7 + 7) + (7 * 16 + 16) - (5 * 16 + 16))
+        images, latent, labels = _inputs(TINY)
+        self.assertEqual(none.encoder(images, labels)[0].shape, [BATCH, 2])
+        self.assertEqual(deeper.decoder(latent, labels).shape, [BATCH, 8, 8, 1])
+
+    def test_records_with_integer_dense_units_read_as_lists(self):
+        # Run records written when each was one integer (0: no decoder layer).
+        record = {**TINY.to_dict(), "encoder_dense_units": 8, "decoder_dense_units": 0}
+        self.assertEqual(vaegan.VaeGanConfig.from_dict(record), TINY)
+        record["decoder_dense_units"] = 5
+        self.assertEqual(vaegan.VaeGanConfig.from_dict(record).decoder_dense_units, (5,))
 
 
 class VaeGanVariablesTest(tf.test.TestCase, parameterized.TestCase):
@@ -426,8 +450,10 @@ class VaeGanConfigTest(tf.test.TestCase, parameterized.TestCase):
         ("batch_norm", {"batch_norm": 1}, "batch_norm.*True or False"),
         ("log_variance_clip", {"log_variance_clip": -1.0}, "log_variance_clip.*>= 0"),
         ("latent_dim", {"latent_dim": 0}, "latent_dim.*positive integer"),
-        ("decoder_dense_units", {"decoder_dense_units": -1},
-         "decoder_dense_units.*integer >= 0"),
+        ("decoder_dense_units", {"decoder_dense_units": (-1,)},
+         "decoder_dense_units.*tuple of positive integers"),
+        ("encoder_dense_units", {"encoder_dense_units": 64},
+         "encoder_dense_units.*tuple of positive integers"),
         ("similarity_channels", {"similarity_channels": 2.5},
          "similarity_channels.*positive integer"),
     )

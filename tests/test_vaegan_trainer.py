@@ -16,7 +16,7 @@ BATCH_SIZE = 6
 NUM_TRAIN = 24
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 TINY = dict(image_shape=IMAGE_SHAPE, latent_dim=2, encoder_filters=(4, 4),
-            encoder_dense_units=8, decoder_base_channels=4,
+            encoder_dense_units=(8,), decoder_base_channels=4,
             decoder_filters=(4, 4), discriminator_filters=(4, 4),
             similarity_channels=2)
 

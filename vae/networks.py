@@ -1,4 +1,4 @@
-"""Encoder and decoder networks of the VAE, built from a `ModelConfig`.
+"""Encoder and decoder networks of the VAE and the CVAE, built from a `ModelConfig`.
 
 The encoder maps images `[batch, *image_shape]` to the parameters of a diagonal Gaussian
 `q(z|x)`, `(loc, log_variance)`, each `[batch, latent_dim]`. The decoder maps latent codes
@@ -36,9 +36,9 @@ Hidden dense layers are blocks: Dense(h, activation), then BatchNorm when
 of reference 000's MLP CVAE). The decoder's activation is `decoder_activation` when
 set (000 uses LeakyReLU there), else `activation`.
 
-The encoder emits loc and log-variance from one Dense(2 * latent_dim) layer rather than
-two Dense(latent_dim) heads; the two are the same function with the same number of
-parameters (`2 * (n * latent + latent)`), and one matmul is cheaper.
+The networks are `vae.blocks`' encoder and decoder modules (which the VAE-GAN's are too)
+holding the layers above; the encoder emits loc and log-variance from one
+Dense(2 * latent_dim) layer, which `vae.blocks.GaussianEncoder` splits.
 """
 
 from __future__ import annotations
@@ -48,39 +48,37 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
+from vae import blocks
 from vae import layers
 
 if TYPE_CHECKING:  # Only for annotations: vae.models imports this module.
     from vae.models import ModelConfig
 
 
-def _dense_block(input_size: int, units: int, activation: str, config: ModelConfig,
-                 name: str) -> list[tf.Module]:
-    """Dense(units, activation) -> [BatchNorm] -> [Dropout], as the config asks."""
-    block: list[tf.Module] = [layers.Dense(input_size, units, activation, name=name)]
-    if config.hidden_batch_norm:
-        block.append(layers.BatchNorm(units, name=f"{name}_batch_norm"))
-    if config.hidden_dropout_rate > 0:
-        block.append(layers.Dropout(config.hidden_dropout_rate, name=f"{name}_dropout"))
-    return block
+def _dense_layers(input_size: int, units: tuple[int, ...], activation: str,
+                  config: ModelConfig) -> tuple[list[tf.Module], int]:
+    """Dense(h, activation) -> [BatchNorm] -> [Dropout] for each h, as the config asks."""
+    return blocks.dense_stack(input_size, units, activation=activation,
+                              batch_norm=config.hidden_batch_norm,
+                              dropout_rate=config.hidden_dropout_rate,
+                              norm_before_activation=False)
 
 
 def _encoder_layers(config: ModelConfig) -> tuple[list[tf.Module], int]:
     """Builds the encoder trunk, ending with Dense(2 * latent_dim).
 
     Returns:
-        The layers, and the index of the layer before which a label vector is
-        concatenated (0 when labels enter as image planes, or for no label at all).
+        The layers, and the index of the layer before which a label joins (0 when it
+        enters as image planes).
     """
     stack: list[tf.Module] = []
     label_size = config.num_classes
     if config.architecture == "mlp":
         stack.append(layers.Flatten(name="flatten"))
         label_index = len(stack)
-        size = math.prod(config.image_shape) + label_size
-        for index, units in enumerate(config.hidden_units):
-            stack += _dense_block(size, units, config.activation, config, f"dense_{index}")
-            size = units
+        dense, size = _dense_layers(math.prod(config.image_shape) + label_size,
+                                    config.hidden_units, config.activation, config)
+        stack += dense
     else:
         height, width, channels = config.image_shape
         label_maps = config.conditioning == "label_maps"
@@ -88,20 +86,19 @@ def _encoder_layers(config: ModelConfig) -> tuple[list[tf.Module], int]:
             channels += label_size
         for index, (filters, stride) in enumerate(
                 zip(config.encoder_filters, config.encoder_strides)):
-            conv = layers.Conv2D(channels, filters, config.encoder_kernel_size, stride,
-                                 config.encoder_padding, config.activation,
-                                 name=f"conv_{index}")
-            stack.append(conv)
-            height, width = conv.output_shape_for((height, width))
+            stack.append(layers.Conv2D(channels, filters, config.encoder_kernel_size,
+                                       stride, config.encoder_padding, config.activation,
+                                       name=f"conv_{index}"))
             channels = filters
+        height, width = blocks.output_hw(stack, (height, width))
         stack.append(layers.Flatten(name="flatten"))
         label_index = 0 if label_maps else len(stack)
-        size = height * width * channels + (0 if label_maps else label_size)
-        for index, units in enumerate(config.encoder_dense_units):
-            stack += _dense_block(size, units, config.activation, config, f"dense_{index}")
-            size = units
+        dense, size = _dense_layers(
+            height * width * channels + (0 if label_maps else label_size),
+            config.encoder_dense_units, config.activation, config)
+        stack += dense
     stack.append(layers.Dense(size, 2 * config.latent_dim, name="loc_and_log_variance"))
-    return stack, (label_index if label_size else 0)
+    return stack, label_index
 
 
 def decoder_base_shape(config: ModelConfig) -> tuple[int, int, int]:
@@ -135,24 +132,22 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
 
     Its input is z, or `concat(z, label)` for a conditional model.
     """
-    stack: list[tf.Module] = []
     size = config.latent_dim + config.num_classes
     activation = config.decoder_activation or config.activation
     if config.architecture == "mlp":
-        for index, units in enumerate(reversed(config.hidden_units)):
-            stack += _dense_block(size, units, activation, config, f"dense_{index}")
-            size = units
+        stack, size = _dense_layers(size, tuple(reversed(config.hidden_units)),
+                                    activation, config)
         stack.append(layers.Dense(size, math.prod(config.image_shape), name="output"))
         stack.append(layers.Reshape(config.image_shape, name="reshape"))
         return stack
 
-    base_height, base_width, channels = decoder_base_shape(config)
-    for index, units in enumerate(config.decoder_dense_units):
-        stack += _dense_block(size, units, activation, config, f"dense_{index}")
-        size = units
-    stack.append(layers.Dense(size, base_height * base_width * channels, activation,
-                              name="dense_to_base"))
-    stack.append(layers.Reshape((base_height, base_width, channels), name="reshape"))
+    base_shape = decoder_base_shape(config)
+    channels = base_shape[-1]
+    stack, size = _dense_layers(size, config.decoder_dense_units, activation, config)
+    # Unlike the hidden dense layers, this one has no batch norm or dropout.
+    stack += blocks.dense_to_feature_map(size, base_shape, activation=activation,
+                                         batch_norm=False, dropout_rate=0.0,
+                                         norm_before_activation=False)
     for index, (filters, stride) in enumerate(
             zip(config.decoder_filters, config.decoder_strides)):
         stack.append(layers.Conv2DTranspose(channels, filters, config.decoder_kernel_size,
@@ -166,28 +161,7 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
     return stack
 
 
-def check_labels(labels: tf.Tensor | None, num_classes: int,
-                 module: tf.Module) -> tf.Tensor | None:
-    """Returns `labels` as float32 `[batch, num_classes]`, or raises a clear error."""
-    if num_classes == 0:
-        if labels is not None:
-            raise ValueError(
-                f"{module.name}: this model is unconditional (num_classes=0) but was "
-                "given labels; build it with num_classes > 0 to condition on them.")
-        return None
-    if labels is None:
-        raise ValueError(
-            f"{module.name}: this model is conditioned on {num_classes} classes and needs "
-            f"one-hot labels [batch, {num_classes}]; none were given.")
-    labels = tf.convert_to_tensor(labels, tf.float32)
-    if labels.shape.rank != 2 or labels.shape[-1] != num_classes:
-        raise ValueError(
-            f"{module.name}: labels must be one-hot [batch, {num_classes}], got shape "
-            f"{labels.shape}.")
-    return labels
-
-
-class Encoder(tf.Module):
+class Encoder(blocks.GaussianEncoder):
     """Maps images to the mean and log-variance of a diagonal Gaussian over the latents."""
 
     def __init__(self, config: ModelConfig, name: str | None = "encoder"):
@@ -200,56 +174,11 @@ class Encoder(tf.Module):
         Raises:
             ValueError: if `config` is invalid (see `ModelConfig.validate`).
         """
-        super().__init__(name=name)
-        config.validate()
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
-        self.num_classes = config.num_classes
-        self.label_maps = config.conditioning == "label_maps"
-        self.compute_dtype = tf.as_dtype(config.compute_dtype)
-        with self.name_scope:  # So variable names read "encoder/conv_0/w".
-            stack, self._label_index = _encoder_layers(config)
-            self.net = layers.Sequential(stack, name="net")
-
-    @tf.Module.with_name_scope
-    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False,
-                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """Encodes a batch.
-
-        Args:
-            images: float32 `[batch, *image_shape]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to layers that behave differently in training.
-            seed: optional stateless seed `[2]` for dropout.
-
-        Returns:
-            `(loc, log_variance)`, each float32 `[batch, latent_dim]`.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
-        """
-        x = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
-        labels = check_labels(labels, self.num_classes, self)
-        if labels is not None:
-            labels = tf.cast(labels, self.compute_dtype)
-            x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
-            if self.label_maps:
-                planes = tf.ones_like(x[..., :1]) * labels[:, tf.newaxis, tf.newaxis, :]
-                x = tf.concat([x, planes], axis=-1)
-            else:
-                x = tf.concat([x, labels], axis=-1)
-        outputs = self.net(x, is_training=is_training, seed=seed,
-                           start=self._label_index if labels is not None else 0)
-        # Distributions and losses are computed in float32 whatever the
-        # network's compute dtype.
-        loc, log_variance = tf.split(tf.cast(outputs, tf.float32), 2, axis=-1)
-        return loc, log_variance
+        super().__init__(config, _encoder_layers,
+                         label_planes=config.conditioning == "label_maps", name=name)
 
 
-class Decoder(tf.Module):
+class Decoder(blocks.LatentDecoder):
     """Maps latent codes to per-pixel logits (Bernoulli) or means (Gaussian).
 
     With the Gaussian likelihood the decoder also owns `log_scale`, a trainable
@@ -269,41 +198,11 @@ class Decoder(tf.Module):
             ValueError: if `config` is invalid (see `ModelConfig.validate`), including a
                 conv image size not divisible by the product of `decoder_strides`.
         """
-        super().__init__(name=name)
-        config.validate()
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
-        self.num_classes = config.num_classes
-        self.compute_dtype = tf.as_dtype(config.compute_dtype)
-        with self.name_scope:  # So variable names read "decoder/output/w".
-            self.net = layers.Sequential(_decoder_layers(config), name="net")
-            self.log_scale = (tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
-                              if config.likelihood == "gaussian" else None)
-
-    @tf.Module.with_name_scope
-    def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False, seed: tf.Tensor | None = None) -> tf.Tensor:
-        """Decodes a batch of latent codes.
-
-        Args:
-            z: float32 `[batch, latent_dim]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to layers that behave differently in training.
-            seed: optional stateless seed `[2]` for dropout.
-
-        Returns:
-            float32 `[batch, *image_shape]`: Bernoulli logits or Gaussian means.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
-        """
-        z = tf.cast(tf.convert_to_tensor(z, tf.float32), self.compute_dtype)
-        labels = check_labels(labels, self.num_classes, self)
-        if labels is not None:
-            z = tf.concat([z, tf.cast(labels, self.compute_dtype)], axis=-1)
-        return tf.cast(self.net(z, is_training=is_training, seed=seed), tf.float32)
+        super().__init__(config, _decoder_layers, name=name)
+        with self.name_scope:  # So the variable's name reads "decoder/log_scale".
+            self.log_scale = (
+                tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
+                if config.likelihood == "gaussian" else None)
 
 
 def build_encoder(config: ModelConfig) -> Encoder:

@@ -7,11 +7,13 @@ features of one of its hidden layers, `l`, in which a reconstruction is compared
 its input instead of pixel by pixel. The three networks, for images `[h, w, c]`:
 
 * `Encoder`, `q(z|x, y)`: Conv2D(3x3, stride 2) -> MaxPool2D(2) -> Conv2D(3x3) ->
-  flatten -> concat(one-hot label) -> Dense -> Dense(2 * latent_dim), split into the
-  mean and log-variance of a diagonal Gaussian.
-* `Decoder`, `p(x|z, y)`: concat(z, label) -> [Dense] -> Dense(h/4 * w/4 * base channels) ->
-  reshape -> UpSampling2D(2) -> Conv2D(5x5) -> Conv2D(3x3) -> UpSampling2D(2) ->
-  Conv2D(5x5) to the image channels: per-pixel Bernoulli logits `[batch, h, w, c]`.
+  flatten -> concat(one-hot label) -> Dense for each of `encoder_dense_units` (one of
+  64 in the reference) -> Dense(2 * latent_dim), split into the mean and log-variance
+  of a diagonal Gaussian.
+* `Decoder`, `p(x|z, y)`: concat(z, label) -> Dense for each of `decoder_dense_units`
+  (none in the reference) -> Dense(h/4 * w/4 * base channels) -> reshape ->
+  UpSampling2D(2) -> Conv2D(5x5) -> Conv2D(3x3) -> UpSampling2D(2) -> Conv2D(5x5) to
+  the image channels: per-pixel Bernoulli logits `[batch, h, w, c]`.
 * `Discriminator`, `D(x, y)`: Conv2D(7x7, stride 2) -> MaxPool2D(2) -> label maps
   stacked onto the channels -> Conv2D(3x3) -> MaxPool2D(2) -> Conv2D(3x3) = the
   similarity layer `l` -> flatten -> Dense(1): a logit per image, and `l`'s features
@@ -20,8 +22,10 @@ its input instead of pixel by pixel. The three networks, for images `[h, w, c]`:
 Every hidden layer is followed by [BatchNorm] -> activation -> Dropout, the order of the
 reference (`dropout_in_encoder_decoder=False` keeps the dropout to the discriminator). The
 kernel sizes above are the defaults of `decoder_kernel_sizes` and
-`discriminator_kernel_sizes`. The architecture is the one of reference 003 (a Keras CVAE+GAN on MNIST),
-with three deliberate differences:
+`discriminator_kernel_sizes`. The networks are made of the blocks the VAE's are made of
+(`vae.blocks`): the same encoder and decoder modules, label check, label vector and
+label planes, and dense layers, with the VAE-GAN's layers in them. The architecture is
+the one of reference 003 (a Keras CVAE+GAN on MNIST), with three deliberate differences:
 
 1. The decoder returns logits, not `sigmoid(logits)`, so that the Bernoulli likelihood
    and the losses built on it are computed stably; `VaeGan.decode_mean` applies the
@@ -51,14 +55,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from typing import Any
+from typing import Mapping
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from vae import blocks
 from vae import config_dicts
 from vae import layers
 from vae import models
-from vae.networks import check_labels
 
 tfd = tfp.distributions
 
@@ -80,10 +85,12 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         num_classes: 0 for an unconditional model; K >= 2 for one whose three networks
             also read a one-hot label of K classes.
         encoder_filters: channels of the encoder's two convolutions.
-        encoder_dense_units: size of the encoder's hidden dense layer.
-        decoder_dense_units: size of a hidden dense layer between the latent code
-            (and label) and the decoder's first feature map; 0 (the reference):
-            none, the map is a linear function of z and the label.
+        encoder_dense_units: sizes of the encoder's hidden dense layers, between the
+            flattened features (and label) and Dense(2 * latent_dim); the reference
+            has one of 64.
+        decoder_dense_units: sizes of hidden dense layers between the latent code
+            (and label) and the decoder's first feature map; none (the reference):
+            the map is a linear function of z and the label.
         decoder_base_channels: channels of the decoder's first feature map, whose
             height and width are the image's divided by 4.
         decoder_filters: channels of the decoder's two hidden convolutions.
@@ -111,8 +118,8 @@ class VaeGanConfig(config_dicts.ConfigRecord):
     latent_dim: int = 8
     num_classes: int = 10
     encoder_filters: tuple[int, ...] = (32, 64)
-    encoder_dense_units: int = 64
-    decoder_dense_units: int = 0
+    encoder_dense_units: tuple[int, ...] = (64,)
+    decoder_dense_units: tuple[int, ...] = ()
     decoder_base_channels: int = 128
     decoder_filters: tuple[int, ...] = (64, 32)
     decoder_kernel_sizes: tuple[int, ...] = (5, 3, 5)
@@ -135,6 +142,23 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         """
         return "bernoulli"
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> VaeGanConfig:
+        """Builds and validates a config from `to_dict()` output, such as a run record.
+
+        Records written when `encoder_dense_units` and `decoder_dense_units` were one
+        integer each, a layer's size (0: no decoder layer), read as the lists of sizes
+        they are now, so that those runs still resume and load.
+
+        Raises:
+            ValueError: if `values` has a key that is not a field, or a bad value.
+        """
+        values = dict(values)
+        for name in ("encoder_dense_units", "decoder_dense_units"):
+            if config_dicts.is_int(values.get(name)):
+                values[name] = (values[name],) if values[name] else ()
+        return config_dicts.from_dict(cls, values)
+
     def validate(self) -> None:
         """Checks every field.
 
@@ -154,11 +178,8 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         clip = self.log_variance_clip
         if not config_dicts.is_number(clip) or not math.isfinite(clip) or clip < 0:
             self._fail("log_variance_clip", "a finite number >= 0 (0: no clipping)")
-        units = self.decoder_dense_units
-        if isinstance(units, bool) or not isinstance(units, int) or units < 0:
-            self._fail("decoder_dense_units", "an integer >= 0 (0: no hidden layer)")
-        self._require_positive_ints("latent_dim", "encoder_dense_units",
-                                    "decoder_base_channels", "similarity_channels")
+        self._require_positive_ints("latent_dim", "decoder_base_channels",
+                                    "similarity_channels")
         self._require_positive_int_tuples()
         for name in ("encoder_filters", "decoder_filters", "discriminator_filters"):
             if len(getattr(self, name)) != 2:
@@ -175,25 +196,73 @@ class VaeGanConfig(config_dicts.ConfigRecord):
                        f"{DECODER_UPSAMPLING}, since the decoder upsamples twice by 2")
 
 
-def _normalize_activate_drop(num_features: int, config: VaeGanConfig,
-                             name: str, dropout: bool = True) -> list[Any]:
+def _after_layer(num_features: int, config: VaeGanConfig, name: str,
+                 dropout_rate: float) -> list[Any]:
     """[BatchNorm] -> activation -> [Dropout], the block after every hidden layer."""
-    block: list[Any] = []
-    if config.batch_norm:
-        block.append(layers.BatchNorm(num_features, name=f"{name}_batch_norm"))
-    block.append(layers.get_activation(config.activation))
-    if dropout and config.dropout_rate > 0:
-        block.append(layers.Dropout(config.dropout_rate, name=f"{name}_dropout"))
-    return block
+    return blocks.normalize_activate_drop(
+        num_features, activation=config.activation, batch_norm=config.batch_norm,
+        dropout_rate=dropout_rate, name=name)
 
 
-def _label_maps(x: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Stacks `num_classes` constant planes, one per label entry, onto `x`'s channels."""
-    planes = tf.ones_like(x[..., :1]) * labels[:, tf.newaxis, tf.newaxis, :]
-    return tf.concat([x, planes], axis=-1)
+def _encoder_decoder_dropout(config: VaeGanConfig) -> float:
+    return config.dropout_rate if config.dropout_in_encoder_decoder else 0.0
 
 
-class Encoder(tf.Module):
+def _encoder_layers(config: VaeGanConfig) -> tuple[list[Any], int]:
+    """The encoder's layers, and the index at which the label vector joins."""
+    dropout_rate = _encoder_decoder_dropout(config)
+    height, width, channels = config.image_shape
+    first_filters, second_filters = config.encoder_filters
+    stack = [layers.Conv2D(channels, first_filters, 3, 2, "SAME", name="conv_0"),
+             *_after_layer(first_filters, config, "conv_0", dropout_rate),
+             layers.MaxPool2D(2, "SAME", name="pool_0"),
+             layers.Conv2D(first_filters, second_filters, 3, 1, "SAME", name="conv_1"),
+             *_after_layer(second_filters, config, "conv_1", dropout_rate),
+             layers.Flatten(name="flatten")]
+    height, width = blocks.output_hw(stack, (height, width))
+    # The label joins the flattened features, before the dense layers.
+    label_index = len(stack)
+    dense, size = blocks.dense_stack(
+        height * width * second_filters + config.num_classes, config.encoder_dense_units,
+        activation=config.activation, batch_norm=config.batch_norm,
+        dropout_rate=dropout_rate, norm_before_activation=True)
+    stack += [*dense, layers.Dense(size, 2 * config.latent_dim,
+                                   name="loc_and_log_variance")]
+    return stack, label_index
+
+
+def _decoder_layers(config: VaeGanConfig) -> list[Any]:
+    """The decoder's layers, from `concat(z, label)` to per-pixel logits."""
+    dropout_rate = _encoder_decoder_dropout(config)
+    height, width, channels = config.image_shape
+    base_shape = (height // DECODER_UPSAMPLING, width // DECODER_UPSAMPLING,
+                  config.decoder_base_channels)
+    first_filters, second_filters = config.decoder_filters
+    first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
+    hidden_options = dict(activation=config.activation, batch_norm=config.batch_norm,
+                          dropout_rate=dropout_rate, norm_before_activation=True)
+    stack, size = blocks.dense_stack(config.latent_dim + config.num_classes,
+                                     config.decoder_dense_units, **hidden_options)
+    return stack + [
+        *blocks.dense_to_feature_map(size, base_shape, **hidden_options),
+        layers.UpSampling2D(2, name="upsampling_0"),
+        layers.Conv2D(base_shape[-1], first_filters, first_kernel, 1, "SAME",
+                      name="conv_0"),
+        *_after_layer(first_filters, config, "conv_0", dropout_rate),
+        # The reference upsamples between this convolution and its activation.
+        # Batch norm and the activation commute with nearest-neighbour
+        # upsampling (every pixel is copied equally often, so batch statistics
+        # do not change); dropout does not, so it stays after the upsampling.
+        layers.Conv2D(first_filters, second_filters, second_kernel, 1, "SAME",
+                      name="conv_1"),
+        layers.UpSampling2D(2, name="upsampling_1"),
+        *_after_layer(second_filters, config, "conv_1", dropout_rate),
+        # No activation: logits, so that log-likelihoods are computed stably.
+        layers.Conv2D(second_filters, channels, output_kernel, 1, "SAME", name="output"),
+    ]
+
+
+class Encoder(blocks.GaussianEncoder):
     """Maps images (and labels) to the mean and log-variance of q(z|x, y)."""
 
     def __init__(self, config: VaeGanConfig, name: str | None = "encoder"):
@@ -206,81 +275,14 @@ class Encoder(tf.Module):
         Raises:
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
         """
-        super().__init__(name=name)
-        config.validate()
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
-        self.num_classes = config.num_classes
-        self.compute_dtype = tf.as_dtype(config.compute_dtype)
-        self.log_variance_clip = float(config.log_variance_clip)
-        dropout = config.dropout_in_encoder_decoder
-        height, width, channels = self.image_shape
-        first_filters, second_filters = config.encoder_filters
-        with self.name_scope:  # So variable names read "encoder/conv_0/w".
-            conv_0 = layers.Conv2D(channels, first_filters, 3, 2, "SAME", name="conv_0")
-            pool = layers.MaxPool2D(2, "SAME", name="pool_0")
-            conv_1 = layers.Conv2D(first_filters, second_filters, 3, 1, "SAME",
-                                   name="conv_1")
-            height, width = pool.output_shape_for(conv_0.output_shape_for((height, width)))
-            height, width = conv_1.output_shape_for((height, width))
-            stack = [conv_0,
-                     *_normalize_activate_drop(first_filters, config, "conv_0", dropout),
-                     pool,
-                     conv_1,
-                     *_normalize_activate_drop(second_filters, config, "conv_1", dropout),
-                     layers.Flatten(name="flatten")]
-            # The label joins the flattened features, before the dense layers.
-            self._label_index = len(stack)
-            units = config.encoder_dense_units
-            stack += [
-                layers.Dense(height * width * second_filters + self.num_classes, units,
-                             name="dense_0"),
-                *_normalize_activate_drop(units, config, "dense_0", dropout),
-                layers.Dense(units, 2 * self.latent_dim, name="loc_and_log_variance"),
-            ]
-            self.net = layers.Sequential(stack, name="net")
-
-    @tf.Module.with_name_scope
-    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False,
-                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """Encodes a batch.
-
-        Args:
-            images: float32 `[batch, height, width, channels]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to the dropout and batch norm layers.
-            seed: optional stateless seed `[2]` for dropout; every dropout layer folds in
-                its own index, so no two share a mask.
-
-        Returns:
-            `(loc, log_variance)`, each float32 `[batch, latent_dim]`; the log-variance
-            is clipped to `[-log_variance_clip, log_variance_clip]` when the clip is
-            positive.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
-        """
-        labels = check_labels(labels, self.num_classes, self)
-        images = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
-        x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
-        if labels is not None:
-            x = tf.concat([x, tf.cast(labels, self.compute_dtype)], axis=-1)
-        outputs = self.net(x, is_training=is_training, seed=seed, start=self._label_index)
-        # The losses are computed in float32 whatever the compute dtype.
-        loc, log_variance = tf.split(tf.cast(outputs, tf.float32), 2, axis=-1)
-        if self.log_variance_clip > 0:
-            # Clipped here, once, so the KL term and the samples both see this value.
-            # The reference clips log-variance to [-2, 2] in its KL but log-stddev
-            # (half of it) to [-2, 2] when sampling, which disagree beyond |2|.
-            log_variance = tf.clip_by_value(log_variance, -self.log_variance_clip,
-                                            self.log_variance_clip)
-        return loc, log_variance
+        # The reference clips log-variance to [-2, 2] in its KL but log-stddev (half
+        # of it) to [-2, 2] when sampling, which disagree beyond |2|; the encoder
+        # clips once, so the KL term and the samples agree.
+        super().__init__(config, _encoder_layers,
+                         log_variance_clip=config.log_variance_clip, name=name)
 
 
-class Decoder(tf.Module):
+class Decoder(blocks.LatentDecoder):
     """Maps latent codes (and labels) to per-pixel Bernoulli logits."""
 
     def __init__(self, config: VaeGanConfig, name: str | None = "decoder"):
@@ -294,78 +296,41 @@ class Decoder(tf.Module):
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`), including
                 an image height or width that is not a multiple of 4.
         """
-        super().__init__(name=name)
-        config.validate()
-        self.latent_dim = config.latent_dim
-        self.image_shape = tuple(config.image_shape)
-        self.num_classes = config.num_classes
-        self.compute_dtype = tf.as_dtype(config.compute_dtype)
-        height, width, channels = self.image_shape
-        base_shape = (height // DECODER_UPSAMPLING, width // DECODER_UPSAMPLING,
-                      config.decoder_base_channels)
-        first_filters, second_filters = config.decoder_filters
-        first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
-        dropout = config.dropout_in_encoder_decoder
-        with self.name_scope:  # So variable names read "decoder/output/w".
-            stack = []
-            code_size = self.latent_dim + self.num_classes
-            if config.decoder_dense_units:
-                stack += [
-                    layers.Dense(code_size, config.decoder_dense_units, name="dense_0"),
-                    *_normalize_activate_drop(config.decoder_dense_units, config,
-                                              "dense_0", dropout),
-                ]
-                code_size = config.decoder_dense_units
-            stack += [
-                layers.Dense(code_size, math.prod(base_shape), name="dense_to_base"),
-                *_normalize_activate_drop(math.prod(base_shape), config, "dense_to_base",
-                                          dropout),
-                layers.Reshape(base_shape, name="reshape"),
-                layers.UpSampling2D(2, name="upsampling_0"),
-                layers.Conv2D(base_shape[-1], first_filters, first_kernel, 1, "SAME",
-                              name="conv_0"),
-                *_normalize_activate_drop(first_filters, config, "conv_0", dropout),
-                # The reference upsamples between this convolution and its activation.
-                # Batch norm and the activation commute with nearest-neighbour
-                # upsampling (every pixel is copied equally often, so batch statistics
-                # do not change); dropout does not, so it stays after the upsampling.
-                layers.Conv2D(first_filters, second_filters, second_kernel, 1, "SAME",
-                              name="conv_1"),
-                layers.UpSampling2D(2, name="upsampling_1"),
-                *_normalize_activate_drop(second_filters, config, "conv_1", dropout),
-                # No activation: logits, so that log-likelihoods are computed stably.
-                layers.Conv2D(second_filters, channels, output_kernel, 1, "SAME",
-                              name="output"),
-            ]
-            self.net = layers.Sequential(stack, name="net")
-
-    @tf.Module.with_name_scope
-    def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False, seed: tf.Tensor | None = None) -> tf.Tensor:
-        """Decodes a batch of latent codes.
-
-        Args:
-            z: float32 `[batch, latent_dim]`.
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to the dropout and batch norm layers.
-            seed: optional stateless seed `[2]` for dropout.
-
-        Returns:
-            float32 logits `[batch, height, width, channels]`.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
-        """
-        z = tf.cast(tf.convert_to_tensor(z, tf.float32), self.compute_dtype)
-        labels = check_labels(labels, self.num_classes, self)
-        if labels is not None:
-            z = tf.concat([z, tf.cast(labels, self.compute_dtype)], axis=-1)
-        return tf.cast(self.net(z, is_training=is_training, seed=seed), tf.float32)
+        super().__init__(config, _decoder_layers, name=name)
 
 
-class Discriminator(tf.Module):
+def _discriminator_layers(config: VaeGanConfig) -> tuple[list[Any], int]:
+    """The discriminator's layers, and the index at which the label planes join."""
+    channels = config.image_shape[-1]
+    first_filters, second_filters = config.discriminator_filters
+    first_kernel, second_kernel, similarity_kernel = config.discriminator_kernel_sizes
+    dropout_rate = config.dropout_rate
+    stack = [layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME",
+                           name="conv_0"),
+             layers.MaxPool2D(2, "SAME", name="pool_0"),
+             *_after_layer(first_filters, config, "conv_0", dropout_rate)]
+    # The label enters here as constant planes, so every later layer sees it.
+    label_index = len(stack)
+    stack += [layers.Conv2D(first_filters + config.num_classes, second_filters,
+                            second_kernel, 1, "SAME", name="conv_1"),
+              layers.MaxPool2D(2, "SAME", name="pool_1"),
+              *_after_layer(second_filters, config, "conv_1", dropout_rate),
+              layers.Conv2D(second_filters, config.similarity_channels,
+                            similarity_kernel, 1, "SAME", name="similarity")]
+    # The features are similarity's pre-activation output. Unlike the reference,
+    # whose output layer reads the layer before l (so l is a side branch its loss
+    # never trains), l lies on the path to the output, as in Larsen et al., so the
+    # discriminator learns the features reconstructions are measured in.
+    height, width = blocks.output_hw(stack, config.image_shape[:2])
+    stack += [*_after_layer(config.similarity_channels, config, "similarity",
+                            dropout_rate),
+              layers.Flatten(name="flatten"),
+              layers.Dense(height * width * config.similarity_channels, 1,
+                           name="output")]
+    return stack, label_index
+
+
+class Discriminator(blocks.LabelledStack):
     """Tells real images from decoded ones, and exposes the similarity features `l`."""
 
     def __init__(self, config: VaeGanConfig, name: str | None = "discriminator"):
@@ -378,76 +343,30 @@ class Discriminator(tf.Module):
         Raises:
             ValueError: if `config` is invalid (see `VaeGanConfig.validate`).
         """
-        super().__init__(name=name)
-        config.validate()
-        self.image_shape = tuple(config.image_shape)
-        self.num_classes = config.num_classes
-        self.compute_dtype = tf.as_dtype(config.compute_dtype)
-        height, width, channels = self.image_shape
-        first_filters, second_filters = config.discriminator_filters
-        first_kernel, second_kernel, similarity_kernel = (
-            config.discriminator_kernel_sizes)
-        with self.name_scope:  # So variable names read "discriminator/conv_0/w".
-            conv_0 = layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME",
-                                   name="conv_0")
-            pool_0 = layers.MaxPool2D(2, "SAME", name="pool_0")
-            stack = [conv_0, pool_0,
-                     *_normalize_activate_drop(first_filters, config, "conv_0")]
-            height, width = pool_0.output_shape_for(
-                conv_0.output_shape_for((height, width)))
-            # The label enters here as constant planes, so every later layer sees it.
-            self._label_index = len(stack)
-            conv_1 = layers.Conv2D(first_filters + self.num_classes, second_filters,
-                                   second_kernel, 1, "SAME", name="conv_1")
-            pool_1 = layers.MaxPool2D(2, "SAME", name="pool_1")
-            similarity = layers.Conv2D(second_filters, config.similarity_channels,
-                                       similarity_kernel, 1, "SAME", name="similarity")
-            stack += [conv_1, pool_1,
-                      *_normalize_activate_drop(second_filters, config, "conv_1"),
-                      similarity]
-            height, width = similarity.output_shape_for(
-                pool_1.output_shape_for(conv_1.output_shape_for((height, width))))
-            self.features_shape = (height, width, config.similarity_channels)
-            # The features are similarity's pre-activation output. Unlike the reference,
-            # whose output layer reads the layer before l (so l is a side branch its
-            # loss never trains), l lies on the path to the output, as in Larsen et al.,
-            # so the discriminator learns the features reconstructions are measured in.
-            self._features_index = len(stack)
-            stack += [*_normalize_activate_drop(config.similarity_channels, config,
-                                                "similarity"),
-                      layers.Flatten(name="flatten"),
-                      layers.Dense(math.prod(self.features_shape), 1, name="output")]
-            self.net = layers.Sequential(stack, name="net")
+        super().__init__(config, _discriminator_layers, label_planes=True, name=name)
+        names = [getattr(layer, "name", None) for layer in self.net.layers]
+        # The features are the similarity layer's output: the layers up to it
+        # make them, the layers after it score them.
+        self._features_index = names.index("similarity") + 1
+        self.features_shape = (
+            *blocks.output_hw(self.net.layers[:self._features_index],
+                              self.image_shape[:2]),
+            config.similarity_channels)
 
     @tf.Module.with_name_scope
     def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
                  is_training: bool = False,
                  seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """Scores a batch of images.
-
-        Args:
-            images: float32 `[batch, height, width, channels]`, pixels in [0, 1].
-            labels: one-hot float32 `[batch, num_classes]` for a conditional model, else
-                None.
-            is_training: passed to the dropout and batch norm layers.
-            seed: optional stateless seed `[2]` for dropout.
+        """Scores a batch of images `[batch, height, width, channels]`, pixels in
+        [0, 1], as `blocks.LabelledStack._apply` takes them.
 
         Returns:
             `(logits, features)`: float32 `[batch]`, the logit of "real", and float32
             `features_shape` per image, `[batch, ceil(height / 8), ceil(width / 8),
             similarity_channels]`, the similarity layer's pre-activation output.
-
-        Raises:
-            ValueError: labels missing for a conditional model, given to an
-                unconditional one, or of the wrong shape.
         """
-        labels = check_labels(labels, self.num_classes, self)
-        images = tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype)
-        x = self.net(images, is_training=is_training, seed=seed, stop=self._label_index)
-        if labels is not None:
-            x = _label_maps(x, tf.cast(labels, self.compute_dtype))
-        features = self.net(x, is_training=is_training, seed=seed,
-                            start=self._label_index, stop=self._features_index)
+        features = self._apply(images, labels, is_training=is_training, seed=seed,
+                               stop=self._features_index)
         logits = self.net(features, is_training=is_training, seed=seed,
                           start=self._features_index)
         return (tf.cast(tf.squeeze(logits, axis=-1), tf.float32),
