@@ -101,13 +101,20 @@ def parse_flags(argv: Sequence[str], default_trainer: str) -> List[str]:
     # Includes inside flagfiles are read relative to the including file
     # (launch/flagfiles.py), so presets work from any directory.
     with flagfiles.resolved_includes(argv) as resolved:
-        # Help waits for the second pass, which knows the trainer's flags.
-        flags.FLAGS([argument for argument in resolved
-                     if argument.lstrip("-").split("=")[0]
-                     not in _HELP_FLAGS], known_only=True)
-        _define_trainer_flags(_TRAINER.value)
-        flags.FLAGS.unparse_flags()
+        _define_trainer_flags(_trainer_named_in(resolved, default_trainer))
         return flags.FLAGS(resolved)
+
+
+def _trainer_named_in(argv: Sequence[str], default_trainer: str) -> str:
+    """The --trainer of a command line (or of its flagfiles), read alone:
+    the other flags, help and their checks wait for the full parse, which
+    knows the trainer's flags."""
+    finder = flags.FlagValues()
+    flags.DEFINE_string("trainer", default_trainer, "", flag_values=finder)
+    finder([argument for argument in argv
+            if argument.lstrip("-").split("=")[0] not in _HELP_FLAGS],
+           known_only=True)
+    return finder.trainer
 
 
 def config_from_flags() -> experiment.TrainProgramConfig:
