@@ -5,14 +5,16 @@ import setuptools
 setuptools.setup(
     name="vae-framework",
     version="0.1.0",
-    description=("Low-level TensorFlow 2 training framework for VAEs, "
-                 "conditional VAEs and VAE-GANs."),
+    description=(
+        "Low-level TensorFlow 2 training framework for VAEs, "
+        "conditional VAEs and VAE-GANs."
+    ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["vae", "vae.*", "trainers",
-                                               "trainers.*", "launch",
-                                               "launch.*"]),
+    packages=setuptools.find_packages(
+        include=["vae", "vae.*", "trainers", "trainers.*", "launch", "launch.*"]
+    ),
     package_data={"launch": ["configs/*.flags"]},
     # Lower bounds are the versions this project is tested with.
     install_requires=[

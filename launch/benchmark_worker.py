@@ -17,6 +17,7 @@ less a steady window's share of its steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import json
 import os
@@ -26,10 +27,8 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Sequence
 
 import numpy as np
-
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
 # Program -> the trainer it runs by default.
@@ -44,38 +43,50 @@ def synthetic_arrays(num_train: int, num_classes: int, seed: int = 0):
     runs use these instead of the real files.
     """
     from vae import datasets  # Imported late: TensorFlow loads with it.
+
     rng = np.random.default_rng(seed)
 
     def split(count):
         return datasets.ArraySplit(
             images=rng.integers(0, 256, (count, 28, 28, 1), dtype=np.uint8),
-            labels=rng.integers(0, num_classes, count).astype(np.int64))
+            labels=rng.integers(0, num_classes, count).astype(np.int64),
+        )
 
     return datasets.DatasetArrays(
-        name="synthetic", train=split(num_train), validation=None,
-        test=split(num_classes * 10), num_classes=num_classes,
-        source="generated")
+        name="synthetic",
+        train=split(num_train),
+        validation=None,
+        test=split(num_classes * 10),
+        num_classes=num_classes,
+        source="generated",
+    )
 
 
 def _load_arrays(config, data_dir: str | None):
     from vae import datasets
+
     if data_dir is None:
         return synthetic_arrays(60000, datasets.NUM_CLASSES["mnist"])
-    return dataclasses.replace(config.data, data_dir=data_dir,
-                               validation_size=0,
-                               allow_download=False).load(config.trainer.seed)
+    return dataclasses.replace(
+        config.data, data_dir=data_dir, validation_size=0, allow_download=False
+    ).load(config.trainer.seed)
 
 
-def _windows_summary(window_seconds: Sequence[float], warmup_windows: int,
-                     window_steps: int, batch_size: int) -> dict:
+def _windows_summary(
+    window_seconds: Sequence[float],
+    warmup_windows: int,
+    window_steps: int,
+    batch_size: int,
+) -> dict:
     steady = list(window_seconds[warmup_windows:])
     median = statistics.median(steady)
     return {
         "images_per_second": window_steps * batch_size / median,
         "window_seconds": list(window_seconds),
         "steady_spread": (max(steady) - min(steady)) / median,
-        "first_step_seconds": max(0.0, window_seconds[0]
-                                  - median * (window_steps - 1) / window_steps),
+        "first_step_seconds": max(
+            0.0, window_seconds[0] - median * (window_steps - 1) / window_steps
+        ),
     }
 
 
@@ -83,6 +94,7 @@ def _windows_summary(window_seconds: Sequence[float], warmup_windows: int,
 def _op_flops(op) -> int:
     """Multiply-adds x 2 of one matmul or convolution op, from static shapes;
     0 for every other op (elementwise work is small beside these)."""
+
     def shape(tensor):
         return tensor.shape.as_list()
 
@@ -99,8 +111,7 @@ def _op_flops(op) -> int:
         # The two gradients of a Conv2D (and a Conv2DTranspose's forward
         # pass): as many multiply-adds as the convolution whose output
         # gradient they read. BackpropFilter's output is the kernel's shape.
-        kernel = shape(op.inputs[1] if kind == "Conv2DBackpropInput"
-                       else op.outputs[0])
+        kernel = shape(op.inputs[1] if kind == "Conv2DBackpropInput" else op.outputs[0])
         gradient = shape(op.inputs[2])
         return 2 * int(np.prod(gradient)) * int(np.prod(kernel[:3]))
     return 0
@@ -117,18 +128,30 @@ def _framework_step_flops(trainer, element_spec, train_logs: dict) -> float:
     for the VAE-GAN, whose updates run inside while loops, each update's
     graph times the mean number of updates per step measured in the run."""
     import tensorflow as tf
+
     if not hasattr(trainer, "discriminator_update"):
-        return float(graph_flops(trainer.compiled_step.get_concrete_function(
-            element_spec, tf.TensorSpec([2], tf.int32))))
+        return float(
+            graph_flops(
+                trainer.compiled_step.get_concrete_function(
+                    element_spec, tf.TensorSpec([2], tf.int32)
+                )
+            )
+        )
     images = tf.TensorSpec.from_spec(element_spec["image"])
     labels = tf.TensorSpec.from_spec(element_spec["label_onehot"])
     seed = tf.TensorSpec([2], tf.int32)
     per_update = {
-        name: graph_flops(tf.function(getattr(trainer, f"{name}_update"))
-                          .get_concrete_function(images, labels, seed))
-        for name in ("discriminator", "generator")}
-    return (per_update["discriminator"] * train_logs["discriminator_updates"]
-            + per_update["generator"] * train_logs["generator_updates"])
+        name: graph_flops(
+            tf.function(getattr(trainer, f"{name}_update")).get_concrete_function(
+                images, labels, seed
+            )
+        )
+        for name in ("discriminator", "generator")
+    }
+    return (
+        per_update["discriminator"] * train_logs["discriminator_updates"]
+        + per_update["generator"] * train_logs["generator_updates"]
+    )
 
 
 # ------------------------------------------------------------- profile
@@ -149,6 +172,7 @@ def profile_window(run_window: Callable[[], None], steps: int) -> dict:
     traced span when no op ran: Python, the loop around the step)."""
     import tensorflow as tf
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
+
     logdir = tempfile.mkdtemp(prefix="vae-benchmark-profile-")
     try:
         tf.profiler.experimental.start(logdir)
@@ -158,41 +182,61 @@ def profile_window(run_window: Callable[[], None], steps: int) -> dict:
         finally:
             wall = time.perf_counter() - start
             tf.profiler.experimental.stop()
-        paths = [os.path.join(root, name)
-                 for root, _, names in os.walk(logdir) for name in names
-                 if name.endswith(".xplane.pb")]
-        tables = json.loads(_pywrap_profiler_plugin.xspace_to_tools_data(
-            paths, "framework_op_stats", {})[0])
+        paths = [
+            os.path.join(root, name)
+            for root, _, names in os.walk(logdir)
+            for name in names
+            if name.endswith(".xplane.pb")
+        ]
+        tables = json.loads(
+            _pywrap_profiler_plugin.xspace_to_tools_data(paths, "framework_op_stats", {})[
+                0
+            ]
+        )
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
     columns = [column["id"] for column in tables[0]["cols"]]
     by_type: dict[str, float] = {}
     for row in tables[0]["rows"]:
         values = dict(zip(columns, (cell["v"] for cell in row["c"])))
-        by_type[values["type"]] = (by_type.get(values["type"], 0.0)
-                                   + values["total_self_time"] / 1000 / steps)
+        by_type[values["type"]] = (
+            by_type.get(values["type"], 0.0) + values["total_self_time"] / 1000 / steps
+        )
     categories: dict[str, float] = {}
     for op_type, milliseconds in by_type.items():
         category = _op_category(op_type)
         categories[category] = categories.get(category, 0.0) + milliseconds
     top = dict(sorted(by_type.items(), key=lambda item: -item[1])[:12])
-    return {"wall_ms_per_step": wall * 1000 / steps,
-            "category_ms_per_step": categories, "top_op_ms_per_step": top}
+    return {
+        "wall_ms_per_step": wall * 1000 / steps,
+        "category_ms_per_step": categories,
+        "top_op_ms_per_step": top,
+    }
 
 
 # ------------------------------------------------------ implementations
 def _preset_config(program: str, preset_flags: Sequence[str], workdir: str):
     from launch import train
-    train.parse_flags([program, *preset_flags, f"--workdir={workdir}",
-                       "--nopictures", "--noexport", "--progress=none",
-                       "--evaluate_every_epochs=0"],
-                      default_trainer=PROGRAMS[program])
+
+    train.parse_flags(
+        [
+            program,
+            *preset_flags,
+            f"--workdir={workdir}",
+            "--nopictures",
+            "--noexport",
+            "--progress=none",
+            "--evaluate_every_epochs=0",
+        ],
+        default_trainer=PROGRAMS[program],
+    )
     return train.config_from_flags()
 
 
 def run_framework(spec: dict, workdir: str) -> dict:
     """The framework's trainer on the preset, as vae-train builds it."""
     import tensorflow as tf
+
     from launch import experiment
     from trainers import registry
     from vae import models
@@ -201,9 +245,12 @@ def run_framework(spec: dict, workdir: str) -> dict:
     arrays = _load_arrays(config, spec.get("data_dir"))
     windows = spec["warmup_windows"] + spec["windows"]
     trainer_config = dataclasses.replace(
-        config.trainer, epochs=windows,
+        config.trainer,
+        epochs=windows,
         steps_per_loop=min(config.trainer.steps_per_loop, spec["window_steps"]),
-        log_every_steps=10**9, max_checkpoints_to_keep=1)
+        log_every_steps=10**9,
+        max_checkpoints_to_keep=1,
+    )
     config = dataclasses.replace(config, trainer=trainer_config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -212,13 +259,18 @@ def run_framework(spec: dict, workdir: str) -> dict:
     # vae-train's data source, cut into windows and without evaluation.
     data = dataclasses.replace(
         experiment.build_data_source(config, arrays),
-        steps_per_epoch=spec["window_steps"], eval_batches={})
+        steps_per_epoch=spec["window_steps"],
+        eval_batches={},
+    )
     trainer = experiment.make_trainer(config, model, data, hooks=())
     result = trainer.train()
     epochs = result.metrics["epochs"]
-    summary = _windows_summary([epoch["epoch_train_seconds"] for epoch in epochs],
-                               spec["warmup_windows"], spec["window_steps"],
-                               config.batch_size)
+    summary = _windows_summary(
+        [epoch["epoch_train_seconds"] for epoch in epochs],
+        spec["warmup_windows"],
+        spec["window_steps"],
+        config.batch_size,
+    )
     steady_logs = epochs[-1]["train"]
     if spec.get("profile"):
         # One more window, resumed from the run's last checkpoint.
@@ -226,12 +278,13 @@ def run_framework(spec: dict, workdir: str) -> dict:
         summary["profile"] = profile_window(trainer.train, spec["window_steps"])
     element_spec = data.train_batches(0, 0).element_spec
     summary.update(
-        parameters=models.num_parameters(model), batch_size=config.batch_size,
-        flops_per_step=_framework_step_flops(trainer, element_spec,
-                                             steady_logs),
+        parameters=models.num_parameters(model),
+        batch_size=config.batch_size,
+        flops_per_step=_framework_step_flops(trainer, element_spec, steady_logs),
         steps_per_loop=trainer_config.steps_per_loop,
         jit_compile=trainer_config.jit_compile,
-        deterministic=config.deterministic)
+        deterministic=config.deterministic,
+    )
     return summary
 
 
@@ -239,6 +292,7 @@ def run_keras(spec: dict, workdir: str) -> dict:
     """The Keras reference (launch/keras_reference.py) with `fit`."""
     import keras
     import tensorflow as tf
+
     from launch import keras_reference
     from vae import datasets
 
@@ -248,37 +302,45 @@ def run_keras(spec: dict, workdir: str) -> dict:
     objective = config.objective
     is_vaegan = config.trainer_name == "vaegan"
     if not is_vaegan:
-        model = keras_reference.KerasVae(config.model, beta=objective.beta,
-                                         kl_estimator=objective.kl)
-        model.compile(optimizer=keras_reference.make_optimizer(
-            objective.optimizer, objective.learning_rate))
+        model = keras_reference.KerasVae(
+            config.model, beta=objective.beta, kl_estimator=objective.kl
+        )
+        model.compile(
+            optimizer=keras_reference.make_optimizer(
+                objective.optimizer, objective.learning_rate
+            )
+        )
     else:
         model = keras_reference.KerasVaeGan(
-            config.model, objective, objective.optimizer,
-            objective.learning_rates())
+            config.model, objective, objective.optimizer, objective.learning_rates()
+        )
         model.compile()
-    images = datasets.binarize_numpy(arrays.train.images,
-                                     config.data.binarization,
-                                     config.trainer.seed)
+    images = datasets.binarize_numpy(
+        arrays.train.images, config.data.binarization, config.trainer.seed
+    )
     images = images.astype(np.float32)
     if config.data.binarization == "none":
         images /= 255.0
     conditional = config.model.num_classes > 0
-    inputs = ((images, keras.utils.to_categorical(arrays.train.labels,
-                                                  arrays.num_classes))
-              if conditional else images)
+    inputs = (
+        (images, keras.utils.to_categorical(arrays.train.labels, arrays.num_classes))
+        if conditional
+        else images
+    )
     # A repeated tf.data pipeline, so that every window has its full number
     # of steps: with arrays and steps_per_epoch, fit ends an "epoch" early
     # when a pass over the data runs out, which would time short windows.
     # Elements are `(x,)`, so that Keras reads `(images, labels)` as one
     # input rather than as (x, y).
-    dataset = (tf.data.Dataset.from_tensor_slices((inputs,))
-               .shuffle(len(images), seed=config.trainer.seed)
-               .batch(config.batch_size, drop_remainder=True).repeat()
-               .prefetch(tf.data.AUTOTUNE))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((inputs,))
+        .shuffle(len(images), seed=config.trainer.seed)
+        .batch(config.batch_size, drop_remainder=True)
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
     # Optimiser steps taken, to check each window ran all its steps.
-    counter = (model.player_optimizers["discriminator"] if is_vaegan
-               else model.optimizer)
+    counter = model.player_optimizers["discriminator"] if is_vaegan else model.optimizer
     window_seconds: list[float] = []
     window_steps: list[int] = []
 
@@ -289,31 +351,41 @@ def run_keras(spec: dict, workdir: str) -> dict:
 
         def on_epoch_end(self, epoch, logs=None):
             window_seconds.append(time.perf_counter() - self.start)
-            window_steps.append(int(counter.iterations.numpy())
-                                - self.first_step)
+            window_steps.append(int(counter.iterations.numpy()) - self.first_step)
 
     def fit(epochs, callbacks=()):
-        model.fit(dataset, epochs=epochs, steps_per_epoch=spec["window_steps"],
-                  verbose=0, callbacks=list(callbacks))
+        model.fit(
+            dataset,
+            epochs=epochs,
+            steps_per_epoch=spec["window_steps"],
+            verbose=0,
+            callbacks=list(callbacks),
+        )
 
     fit(spec["warmup_windows"] + spec["windows"], [WindowTimer()])
     if window_steps != [spec["window_steps"]] * len(window_steps):
-        raise RuntimeError(f"Keras ran {window_steps} steps per window; "
-                           f"expected {spec['window_steps']} each.")
-    summary = _windows_summary(window_seconds, spec["warmup_windows"],
-                               spec["window_steps"], config.batch_size)
+        raise RuntimeError(
+            f"Keras ran {window_steps} steps per window; "
+            f"expected {spec['window_steps']} each."
+        )
+    summary = _windows_summary(
+        window_seconds, spec["warmup_windows"], spec["window_steps"], config.batch_size
+    )
     if spec.get("profile"):
-        summary["profile"] = profile_window(lambda: fit(1),
-                                            spec["window_steps"])
-    summary.update(parameters=keras_reference.num_parameters(model),
-                   batch_size=config.batch_size,
-                   keras_version=keras.__version__,
-                   jit_compile=bool(model.jit_compile))
+        summary["profile"] = profile_window(lambda: fit(1), spec["window_steps"])
+    summary.update(
+        parameters=keras_reference.num_parameters(model),
+        batch_size=config.batch_size,
+        keras_version=keras.__version__,
+        jit_compile=bool(model.jit_compile),
+    )
     return summary
 
 
 IMPLEMENTATIONS: dict[str, Callable[[dict, str], dict]] = {
-    "framework": run_framework, "keras": run_keras}
+    "framework": run_framework,
+    "keras": run_keras,
+}
 
 
 def main(argv: Sequence[str]) -> None:
@@ -325,8 +397,7 @@ def main(argv: Sequence[str]) -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     # ru_maxrss is in KiB on Linux.
-    result["peak_rss_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                              / 1024)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 

@@ -19,10 +19,10 @@ A TPU strategy would be one more name here: the trainers take any
 `tf.distribute.Strategy`.
 """
 
+from collections.abc import Mapping
 import json
 import os
 import socket
-from typing import Dict, List, Mapping, Tuple
 
 import tensorflow as tf
 
@@ -51,19 +51,20 @@ def _checked_tf_config(text: str) -> None:
         if not isinstance(cluster, dict) or not cluster:
             raise ValueError("'cluster' is not a non-empty object of jobs")
         if task["type"] not in cluster:
-            raise ValueError(f"task type {task['type']!r} is not a job of "
-                             "the cluster")
+            raise ValueError(f"task type {task['type']!r} is not a job of the cluster")
         if not 0 <= int(task["index"]) < len(cluster[task["type"]]):
-            raise ValueError(f"task index {task['index']} is not one of the "
-                             f"{len(cluster[task['type']])} tasks of job "
-                             f"{task['type']!r}")
+            raise ValueError(
+                f"task index {task['index']} is not one of the "
+                f"{len(cluster[task['type']])} tasks of job "
+                f"{task['type']!r}"
+            )
     except (ValueError, KeyError, TypeError) as error:
         raise errors.ConfigError(
             f"--strategy=multi_worker: the TF_CONFIG environment variable "
             f"{text!r} is not a usable cluster description ({error}); "
-            "expected JSON such as {\"cluster\": {\"worker\": "
-            "[\"host1:12345\", \"host2:12345\"]}, \"task\": {\"type\": "
-            "\"worker\", \"index\": 0}}, with this process's own task."
+            'expected JSON such as {"cluster": {"worker": '
+            '["host1:12345", "host2:12345"]}, "task": {"type": '
+            '"worker", "index": 0}}, with this process\'s own task.'
         ) from None
 
 
@@ -76,9 +77,13 @@ def _visible_gpus() -> int:
     return len(devices.split(","))
 
 
-_SLURM_STEP_VARIABLES = ("SLURM_JOB_ID", "SLURM_PROCID",
-                         "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST",
-                         "SLURM_STEP_TASKS_PER_NODE")
+_SLURM_STEP_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_PROCID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_STEP_NODELIST",
+    "SLURM_STEP_TASKS_PER_NODE",
+)
 
 
 def slurm_port_base(environment: Mapping[str, str]) -> int:
@@ -90,18 +95,19 @@ def slurm_port_base(environment: Mapping[str, str]) -> int:
     text = environment.get(PORT_VARIABLE, "").strip()
     if not text:
         job = int(environment["SLURM_JOB_ID"])
-        return (_FALLBACK_PORT_BASE
-                + job % _FALLBACK_JOBS * _FALLBACK_PORTS_PER_JOB)
+        return _FALLBACK_PORT_BASE + job % _FALLBACK_JOBS * _FALLBACK_PORTS_PER_JOB
     if not text.isdigit() or not 1024 <= int(text) <= 65535:
         raise errors.ConfigError(
             f"--strategy=multi_worker: {PORT_VARIABLE}={text!r} is not a "
             "port number; expected an integer in 1024-65535 (the first "
-            "worker port on each node).")
+            "worker port on each node)."
+        )
     return int(text)
 
 
-def slurm_cluster_spec(environment: Mapping[str, str]
-                       ) -> Tuple[Dict[str, List[str]], int]:
+def slurm_cluster_spec(
+    environment: Mapping[str, str],
+) -> tuple[dict[str, list[str]], int]:
     """The cluster of a Slurm job step and this task's index in it.
 
     Worker r is the task Slurm ranks r (SLURM_PROCID), on the host that
@@ -119,43 +125,46 @@ def slurm_cluster_spec(environment: Mapping[str, str]
     Raises:
       ConfigError: the variables are missing, unreadable or inconsistent.
     """
-    missing = [name for name in _SLURM_STEP_VARIABLES
-               if name not in environment]
+    missing = [name for name in _SLURM_STEP_VARIABLES if name not in environment]
     if missing:
         raise errors.ConfigError(
             "--strategy=multi_worker needs to know its cluster: TF_CONFIG is "
             "not set, and this is not a Slurm job step (no "
             f"{', '.join(missing)}). Set TF_CONFIG, or start the program "
             "with srun inside a Slurm job (launch/submit.py writes such "
-            "scripts).")
+            "scripts)."
+        )
     try:
         tasks = slurm_hosts.step_tasks(
-            environment["SLURM_STEP_NODELIST"],
-            environment["SLURM_STEP_TASKS_PER_NODE"])
+            environment["SLURM_STEP_NODELIST"], environment["SLURM_STEP_TASKS_PER_NODE"]
+        )
         rank = int(environment["SLURM_PROCID"])
         num_tasks = int(environment["SLURM_STEP_NUM_TASKS"])
     except ValueError as error:
         raise errors.ConfigError(
             "--strategy=multi_worker: the Slurm job step's environment "
-            f"cannot be read as a cluster ({error}).") from None
+            f"cannot be read as a cluster ({error})."
+        ) from None
     if len(tasks) != num_tasks or not 0 <= rank < num_tasks:
         raise errors.ConfigError(
             f"--strategy=multi_worker: the Slurm job step lays out "
             f"{len(tasks)} tasks, but SLURM_STEP_NUM_TASKS={num_tasks} and "
-            f"SLURM_PROCID={rank}.")
+            f"SLURM_PROCID={rank}."
+        )
     host, local = tasks[rank]
     node_name = environment.get("SLURMD_NODENAME")
     local_id = environment.get("SLURM_LOCALID")
     if (node_name is not None and node_name != host) or (
-            local_id is not None and local_id != str(local)):
+        local_id is not None and local_id != str(local)
+    ):
         raise errors.ConfigError(
             f"--strategy=multi_worker: Slurm runs task {rank} as task "
             f"{local_id} of {node_name}, not as task {local} of {host} as "
             "the default block distribution would; start the step without "
-            "--distribution (or with --distribution=block).")
+            "--distribution (or with --distribution=block)."
+        )
     port = slurm_port_base(environment)
-    workers = [f"{task_host}:{port + task_local}"
-               for task_host, task_local in tasks]
+    workers = [f"{task_host}:{port + task_local}" for task_host, task_local in tasks]
     return {"worker": workers}, rank
 
 
@@ -172,7 +181,8 @@ def _check_port_free(address: str) -> None:
                 f"({address}) is in use on this node ({error.strerror}): "
                 "another job or program holds it. Resubmit (vae-submit "
                 f"picks a free block when the job starts), or set "
-                f"{PORT_VARIABLE} to a free port.") from None
+                f"{PORT_VARIABLE} to a free port."
+            ) from None
 
 
 def slurm_cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
@@ -188,8 +198,12 @@ def slurm_cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
     spec, rank = slurm_cluster_spec(os.environ)
     _check_port_free(spec["worker"][rank])
     return tf.distribute.cluster_resolver.SimpleClusterResolver(
-        tf.train.ClusterSpec(spec), task_type="worker", task_id=rank,
-        num_accelerators={"GPU": _visible_gpus()}, rpc_layer="grpc")
+        tf.train.ClusterSpec(spec),
+        task_type="worker",
+        task_id=rank,
+        num_accelerators={"GPU": _visible_gpus()},
+        rpc_layer="grpc",
+    )
 
 
 def cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
@@ -222,6 +236,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=cluster_resolver())
-    raise errors.ConfigError(f"Unknown strategy {name!r}; expected one of "
-                             f"{STRATEGIES}.")
+            cluster_resolver=cluster_resolver()
+        )
+    raise errors.ConfigError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")

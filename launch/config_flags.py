@@ -13,10 +13,11 @@ range, a relation between fields) is the config's `validate()`'s to check, so
 a bad value is reported with the config's own words.
 """
 
+from collections.abc import Collection
 import dataclasses
 import types
 import typing
-from typing import Any, Collection, Dict, Tuple
+from typing import Any
 
 from absl import flags
 
@@ -30,8 +31,9 @@ class FieldTypeError(ValueError):
 def _unwrap_optional(annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        members = [member for member in typing.get_args(annotation)
-                   if member is not type(None)]
+        members = [
+            member for member in typing.get_args(annotation) if member is not type(None)
+        ]
         if len(members) == 1:
             return members[0]
     return annotation
@@ -42,8 +44,9 @@ def _sequence_item_type(annotation: Any) -> Any:
     annotation is not such a sequence of one type."""
     if typing.get_origin(annotation) not in (tuple, list):
         return None
-    item_types = {argument for argument in typing.get_args(annotation)
-                  if argument is not Ellipsis}
+    item_types = {
+        argument for argument in typing.get_args(annotation) if argument is not Ellipsis
+    }
     return item_types.pop() if len(item_types) == 1 else None
 
 
@@ -55,9 +58,12 @@ def _default(field: dataclasses.Field) -> Any:
     return None
 
 
-def define_fields(config_class: type, *, skip: Collection[str] = (),
-                  flag_values: flags.FlagValues = flags.FLAGS
-                  ) -> Tuple[str, ...]:
+def define_fields(
+    config_class: type,
+    *,
+    skip: Collection[str] = (),
+    flag_values: flags.FlagValues = flags.FLAGS,
+) -> tuple[str, ...]:
     """Defines one flag per field of `config_class` not in `skip`.
 
     Returns:
@@ -77,52 +83,60 @@ def define_fields(config_class: type, *, skip: Collection[str] = (),
             raise FieldTypeError(
                 f"{owner}.{field.name} has the name of a flag the program "
                 f"already has (--{field.name}), so the command line cannot "
-                "set it; rename the field.")
+                "set it; rename the field."
+            )
         annotation = _unwrap_optional(hints[field.name])
         default = _default(field)
         help_text = field.metadata.get("help") or f"{owner}.{field.name}."
         choices = field.metadata.get("choices")
         item_type = _sequence_item_type(annotation)
         if annotation is bool:
-            flags.DEFINE_boolean(field.name, default, help_text,
-                                 flag_values=flag_values)
+            flags.DEFINE_boolean(field.name, default, help_text, flag_values=flag_values)
         elif annotation is int:
-            flags.DEFINE_integer(field.name, default, help_text,
-                                 flag_values=flag_values)
+            flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values)
         elif annotation is float:
-            flags.DEFINE_float(field.name, default, help_text,
-                               flag_values=flag_values)
+            flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
         elif annotation is str and choices:
-            flags.DEFINE_enum(field.name, default, list(choices), help_text,
-                              flag_values=flag_values)
+            flags.DEFINE_enum(
+                field.name, default, list(choices), help_text, flag_values=flag_values
+            )
         elif annotation is str:
-            flags.DEFINE_string(field.name, default, help_text,
-                                flag_values=flag_values)
+            flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
         elif item_type is int:
             flag_types.DEFINE_int_list(
-                field.name, None if default is None else list(default),
-                help_text, minimum=field.metadata.get("minimum", 0),
-                flag_values=flag_values)
+                field.name,
+                None if default is None else list(default),
+                help_text,
+                minimum=field.metadata.get("minimum", 0),
+                flag_values=flag_values,
+            )
         elif item_type is float:
             flag_types.DEFINE_float_list(
-                field.name, None if default is None else list(default),
-                help_text, flag_values=flag_values)
+                field.name,
+                None if default is None else list(default),
+                help_text,
+                flag_values=flag_values,
+            )
         elif item_type is str:
-            flags.DEFINE_list(field.name,
-                              None if default is None else list(default),
-                              help_text, flag_values=flag_values)
+            flags.DEFINE_list(
+                field.name,
+                None if default is None else list(default),
+                help_text,
+                flag_values=flag_values,
+            )
         else:
             raise FieldTypeError(
                 f"{owner}.{field.name} is a {hints[field.name]}, which no "
                 "command-line flag can hold; expected bool, int, float, str "
-                "or a tuple of int, float or str.")
+                "or a tuple of int, float or str."
+            )
         defined.append(field.name)
     return tuple(defined)
 
 
-def read_fields(names: Collection[str],
-                flag_values: flags.FlagValues = flags.FLAGS
-                ) -> Dict[str, Any]:
+def read_fields(
+    names: Collection[str], flag_values: flags.FlagValues = flags.FLAGS
+) -> dict[str, Any]:
     """Field name -> the parsed value of its flag (lists as tuples)."""
     values = {}
     for name in names:

@@ -14,6 +14,7 @@ def train():
     """`vae-train`."""
     stop_signals.install_for_process()
     from launch import train as program  # pylint: disable=g-import-not-at-top
+
     program.run_main()
 
 
@@ -22,4 +23,5 @@ def train_vaegan():
     stop_signals.install_for_process()
     # pylint: disable-next=g-import-not-at-top
     from launch import train_vaegan as program
+
     program.run_main()

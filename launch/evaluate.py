@@ -34,41 +34,59 @@ from trainers import evaluation
 # As for training: the signals that stop the evaluation, resumably.
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
-_WORKDIR = flags.DEFINE_string("workdir", None,
-                               "Workdir of a training run to evaluate.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Dataset directory; unset: the --data_dir the run was "
-    "trained with (from WORKDIR/flags.txt).")
+    "data_dir",
+    None,
+    "Dataset directory; unset: the --data_dir the run was "
+    "trained with (from WORKDIR/flags.txt).",
+)
 _SOURCE = flags.DEFINE_enum(
-    "source", "checkpoint", runs.SOURCES,
-    "checkpoint: the latest checkpoint; saved_model: WORKDIR/export.")
+    "source",
+    "checkpoint",
+    runs.SOURCES,
+    "checkpoint: the latest checkpoint; saved_model: WORKDIR/export.",
+)
 _NUM_IMPORTANCE_SAMPLES = flags.DEFINE_integer(
-    "num_importance_samples", 1000,
-    "k of the importance-sampled log-likelihood (0 skips it). The IWAE paper "
-    "uses 5000.", lower_bound=0, upper_bound=100000)
+    "num_importance_samples",
+    1000,
+    "k of the importance-sampled log-likelihood (0 skips it). The IWAE paper uses 5000.",
+    lower_bound=0,
+    upper_bound=100000,
+)
 _LIKELIHOOD_EXAMPLES = flags.DEFINE_integer(
-    "likelihood_examples", 1000,
+    "likelihood_examples",
+    1000,
     "Test images the likelihood is estimated on (0: all). Costs k x this "
-    "many decoder passes.", lower_bound=0)
+    "many decoder passes.",
+    lower_bound=0,
+)
 _CHUNK_SIZE = flags.DEFINE_integer(
-    "chunk_size", 250, "Importance samples decoded at once (bounds memory).",
-    lower_bound=1)
+    "chunk_size",
+    250,
+    "Importance samples decoded at once (bounds memory).",
+    lower_bound=1,
+)
 _NUM_GENERATED = flags.DEFINE_integer(
-    "num_generated", 5000, "Prior samples for the sample-quality metrics.",
-    lower_bound=2)
+    "num_generated", 5000, "Prior samples for the sample-quality metrics.", lower_bound=2
+)
 _SAMPLE_QUALITY = flags.DEFINE_boolean(
-    "sample_quality", True,
-    "Compute the classifier-based metrics (trains the classifier once).")
+    "sample_quality",
+    True,
+    "Compute the classifier-based metrics (trains the classifier once).",
+)
 _CLASSIFIER_DIR = flag_types.DEFINE_classifier_dir()
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.",
-                             lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.", lower_bound=0)
 _DISENTANGLEMENT = flags.DEFINE_list(
-    "disentanglement", ["auto"],
+    "disentanglement",
+    ["auto"],
     "Disentanglement metrics (mig, factor_vae, dci), comma-separated; auto: "
     "all three on a dataset with known factors (dsprites), none elsewhere; "
-    "none: skip them.")
+    "none: skip them.",
+)
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "Where to write the results; unset: WORKDIR/eval.json.")
+    "output", None, "Where to write the results; unset: WORKDIR/eval.json."
+)
 
 flags.mark_flag_as_required("workdir")
 
@@ -86,36 +104,42 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
     config = evaluation_program.EvaluateProgramConfig(
-        workdir=_WORKDIR.value, data_dir=_DATA_DIR.value,
+        workdir=_WORKDIR.value,
+        data_dir=_DATA_DIR.value,
         source=_SOURCE.value,
         num_importance_samples=_NUM_IMPORTANCE_SAMPLES.value,
         likelihood_examples=_LIKELIHOOD_EXAMPLES.value,
-        chunk_size=_CHUNK_SIZE.value, num_generated=_NUM_GENERATED.value,
+        chunk_size=_CHUNK_SIZE.value,
+        num_generated=_NUM_GENERATED.value,
         sample_quality=_SAMPLE_QUALITY.value,
-        classifier_dir=_CLASSIFIER_DIR.value, seed=_SEED.value,
+        classifier_dir=_CLASSIFIER_DIR.value,
+        seed=_SEED.value,
         output=_OUTPUT.value,
-        disentanglement=_disentanglement_request(_DISENTANGLEMENT.value))
+        disentanglement=_disentanglement_request(_DISENTANGLEMENT.value),
+    )
     received = []
 
     def request_stop(signal_number, frame):
         del frame
         if not received:
-            logging.warning("Received %s: finishing the current batch of "
-                            "the likelihood estimate, then stopping.",
-                            signal.Signals(signal_number).name)
+            logging.warning(
+                "Received %s: finishing the current batch of "
+                "the likelihood estimate, then stopping.",
+                signal.Signals(signal_number).name,
+            )
         received.append(signal_number)
 
     for signal_number in _STOP_SIGNALS:
         signal.signal(signal_number, request_stop)
     try:
         results = evaluation_program.run_evaluation(
-            config, stop_requested=lambda: bool(received))
+            config, stop_requested=lambda: bool(received)
+        )
     except evaluation_program.USER_ERRORS as error:
         evaluation_program.report_user_error(error)
         sys.exit(exit_codes.USER_ERROR)
     except evaluation.EvaluationInterrupted as stopped:
-        logging.warning("Evaluation %s. Run the same command again to "
-                        "resume.", stopped)
+        logging.warning("Evaluation %s. Run the same command again to resume.", stopped)
         sys.exit(exit_codes.stopped_by(received[0]))
     print(evaluation_program.format_table(results))
 

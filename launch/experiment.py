@@ -14,11 +14,12 @@ programs that read a workdir back (`launch.runs`) build the same model, and
 a workdir is never resumed by another trainer or objective.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import os
 import sys
 import time
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any
 
 from absl import logging
 import tensorflow as tf
@@ -27,6 +28,7 @@ from launch import cluster
 from launch import evaluation_program
 from launch import multi_worker
 from launch import runs
+
 # Re-exported: callers of run_training catch and report what it raises.
 from launch.errors import ConfigError
 from trainers import base
@@ -37,10 +39,9 @@ from trainers import hooks as hooks_lib
 from trainers import registry
 from trainers import workdir as workdir_lib
 from trainers import workdir_lock
+from vae import atomic_files
 from vae import datasets
 from vae import export as export_lib
-from vae import atomic_files
-
 
 # What a program puts in a model config's `image_shape` and `num_classes`
 # (for a conditional model) where only the data can tell them, for the
@@ -64,14 +65,14 @@ class DataConfig:
     """
 
     dataset: str
-    data_dir: Optional[str]
+    data_dir: str | None
     binarization: str
     validation_size: int
     allow_download: bool
-    image_size: Tuple[int, ...] = ()
+    image_size: tuple[int, ...] = ()
     channels: int = 0
     test_fraction: float = 0.1
-    cache_dir: Optional[str] = None
+    cache_dir: str | None = None
     non_image_files: str = "skip"
     train_subset: int = 0
 
@@ -81,11 +82,13 @@ class DataConfig:
         Runs on datasets of fixed shape record exactly what they recorded
         before the other datasets existed, so those runs still resume.
         """
-        record = {"dataset": self.dataset, "binarization": self.binarization,
-                  "validation_size": self.validation_size}
+        record = {
+            "dataset": self.dataset,
+            "binarization": self.binarization,
+            "validation_size": self.validation_size,
+        }
         if self.dataset in datasets.DATA_DEFINED_DATASETS:
-            record.update(image_size=list(self.image_size),
-                          channels=self.channels)
+            record.update(image_size=list(self.image_size), channels=self.channels)
         if self.dataset == "folder":
             record["test_fraction"] = self.test_fraction
         if self.dataset == "dsprites":
@@ -101,13 +104,18 @@ class DataConfig:
         """
         try:
             return datasets.load_dataset(
-                self.dataset, self.data_dir,
-                validation_size=self.validation_size, seed=seed,
+                self.dataset,
+                self.data_dir,
+                validation_size=self.validation_size,
+                seed=seed,
                 allow_download=self.allow_download,
-                image_size=self.image_size, channels=self.channels,
-                test_fraction=self.test_fraction, cache_dir=self.cache_dir,
+                image_size=self.image_size,
+                channels=self.channels,
+                test_fraction=self.test_fraction,
+                cache_dir=self.cache_dir,
                 non_image_files=self.non_image_files,
-                train_subset=self.train_subset)
+                train_subset=self.train_subset,
+            )
         except datasets.DataError:
             raise
         except ValueError as error:
@@ -145,7 +153,7 @@ class TrainProgramConfig:
     pictures: bool = True
     manifold_grid_size: int = 20
     export: bool = True
-    evaluation: Optional[evaluation_program.TrainingEvaluationConfig] = None
+    evaluation: evaluation_program.TrainingEvaluationConfig | None = None
     # One of `cluster.STRATEGIES`. Not part of the run's identity: the batch
     # size is the global batch whatever the replicas, so a run may resume
     # under another strategy.
@@ -168,8 +176,9 @@ def _model_waits_for_data(model) -> bool:
     return model.image_shape is FROM_DATA or model.num_classes is FROM_DATA
 
 
-def _fitted_to_data(config: TrainProgramConfig,
-                    arrays: datasets.DatasetArrays) -> TrainProgramConfig:
+def _fitted_to_data(
+    config: TrainProgramConfig, arrays: datasets.DatasetArrays
+) -> TrainProgramConfig:
     """The config with the model's `FROM_DATA` fields taken from `arrays`,
     validated."""
     if not _model_waits_for_data(config.model):
@@ -179,15 +188,18 @@ def _fitted_to_data(config: TrainProgramConfig,
         changes["image_shape"] = arrays.example_shape
     if config.model.num_classes is FROM_DATA:
         if arrays.num_classes < 2:
-            what = (f"the one class {arrays.class_names[0]!r}"
-                    if arrays.class_names else
-                    "one class (images directly in the folder are unlabelled)"
-                    if config.data.dataset == "folder" else
-                    "labels of one class only")
+            what = (
+                f"the one class {arrays.class_names[0]!r}"
+                if arrays.class_names
+                else "one class (images directly in the folder are unlabelled)"
+                if config.data.dataset == "folder"
+                else "labels of one class only"
+            )
             raise ConfigError(
                 f"--conditional needs labels of at least 2 classes, but "
                 f"{arrays.source} has {what}; expected one class subfolder "
-                f"per label (at least two), or drop --conditional.")
+                f"per label (at least two), or drop --conditional."
+            )
         changes["num_classes"] = arrays.num_classes
     model = dataclasses.replace(config.model, **changes)
     try:
@@ -195,7 +207,8 @@ def _fitted_to_data(config: TrainProgramConfig,
     except ValueError as error:
         raise ConfigError(
             f"{error} (The data, {arrays.source}, have examples of shape "
-            f"{arrays.example_shape}; --image_size resizes images.)") from None
+            f"{arrays.example_shape}; --image_size resizes images.)"
+        ) from None
     return dataclasses.replace(config, model=model)
 
 
@@ -210,22 +223,29 @@ def _validated(config: TrainProgramConfig) -> type:
     except registry.TrainerNotFoundError as error:
         raise ConfigError(str(error)) from None
     for what, value, expected in (
-            ("model", config.model, trainer_class.model_config_class),
-            ("objective", config.objective, trainer_class.objective_class)):
+        ("model", config.model, trainer_class.model_config_class),
+        ("objective", config.objective, trainer_class.objective_class),
+    ):
         if not isinstance(value, expected):
             raise ConfigError(
                 f"The {what} config is a {type(value).__qualname__}, but the "
                 f"trainer {config.trainer_name!r} takes a "
-                f"{expected.__qualname__}.")
-    if (config.data.dataset == "toy2d"
-            and getattr(config.model, "architecture", None) != "mlp"):
+                f"{expected.__qualname__}."
+            )
+    if (
+        config.data.dataset == "toy2d"
+        and getattr(config.model, "architecture", None) != "mlp"
+    ):
         raise ConfigError(
             "--dataset=toy2d holds 2-D points, which only the mlp "
             "architecture of the VAE can model; got "
-            + (f"--architecture={config.model.architecture}."
-               if hasattr(config.model, "architecture") else
-               f"the trainer {config.trainer_name!r}, whose convolutional "
-               "networks need images (mnist or fashion_mnist)."))
+            + (
+                f"--architecture={config.model.architecture}."
+                if hasattr(config.model, "architecture")
+                else f"the trainer {config.trainer_name!r}, whose convolutional "
+                "networks need images (mnist or fashion_mnist)."
+            )
+        )
     try:
         if not _model_waits_for_data(config.model):
             config.model.validate()
@@ -237,58 +257,77 @@ def _validated(config: TrainProgramConfig) -> type:
     return trainer_class
 
 
-def build_data_source(config: TrainProgramConfig,
-                      arrays: datasets.DatasetArrays) -> base.DataSource:
+def build_data_source(
+    config: TrainProgramConfig, arrays: datasets.DatasetArrays
+) -> base.DataSource:
     """Wraps the dataset's splits as the trainer's data source."""
     seed, binarization = config.trainer.seed, config.data.binarization
 
     def train(epoch: int, skip_batches: int) -> tf.data.Dataset:
         return datasets.train_batches(
-            arrays.train, batch_size=config.batch_size, epoch=epoch,
-            seed=seed, binarization=binarization,
-            num_classes=arrays.num_classes, skip_batches=skip_batches)
+            arrays.train,
+            batch_size=config.batch_size,
+            epoch=epoch,
+            seed=seed,
+            binarization=binarization,
+            num_classes=arrays.num_classes,
+            skip_batches=skip_batches,
+        )
 
     def evaluation(split: datasets.ArraySplit):
         return lambda: datasets.eval_batches(
-            split, batch_size=config.eval_batch_size, seed=seed,
-            binarization=binarization, num_classes=arrays.num_classes)
+            split,
+            batch_size=config.eval_batch_size,
+            seed=seed,
+            binarization=binarization,
+            num_classes=arrays.num_classes,
+        )
 
     eval_sets = {"test": evaluation(arrays.test)}
     if arrays.validation is not None:
         eval_sets["validation"] = evaluation(arrays.validation)
     return base.DataSource(
         train_batches=train,
-        steps_per_epoch=datasets.steps_per_epoch(arrays.train.num_examples,
-                                                 config.batch_size),
-        batch_size=config.batch_size, eval_batches=eval_sets)
+        steps_per_epoch=datasets.steps_per_epoch(
+            arrays.train.num_examples, config.batch_size
+        ),
+        batch_size=config.batch_size,
+        eval_batches=eval_sets,
+    )
 
 
-def _record_launch(workdir: str, flags_text: Optional[str],
-                   resuming: bool) -> None:
+def _record_launch(workdir: str, flags_text: str | None, resuming: bool) -> None:
     if flags_text is not None and not resuming:
         with open(os.path.join(workdir, "flags.txt"), "w") as stream:
             stream.write(flags_text)
     with open(os.path.join(workdir, "launches.log"), "a") as stream:
-        stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} "
-                     f"{'resume' if resuming else 'start'}: "
-                     f"{' '.join(sys.argv)}\n")
+        stream.write(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} "
+            f"{'resume' if resuming else 'start'}: "
+            f"{' '.join(sys.argv)}\n"
+        )
 
 
-def make_trainer(config: TrainProgramConfig, model: tf.Module,
-                 data: base.DataSource,
-                 hooks: Sequence[base.Hook]) -> base.Trainer:
+def make_trainer(
+    config: TrainProgramConfig,
+    model: tf.Module,
+    data: base.DataSource,
+    hooks: Sequence[base.Hook],
+) -> base.Trainer:
     """The trainer the config asks for, with new optimisers.
 
     Call it in the scope of the strategy to train under (the one the model
     was created in): the optimisers and the trainer's variables belong to it.
     """
     trainer_class = registry.resolve(config.trainer_name)
-    return trainer_class.from_objective(model, config.objective,
-                                        config.trainer, data, hooks=hooks)
+    return trainer_class.from_objective(
+        model, config.objective, config.trainer, data, hooks=hooks
+    )
 
 
-def run_training(config: TrainProgramConfig,
-                 flags_text: Optional[str] = None) -> base.TrainResult:
+def run_training(
+    config: TrainProgramConfig, flags_text: str | None = None
+) -> base.TrainResult:
     """Validates, loads data, claims the workdir, trains, exports.
 
     Every check that can fail on user input runs before the workdir is
@@ -312,8 +351,9 @@ def run_training(config: TrainProgramConfig,
         lock.release()
 
 
-def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
-                  lock: workdir_lock.WorkdirLock) -> base.TrainResult:
+def _run_training(
+    config: TrainProgramConfig, flags_text: str | None, lock: workdir_lock.WorkdirLock
+) -> base.TrainResult:
     # First of all: a multi-worker strategy must exist before TensorFlow runs
     # anything (even the optimisers that _validated makes), and it waits here
     # for the other workers.
@@ -331,49 +371,63 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
     if arrays.example_shape != tuple(config.model.image_shape):
         raise ConfigError(
             f"The model expects examples of shape {config.model.image_shape} "
-            f"but {config.data.dataset} has {arrays.example_shape}.")
+            f"but {config.data.dataset} has {arrays.example_shape}."
+        )
     if config.model.num_classes not in (0, arrays.num_classes):
         raise ConfigError(
             f"The model is conditioned on {config.model.num_classes} classes "
-            f"but {config.data.dataset} has {arrays.num_classes}.")
+            f"but {config.data.dataset} has {arrays.num_classes}."
+        )
     if arrays.train.num_examples < config.batch_size:
         raise ConfigError(
             f"--batch_size={config.batch_size} is larger than the "
-            f"{arrays.train.num_examples} training examples.")
-    logging.info("Data: %s from %s (%d train, %d test, examples of shape "
-                 "%s, %d classes).", arrays.name, arrays.source,
-                 arrays.train.num_examples, arrays.test.num_examples,
-                 arrays.example_shape, arrays.num_classes)
+            f"{arrays.train.num_examples} training examples."
+        )
+    logging.info(
+        "Data: %s from %s (%d train, %d test, examples of shape %s, %d classes).",
+        arrays.name,
+        arrays.source,
+        arrays.train.num_examples,
+        arrays.test.num_examples,
+        arrays.example_shape,
+        arrays.num_classes,
+    )
 
     # Hooks write outputs, which are the chief's alone (see base.Trainer).
     hooks = []
     if config.evaluation is not None and is_chief:
         # Before the workdir is claimed: a dataset without a classifier is
         # refused without touching it.
-        hooks.append(evaluation_program.make_evaluation_hook(
-            config.evaluation, arrays, binarization=config.data.binarization,
-            data_dir=config.data.data_dir, seed=config.trainer.seed))
+        hooks.append(
+            evaluation_program.make_evaluation_hook(
+                config.evaluation,
+                arrays,
+                binarization=config.data.binarization,
+                data_dir=config.data.data_dir,
+                seed=config.trainer.seed,
+            )
+        )
 
     workdir = config.trainer.workdir
     if is_chief:
         os.makedirs(workdir, exist_ok=True)
         lock.acquire()
         resuming = workdir_lib.claim_workdir(
-            workdir, config.run_identity(),
-            upgrade_recorded=runs.upgrade_identity)
+            workdir, config.run_identity(), upgrade_recorded=runs.upgrade_identity
+        )
         if resuming:
             # Before anything is written: a run whose checkpoints are all
             # unreadable stops here, untouched (the trainer falls back past
             # damaged ones, saying so).
-            checkpointing.newest_readable(os.path.join(workdir, "checkpoints"),
-                                          log=False)
+            checkpointing.newest_readable(os.path.join(workdir, "checkpoints"), log=False)
         lock.record_holder()
         _record_launch(workdir, flags_text, resuming)
     if arrays.class_names and is_chief:
         # Label i of the checkpoints, pictures and export is this class.
         atomic_files.write_json(
             os.path.join(workdir, CLASSES_FILE),
-            {str(label): name for label, name in enumerate(arrays.class_names)})
+            {str(label): name for label, name in enumerate(arrays.class_names)},
+        )
 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -384,17 +438,22 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
     data = build_data_source(config, arrays)
     if config.pictures and len(arrays.example_shape) == 3 and is_chief:
         test_images = datasets.binarize_numpy(
-            arrays.test.images[:5000], config.data.binarization,
-            config.trainer.seed)
-        hooks.append(hooks_lib.VaePictures(
-            workdir=workdir, images=test_images,
-            labels=arrays.test.labels[:5000], num_classes=arrays.num_classes,
-            class_names=arrays.class_names,
-            manifold_grid_size=config.manifold_grid_size,
-            seed=config.trainer.seed,
-            # Where the factors are known, what each latent dimension does
-            # is the question (vae/traversals.py).
-            traversal_steps=10 if arrays.factor_names else 0))
+            arrays.test.images[:5000], config.data.binarization, config.trainer.seed
+        )
+        hooks.append(
+            hooks_lib.VaePictures(
+                workdir=workdir,
+                images=test_images,
+                labels=arrays.test.labels[:5000],
+                num_classes=arrays.num_classes,
+                class_names=arrays.class_names,
+                manifold_grid_size=config.manifold_grid_size,
+                seed=config.trainer.seed,
+                # Where the factors are known, what each latent dimension does
+                # is the question (vae/traversals.py).
+                traversal_steps=10 if arrays.factor_names else 0,
+            )
+        )
     with strategy.scope():
         trainer = make_trainer(config, model, data, hooks)
     # A lost worker: one clear line and a status the Slurm script requeues.
@@ -402,13 +461,14 @@ def _run_training(config: TrainProgramConfig, flags_text: Optional[str],
     if result.completed and is_chief:
         final = result.metrics.get("final", {})
         if "test" in final:
-            logging.info("Final test ELBO %.2f nats (reconstruction %.2f, "
-                         "KL %.2f).", final["test"]["elbo"],
-                         final["test"]["reconstruction"],
-                         final["test"]["kl"])
+            logging.info(
+                "Final test ELBO %.2f nats (reconstruction %.2f, KL %.2f).",
+                final["test"]["elbo"],
+                final["test"]["reconstruction"],
+                final["test"]["kl"],
+            )
         if config.export:
-            path = export_lib.export_saved_model(
-                model, os.path.join(workdir, "export"))
+            path = export_lib.export_saved_model(model, os.path.join(workdir, "export"))
             logging.info("SavedModel written to %s.", path)
     # Workers leave together, once the chief is done (no error logged).
     multi_worker.finish_together(strategy)

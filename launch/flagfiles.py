@@ -11,11 +11,11 @@ copy in which every include is an absolute path. Files without includes are
 passed through untouched.
 """
 
+from collections.abc import Iterator, Sequence
 import contextlib
 import os
 import re
 import tempfile
-from typing import Iterator, List, Sequence
 
 _INCLUDE = re.compile(r"^(\s*--flagfile=)(\S.*?)\s*$")
 
@@ -27,8 +27,7 @@ def resolve_include(path: str, including_file: str) -> str:
     path = os.path.expanduser(path)
     if os.path.isabs(path):
         return path
-    beside = os.path.join(os.path.dirname(os.path.abspath(including_file)),
-                          path)
+    beside = os.path.join(os.path.dirname(os.path.abspath(including_file)), path)
     if os.path.exists(beside):
         return beside
     return os.path.abspath(path)
@@ -50,22 +49,24 @@ def _rewritten(path: str, directory: str, depth: int = 0) -> str:
     for line in lines:
         match = _INCLUDE.match(line)
         if match:
-            included = _rewritten(resolve_include(match.group(2), path),
-                                  directory, depth + 1)
+            included = _rewritten(
+                resolve_include(match.group(2), path), directory, depth + 1
+            )
             line = match.group(1) + included
             changed = True
         output.append(line)
     if not changed:
         return path
     handle, copy = tempfile.mkstemp(
-        prefix=os.path.basename(path) + ".", suffix=".flags", dir=directory)
+        prefix=os.path.basename(path) + ".", suffix=".flags", dir=directory
+    )
     with os.fdopen(handle, "w") as stream:
         stream.write("\n".join(output) + "\n")
     return copy
 
 
 @contextlib.contextmanager
-def resolved_includes(argv: Sequence[str]) -> Iterator[List[str]]:
+def resolved_includes(argv: Sequence[str]) -> Iterator[list[str]]:
     """`argv` with every `--flagfile=PATH` (or `--flagfile PATH`) whose file
     includes others replaced by a copy whose includes are absolute; the
     copies are deleted when the context ends."""
@@ -76,13 +77,18 @@ def resolved_includes(argv: Sequence[str]) -> Iterator[List[str]]:
         while index < len(arguments):
             argument = arguments[index]
             if argument.startswith("--flagfile="):
-                path = argument[len("--flagfile="):]
-                result.append("--flagfile=" + _rewritten(
-                    os.path.expanduser(path), directory))
+                path = argument[len("--flagfile=") :]
+                result.append(
+                    "--flagfile=" + _rewritten(os.path.expanduser(path), directory)
+                )
             elif argument == "--flagfile" and index + 1 < len(arguments):
                 index += 1
-                result.extend(["--flagfile", _rewritten(
-                    os.path.expanduser(arguments[index]), directory)])
+                result.extend(
+                    [
+                        "--flagfile",
+                        _rewritten(os.path.expanduser(arguments[index]), directory),
+                    ]
+                )
             else:
                 result.append(argument)
             index += 1

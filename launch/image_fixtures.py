@@ -8,8 +8,8 @@ are not part of it, so they live beside the program that uses them
 (`launch/make_image_folder.py`).
 """
 
+from collections.abc import Sequence
 import os
-from typing import Sequence
 
 import imageio.v3 as iio
 import numpy as np
@@ -17,9 +17,14 @@ import numpy as np
 from vae import image_folders
 
 
-def write_image_folder(root: str, images: np.ndarray, labels: Sequence[int] | None,
-                       class_names: Sequence[str] = (), *,
-                       extension: str = ".png") -> list[str]:
+def write_image_folder(
+    root: str,
+    images: np.ndarray,
+    labels: Sequence[int] | None,
+    class_names: Sequence[str] = (),
+    *,
+    extension: str = ".png",
+) -> list[str]:
     """Writes images as files in class subfolders.
 
     The inverse of `vae.image_folders.load_image_folder`.
@@ -39,10 +44,13 @@ def write_image_folder(root: str, images: np.ndarray, labels: Sequence[int] | No
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
         raise ValueError(
             f"write_image_folder expects uint8 images [N, height, width, 1 or 3]; "
-            f"got {images.dtype} {list(images.shape)}.")
+            f"got {images.dtype} {list(images.shape)}."
+        )
     if extension.lower() not in image_folders.IMAGE_EXTENSIONS:
-        raise ValueError(f"extension must be one of "
-                         f"{image_folders.IMAGE_EXTENSIONS}; got {extension!r}.")
+        raise ValueError(
+            f"extension must be one of "
+            f"{image_folders.IMAGE_EXTENSIONS}; got {extension!r}."
+        )
     paths = []
     digits = len(str(max(len(images) - 1, 0)))
     for index, pixels in enumerate(images):
@@ -50,7 +58,8 @@ def write_image_folder(root: str, images: np.ndarray, labels: Sequence[int] | No
         if labels is not None:
             label = int(labels[index])
             directory = os.path.join(
-                root, class_names[label] if class_names else str(label))
+                root, class_names[label] if class_names else str(label)
+            )
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, f"{index:0{digits}d}{extension}")
         iio.imwrite(path, pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
@@ -61,8 +70,9 @@ def write_image_folder(root: str, images: np.ndarray, labels: Sequence[int] | No
 SHAPE_CLASSES = ("circle", "square", "triangle")
 
 
-def coloured_shapes(num_images: int, image_size: int = 32, *,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def coloured_shapes(
+    num_images: int, image_size: int = 32, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A small synthetic RGB image set: one filled shape per image.
 
     Each image shows a circle, a square or a triangle (label 0, 1, 2, in turn)

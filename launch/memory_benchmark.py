@@ -16,9 +16,9 @@ growing per step when the slope divided by the steps per epoch stays above
 a few KiB. Linux only.
 """
 
+from collections.abc import Sequence
 import json
 import sys
-from typing import List, Sequence
 
 from absl import app
 from absl import flags
@@ -39,8 +39,11 @@ def resident_mib() -> float:
 def slope_per_epoch(records: Sequence[dict], skip_epochs: int = 2) -> float:
     """Least-squares slope (MiB per epoch) of `rss_mib` over the records of
     epochs after the first `skip_epochs`; NaN with fewer than two."""
-    points = [(record["epoch"], record["rss_mib"]) for record in records
-              if record["epoch"] > skip_epochs]
+    points = [
+        (record["epoch"], record["rss_mib"])
+        for record in records
+        if record["epoch"] > skip_epochs
+    ]
     if len(points) < 2:
         return float("nan")
     mean_x = sum(x for x, _ in points) / len(points)
@@ -54,21 +57,32 @@ def main_with_probe(program_module, rss_log: flags.FlagHolder):
     """`program_module.main` with an epoch-end RSS probe around it."""
     from trainers import base
 
-    records: List[dict] = []
+    records: list[dict] = []
     finish_epoch = base.Trainer._finish_epoch
 
     def probed_finish_epoch(trainer, epoch):
         finish_epoch(trainer, epoch)
-        records.append({"epoch": epoch + 1,
-                        "global_step": int(trainer.global_step.numpy()),
-                        "rss_mib": round(resident_mib(), 1)})
-        print(f"memory_benchmark: epoch {epoch + 1} RSS "
-              f"{records[-1]['rss_mib']:.1f} MiB", file=sys.stderr,
-              flush=True)
+        records.append(
+            {
+                "epoch": epoch + 1,
+                "global_step": int(trainer.global_step.numpy()),
+                "rss_mib": round(resident_mib(), 1),
+            }
+        )
+        print(
+            f"memory_benchmark: epoch {epoch + 1} RSS {records[-1]['rss_mib']:.1f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
         with open(rss_log.value, "w") as stream:
-            json.dump({"epochs": records,
-                       "mib_per_epoch_after_epoch_2":
-                       slope_per_epoch(records)}, stream, indent=2)
+            json.dump(
+                {
+                    "epochs": records,
+                    "mib_per_epoch_after_epoch_2": slope_per_epoch(records),
+                },
+                stream,
+                indent=2,
+            )
             stream.write("\n")
 
     def main(argv):
@@ -80,9 +94,13 @@ def main_with_probe(program_module, rss_log: flags.FlagHolder):
         finally:
             base.Trainer._finish_epoch = finish_epoch
             slope = slope_per_epoch(records)
-            print(f"memory_benchmark: {len(records)} epochs, RSS "
-                  f"{slope:+.3f} MiB per epoch after epoch 2; log in "
-                  f"{rss_log.value}", file=sys.stderr, flush=True)
+            print(
+                f"memory_benchmark: {len(records)} epochs, RSS "
+                f"{slope:+.3f} MiB per epoch after epoch 2; log in "
+                f"{rss_log.value}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return main
 
@@ -91,14 +109,19 @@ def run_main():
     """Entry point: `python -m launch.memory_benchmark [train_vaegan]
     --rss_log=FILE <training flags>`."""
     from launch import train
+
     argv = list(sys.argv)
     program = "train"
     if len(argv) > 1 and argv[1] in _PROGRAMS:
         program = argv.pop(1)
     rss_log = flags.DEFINE_string(
-        "rss_log", "rss.json", "Where the epoch-end RSS records go (JSON).")
-    app.run(main_with_probe(train, rss_log), argv=argv,
-            flags_parser=train.flags_parser(_PROGRAMS[program]))
+        "rss_log", "rss.json", "Where the epoch-end RSS records go (JSON)."
+    )
+    app.run(
+        main_with_probe(train, rss_log),
+        argv=argv,
+        flags_parser=train.flags_parser(_PROGRAMS[program]),
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ in both (a list of layer sizes, a list of channels, ...); only its default
 may differ, and the dense-layer flags are written once for both.
 """
 
+from collections.abc import Callable
 import dataclasses
-from typing import Any, Callable, Dict
+from typing import Any
 
 from absl import flags
 
@@ -31,79 +32,116 @@ def _define_dense_units(encoder_default: list[int], scope: str) -> None:
     """--encoder_dense_units and --decoder_dense_units, written once so that
     they mean the same, lists of layer sizes, whichever model reads them."""
     flag_types.DEFINE_int_list(
-        "encoder_dense_units", encoder_default,
+        "encoder_dense_units",
+        encoder_default,
         f"{scope}Sizes of the encoder's hidden dense layers, after its "
-        "convolutions are flattened (and the label joined); empty: none.")
+        "convolutions are flattened (and the label joined); empty: none.",
+    )
     flag_types.DEFINE_int_list(
-        "decoder_dense_units", [],
+        "decoder_dense_units",
+        [],
         f"{scope}Sizes of the decoder's hidden dense layers, between the "
         "latent code (and label) and the dense layer to its first feature "
-        "map; empty: none.")
+        "map; empty: none.",
+    )
 
 
 def _define_vae_flags() -> None:
-    flags.DEFINE_enum("architecture", "conv", models.ARCHITECTURES,
-                      "Network family of encoder and decoder.")
     flags.DEFINE_enum(
-        "conditioning", "concat", models.CONDITIONINGS,
+        "architecture",
+        "conv",
+        models.ARCHITECTURES,
+        "Network family of encoder and decoder.",
+    )
+    flags.DEFINE_enum(
+        "conditioning",
+        "concat",
+        models.CONDITIONINGS,
         "How a conv encoder reads the label: concat (joined to the flattened "
         "features) or label_maps (constant planes stacked onto the image "
-        "channels). MLP encoders always concatenate.")
+        "channels). MLP encoders always concatenate.",
+    )
     flags.DEFINE_boolean(
-        "hidden_batch_norm", False,
-        "Batch normalisation after every hidden dense layer.")
+        "hidden_batch_norm", False, "Batch normalisation after every hidden dense layer."
+    )
     flags.DEFINE_float(
-        "hidden_dropout_rate", 0.0, "Dropout after every hidden dense layer.",
-        lower_bound=0.0, upper_bound=0.95)
+        "hidden_dropout_rate",
+        0.0,
+        "Dropout after every hidden dense layer.",
+        lower_bound=0.0,
+        upper_bound=0.95,
+    )
     flags.DEFINE_enum(
-        "decoder_activation", None, layers.ACTIVATION_NAMES,
-        "Activation of the decoder's hidden layers; unset: --activation.")
+        "decoder_activation",
+        None,
+        layers.ACTIVATION_NAMES,
+        "Activation of the decoder's hidden layers; unset: --activation.",
+    )
     flags.DEFINE_enum(
-        "likelihood", "bernoulli", models.LIKELIHOODS,
+        "likelihood",
+        "bernoulli",
+        models.LIKELIHOODS,
         "Decoder distribution p(x|z): bernoulli (logits; for binary data), "
         "gaussian (means with a learned per-channel scale) or "
         "continuous_bernoulli (logits; a density on [0, 1], for gray or "
-        "colour intensities).")
-    flags.DEFINE_enum("activation", "relu", layers.ACTIVATION_NAMES,
-                      "Hidden-layer activation.")
-    flag_types.DEFINE_int_list(
-        "hidden_units", [64], "mlp: hidden layer sizes of the encoder (the "
-        "decoder mirrors them).")
-    flag_types.DEFINE_int_list(
-        "encoder_filters", [32, 64],
-        "conv: channels of each encoder convolution.")
-    flag_types.DEFINE_int_list(
-        "encoder_strides", [2, 2], "conv: stride of each encoder convolution.")
-    flags.DEFINE_integer(
-        "encoder_kernel_size", 3, "conv: encoder kernel size.", lower_bound=1)
+        "colour intensities).",
+    )
     flags.DEFINE_enum(
-        "encoder_padding", "VALID", ("VALID", "SAME"),
-        "conv: padding of the encoder convolutions.")
+        "activation", "relu", layers.ACTIVATION_NAMES, "Hidden-layer activation."
+    )
+    flag_types.DEFINE_int_list(
+        "hidden_units",
+        [64],
+        "mlp: hidden layer sizes of the encoder (the decoder mirrors them).",
+    )
+    flag_types.DEFINE_int_list(
+        "encoder_filters", [32, 64], "conv: channels of each encoder convolution."
+    )
+    flag_types.DEFINE_int_list(
+        "encoder_strides", [2, 2], "conv: stride of each encoder convolution."
+    )
+    flags.DEFINE_integer(
+        "encoder_kernel_size", 3, "conv: encoder kernel size.", lower_bound=1
+    )
+    flags.DEFINE_enum(
+        "encoder_padding",
+        "VALID",
+        ("VALID", "SAME"),
+        "conv: padding of the encoder convolutions.",
+    )
     _define_dense_units([], "conv: ")
     flags.DEFINE_integer(
-        "decoder_base_channels", 32, "conv: channels of the decoder's first "
+        "decoder_base_channels",
+        32,
+        "conv: channels of the decoder's first "
         "feature map (its size is the image size / product of "
         "decoder_strides).",
-        lower_bound=1)
+        lower_bound=1,
+    )
     flag_types.DEFINE_int_list(
-        "decoder_filters", [64, 32], "conv: channels of each upsampling "
-        "transposed convolution.")
+        "decoder_filters",
+        [64, 32],
+        "conv: channels of each upsampling transposed convolution.",
+    )
     flag_types.DEFINE_int_list(
-        "decoder_strides", [2, 2],
-        "conv: stride of each transposed convolution.")
+        "decoder_strides", [2, 2], "conv: stride of each transposed convolution."
+    )
     flags.DEFINE_integer(
-        "decoder_kernel_size", 3, "conv: decoder kernel size.", lower_bound=1)
+        "decoder_kernel_size", 3, "conv: decoder kernel size.", lower_bound=1
+    )
     flags.DEFINE_enum(
-        "decoder_output", "conv_transpose", models.DECODER_OUTPUTS,
-        "conv: the last decoder layer (stride 1, to the image's channels).")
+        "decoder_output",
+        "conv_transpose",
+        models.DECODER_OUTPUTS,
+        "conv: the last decoder layer (stride 1, to the image's channels).",
+    )
 
     def list_length_validator(filters_flag, strides_flag):
         flags.register_multi_flags_validator(
             [filters_flag, strides_flag],
-            lambda values: (len(values[filters_flag])
-                            == len(values[strides_flag])),
-            message=f"--{strides_flag} needs one stride per entry of "
-            f"--{filters_flag}.")
+            lambda values: len(values[filters_flag]) == len(values[strides_flag]),
+            message=f"--{strides_flag} needs one stride per entry of --{filters_flag}.",
+        )
 
     list_length_validator("encoder_filters", "encoder_strides")
     list_length_validator("decoder_filters", "decoder_strides")
@@ -111,52 +149,76 @@ def _define_vae_flags() -> None:
 
 def _define_vaegan_flags() -> None:
     flag_types.DEFINE_int_list(
-        "encoder_filters", [32, 64], "Channels of the encoder's two "
-        "convolutions.")
+        "encoder_filters", [32, 64], "Channels of the encoder's two convolutions."
+    )
     _define_dense_units([64], "")
     flags.DEFINE_integer(
-        "decoder_base_channels", 128,
+        "decoder_base_channels",
+        128,
         "Channels of the decoder's first feature "
-        "map (a quarter of the image's height and width).", lower_bound=1)
+        "map (a quarter of the image's height and width).",
+        lower_bound=1,
+    )
     flag_types.DEFINE_int_list(
-        "decoder_filters", [64, 32], "Channels of the decoder's two hidden "
-        "convolutions.")
+        "decoder_filters", [64, 32], "Channels of the decoder's two hidden convolutions."
+    )
     flag_types.DEFINE_int_list(
-        "decoder_kernel_sizes", [5, 3, 5],
-        "Kernel sizes of the decoder's three "
-        "convolutions.")
+        "decoder_kernel_sizes",
+        [5, 3, 5],
+        "Kernel sizes of the decoder's three convolutions.",
+    )
     flag_types.DEFINE_int_list(
-        "discriminator_filters", [128, 64],
-        "Channels of the discriminator's two "
-        "convolutions before its similarity layer.")
+        "discriminator_filters",
+        [128, 64],
+        "Channels of the discriminator's two convolutions before its similarity layer.",
+    )
     flag_types.DEFINE_int_list(
-        "discriminator_kernel_sizes", [7, 3, 3], "Kernel sizes of the "
+        "discriminator_kernel_sizes",
+        [7, 3, 3],
+        "Kernel sizes of the "
         "discriminator's first convolution (stride 2), second convolution and "
-        "similarity layer.")
+        "similarity layer.",
+    )
     flags.DEFINE_integer(
-        "similarity_channels", 16,
+        "similarity_channels",
+        16,
         "Channels of the discriminator layer in whose "
-        "features reconstructions are measured.", lower_bound=1)
+        "features reconstructions are measured.",
+        lower_bound=1,
+    )
     flags.DEFINE_enum(
-        "activation", "leaky_relu", layers.ACTIVATION_NAMES,
-        "Hidden-layer activation of all three networks.")
+        "activation",
+        "leaky_relu",
+        layers.ACTIVATION_NAMES,
+        "Hidden-layer activation of all three networks.",
+    )
     flags.DEFINE_float(
-        "dropout_rate", 0.3,
-        "Dropout after every hidden layer.", lower_bound=0.0,
-        upper_bound=0.95)
+        "dropout_rate",
+        0.3,
+        "Dropout after every hidden layer.",
+        lower_bound=0.0,
+        upper_bound=0.95,
+    )
     flags.DEFINE_boolean(
-        "dropout_in_encoder_decoder", True,
+        "dropout_in_encoder_decoder",
+        True,
         "Dropout in the encoder and decoder "
-        "too (the reference); false: in the discriminator only.")
+        "too (the reference); false: in the discriminator only.",
+    )
     flags.DEFINE_boolean(
-        "batch_norm", False, "Batch normalisation after every hidden layer.")
+        "batch_norm", False, "Batch normalisation after every hidden layer."
+    )
     flags.DEFINE_float(
-        "log_variance_clip", 0.0, "Clip the encoder's log-variance to [-c, c] "
-        "(0: no clipping; reference 003 uses 2).", lower_bound=0.0)
+        "log_variance_clip",
+        0.0,
+        "Clip the encoder's log-variance to [-c, c] "
+        "(0: no clipping; reference 003 uses 2).",
+        lower_bound=0.0,
+    )
 
 
 # Config class -> the function defining its hand-written flags.
-_HAND_WRITTEN: Dict[type, Callable[[], None]] = {
+_HAND_WRITTEN: dict[type, Callable[[], None]] = {
     models.ModelConfig: _define_vae_flags,
     vaegan.VaeGanConfig: _define_vaegan_flags,
 }
@@ -175,10 +237,12 @@ def define(config_class: type) -> Callable[..., Any]:
             _HAND_WRITTEN[known_class]()
             break
     field_names = {field.name for field in dataclasses.fields(config_class)}
-    hand_written = tuple(name for name in set(flags.FLAGS) - before
-                         if name in field_names)
+    hand_written = tuple(
+        name for name in set(flags.FLAGS) - before if name in field_names
+    )
     generated = config_flags.define_fields(
-        config_class, skip=(*SHARED_FIELDS, *hand_written))
+        config_class, skip=(*SHARED_FIELDS, *hand_written)
+    )
 
     def read(**shared: Any) -> Any:
         values = config_flags.read_fields((*hand_written, *generated))

@@ -26,7 +26,6 @@ runs checkpoint every few minutes by default, see
 import os
 import re
 import sys
-from typing import List, Optional
 
 import tensorflow as tf
 
@@ -35,12 +34,17 @@ from trainers import base
 from trainers import distribute as distribute_lib
 
 # Errors with which a collective operation reports a peer gone.
-_LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
-                     tf.errors.CancelledError, tf.errors.DeadlineExceededError,
-                     tf.errors.InternalError)
+_LOST_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.InternalError,
+)
 _TASK_NAME = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
-_TELLING = re.compile(r"abort|unavailable|connection|heartbeat|crash|socket",
-                      re.IGNORECASE)
+_TELLING = re.compile(
+    r"abort|unavailable|connection|heartbeat|crash|socket", re.IGNORECASE
+)
 
 
 class LostWorkerError(Exception):
@@ -48,7 +52,7 @@ class LostWorkerError(Exception):
     which."""
 
 
-def _mentioned_tasks(message: str, own_index: int) -> List[int]:
+def _mentioned_tasks(message: str, own_index: int) -> list[int]:
     indices = []
     for _, index in _TASK_NAME.findall(message):
         if int(index) != own_index and int(index) not in indices:
@@ -66,8 +70,9 @@ def _telling_line(message: str) -> str:
     return lines[0] if lines else ""
 
 
-def describe(error: Exception, workers: List[str], own_index: int,
-             global_step: Optional[int] = None) -> str:
+def describe(
+    error: Exception, workers: list[str], own_index: int, global_step: int | None = None
+) -> str:
     """The one-paragraph report of a lost worker.
 
     Args:
@@ -80,19 +85,24 @@ def describe(error: Exception, workers: List[str], own_index: int,
     if not lost and len(workers) == 2:
         lost = [1 - own_index]
     if lost:
-        names = ", ".join(f"worker {index} ({workers[index]})"
-                          if 0 <= index < len(workers) else f"worker {index}"
-                          for index in lost)
+        names = ", ".join(
+            f"worker {index} ({workers[index]})"
+            if 0 <= index < len(workers)
+            else f"worker {index}"
+            for index in lost
+        )
         who = f"Lost {names}"
     else:
         who = f"Lost another worker of the {len(workers)}"
     first_line = _telling_line(str(error)) or type(error).__name__
     step = f" at global step {global_step}" if global_step is not None else ""
-    return (f"{who}{step}: it stopped answering ({type(error).__name__}: "
-            f"{first_line[:200]}). Worker {own_index} ({workers[own_index]}) "
-            f"exits with status {exit_codes.LOST_WORKER}; vae-submit's "
-            "script requeues the job, and the rerun resumes from the last "
-            "checkpoint.")
+    return (
+        f"{who}{step}: it stopped answering ({type(error).__name__}: "
+        f"{first_line[:200]}). Worker {own_index} ({workers[own_index]}) "
+        f"exits with status {exit_codes.LOST_WORKER}; vae-submit's "
+        "script requeues the job, and the rerun resumes from the last "
+        "checkpoint."
+    )
 
 
 def train(trainer: base.Trainer) -> base.TrainResult:
@@ -114,8 +124,7 @@ def train(trainer: base.Trainer) -> base.TrainResult:
             step = int(trainer.global_step.numpy())
         except Exception:  # pylint: disable=broad-except
             step = None
-        raise LostWorkerError(describe(error, workers, own_index,
-                                       step)) from None
+        raise LostWorkerError(describe(error, workers, own_index, step)) from None
 
 
 def finish_together(strategy: tf.distribute.Strategy) -> None:
@@ -126,8 +135,8 @@ def finish_together(strategy: tf.distribute.Strategy) -> None:
     @tf.function
     def barrier():
         return strategy.reduce(
-            tf.distribute.ReduceOp.SUM,
-            strategy.run(lambda: tf.constant(1.0)), axis=None)
+            tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None
+        )
 
     barrier()
 

@@ -9,7 +9,7 @@ what was expected there.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any
 
 from absl import logging
 import tensorflow as tf
@@ -27,12 +27,12 @@ SOURCES = ("checkpoint", "saved_model")
 TRAINER_KEY = "trainer"
 
 
-def trainer_name(identity: Dict[str, Any]) -> str:
+def trainer_name(identity: dict[str, Any]) -> str:
     """The trainer that wrote a run record, as `registry.resolve` takes it."""
     return identity.get(TRAINER_KEY, registry.DEFAULT)
 
 
-def trainer_class(identity: Dict[str, Any]) -> type:
+def trainer_class(identity: dict[str, Any]) -> type:
     """The trainer class of a run record.
 
     Raises:
@@ -47,13 +47,13 @@ def trainer_class(identity: Dict[str, Any]) -> type:
         ) from None
 
 
-def model_classes(identity: Dict[str, Any]) -> Tuple[type, type]:
+def model_classes(identity: dict[str, Any]) -> tuple[type, type]:
     """(model config class, model class) of the run recorded in `identity`."""
     found = trainer_class(identity)
     return found.model_config_class, found.model_class
 
 
-def _legacy_objective(recorded: Dict[str, Any]) -> Dict[str, Any]:
+def _legacy_objective(recorded: dict[str, Any]) -> dict[str, Any]:
     """The objective of a record written before objectives held their
     optimisers, in today's form."""
     objective = dict(recorded.get("objective") or {})
@@ -61,19 +61,19 @@ def _legacy_objective(recorded: Dict[str, Any]) -> Dict[str, Any]:
     if isinstance(optimizer, dict):  # An ELBO run.
         if "kl_estimator" in objective:
             objective["kl"] = objective.pop("kl_estimator")
-        objective.update(optimizer=optimizer.get("name"),
-                         learning_rate=optimizer.get("learning_rate"))
+        objective.update(
+            optimizer=optimizer.get("name"), learning_rate=optimizer.get("learning_rate")
+        )
     players = recorded.get("optimizers")
     if isinstance(players, dict):  # A VAE-GAN run: one optimiser per player.
         for player, settings in players.items():
             if isinstance(settings, dict):
                 objective["optimizer"] = settings.get("name")
-                objective[f"{player}_learning_rate"] = settings.get(
-                    "learning_rate")
+                objective[f"{player}_learning_rate"] = settings.get("learning_rate")
     return objective
 
 
-def upgrade_identity(recorded: Dict[str, Any]) -> Dict[str, Any]:
+def upgrade_identity(recorded: dict[str, Any]) -> dict[str, Any]:
     """A run record in today's form, so that runs recorded by an older
     version still resume and load.
 
@@ -86,8 +86,11 @@ def upgrade_identity(recorded: Dict[str, Any]) -> Dict[str, Any]:
     """
     if not isinstance(recorded, dict):
         return recorded
-    upgraded = {key: value for key, value in recorded.items()
-                if key not in ("optimizer", "optimizers")}
+    upgraded = {
+        key: value
+        for key, value in recorded.items()
+        if key not in ("optimizer", "optimizers")
+    }
     upgraded[TRAINER_KEY] = trainer_name(recorded)
     upgraded["objective"] = _legacy_objective(recorded)
     try:
@@ -102,21 +105,21 @@ def upgrade_identity(recorded: Dict[str, Any]) -> Dict[str, Any]:
     model = upgraded.get("model")
     if isinstance(model, dict):
         try:
-            upgraded["model"] = found.model_config_class.from_dict(
-                model).to_dict()
+            upgraded["model"] = found.model_config_class.from_dict(model).to_dict()
         except (TypeError, ValueError):
             pass
     return upgraded
 
 
-def read_run_identity(workdir: str) -> Dict[str, Any]:
+def read_run_identity(workdir: str) -> dict[str, Any]:
     """The run record (run.json) of the training run in `workdir`."""
     run_path = os.path.join(workdir, workdir_lib.RUN_FILE)
     if not os.path.exists(run_path):
         raise errors.ConfigError(
             f"{workdir} is not a training workdir: it has no "
             f"{workdir_lib.RUN_FILE}. Expected the --workdir of a vae-train "
-            "run.")
+            "run."
+        )
     try:
         with open(run_path) as stream:
             identity = json.load(stream)
@@ -130,7 +133,7 @@ def read_run_identity(workdir: str) -> Dict[str, Any]:
     return upgrade_identity(identity)
 
 
-def model_config(workdir: str, identity: Dict[str, Any]) -> Any:
+def model_config(workdir: str, identity: dict[str, Any]) -> Any:
     """The config of the run's model (an instance of its trainer's
     `model_config_class`)."""
     config_class = model_classes(identity)[0]
@@ -139,10 +142,11 @@ def model_config(workdir: str, identity: Dict[str, Any]) -> Any:
     except (KeyError, TypeError, ValueError) as error:
         raise errors.ConfigError(
             f"The model recorded in {workdir}/{workdir_lib.RUN_FILE} cannot be "
-            f"built: {error}") from None
+            f"built: {error}"
+        ) from None
 
 
-def restore_model(workdir: str, identity: Dict[str, Any]) -> Tuple[Any, str]:
+def restore_model(workdir: str, identity: dict[str, Any]) -> tuple[Any, str]:
     """The run's model (its trainer's `model_class`) with the weights of its
     latest checkpoint, and the checkpoint's path."""
     config = model_config(workdir, identity)
@@ -153,14 +157,15 @@ def restore_model(workdir: str, identity: Dict[str, Any]) -> Tuple[Any, str]:
         raise errors.ConfigError(
             f"The workdir {workdir} has no checkpoint in {checkpoint_dir}; "
             "expected a run that has completed at least one epoch. Train it "
-            "first, or pass --source=saved_model for an exported model.")
+            "first, or pass --source=saved_model for an exported model."
+        )
     status = tf.train.Checkpoint(model=model).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
     logging.info("Loaded %s.", latest)
     return model, latest
 
 
-def load_model(workdir: str, identity: Dict[str, Any], source: str):
+def load_model(workdir: str, identity: dict[str, Any], source: str):
     """The run's model from its latest checkpoint or its exported SavedModel.
 
     Returns:
@@ -170,7 +175,8 @@ def load_model(workdir: str, identity: Dict[str, Any], source: str):
         return restore_model(workdir, identity)
     if source != "saved_model":
         raise errors.ConfigError(
-            f"Unknown model source {source!r}; expected one of {SOURCES}.")
+            f"Unknown model source {source!r}; expected one of {SOURCES}."
+        )
     export_dir = os.path.join(workdir, "export")
     try:
         return export_lib.SavedModelVae(export_dir), export_dir

@@ -23,13 +23,12 @@ TensorFlow.
 """
 
 import re
-from typing import List, Tuple
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?\Z")
 _RUN = re.compile(r"(\d+)(?:\(x(\d+)\))?\Z")
 
 
-def _split_top_level(text: str) -> List[str]:
+def _split_top_level(text: str) -> list[str]:
     """Splits at commas outside brackets."""
     items, depth, start = [], 0, 0
     for index, character in enumerate(text):
@@ -48,7 +47,7 @@ def _split_top_level(text: str) -> List[str]:
     return items
 
 
-def _expand_range_list(text: str) -> List[str]:
+def _expand_range_list(text: str) -> list[str]:
     """`1,3-5` or `07-10` as the numbers' strings, padding kept."""
     values = []
     for part in text.split(","):
@@ -62,12 +61,13 @@ def _expand_range_list(text: str) -> List[str]:
         if int(last) < int(first):
             raise ValueError(f"[{text}] has the decreasing range {part!r}")
         width = len(first) if first.startswith("0") else 0
-        values += [str(number).zfill(width)
-                   for number in range(int(first), int(last) + 1)]
+        values += [
+            str(number).zfill(width) for number in range(int(first), int(last) + 1)
+        ]
     return values
 
 
-def _expand_item(item: str) -> List[str]:
+def _expand_item(item: str) -> list[str]:
     """One host-list item (`rack[1-2]-gpu[07-08]`) as its host names."""
     names = [""]
     rest = item
@@ -77,13 +77,13 @@ def _expand_item(item: str) -> List[str]:
             return [name + rest for name in names]
         closing = rest.index("]", opening)
         prefix = rest[:opening]
-        values = _expand_range_list(rest[opening + 1:closing])
+        values = _expand_range_list(rest[opening + 1 : closing])
         names = [name + prefix + value for name in names for value in values]
-        rest = rest[closing + 1:]
+        rest = rest[closing + 1 :]
     return names
 
 
-def expand_hostlist(text: str) -> List[str]:
+def expand_hostlist(text: str) -> list[str]:
     """The host names of a Slurm host list, in Slurm's order.
 
     Args:
@@ -103,12 +103,14 @@ def expand_hostlist(text: str) -> List[str]:
             hosts += _expand_item(item.strip())
         return hosts
     except ValueError as error:
-        raise ValueError(f"{text!r} is not a Slurm host list ({error}); "
-                         "expected names with bracketed ranges such as "
-                         "node[9-10],gpu07.") from None
+        raise ValueError(
+            f"{text!r} is not a Slurm host list ({error}); "
+            "expected names with bracketed ranges such as "
+            "node[9-10],gpu07."
+        ) from None
 
 
-def expand_tasks_per_node(text: str) -> List[int]:
+def expand_tasks_per_node(text: str) -> list[int]:
     """`2(x3),1` as [2, 2, 2, 1].
 
     Raises:
@@ -118,13 +120,15 @@ def expand_tasks_per_node(text: str) -> List[int]:
     for part in text.strip().split(","):
         match = _RUN.match(part.strip())
         if not match:
-            raise ValueError(f"{text!r} is not a Slurm task count list; "
-                             "expected counts such as 2(x3),1.")
+            raise ValueError(
+                f"{text!r} is not a Slurm task count list; "
+                "expected counts such as 2(x3),1."
+            )
         counts += [int(match.group(1))] * int(match.group(2) or 1)
     return counts
 
 
-def step_tasks(nodelist: str, tasks_per_node: str) -> List[Tuple[str, int]]:
+def step_tasks(nodelist: str, tasks_per_node: str) -> list[tuple[str, int]]:
     """(host, index of the task on its host) for each rank of a job step
     laid out by Slurm's default block distribution.
 
@@ -136,6 +140,6 @@ def step_tasks(nodelist: str, tasks_per_node: str) -> List[Tuple[str, int]]:
     if len(counts) != len(hosts):
         raise ValueError(
             f"the step's node list {nodelist!r} names {len(hosts)} nodes but "
-            f"its task counts {tasks_per_node!r} give {len(counts)}")
-    return [(host, local) for host, count in zip(hosts, counts)
-            for local in range(count)]
+            f"its task counts {tasks_per_node!r} give {len(counts)}"
+        )
+    return [(host, local) for host, count in zip(hosts, counts) for local in range(count)]

@@ -44,6 +44,7 @@ otherwise sbatch is called and the job id printed. The workdir must be on a
 filesystem that every node sees.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import itertools
 import os
@@ -53,7 +54,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -63,46 +63,71 @@ from absl import flags
 from launch import exit_codes
 from launch import user_errors
 
-_NODES = flags.DEFINE_integer("nodes", 1, "Nodes to train on.",
-                              lower_bound=1)
+_NODES = flags.DEFINE_integer("nodes", 1, "Nodes to train on.", lower_bound=1)
 _TASKS_PER_NODE = flags.DEFINE_integer(
-    "tasks_per_node", 1, "Training processes (workers) per node; more than "
+    "tasks_per_node",
+    1,
+    "Training processes (workers) per node; more than "
     "one worker in all trains with --strategy=multi_worker (added to the "
     "command). With GPUs, each worker gets gpus_per_node / tasks_per_node "
-    "of them.", lower_bound=1)
+    "of them.",
+    lower_bound=1,
+)
 _GPUS_PER_NODE = flags.DEFINE_integer(
-    "gpus_per_node", 0, "GPUs per node (0: CPU only).", lower_bound=0)
+    "gpus_per_node", 0, "GPUs per node (0: CPU only).", lower_bound=0
+)
 _CPUS_PER_TASK = flags.DEFINE_integer(
-    "cpus_per_task", 0, "CPU cores per worker. 0: whole nodes (sbatch "
+    "cpus_per_task",
+    0,
+    "CPU cores per worker. 0: whole nodes (sbatch "
     "--exclusive), their cores shared evenly between the node's workers; "
     "give a number to share nodes with other jobs (for a sweep of small "
-    "runs, say).", lower_bound=0)
+    "runs, say).",
+    lower_bound=0,
+)
 _TIME = flags.DEFINE_string(
-    "time", None, "Time limit of each job, in Slurm's format: MINUTES, "
+    "time",
+    None,
+    "Time limit of each job, in Slurm's format: MINUTES, "
     "HOURS:MINUTES:SECONDS or DAYS-HOURS[:MINUTES[:SECONDS]]. Unset: the "
-    "partition's default.")
+    "partition's default.",
+)
 _PARTITION = flags.DEFINE_string("partition", None, "Slurm partition.")
 _ACCOUNT = flags.DEFINE_string("account", None, "Slurm account to charge.")
 _JOB_NAME = flags.DEFINE_string(
-    "job_name", None, "Slurm job name. Unset: vae- and the workdir's name.")
+    "job_name", None, "Slurm job name. Unset: vae- and the workdir's name."
+)
 _SWEEP = flags.DEFINE_multi_string(
-    "sweep", [], "NAME=V1,V2,...: run the command once per value of flag "
+    "sweep",
+    [],
+    "NAME=V1,V2,...: run the command once per value of flag "
     "--NAME; repeat for a grid over several flags (one job array task per "
-    "point). Separate values with ';' when they contain commas.")
+    "point). Separate values with ';' when they contain commas.",
+)
 _SIGNAL_SECONDS = flags.DEFINE_integer(
-    "signal_seconds", 180, "Seconds before the time limit at which Slurm "
+    "signal_seconds",
+    180,
+    "Seconds before the time limit at which Slurm "
     "sends SIGUSR1: the trainer then finishes its loop of steps, "
     "checkpoints and the job requeues itself. Leave time for one loop and a "
-    "checkpoint (Slurm may signal up to a minute early).", lower_bound=1)
+    "checkpoint (Slurm may signal up to a minute early).",
+    lower_bound=1,
+)
 _SETUP = flags.DEFINE_multi_string(
-    "setup", [], "A shell line run before training, e.g. 'source "
+    "setup",
+    [],
+    "A shell line run before training, e.g. 'source "
     ".venv/bin/activate' or 'module load cuda' (repeatable). The job starts "
-    "in the directory vae-submit was run from, with its environment.")
+    "in the directory vae-submit was run from, with its environment.",
+)
 _SBATCH_OPTION = flags.DEFINE_multi_string(
-    "sbatch_option", [], "More sbatch options, written as #SBATCH lines, "
-    "e.g. --qos=high (repeatable).")
+    "sbatch_option",
+    [],
+    "More sbatch options, written as #SBATCH lines, e.g. --qos=high (repeatable).",
+)
 _DRY_RUN = flags.DEFINE_boolean(
-    "dry_run", False, "Print the batch script; submit nothing.")
+    "dry_run", False, "Print the batch script; submit nothing."
+)
 
 # Flags that vae-submit sets per run; a sweep over them would clash.
 _RESERVED_FLAGS = ("workdir", "strategy", "flagfile")
@@ -111,7 +136,8 @@ _TIME_FORMAT = re.compile(
     r"(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
     r"|(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"
     r"|(?P<mm>\d+):(?P<ss>\d+)"
-    r"|(?P<minutes>\d+))\Z")
+    r"|(?P<minutes>\d+))\Z"
+)
 # Prints the first of N consecutive ports (argv[1]) that are free on this
 # node, from a random start in 20000-32767 (below Linux's ephemeral ports).
 _FREE_PORTS = """
@@ -141,7 +167,7 @@ class Sweep:
     """One swept flag: `--name` takes each of `values` in turn."""
 
     name: str
-    values: Tuple[str, ...]
+    values: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,20 +183,20 @@ class SubmitConfig:
         nodes).
     """
 
-    command: Tuple[str, ...]
+    command: tuple[str, ...]
     working_directory: str
     nodes: int = 1
     tasks_per_node: int = 1
     gpus_per_node: int = 0
     cpus_per_task: int = 0
-    time: Optional[str] = None
-    partition: Optional[str] = None
-    account: Optional[str] = None
-    job_name: Optional[str] = None
+    time: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    job_name: str | None = None
     signal_seconds: int = 180
-    setup: Tuple[str, ...] = ()
-    sbatch_options: Tuple[str, ...] = ()
-    sweeps: Tuple[Sweep, ...] = ()
+    setup: tuple[str, ...] = ()
+    sbatch_options: tuple[str, ...] = ()
+    sweeps: tuple[Sweep, ...] = ()
 
 
 def parse_sweep(text: str) -> Sweep:
@@ -182,40 +208,50 @@ def parse_sweep(text: str) -> Sweep:
     name, separator, values_text = text.partition("=")
     name = name.strip().lstrip("-")
     if not separator or not _FLAG_NAME.match(name):
-        raise ValueError(f"--sweep={text!r} is not NAME=V1,V2,...; expected "
-                         "a flag name, '=', and its values, as in "
-                         "--sweep=learning_rate=1e-3,3e-4.")
+        raise ValueError(
+            f"--sweep={text!r} is not NAME=V1,V2,...; expected "
+            "a flag name, '=', and its values, as in "
+            "--sweep=learning_rate=1e-3,3e-4."
+        )
     if name in _RESERVED_FLAGS:
-        raise ValueError(f"--sweep={text!r}: vae-submit sets --{name} itself "
-                         "for each run, so it cannot be swept.")
-    values = [value.strip() for value in
-              values_text.split(";" if ";" in values_text else ",")]
+        raise ValueError(
+            f"--sweep={text!r}: vae-submit sets --{name} itself "
+            "for each run, so it cannot be swept."
+        )
+    values = [
+        value.strip() for value in values_text.split(";" if ";" in values_text else ",")
+    ]
     if not values or any(not value for value in values):
-        raise ValueError(f"--sweep={text!r} has an empty value; expected "
-                         "NAME=V1,V2,... with every value given.")
+        raise ValueError(
+            f"--sweep={text!r} has an empty value; expected "
+            "NAME=V1,V2,... with every value given."
+        )
     if len(set(values)) != len(values):
-        raise ValueError(f"--sweep={text!r} repeats a value; each point of "
-                         "the grid must differ.")
+        raise ValueError(
+            f"--sweep={text!r} repeats a value; each point of the grid must differ."
+        )
     return Sweep(name, tuple(values))
 
 
-def grid_points(sweeps: Sequence[Sweep]) -> List[Dict[str, str]]:
+def grid_points(sweeps: Sequence[Sweep]) -> list[dict[str, str]]:
     """Every combination of the swept values, the last flag varying fastest.
 
     Returns:
       One {flag name: value} per point; [{}] without sweeps.
     """
     names = [sweep.name for sweep in sweeps]
-    return [dict(zip(names, values))
-            for values in itertools.product(*(sweep.values
-                                              for sweep in sweeps))]
+    return [
+        dict(zip(names, values))
+        for values in itertools.product(*(sweep.values for sweep in sweeps))
+    ]
 
 
-def point_name(point: Dict[str, str]) -> str:
+def point_name(point: dict[str, str]) -> str:
     """The directory name of a grid point: NAME1=V1,NAME2=V2 (characters
     other than letters, digits and ._=,+- become '_')."""
     return _UNSAFE_PATH_CHARACTERS.sub(
-        "_", ",".join(f"{name}={value}" for name, value in point.items()))
+        "_", ",".join(f"{name}={value}" for name, value in point.items())
+    )
 
 
 def time_limit_seconds(text: str) -> int:
@@ -229,12 +265,18 @@ def time_limit_seconds(text: str) -> int:
         raise ValueError(
             f"--time={text!r} is not a Slurm time limit; expected MINUTES, "
             "MINUTES:SECONDS, HOURS:MINUTES:SECONDS or "
-            "DAYS-HOURS[:MINUTES[:SECONDS]], e.g. 04:00:00 or 1-12.")
-    parts = {key: int(value) for key, value in match.groupdict().items()
-             if value is not None}
+            "DAYS-HOURS[:MINUTES[:SECONDS]], e.g. 04:00:00 or 1-12."
+        )
+    parts = {
+        key: int(value) for key, value in match.groupdict().items() if value is not None
+    }
     if "days" in parts:
-        return (parts["days"] * 86400 + parts["dh"] * 3600
-                + parts.get("dm", 0) * 60 + parts.get("ds", 0))
+        return (
+            parts["days"] * 86400
+            + parts["dh"] * 3600
+            + parts.get("dm", 0) * 60
+            + parts.get("ds", 0)
+        )
     if "h" in parts:
         return parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
     if "mm" in parts:
@@ -242,13 +284,13 @@ def time_limit_seconds(text: str) -> int:
     return parts["minutes"] * 60
 
 
-def _last_flag_value(command: Sequence[str], name: str) -> Optional[str]:
+def _last_flag_value(command: Sequence[str], name: str) -> str | None:
     """The value of the last --name=VALUE or --name VALUE in `command`."""
     value = None
     for index, argument in enumerate(command):
         for prefix in (f"--{name}=", f"-{name}="):
             if argument.startswith(prefix):
-                value = argument[len(prefix):]
+                value = argument[len(prefix) :]
         if argument in (f"--{name}", f"-{name}") and index + 1 < len(command):
             value = command[index + 1]
     return value
@@ -266,7 +308,8 @@ def workdir_of(command: Sequence[str]) -> str:
             "The training command has no --workdir=DIR on its command line "
             f"({shlex.join(command)}); vae-submit needs it there (not only "
             "in a flagfile): the job's log goes to it, and a sweep puts one "
-            "workdir per grid point under it.")
+            "workdir per grid point under it."
+        )
     return workdir
 
 
@@ -275,7 +318,7 @@ def num_workers(config: SubmitConfig) -> int:
     return config.nodes * config.tasks_per_node
 
 
-def strategy_flags(config: SubmitConfig) -> List[str]:
+def strategy_flags(config: SubmitConfig) -> list[str]:
     """The --strategy flag to add to the command for the resources asked
     for, or none when the command names one that fits (or one device
     suffices).
@@ -285,8 +328,13 @@ def strategy_flags(config: SubmitConfig) -> List[str]:
     """
     given = _last_flag_value(config.command, "strategy")
     gpus_per_task = config.gpus_per_node // config.tasks_per_node
-    wanted = ("multi_worker" if num_workers(config) > 1 else
-              "mirrored" if gpus_per_task > 1 else None)
+    wanted = (
+        "multi_worker"
+        if num_workers(config) > 1
+        else "mirrored"
+        if gpus_per_task > 1
+        else None
+    )
     if given is None:
         return [f"--strategy={wanted}"] if wanted else []
     if num_workers(config) > 1 and given != "multi_worker":
@@ -295,50 +343,60 @@ def strategy_flags(config: SubmitConfig) -> List[str]:
             f"{config.nodes} and --tasks_per_node={config.tasks_per_node} "
             "make several workers, which need --strategy=multi_worker; "
             "remove --strategy from the command and vae-submit adds the "
-            "right one.")
+            "right one."
+        )
     return []
 
 
 def validate(config: SubmitConfig) -> None:
     """Raises ValueError naming the first unusable setting."""
     if not config.command:
-        raise ValueError("No training command: give it after '--', e.g. "
-                         "vae-submit --time=1:00:00 -- vae-train "
-                         "--flagfile=launch/configs/tf_tutorial_conv.flags "
-                         "--workdir=runs/conv.")
+        raise ValueError(
+            "No training command: give it after '--', e.g. "
+            "vae-submit --time=1:00:00 -- vae-train "
+            "--flagfile=launch/configs/tf_tutorial_conv.flags "
+            "--workdir=runs/conv."
+        )
     if config.command[0].startswith("-"):
         raise ValueError(
             f"The training command starts with the flag "
             f"{config.command[0]!r}; expected the program first (vae-train, "
-            "vae-train-vaegan or python -m launch.train), then its flags.")
+            "vae-train-vaegan or python -m launch.train), then its flags."
+        )
     workdir_of(config.command)
     strategy_flags(config)
     if config.gpus_per_node % config.tasks_per_node:
         raise ValueError(
             f"--gpus_per_node={config.gpus_per_node} cannot be shared evenly "
             f"by --tasks_per_node={config.tasks_per_node} workers; give a "
-            "multiple of the tasks per node.")
+            "multiple of the tasks per node."
+        )
     names = [sweep.name for sweep in config.sweeps]
     for name in names:
         if names.count(name) > 1:
-            raise ValueError(f"--sweep names --{name} twice; give all its "
-                             "values in one --sweep.")
+            raise ValueError(
+                f"--sweep names --{name} twice; give all its values in one --sweep."
+            )
     if config.time is not None:
         limit = time_limit_seconds(config.time)
         if config.signal_seconds >= limit:
             raise ValueError(
                 f"--signal_seconds={config.signal_seconds} is not shorter "
                 f"than the time limit --time={config.time} ({limit} s); the "
-                "warning must come before the end.")
+                "warning must come before the end."
+            )
     for option in config.sbatch_options:
         if not option.startswith("-") or "\n" in option:
-            raise ValueError(f"--sbatch_option={option!r} is not an sbatch "
-                             "option; expected one option such as "
-                             "--qos=high.")
+            raise ValueError(
+                f"--sbatch_option={option!r} is not an sbatch "
+                "option; expected one option such as "
+                "--qos=high."
+            )
     for line in config.setup:
         if "\n" in line:
-            raise ValueError(f"--setup={line!r} holds a line break; give "
-                             "one --setup per line.")
+            raise ValueError(
+                f"--setup={line!r} holds a line break; give one --setup per line."
+            )
 
 
 def batch_script(config: SubmitConfig) -> str:
@@ -352,11 +410,15 @@ def batch_script(config: SubmitConfig) -> str:
     points = grid_points(config.sweeps)
     is_array = bool(config.sweeps)
     job_name = config.job_name or (
-        "vae-" + (os.path.basename(os.path.normpath(workdir)) or "run"))
-    signal_name = exit_codes.REQUEUE_SIGNAL.name[len("SIG"):]
+        "vae-" + (os.path.basename(os.path.normpath(workdir)) or "run")
+    )
+    signal_name = exit_codes.REQUEUE_SIGNAL.name[len("SIG") :]
     # Absolute, as Slurm opens it before the script's `cd`.
-    log_path = os.path.join(config.working_directory, workdir,
-                            "slurm-%A_%a.out" if is_array else "slurm-%j.out")
+    log_path = os.path.join(
+        config.working_directory,
+        workdir,
+        "slurm-%A_%a.out" if is_array else "slurm-%j.out",
+    )
 
     workers = num_workers(config)
     directives = [
@@ -365,8 +427,9 @@ def batch_script(config: SubmitConfig) -> str:
         f"--ntasks-per-node={config.tasks_per_node}",
     ]
     if config.gpus_per_node and config.tasks_per_node > 1:
-        directives.append("--gpus-per-task="
-                          f"{config.gpus_per_node // config.tasks_per_node}")
+        directives.append(
+            f"--gpus-per-task={config.gpus_per_node // config.tasks_per_node}"
+        )
     elif config.gpus_per_node:
         directives.append(f"--gpus-per-node={config.gpus_per_node}")
     if config.cpus_per_task:
@@ -398,9 +461,11 @@ def batch_script(config: SubmitConfig) -> str:
         f"#   {shlex.join(config.command)}",
     ]
     if is_array:
-        lines.append(f"# A job array over {len(points)} grid points of "
-                     + " x ".join(f"{sweep.name} ({len(sweep.values)})"
-                                  for sweep in config.sweeps) + ".")
+        lines.append(
+            f"# A job array over {len(points)} grid points of "
+            + " x ".join(f"{sweep.name} ({len(sweep.values)})" for sweep in config.sweeps)
+            + "."
+        )
     lines += [f"#SBATCH {shlex.quote(directive)}" for directive in directives]
     lines.append("")
     lines.append(f"cd {shlex.quote(config.working_directory)} || exit 1")
@@ -408,30 +473,36 @@ def batch_script(config: SubmitConfig) -> str:
 
     srun = ["srun"]
     if not config.cpus_per_task:
-        lines += ["", "# Whole nodes: the node's cores, shared by its "
-                  "workers.",
-                  f"cpus=$(( ${{SLURM_CPUS_ON_NODE:-1}} / "
-                  f"{config.tasks_per_node} ))"]
+        lines += [
+            "",
+            "# Whole nodes: the node's cores, shared by its workers.",
+            f"cpus=$(( ${{SLURM_CPUS_ON_NODE:-1}} / {config.tasks_per_node} ))",
+        ]
         srun.append('--cpus-per-task="$(( cpus > 0 ? cpus : 1 ))"')
     if workers > 1:
-        lines += ["", "# The workers' ports: a block free on this node now "
-                  "(launch/cluster.py).",
-                  f"VAE_WORKER_PORT=$(python3 -c {shlex.quote(_FREE_PORTS)} "
-                  f"{config.tasks_per_node} 2>/dev/null) && "
-                  "export VAE_WORKER_PORT"]
+        lines += [
+            "",
+            "# The workers' ports: a block free on this node now (launch/cluster.py).",
+            f"VAE_WORKER_PORT=$(python3 -c {shlex.quote(_FREE_PORTS)} "
+            f"{config.tasks_per_node} 2>/dev/null) && "
+            "export VAE_WORKER_PORT",
+        ]
     command = list(config.command) + strategy_flags(config)
     srun_line = " ".join(srun) + " " + shlex.join(command)
     if is_array:
-        lines += ["", "# This task's grid point: its flags and its workdir.",
-                  'case "${SLURM_ARRAY_TASK_ID:?not a job array task}" in']
+        lines += [
+            "",
+            "# This task's grid point: its flags and its workdir.",
+            'case "${SLURM_ARRAY_TASK_ID:?not a job array task}" in',
+        ]
         for index, point in enumerate(points):
             arguments = [f"--{name}={value}" for name, value in point.items()]
-            arguments.append(
-                f"--workdir={os.path.join(workdir, point_name(point))}")
+            arguments.append(f"--workdir={os.path.join(workdir, point_name(point))}")
             lines.append(f"  {index}) point=({shlex.join(arguments)}) ;;")
-        lines += ['  *) echo "vae-submit: no grid point '
-                  '${SLURM_ARRAY_TASK_ID}" >&2; exit 2 ;;',
-                  "esac"]
+        lines += [
+            '  *) echo "vae-submit: no grid point ${SLURM_ARRAY_TASK_ID}" >&2; exit 2 ;;',
+            "esac",
+        ]
         srun_line += ' "${point[@]}"'
     lines += [
         "",
@@ -444,8 +515,7 @@ def batch_script(config: SubmitConfig) -> str:
         "srun_pid=",
         "forward() {",
         '  if [ "$1" = USR1 ]; then got_usr1=1; else got_term=1; fi',
-        '  if [ -n "$srun_pid" ]; then kill -s "$1" "$srun_pid" 2>/dev/null; '
-        "fi",
+        '  if [ -n "$srun_pid" ]; then kill -s "$1" "$srun_pid" 2>/dev/null; fi',
         "}",
         "trap 'forward USR1' USR1",
         "trap 'forward TERM' TERM",
@@ -479,8 +549,7 @@ def batch_script(config: SubmitConfig) -> str:
         lines += [
             f"# {exit_codes.LOST_WORKER} from a worker that lost another, or "
             "a worker killed by a",
-            "# signal (kill -9, out of memory): resume from the last "
-            "checkpoint, at most",
+            "# signal (kill -9, out of memory): resume from the last checkpoint, at most",
             f"# {_MAX_LOST_WORKER_REQUEUES} times in all.",
             f'if [ -z "$requeue" ] && [ "$got_term" -eq 0 ] && '
             f'{{ [ "$status" -eq '
@@ -516,23 +585,25 @@ def submit(script: str, workdir: str) -> str:
       user_errors.ConfigError: sbatch is missing or refused the job.
     """
     os.makedirs(workdir, exist_ok=True)  # Slurm does not create log folders.
-    path = os.path.join(workdir,
-                        time.strftime("submit-%Y%m%d-%H%M%S.sbatch"))
+    path = os.path.join(workdir, time.strftime("submit-%Y%m%d-%H%M%S.sbatch"))
     with open(path, "w") as stream:
         stream.write(script)
     try:
-        result = subprocess.run(["sbatch", "--parsable", path],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["sbatch", "--parsable", path], capture_output=True, text=True, check=False
+        )
     except FileNotFoundError:
         raise user_errors.ConfigError(
             "sbatch was not found on PATH: submit from a Slurm login node, "
             "or use --dry_run to see the script (written to "
-            f"{path}).") from None
+            f"{path})."
+        ) from None
     if result.returncode != 0:
         raise user_errors.ConfigError(
             f"sbatch refused the job (exit status {result.returncode}): "
             f"{result.stderr.strip() or result.stdout.strip()}. The script "
-            f"is {path}.")
+            f"is {path}."
+        )
     return result.stdout.strip().split(";")[0]
 
 
@@ -544,14 +615,21 @@ def config_from_flags(command: Sequence[str]) -> SubmitConfig:
       ValueError: a --sweep that cannot be read.
     """
     return SubmitConfig(
-        command=tuple(command), working_directory=os.getcwd(),
-        nodes=_NODES.value, tasks_per_node=_TASKS_PER_NODE.value,
+        command=tuple(command),
+        working_directory=os.getcwd(),
+        nodes=_NODES.value,
+        tasks_per_node=_TASKS_PER_NODE.value,
         gpus_per_node=_GPUS_PER_NODE.value,
-        cpus_per_task=_CPUS_PER_TASK.value, time=_TIME.value,
-        partition=_PARTITION.value, account=_ACCOUNT.value,
-        job_name=_JOB_NAME.value, signal_seconds=_SIGNAL_SECONDS.value,
-        setup=tuple(_SETUP.value), sbatch_options=tuple(_SBATCH_OPTION.value),
-        sweeps=tuple(parse_sweep(text) for text in _SWEEP.value))
+        cpus_per_task=_CPUS_PER_TASK.value,
+        time=_TIME.value,
+        partition=_PARTITION.value,
+        account=_ACCOUNT.value,
+        job_name=_JOB_NAME.value,
+        signal_seconds=_SIGNAL_SECONDS.value,
+        setup=tuple(_SETUP.value),
+        sbatch_options=tuple(_SBATCH_OPTION.value),
+        sweeps=tuple(parse_sweep(text) for text in _SWEEP.value),
+    )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -567,9 +645,15 @@ def main(argv: Sequence[str]) -> None:
         user_errors.report_user_error(error)
         sys.exit(exit_codes.USER_ERROR)
     runs = len(grid_points(config.sweeps))
-    print(f"Submitted job {job_id}" + (
-        f" (array of {runs} runs, one per grid point, under {workdir})"
-        if config.sweeps else f" (workdir {workdir})") + ".")
+    print(
+        f"Submitted job {job_id}"
+        + (
+            f" (array of {runs} runs, one per grid point, under {workdir})"
+            if config.sweeps
+            else f" (workdir {workdir})"
+        )
+        + "."
+    )
 
 
 def run_main():

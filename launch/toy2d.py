@@ -64,7 +64,9 @@ import tensorflow as tf
 
 from launch import errors
 from launch import flag_types
-from launch.errors import ConfigError, USER_ERRORS, report_user_error
+from launch.errors import USER_ERRORS
+from launch.errors import ConfigError
+from launch.errors import report_user_error
 from trainers import autoencoder as autoencoder_trainer
 from trainers import base
 from trainers import optimizers as optimizers_lib
@@ -82,31 +84,41 @@ SCHEDULES = ("constant", "cosine")
 REPORT_FILE = "toy2d.json"
 
 _WORKDIR = flag_types.DEFINE_workdir(
-    "Directory for every output; rerunning with the same workdir resumes.")
+    "Directory for every output; rerunning with the same workdir resumes."
+)
 _EPOCHS = flags.DEFINE_integer(
-    "epochs", 300, "Training epochs of each autoencoder.", lower_bound=1)
+    "epochs", 300, "Training epochs of each autoencoder.", lower_bound=1
+)
 _BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", 30, "Training batch size, at most the 2000 training "
-    "points.", lower_bound=1)
-_LEARNING_RATE = flag_types.DEFINE_learning_rate(1e-3,
-                                                 "Adam learning rate.")
+    "batch_size",
+    30,
+    "Training batch size, at most the 2000 training points.",
+    lower_bound=1,
+)
+_LEARNING_RATE = flag_types.DEFINE_learning_rate(1e-3, "Adam learning rate.")
 _LEARNING_RATE_SCHEDULE = flags.DEFINE_enum(
-    "learning_rate_schedule", "cosine", SCHEDULES,
+    "learning_rate_schedule",
+    "cosine",
+    SCHEDULES,
     "constant: the reference's fixed rate; cosine: the same starting rate "
     "lowered along a half cosine to 0 by the last step, so that each curve is "
-    "fitted closely at the end.")
+    "fitted closely at the end.",
+)
 _SEED = flags.DEFINE_integer(
-    "seed", 0, "Seed of the data, their order and the initial weights.",
-    lower_bound=0)
+    "seed", 0, "Seed of the data, their order and the initial weights.", lower_bound=0
+)
 _HIDDEN_UNITS = flag_types.DEFINE_int_list(
-    "hidden_units", [64, 64], "Hidden layer sizes of the encoder (the "
-    "decoder mirrors them).")
-_CODE_DIM = flags.DEFINE_integer("code_dim", 1, "Size of the code.",
-                                 lower_bound=1)
+    "hidden_units",
+    [64, 64],
+    "Hidden layer sizes of the encoder (the decoder mirrors them).",
+)
+_CODE_DIM = flags.DEFINE_integer("code_dim", 1, "Size of the code.", lower_bound=1)
 _PROGRESS = flags.DEFINE_enum(
-    "progress", "auto", progress_lib.PROGRESS_MODES,
-    "auto: a progress bar on a terminal, log lines otherwise.")
-
+    "progress",
+    "auto",
+    progress_lib.PROGRESS_MODES,
+    "auto: a progress bar on a terminal, log lines otherwise.",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,26 +136,35 @@ class Toy2dConfig:
     progress: str = "auto"
     eval_batch_size: int = 500
 
-    def model_config(self, name: str,
-                     num_classes: int) -> autoencoder_lib.AutoencoderConfig:
+    def model_config(
+        self, name: str, num_classes: int
+    ) -> autoencoder_lib.AutoencoderConfig:
         """The architecture of the model called `name` (see `MODEL_NAMES`)."""
         return autoencoder_lib.AutoencoderConfig(
-            input_dim=2, hidden_units=tuple(self.hidden_units),
-            code_dim=self.code_dim, activation="elu",
-            num_classes=num_classes if name == "conditional" else 0)
+            input_dim=2,
+            hidden_units=tuple(self.hidden_units),
+            code_dim=self.code_dim,
+            activation="elu",
+            num_classes=num_classes if name == "conditional" else 0,
+        )
 
     def run_identity(self, name: str, num_classes: int) -> dict:
         """What must match for a model's workdir to be resumed by this config."""
         return {
             "experiment": "toy2d",
             "model": dataclasses.asdict(self.model_config(name, num_classes)),
-            "optimizer": {"name": "adam", "learning_rate": self.learning_rate,
-                          "schedule": self.learning_rate_schedule,
-                          # The cosine reaches 0 at the last epoch, so another
-                          # length is another curve, not a continuation.
-                          **({"decay_epochs": self.epochs}
-                             if self.learning_rate_schedule == "cosine"
-                             else {})},
+            "optimizer": {
+                "name": "adam",
+                "learning_rate": self.learning_rate,
+                "schedule": self.learning_rate_schedule,
+                # The cosine reaches 0 at the last epoch, so another
+                # length is another curve, not a continuation.
+                **(
+                    {"decay_epochs": self.epochs}
+                    if self.learning_rate_schedule == "cosine"
+                    else {}
+                ),
+            },
             "batch_size": self.batch_size,
             "seed": self.seed,
         }
@@ -159,58 +180,82 @@ def _check(config: Toy2dConfig, num_train: int) -> None:
     if config.learning_rate_schedule not in SCHEDULES:
         raise ConfigError(
             f"learning_rate_schedule={config.learning_rate_schedule!r} is not "
-            f"one of {SCHEDULES}.")
+            f"one of {SCHEDULES}."
+        )
     if config.batch_size > num_train:
         raise ConfigError(
             f"--batch_size={config.batch_size} is larger than the {num_train} "
             "training points; expected at most that many so that an epoch has "
-            "a full batch.")
+            "a full batch."
+        )
 
 
-def _data_source(config: Toy2dConfig,
-                 arrays: datasets.DatasetArrays) -> base.DataSource:
+def _data_source(config: Toy2dConfig, arrays: datasets.DatasetArrays) -> base.DataSource:
     def train(epoch: int, skip_batches: int):
         return datasets.train_batches(
-            arrays.train, batch_size=config.batch_size, epoch=epoch,
-            seed=config.seed, binarization="none",
-            num_classes=arrays.num_classes, skip_batches=skip_batches)
+            arrays.train,
+            batch_size=config.batch_size,
+            epoch=epoch,
+            seed=config.seed,
+            binarization="none",
+            num_classes=arrays.num_classes,
+            skip_batches=skip_batches,
+        )
 
     def test():
         return datasets.eval_batches(
-            arrays.test, batch_size=config.eval_batch_size, seed=config.seed,
-            binarization="none", num_classes=arrays.num_classes)
+            arrays.test,
+            batch_size=config.eval_batch_size,
+            seed=config.seed,
+            binarization="none",
+            num_classes=arrays.num_classes,
+        )
 
     return base.DataSource(
         train_batches=train,
-        steps_per_epoch=datasets.steps_per_epoch(arrays.train.num_examples,
-                                                 config.batch_size),
-        batch_size=config.batch_size, eval_batches={"test": test})
+        steps_per_epoch=datasets.steps_per_epoch(
+            arrays.train.num_examples, config.batch_size
+        ),
+        batch_size=config.batch_size,
+        eval_batches={"test": test},
+    )
 
 
-def train_model(config: Toy2dConfig, arrays: datasets.DatasetArrays,
-                name: str) -> tuple[autoencoder_lib.Autoencoder,
-                                    base.TrainResult]:
+def train_model(
+    config: Toy2dConfig, arrays: datasets.DatasetArrays, name: str
+) -> tuple[autoencoder_lib.Autoencoder, base.TrainResult]:
     """Trains (or resumes) one autoencoder in WORKDIR/<name>."""
     workdir = os.path.join(config.workdir, name)
-    workdir_lib.claim_workdir(workdir,
-                              config.run_identity(name, arrays.num_classes))
+    workdir_lib.claim_workdir(workdir, config.run_identity(name, arrays.num_classes))
     # Initial weights come from TensorFlow's global generator; seeding it per
     # model makes each model's start independent of the other's training.
     tf.random.set_seed(config.seed)
     model = autoencoder_lib.Autoencoder(
-        config.model_config(name, arrays.num_classes), name=name)
+        config.model_config(name, arrays.num_classes), name=name
+    )
     data = _data_source(config, arrays)
     trainer_config = base.TrainerConfig(
-        workdir=workdir, epochs=config.epochs, seed=config.seed,
+        workdir=workdir,
+        epochs=config.epochs,
+        seed=config.seed,
         # One compiled call per epoch: Python runs once per epoch, not per step.
         steps_per_loop=data.steps_per_epoch,
-        log_every_steps=data.steps_per_epoch, progress=config.progress)
-    decay_steps = (config.epochs * data.steps_per_epoch
-                   if config.learning_rate_schedule == "cosine" else 0)
+        log_every_steps=data.steps_per_epoch,
+        progress=config.progress,
+    )
+    decay_steps = (
+        config.epochs * data.steps_per_epoch
+        if config.learning_rate_schedule == "cosine"
+        else 0
+    )
     trainer = autoencoder_trainer.AutoencoderTrainer(
-        model, optimizers_lib.make_optimizer(
-            "adam", config.learning_rate, cosine_decay_steps=decay_steps),
-        trainer_config, data)
+        model,
+        optimizers_lib.make_optimizer(
+            "adam", config.learning_rate, cosine_decay_steps=decay_steps
+        ),
+        trainer_config,
+        data,
+    )
     logging.info("Training the %s autoencoder in %s.", name, workdir)
     return model, trainer.train()
 
@@ -251,8 +296,9 @@ def run_experiment(config: Toy2dConfig) -> ExperimentResult:
         "test_points": test.num_examples,
         # The noise floor: how far the test points themselves are from the
         # curves. A perfect projection onto the curves would score 0.
-        "test_points_mean_distance_to_manifold":
-            toy2d.manifold_distance_summary(test.images)["mean"],
+        "test_points_mean_distance_to_manifold": toy2d.manifold_distance_summary(
+            test.images
+        )["mean"],
     }
     panels = {}
     for name in MODEL_NAMES:
@@ -260,50 +306,62 @@ def run_experiment(config: Toy2dConfig) -> ExperimentResult:
         if not result.completed:
             return ExperimentResult(report=None, stop_signal=result.stop_signal)
         reconstructions = autoencoder_trainer.reconstruct_points(
-            model, test.images, test.labels)
+            model, test.images, test.labels
+        )
         report[name] = toy2d.reconstruction_report(test.images, reconstructions)
-        report[name]["train_wall_seconds"] = (
-            result.metrics["final"]["wall_seconds"])
-        title = (f"{name} autoencoder: mean distance to the curves "
-                 f"{report[name]['mean_distance_to_manifold']:.3f}")
+        report[name]["train_wall_seconds"] = result.metrics["final"]["wall_seconds"]
+        title = (
+            f"{name} autoencoder: mean distance to the curves "
+            f"{report[name]['mean_distance_to_manifold']:.3f}"
+        )
         panels[title] = reconstructions
         pictures.save_png(
             os.path.join(config.workdir, f"toy2d_{name}.png"),
-            figures.toy2d_picture(test.images, test.labels,
-                                  {title: reconstructions}))
-        logging.info("%s: test MSE %.5f, distance to the manifold mean %.4f, "
-                     "median %.4f, %.1f%% off the manifold.", name,
-                     report[name]["test_mse"],
-                     report[name]["mean_distance_to_manifold"],
-                     report[name]["median_distance_to_manifold"],
-                     100 * report[name]["fraction_off_manifold"])
+            figures.toy2d_picture(test.images, test.labels, {title: reconstructions}),
+        )
+        logging.info(
+            "%s: test MSE %.5f, distance to the manifold mean %.4f, "
+            "median %.4f, %.1f%% off the manifold.",
+            name,
+            report[name]["test_mse"],
+            report[name]["mean_distance_to_manifold"],
+            report[name]["median_distance_to_manifold"],
+            100 * report[name]["fraction_off_manifold"],
+        )
     pictures.save_png(
         os.path.join(config.workdir, "toy2d_side_by_side.png"),
-        figures.toy2d_picture(test.images, test.labels, panels))
+        figures.toy2d_picture(test.images, test.labels, panels),
+    )
 
     for statistic in ("mean", "median"):
         key = f"{statistic}_distance_to_manifold"
         # How many times further off the manifold the unconditional model's
         # reconstructions are; the experiment expects well above 1.
-        report[f"{statistic}_distance_ratio_unconditional_to_conditional"] = (
-            report["unconditional"][key] / max(report["conditional"][key],
-                                               1e-12))
+        report[f"{statistic}_distance_ratio_unconditional_to_conditional"] = report[
+            "unconditional"
+        ][key] / max(report["conditional"][key], 1e-12)
     atomic_files.write_json(os.path.join(config.workdir, REPORT_FILE), report)
-    logging.info("Unconditional / conditional mean distance to the manifold: "
-                 "%.2f. Report: %s.",
-                 report["mean_distance_ratio_unconditional_to_conditional"],
-                 os.path.join(config.workdir, REPORT_FILE))
+    logging.info(
+        "Unconditional / conditional mean distance to the manifold: %.2f. Report: %s.",
+        report["mean_distance_ratio_unconditional_to_conditional"],
+        os.path.join(config.workdir, REPORT_FILE),
+    )
     return ExperimentResult(report=report)
 
 
 def config_from_flags() -> Toy2dConfig:
     """Packs the parsed flags into a config; the only place that reads them."""
     return Toy2dConfig(
-        workdir=_WORKDIR.value, epochs=_EPOCHS.value,
-        batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
+        workdir=_WORKDIR.value,
+        epochs=_EPOCHS.value,
+        batch_size=_BATCH_SIZE.value,
+        learning_rate=_LEARNING_RATE.value,
         learning_rate_schedule=_LEARNING_RATE_SCHEDULE.value,
-        seed=_SEED.value, hidden_units=tuple(_HIDDEN_UNITS.value),
-        code_dim=_CODE_DIM.value, progress=_PROGRESS.value)
+        seed=_SEED.value,
+        hidden_units=tuple(_HIDDEN_UNITS.value),
+        code_dim=_CODE_DIM.value,
+        progress=_PROGRESS.value,
+    )
 
 
 def main(argv):

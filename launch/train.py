@@ -24,8 +24,8 @@ machines (launch/submit.py writes Slurm scripts). A bad flag value stops the
 program with one paragraph naming it and exit status 2.
 """
 
+from collections.abc import Callable, Sequence
 import sys
-from typing import Callable, List, Sequence
 
 from absl import app
 from absl import flags
@@ -40,15 +40,17 @@ from launch import model_flags
 from trainers import registry
 
 _TRAINER = flags.DEFINE_string(
-    "trainer", registry.DEFAULT,
-    "The trainer: a built-in name (" + ", ".join(sorted(registry.BUILT_IN))
+    "trainer",
+    registry.DEFAULT,
+    "The trainer: a built-in name ("
+    + ", ".join(sorted(registry.BUILT_IN))
     + ") or package.module:ClassName of a trainers.base.Trainer subclass "
     "importable from the Python path. Its objective fields are flags of the "
-    "same name.")
+    "same name.",
+)
 # Data, loop, output and evaluation flags, and --latent_dim and
 # --conditional; a trainer may change their defaults (`flag_defaults`).
-_TRAINING = common_flags.TrainingFlags(batch_size=32, latent_dim=2,
-                                       conditional=False)
+_TRAINING = common_flags.TrainingFlags(batch_size=32, latent_dim=2, conditional=False)
 flags.adopt_module_key_flags(common_flags)
 
 
@@ -77,17 +79,18 @@ def _define_trainer_flags(trainer_name: str) -> None:
         raise RuntimeError(
             f"This process has parsed the flags of the trainer "
             f"{_TrainerFlags.trainer_class.__qualname__} already; one "
-            f"process cannot also define those of {trainer_name!r}.")
+            f"process cannot also define those of {trainer_name!r}."
+        )
     _TrainerFlags.trainer_class = trainer_class
-    _TrainerFlags.read_model = model_flags.define(
-        trainer_class.model_config_class)
+    _TrainerFlags.read_model = model_flags.define(trainer_class.model_config_class)
     _TrainerFlags.objective_fields = config_flags.define_fields(
-        trainer_class.objective_class)
+        trainer_class.objective_class
+    )
     for name, value in dict(trainer_class.flag_defaults).items():
         flags.FLAGS.set_default(name, value)
 
 
-def parse_flags(argv: Sequence[str], default_trainer: str) -> List[str]:
+def parse_flags(argv: Sequence[str], default_trainer: str) -> list[str]:
     """Parses the command line in two passes: the first finds --trainer (on
     the command line or in a flagfile), whose model and objective flags are
     then defined, and the second parses everything.
@@ -111,9 +114,14 @@ def _trainer_named_in(argv: Sequence[str], default_trainer: str) -> str:
     knows the trainer's flags."""
     finder = flags.FlagValues()
     flags.DEFINE_string("trainer", default_trainer, "", flag_values=finder)
-    finder([argument for argument in argv
-            if argument.lstrip("-").split("=")[0] not in _HELP_FLAGS],
-           known_only=True)
+    finder(
+        [
+            argument
+            for argument in argv
+            if argument.lstrip("-").split("=")[0] not in _HELP_FLAGS
+        ],
+        known_only=True,
+    )
     return finder.trainer
 
 
@@ -122,26 +130,31 @@ def config_from_flags() -> experiment.TrainProgramConfig:
     model = _TrainerFlags.read_model(
         image_shape=_TRAINING.image_shape(),
         latent_dim=_TRAINING.latent_dim.value,
-        num_classes=_TRAINING.num_classes())
+        num_classes=_TRAINING.num_classes(),
+    )
     objective = _TrainerFlags.trainer_class.objective_class(
-        **config_flags.read_fields(_TrainerFlags.objective_fields))
-    return _TRAINING.program_config(model, trainer_name=_TRAINER.value,
-                                    objective=objective)
+        **config_flags.read_fields(_TrainerFlags.objective_fields)
+    )
+    return _TRAINING.program_config(
+        model, trainer_name=_TRAINER.value, objective=objective
+    )
 
 
 main = common_flags.train_main(config_from_flags)
 
 
-def flags_parser(default_trainer: str) -> Callable[[Sequence[str]],
-                                                  List[str]]:
+def flags_parser(default_trainer: str) -> Callable[[Sequence[str]], list[str]]:
     """`parse_flags` for `absl.app.run`: a bad flag or trainer is reported
     in one paragraph, with exit status 2."""
 
-    def parse_or_exit(argv: Sequence[str]) -> List[str]:
+    def parse_or_exit(argv: Sequence[str]) -> list[str]:
         try:
             return parse_flags(argv, default_trainer)
-        except (flags.Error, registry.TrainerNotFoundError,
-                config_flags.FieldTypeError) as error:
+        except (
+            flags.Error,
+            registry.TrainerNotFoundError,
+            config_flags.FieldTypeError,
+        ) as error:
             errors.report_user_error(error)
             sys.exit(exit_codes.USER_ERROR)
 

@@ -6,9 +6,9 @@ writing a batch script does not load TensorFlow (seconds, and a CUDA probe
 on a login node).
 """
 
+from collections.abc import Sequence
 import os
 import sys
-from typing import List, Sequence
 
 from absl import flags
 
@@ -24,7 +24,7 @@ def report_user_error(error: Exception) -> None:
     print(f"{program}: error: {error}", file=sys.stderr)
 
 
-def parse_flags_or_exit(argv: Sequence[str]) -> List[str]:
+def parse_flags_or_exit(argv: Sequence[str]) -> list[str]:
     """Parses the command line like absl's default parser, but reports a bad
     flag value as a user error: one paragraph naming the flag and what it
     expects, exit status 2. Pass as `flags_parser` to `absl.app.run`."""

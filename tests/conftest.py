@@ -76,8 +76,11 @@ def _is_slow(item) -> bool:
         if node == prefix or node.startswith(prefix + "::"):
             return True
         # A test's parameterised variants: test_x0, test_x1, test_x[a].
-        if prefix.count("::") == 2 and node.startswith(prefix) and (
-                node[len(prefix):][:1].isdigit() or node[len(prefix):][:1] == "["):
+        if (
+            prefix.count("::") == 2
+            and node.startswith(prefix)
+            and (node[len(prefix) :][:1].isdigit() or node[len(prefix) :][:1] == "[")
+        ):
             return True
     return False
 
@@ -117,12 +120,17 @@ def slurm_cluster():
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: left out of the fast tier (-m 'not slow'); see "
-        "SLOW_TESTS in tests/conftest.py.")
+        "markers",
+        "slow: left out of the fast tier (-m 'not slow'); see "
+        "SLOW_TESTS in tests/conftest.py.",
+    )
     config.addinivalue_line(
-        "markers", "slurm: runs jobs on a real single-node Slurm started by "
-        "the slurm_cluster fixture (deselect with -m 'not slurm').")
+        "markers",
+        "slurm: runs jobs on a real single-node Slurm started by "
+        "the slurm_cluster fixture (deselect with -m 'not slurm').",
+    )
     # TFP 0.25 compares versions with distutils at import; not ours to fix.
     config.addinivalue_line(
         "filterwarnings",
-        "ignore:distutils Version classes are deprecated:DeprecationWarning")
+        "ignore:distutils Version classes are deprecated:DeprecationWarning",
+    )

@@ -52,15 +52,21 @@ def _toy2d_data(kill_at_batch=None):
     """
     arrays = datasets.load_dataset("toy2d", seed=0)
     num_train = AUTOENCODER_BATCH_SIZE * AUTOENCODER_STEPS_PER_EPOCH
-    train = datasets.ArraySplit(arrays.train.images[:num_train],
-                                arrays.train.labels[:num_train])
-    test = datasets.ArraySplit(arrays.test.images[:60],
-                               arrays.test.labels[:60])
+    train = datasets.ArraySplit(
+        arrays.train.images[:num_train], arrays.train.labels[:num_train]
+    )
+    test = datasets.ArraySplit(arrays.test.images[:60], arrays.test.labels[:60])
 
     def train_batches(epoch, skip_batches):
         dataset = datasets.train_batches(
-            train, batch_size=AUTOENCODER_BATCH_SIZE, epoch=epoch, seed=0,
-            binarization="none", num_classes=2, skip_batches=skip_batches)
+            train,
+            batch_size=AUTOENCODER_BATCH_SIZE,
+            epoch=epoch,
+            seed=0,
+            binarization="none",
+            num_classes=2,
+            skip_batches=skip_batches,
+        )
         if kill_at_batch is None or kill_at_batch[0] != epoch:
             return dataset
 
@@ -69,20 +75,28 @@ def _toy2d_data(kill_at_batch=None):
                 os.kill(os.getpid(), signal.SIGUSR1)
             return index
 
-        indices = tf.data.Dataset.range(skip_batches,
-                                        AUTOENCODER_STEPS_PER_EPOCH)
-        return tf.data.Dataset.zip((dataset, indices)).map(
-            lambda batch, index: (batch, tf.py_function(
-                maybe_signal, [index], tf.int64))).map(
-                    lambda batch, index: batch)
+        indices = tf.data.Dataset.range(skip_batches, AUTOENCODER_STEPS_PER_EPOCH)
+        return (
+            tf.data.Dataset.zip((dataset, indices))
+            .map(
+                lambda batch, index: (
+                    batch,
+                    tf.py_function(maybe_signal, [index], tf.int64),
+                )
+            )
+            .map(lambda batch, index: batch)
+        )
 
     return base.DataSource(
         train_batches=train_batches,
         steps_per_epoch=AUTOENCODER_STEPS_PER_EPOCH,
         batch_size=AUTOENCODER_BATCH_SIZE,
-        eval_batches={"test": lambda: datasets.eval_batches(
-            test, batch_size=25, seed=0, binarization="none",
-            num_classes=2)})
+        eval_batches={
+            "test": lambda: datasets.eval_batches(
+                test, batch_size=25, seed=0, binarization="none", num_classes=2
+            )
+        },
+    )
 
 
 def autoencoder_run(workdir, strategy, *, epochs=3, kill_at_batch=None):
@@ -98,24 +112,27 @@ def autoencoder_run(workdir, strategy, *, epochs=3, kill_at_batch=None):
     with strategy.scope():
         tf.random.set_seed(7)
         model = autoencoder.Autoencoder(
-            autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1))
+            autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1)
+        )
         trainer = autoencoder_trainer.AutoencoderTrainer(
-            model, optimizers.make_optimizer("adam", 1e-2),
-            base.TrainerConfig(workdir=workdir, epochs=epochs, seed=0,
-                               steps_per_loop=2, progress="none"),
-            _toy2d_data(kill_at_batch))
+            model,
+            optimizers.make_optimizer("adam", 1e-2),
+            base.TrainerConfig(
+                workdir=workdir, epochs=epochs, seed=0, steps_per_loop=2, progress="none"
+            ),
+            _toy2d_data(kill_at_batch),
+        )
     result = trainer.train()
     return {
         "completed": result.completed,
         "stop_signal": result.stop_signal,
         "global_step": result.global_step,
         "is_chief": trainer.is_chief,
-        "train_mse": [record["train"]["mse"]
-                      for record in result.metrics["epochs"]],
-        "test_mse": [record.get("test", {}).get("mse")
-                     for record in result.metrics["epochs"]],
-        "weights": [variable.numpy().tolist()
-                    for variable in model.trainable_variables],
+        "train_mse": [record["train"]["mse"] for record in result.metrics["epochs"]],
+        "test_mse": [
+            record.get("test", {}).get("mse") for record in result.metrics["epochs"]
+        ],
+        "weights": [variable.numpy().tolist() for variable in model.trainable_variables],
         "checkpoint_directory": trainer.checkpoint_manager.directory,
     }
 
@@ -139,25 +156,26 @@ class _RegressionTrainer(base.Trainer):
     a wrong scaling over replicas shows at once."""
 
     def __init__(self, model, config, data):
-        super().__init__(model=model, optimizers={
-            "regression": (tf_keras.optimizers.SGD(0.1),
-                           model.trainable_variables)}, config=config,
-                         data=data)
+        super().__init__(
+            model=model,
+            optimizers={
+                "regression": (tf_keras.optimizers.SGD(0.1), model.trainable_variables)
+            },
+            config=config,
+            data=data,
+        )
 
     def train_step(self, batch, seed):
         del seed  # Deterministic.
         variables = self.optimized_variables["regression"]
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(self.model(batch["x"])
-                                            - batch["y"]))
+            loss = tf.reduce_mean(tf.square(self.model(batch["x"]) - batch["y"]))
         gradients = tape.gradient(loss, variables)
-        self.optimizers["regression"].apply_gradients(zip(gradients,
-                                                          variables))
+        self.optimizers["regression"].apply_gradients(zip(gradients, variables))
         return {"loss": loss, "steps": tf.constant(1, tf.int32)}
 
     def eval_step(self, batch):
-        return {"squared_error": tf.square(self.model(batch["x"])
-                                           - batch["y"])}
+        return {"squared_error": tf.square(self.model(batch["x"]) - batch["y"])}
 
 
 def _regression_run(strategy):
@@ -167,27 +185,41 @@ def _regression_run(strategy):
 
     def train_batches(epoch, skip_batches):
         order = np.random.default_rng(epoch).permutation(64)
-        return tf.data.Dataset.from_tensor_slices(
-            {"x": x[order], "y": 3 * x[order] - 1 + noise[order]}).batch(
-                8, drop_remainder=True).skip(skip_batches)
+        return (
+            tf.data.Dataset.from_tensor_slices(
+                {"x": x[order], "y": 3 * x[order] - 1 + noise[order]}
+            )
+            .batch(8, drop_remainder=True)
+            .skip(skip_batches)
+        )
 
     def eval_batches():
         return tf.data.Dataset.from_tensor_slices(
-            {"x": x, "y": 3 * x - 1, "mask": np.ones(64, np.float32)}).batch(16)
+            {"x": x, "y": 3 * x - 1, "mask": np.ones(64, np.float32)}
+        ).batch(16)
 
-    data = base.DataSource(train_batches=train_batches, steps_per_epoch=8,
-                           batch_size=8, eval_batches={"test": eval_batches})
+    data = base.DataSource(
+        train_batches=train_batches,
+        steps_per_epoch=8,
+        batch_size=8,
+        eval_batches={"test": eval_batches},
+    )
     with strategy.scope():
         model = _LinearModel()
-        trainer = _RegressionTrainer(model, base.TrainerConfig(
-            workdir=tempfile.mkdtemp(), epochs=3, steps_per_loop=3,
-            progress="none"), data)
+        trainer = _RegressionTrainer(
+            model,
+            base.TrainerConfig(
+                workdir=tempfile.mkdtemp(), epochs=3, steps_per_loop=3, progress="none"
+            ),
+            data,
+        )
     metrics = trainer.train().metrics
-    return {"loss": [record["train"]["loss"] for record in metrics["epochs"]],
-            "steps": metrics["final"]["train"]["steps"],
-            "test": metrics["final"]["test"]["squared_error"],
-            "weights": [float(model.weight.numpy()),
-                        float(model.bias.numpy())]}
+    return {
+        "loss": [record["train"]["loss"] for record in metrics["epochs"]],
+        "steps": metrics["final"]["train"]["steps"],
+        "test": metrics["final"]["test"]["squared_error"],
+        "weights": [float(model.weight.numpy()), float(model.bias.numpy())],
+    }
 
 
 # The VAE-GAN case: a batch of 4 whose first two images (replica 0's share)
@@ -201,12 +233,10 @@ class _SteeredVaeGanTrainer(vaegan_trainer.VaeGanTrainer):
     whatever the weights, so the two replicas measure different L_GAN."""
 
     def loss_terms(self, images, labels, seed, *, is_training):
-        terms = super().loss_terms(images, labels, seed,
-                                   is_training=is_training)
+        terms = super().loss_terms(images, labels, seed, is_training=is_training)
         white = tf.reduce_mean(images, axis=[1, 2, 3]) > 0.5
         # Keeps the networks in the graph, with a zero gradient.
-        terms["gan"] = (tf.where(white, _HIGH_GAN, _LOW_GAN)
-                        + 0.0 * terms["gan"])
+        terms["gan"] = tf.where(white, _HIGH_GAN, _LOW_GAN) + 0.0 * terms["gan"]
         return terms
 
 
@@ -219,34 +249,54 @@ def _vaegan_run(strategy, schedule="alternating"):
     data = base.DataSource(
         # The same order every step: replica 0 gets the black images.
         train_batches=lambda epoch, skip: tf.data.Dataset.from_tensors(
-            {"image": images.astype(np.float32) / 255.0}).repeat(
-                2 - skip),
-        steps_per_epoch=2, batch_size=4,
-        eval_batches={"test": lambda: datasets.eval_batches(
-            split, batch_size=4, seed=0, binarization="none",
-            num_classes=1)})
+            {"image": images.astype(np.float32) / 255.0}
+        ).repeat(2 - skip),
+        steps_per_epoch=2,
+        batch_size=4,
+        eval_batches={
+            "test": lambda: datasets.eval_batches(
+                split, batch_size=4, seed=0, binarization="none", num_classes=1
+            )
+        },
+    )
     with strategy.scope():
         tf.random.set_seed(0)
-        model = vaegan.VaeGan(vaegan.VaeGanConfig(
-            image_shape=(4, 4, 1), latent_dim=1, num_classes=0,
-            encoder_filters=(2, 2), encoder_dense_units=(2,),
-            decoder_base_channels=2, decoder_filters=(2, 2),
-            discriminator_filters=(2, 2), similarity_channels=2,
-            dropout_rate=0.0))
+        model = vaegan.VaeGan(
+            vaegan.VaeGanConfig(
+                image_shape=(4, 4, 1),
+                latent_dim=1,
+                num_classes=0,
+                encoder_filters=(2, 2),
+                encoder_dense_units=(2,),
+                decoder_base_channels=2,
+                decoder_filters=(2, 2),
+                discriminator_filters=(2, 2),
+                similarity_channels=2,
+                dropout_rate=0.0,
+            )
+        )
         if schedule == "alternating":
             trainer_class = _SteeredVaeGanTrainer
             objective = vaegan_trainer.VaeGanObjective(
-                d_steps=3, g_steps=3, d_threshold=1.0, g_threshold=2.0)
+                d_steps=3, g_steps=3, d_threshold=1.0, g_threshold=2.0
+            )
         else:
             trainer_class = vaegan_trainer.VaeGanTrainer
             objective = vaegan_trainer.VaeGanObjective(
-                schedule=schedule, d_steps=1, g_steps=1)
+                schedule=schedule, d_steps=1, g_steps=1
+            )
         trainer = trainer_class(
-            model, {player: optimizers.make_optimizer("rmsprop", 1e-3)
-                    for player in vaegan_trainer.PLAYERS},
-            base.TrainerConfig(workdir=tempfile.mkdtemp(), epochs=1,
-                               steps_per_loop=2, progress="none"),
-            data, objective=objective)
+            model,
+            {
+                player: optimizers.make_optimizer("rmsprop", 1e-3)
+                for player in vaegan_trainer.PLAYERS
+            },
+            base.TrainerConfig(
+                workdir=tempfile.mkdtemp(), epochs=1, steps_per_loop=2, progress="none"
+            ),
+            data,
+            objective=objective,
+        )
     final = trainer.train().metrics["final"]
     return {"train": final["train"], "test_elbo": final["test"]["elbo"]}
 
@@ -260,22 +310,46 @@ def _elbo_run(strategy, regularised=True):
     split = datasets.ArraySplit(images, np.zeros(32, np.int64))
     data = base.DataSource(
         train_batches=lambda epoch, skip: datasets.train_batches(
-            split, batch_size=16, epoch=epoch, seed=3,
-            binarization="dynamic", num_classes=1, skip_batches=skip),
-        steps_per_epoch=2, batch_size=16,
-        eval_batches={"test": lambda: datasets.eval_batches(
-            split, batch_size=16, seed=3, binarization="dynamic",
-            num_classes=1)})
+            split,
+            batch_size=16,
+            epoch=epoch,
+            seed=3,
+            binarization="dynamic",
+            num_classes=1,
+            skip_batches=skip,
+        ),
+        steps_per_epoch=2,
+        batch_size=16,
+        eval_batches={
+            "test": lambda: datasets.eval_batches(
+                split, batch_size=16, seed=3, binarization="dynamic", num_classes=1
+            )
+        },
+    )
     with strategy.scope():
         tf.random.set_seed(7)
-        model = models.VAE(models.ModelConfig(
-            architecture="mlp", image_shape=(8, 8, 1), latent_dim=2,
-            hidden_units=(16,), hidden_batch_norm=regularised,
-            hidden_dropout_rate=0.1 if regularised else 0.0))
+        model = models.VAE(
+            models.ModelConfig(
+                architecture="mlp",
+                image_shape=(8, 8, 1),
+                latent_dim=2,
+                hidden_units=(16,),
+                hidden_batch_norm=regularised,
+                hidden_dropout_rate=0.1 if regularised else 0.0,
+            )
+        )
         trainer = elbo.ElboTrainer(
-            model, tf_keras.optimizers.Adam(1e-2), base.TrainerConfig(
-                workdir=tempfile.mkdtemp(), epochs=2, seed=5,
-                steps_per_loop=2, progress="none"), data)
+            model,
+            tf_keras.optimizers.Adam(1e-2),
+            base.TrainerConfig(
+                workdir=tempfile.mkdtemp(),
+                epochs=2,
+                seed=5,
+                steps_per_loop=2,
+                progress="none",
+            ),
+            data,
+        )
     metrics = trainer.train().metrics
 
     seed = tf.constant([7, 11], tf.int32)  # As the loop draws it.
@@ -283,49 +357,56 @@ def _elbo_run(strategy, regularised=True):
     def replica_draws(seed):
         # A global batch of 4, split over the replicas.
         rows = trainer.example_noise(
-            seed, tf.constant(4 // strategy.num_replicas_in_sync), [3])
-        return {"seed": seed, "replica_seed": trainer.replica_seed(seed),
-                "noise": rows}
+            seed, tf.constant(4 // strategy.num_replicas_in_sync), [3]
+        )
+        return {"seed": seed, "replica_seed": trainer.replica_seed(seed), "noise": rows}
 
-    draws = strategy.experimental_local_results(
-        strategy.run(replica_draws, args=(seed,)))
-    moving_means = [variable for variable in model.variables
-                    if "moving_mean" in variable.name]
+    draws = strategy.experimental_local_results(strategy.run(replica_draws, args=(seed,)))
+    moving_means = [
+        variable for variable in model.variables if "moving_mean" in variable.name
+    ]
     return {
-        "train_elbo": [record["train"]["elbo"]
-                       for record in metrics["epochs"]],
+        "train_elbo": [record["train"]["elbo"] for record in metrics["epochs"]],
         # Only the chief evaluates.
         "test_elbo": metrics["final"].get("test", {}).get("elbo"),
-        "replica_draws": [{key: value.numpy().tolist()
-                           for key, value in replica.items()}
-                          for replica in draws],
+        "replica_draws": [
+            {key: value.numpy().tolist() for key, value in replica.items()}
+            for replica in draws
+        ],
         "moving_mean_copies": [
-            [copy.numpy().tolist()
-             for copy in strategy.experimental_local_results(variable)]
-            for variable in moving_means],
+            [
+                copy.numpy().tolist()
+                for copy in strategy.experimental_local_results(variable)
+            ]
+            for variable in moving_means
+        ],
     }
 
 
 def _refused_model_outside_scope(strategy):
     model = _LinearModel()  # Not in the strategy's scope.
-    data = base.DataSource(train_batches=None, steps_per_epoch=1,
-                           batch_size=2)
+    data = base.DataSource(train_batches=None, steps_per_epoch=1, batch_size=2)
     try:
         with strategy.scope():
-            _RegressionTrainer(model, base.TrainerConfig(
-                workdir=tempfile.mkdtemp(), epochs=1, progress="none"), data)
+            _RegressionTrainer(
+                model,
+                base.TrainerConfig(workdir=tempfile.mkdtemp(), epochs=1, progress="none"),
+                data,
+            )
     except ValueError as error:
         return str(error)
     return None
 
 
 def _refused_odd_batch(strategy):
-    data = base.DataSource(train_batches=None, steps_per_epoch=1,
-                           batch_size=7)
+    data = base.DataSource(train_batches=None, steps_per_epoch=1, batch_size=7)
     try:
         with strategy.scope():
-            _RegressionTrainer(_LinearModel(), base.TrainerConfig(
-                workdir=tempfile.mkdtemp(), epochs=1, progress="none"), data)
+            _RegressionTrainer(
+                _LinearModel(),
+                base.TrainerConfig(workdir=tempfile.mkdtemp(), epochs=1, progress="none"),
+                data,
+            )
     except ValueError as error:
         return str(error)
     return None
@@ -342,7 +423,8 @@ def run_mirrored_cases():
     """Every case under the default strategy and under two logical CPUs."""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
     tf.config.experimental.enable_op_determinism()
     default = tf.distribute.get_strategy()
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -357,10 +439,8 @@ def run_mirrored_cases():
         }
     results["mirrored"]["elbo"] = _elbo_run(mirrored)
     results["mirrored"]["elbo_again"] = _elbo_run(mirrored)
-    results["mirrored"]["resumed_autoencoder"] = _resume_under_mirrored(
-        mirrored)
-    results["mirrored"]["outside_scope_error"] = (
-        _refused_model_outside_scope(mirrored))
+    results["mirrored"]["resumed_autoencoder"] = _resume_under_mirrored(mirrored)
+    results["mirrored"]["outside_scope_error"] = _refused_model_outside_scope(mirrored)
     results["mirrored"]["odd_batch_error"] = _refused_odd_batch(mirrored)
     return results
 
@@ -370,8 +450,7 @@ def run_worker(workdir, kill_at_batch):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     tf.config.experimental.enable_op_determinism()
     result = autoencoder_run(workdir, strategy, kill_at_batch=kill_at_batch)
-    result["checkpoint_directory_left"] = os.path.exists(
-        result["checkpoint_directory"])
+    result["checkpoint_directory_left"] = os.path.exists(result["checkpoint_directory"])
     return result
 
 
@@ -389,12 +468,14 @@ def main(argv):
     elif case == "elbo_worker":
         results = run_elbo_worker()
     elif case == "worker":
-        kill_at_batch = (tuple(int(value) for value in argv[4:6])
-                         if len(argv) > 4 else None)
+        kill_at_batch = (
+            tuple(int(value) for value in argv[4:6]) if len(argv) > 4 else None
+        )
         results = run_worker(argv[3], kill_at_batch)
     else:
-        raise SystemExit(f"Unknown case {case!r}; expected mirrored, "
-                         "elbo_worker or worker.")
+        raise SystemExit(
+            f"Unknown case {case!r}; expected mirrored, elbo_worker or worker."
+        )
     with open(output, "w") as stream:
         json.dump(results, stream)
 

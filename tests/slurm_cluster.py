@@ -32,11 +32,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
-_PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol",
-             "scancel", "sinfo", "srun")
+_PROGRAMS = (
+    "munged",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "squeue",
+    "scontrol",
+    "scancel",
+    "sinfo",
+    "srun",
+)
 _CONTROLLER_PORT = 6817
 _NODE_PORT = 6818
 
@@ -45,13 +53,12 @@ class SlurmUnavailable(Exception):
     """Slurm cannot be run here; the message says why."""
 
 
-def _find(program: str) -> Optional[str]:
+def _find(program: str) -> str | None:
     # The daemons live in /usr/sbin, which a non-login PATH may lack.
-    return shutil.which(program, path=os.environ.get("PATH", "") +
-                        ":/usr/sbin:/sbin")
+    return shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
-def _missing_programs() -> List[str]:
+def _missing_programs() -> list[str]:
     return [program for program in _PROGRAMS if _find(program) is None]
 
 
@@ -68,31 +75,37 @@ def install_packages() -> None:
         raise SlurmUnavailable(
             f"Slurm is not installed ({', '.join(missing)} missing) and "
             "installing it needs root: run `apt-get install "
-            f"{' '.join(PACKAGES)}` as root, then the tests again.")
+            f"{' '.join(PACKAGES)}` as root, then the tests again."
+        )
     if shutil.which("apt-get") is None:
         raise SlurmUnavailable(
             f"Slurm is not installed ({', '.join(missing)} missing) and there "
-            "is no apt-get to install it with.")
+            "is no apt-get to install it with."
+        )
     environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-               *PACKAGES]
-    result = subprocess.run(command, env=environment, capture_output=True,
-                            text=True, check=False)
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
+    result = subprocess.run(
+        command, env=environment, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         # A clean machine may never have fetched the package lists.
-        subprocess.run(["apt-get", "update", "-q"], env=environment,
-                       capture_output=True, check=False)
-        result = subprocess.run(command, env=environment,
-                                capture_output=True, text=True, check=False)
+        subprocess.run(
+            ["apt-get", "update", "-q"], env=environment, capture_output=True, check=False
+        )
+        result = subprocess.run(
+            command, env=environment, capture_output=True, text=True, check=False
+        )
     if result.returncode != 0 or _missing_programs():
         raise SlurmUnavailable(
             f"`{' '.join(command)}` failed (exit status {result.returncode}; "
             "no network to the package registry?): "
-            f"{(result.stderr or result.stdout).strip()[-500:]}")
+            f"{(result.stderr or result.stdout).strip()[-500:]}"
+        )
 
 
 def _port_in_use(port: int) -> bool:
     import socket  # pylint: disable=import-outside-toplevel
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -104,72 +117,84 @@ def _port_in_use(port: int) -> bool:
 
 def slurm_conf(root: str, cpus: int) -> str:
     """The text of slurm.conf for a one-node cluster kept under `root`."""
-    return "\n".join([
-        "ClusterName=vaetest",
-        "SlurmctldHost=localhost",
-        "SlurmUser=root",
-        "SlurmdUser=root",
-        f"SlurmctldPort={_CONTROLLER_PORT}",
-        f"SlurmdPort={_NODE_PORT}",
-        "AuthType=auth/munge",
-        "CredType=cred/munge",
-        # A requeued job may restart cred_expire + 1 s after it ended.
-        f"AuthInfo=socket={root}/munge/munge.socket,cred_expire=10",
-        f"StateSaveLocation={root}/state",
-        f"SlurmdSpoolDir={root}/spool",
-        f"SlurmctldPidFile={root}/slurmctld.pid",
-        f"SlurmdPidFile={root}/slurmd.pid",
-        f"SlurmctldLogFile={root}/slurmctld.log",
-        f"SlurmdLogFile={root}/slurmd.log",
-        "SlurmctldDebug=info",
-        "SlurmdDebug=info",
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
-        "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_CPU",
-        "SchedulerType=sched/builtin",
-        "MpiDefault=none",
-        "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none",
-        "ReturnToService=2",
-        "SlurmctldTimeout=30",
-        "SlurmdTimeout=30",
-        "InactiveLimit=0",
-        "MinJobAge=600",
-        # Time for a stopped run to write its checkpoint before SIGKILL.
-        "KillWait=30",
-        "Waittime=0",
-        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN",
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE "
-        "State=UP OverSubscribe=FORCE:4",
-        "",
-    ])
+    return "\n".join(
+        [
+            "ClusterName=vaetest",
+            "SlurmctldHost=localhost",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            f"SlurmctldPort={_CONTROLLER_PORT}",
+            f"SlurmdPort={_NODE_PORT}",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            # A requeued job may restart cred_expire + 1 s after it ended.
+            f"AuthInfo=socket={root}/munge/munge.socket,cred_expire=10",
+            f"StateSaveLocation={root}/state",
+            f"SlurmdSpoolDir={root}/spool",
+            f"SlurmctldPidFile={root}/slurmctld.pid",
+            f"SlurmdPidFile={root}/slurmd.pid",
+            f"SlurmctldLogFile={root}/slurmctld.log",
+            f"SlurmdLogFile={root}/slurmd.log",
+            "SlurmctldDebug=info",
+            "SlurmdDebug=info",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_CPU",
+            "SchedulerType=sched/builtin",
+            "MpiDefault=none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "ReturnToService=2",
+            "SlurmctldTimeout=30",
+            "SlurmdTimeout=30",
+            "InactiveLimit=0",
+            "MinJobAge=600",
+            # Time for a stopped run to write its checkpoint before SIGKILL.
+            "KillWait=30",
+            "Waittime=0",
+            f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN",
+            "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE "
+            "State=UP OverSubscribe=FORCE:4",
+            "",
+        ]
+    )
 
 
 class SlurmCluster:
     """munged + slurmctld + slurmd on this machine, state under `root`."""
 
-    def __init__(self, root: Optional[str] = None):
+    def __init__(self, root: str | None = None):
         self.root = root or tempfile.mkdtemp(prefix="vae-slurm-")
         self.conf_path = os.path.join(self.root, "slurm.conf")
         self.cpus = os.cpu_count() or 1
-        self._daemons: List[subprocess.Popen] = []
+        self._daemons: list[subprocess.Popen] = []
 
-    def environment(self) -> Dict[str, str]:
+    def environment(self) -> dict[str, str]:
         """os.environ plus what every Slurm client needs (SLURM_CONF, the
         daemons' directory on PATH)."""
-        return dict(os.environ, SLURM_CONF=self.conf_path,
-                    PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        return dict(
+            os.environ,
+            SLURM_CONF=self.conf_path,
+            PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
+        )
 
-    def run(self, *command: str, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(
+        self, *command: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """Runs a Slurm client command against this cluster."""
-        result = subprocess.run(list(command), env=self.environment(),
-                                capture_output=True, text=True,
-                                timeout=timeout, check=False)
+        result = subprocess.run(
+            list(command),
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed "
-                               f"({result.returncode}): {result.stderr}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({result.returncode}): {result.stderr}"
+            )
         return result
 
     def start(self, timeout: float = 60) -> None:
@@ -183,14 +208,14 @@ class SlurmCluster:
         install_packages()
         if os.geteuid() != 0:
             raise SlurmUnavailable(
-                "the test cluster's daemons (slurmd starts jobs as their "
-                "user) need root.")
-        busy = [port for port in (_CONTROLLER_PORT, _NODE_PORT)
-                if _port_in_use(port)]
+                "the test cluster's daemons (slurmd starts jobs as their user) need root."
+            )
+        busy = [port for port in (_CONTROLLER_PORT, _NODE_PORT) if _port_in_use(port)]
         if busy:
             raise SlurmUnavailable(
                 f"port(s) {busy} are in use: another Slurm (or another test "
-                "cluster) runs on this machine.")
+                "cluster) runs on this machine."
+            )
         for name in ("munge", "state", "spool"):
             os.makedirs(os.path.join(self.root, name), exist_ok=True)
         os.chmod(os.path.join(self.root, "munge"), 0o700)
@@ -202,28 +227,41 @@ class SlurmCluster:
         os.chmod(key_path, 0o400)
 
         munge_dir = os.path.join(self.root, "munge")
-        self._spawn([_find("munged"), "--foreground", "--force",
-                     f"--key-file={key_path}",
-                     f"--socket={munge_dir}/munge.socket",
-                     f"--pid-file={munge_dir}/munged.pid",
-                     f"--log-file={munge_dir}/munged.log",
-                     f"--seed-file={munge_dir}/munged.seed"])
-        self._wait_for(lambda: os.path.exists(
-            f"{munge_dir}/munge.socket"), timeout, "munged's socket")
+        self._spawn(
+            [
+                _find("munged"),
+                "--foreground",
+                "--force",
+                f"--key-file={key_path}",
+                f"--socket={munge_dir}/munge.socket",
+                f"--pid-file={munge_dir}/munged.pid",
+                f"--log-file={munge_dir}/munged.log",
+                f"--seed-file={munge_dir}/munged.seed",
+            ]
+        )
+        self._wait_for(
+            lambda: os.path.exists(f"{munge_dir}/munge.socket"),
+            timeout,
+            "munged's socket",
+        )
         # -i: forget any state (a fresh cluster each time).
         self._spawn([_find("slurmctld"), "-D", "-i", "-f", self.conf_path])
-        self._spawn([_find("slurmd"), "-D", "-N", "localhost", "-f",
-                     self.conf_path])
+        self._spawn([_find("slurmd"), "-D", "-N", "localhost", "-f", self.conf_path])
         self._wait_for(self._node_idle, timeout, "the node to be idle")
 
-    def _spawn(self, command: List[str]) -> None:
-        log = open(os.path.join(self.root, os.path.basename(command[0])
-                                + ".out"), "w")
+    def _spawn(self, command: list[str]) -> None:
+        log = open(os.path.join(self.root, os.path.basename(command[0]) + ".out"), "w")
         # Jobs inherit slurmd's nice value: start the daemons at nice 0.
-        self._daemons.append(subprocess.Popen(
-            command, env=self.environment(), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, 0)))
+        self._daemons.append(
+            subprocess.Popen(
+                command,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, 0),
+            )
+        )
         log.close()
 
     def _node_idle(self) -> bool:
@@ -231,9 +269,9 @@ class SlurmCluster:
             if daemon.poll() is not None:
                 raise SlurmUnavailable(
                     f"{daemon.args[0]} exited with status {daemon.returncode}"
-                    f"; see the logs in {self.root}.")
-        result = self.run("sinfo", "-h", "-N", "-o", "%t", check=False,
-                          timeout=10)
+                    f"; see the logs in {self.root}."
+                )
+        result = self.run("sinfo", "-h", "-N", "-o", "%t", check=False, timeout=10)
         return result.returncode == 0 and result.stdout.strip() == "idle"
 
     @staticmethod
@@ -265,18 +303,16 @@ class SlurmCluster:
         self._daemons.clear()
 
     # --------------------------------------------------------------- jobs
-    def job_field(self, job_id: str, field: str) -> Optional[str]:
+    def job_field(self, job_id: str, field: str) -> str | None:
         """A field of `scontrol show job` (e.g. JobState, Restarts)."""
-        result = self.run("scontrol", "-o", "show", "job", job_id,
-                          check=False)
+        result = self.run("scontrol", "-o", "show", "job", job_id, check=False)
         for item in result.stdout.split():
             name, _, value = item.partition("=")
             if name == field:
                 return value
         return None
 
-    def wait_for_state(self, job_id: str, states, timeout: float = 180
-                       ) -> str:
+    def wait_for_state(self, job_id: str, states, timeout: float = 180) -> str:
         """Waits until the job's state is one of `states`; returns it."""
         deadline = time.monotonic() + timeout
         while True:
@@ -285,8 +321,8 @@ class SlurmCluster:
                 return state
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"job {job_id} is {state} after {timeout} s, not one of "
-                    f"{states}")
+                    f"job {job_id} is {state} after {timeout} s, not one of {states}"
+                )
             time.sleep(0.5)
 
 
@@ -299,10 +335,12 @@ def main() -> None:
     except SlurmUnavailable as error:
         print(f"Cannot start Slurm: {error}", file=sys.stderr)
         sys.exit(1)
-    print(f"Slurm is running (state and logs in {cluster.root}).\n"
-          f"In another shell:  export SLURM_CONF={cluster.conf_path}\n"
-          "then sinfo, vae-submit ..., squeue. Ctrl-C here stops it.",
-          flush=True)
+    print(
+        f"Slurm is running (state and logs in {cluster.root}).\n"
+        f"In another shell:  export SLURM_CONF={cluster.conf_path}\n"
+        "then sinfo, vae-submit ..., squeue. Ctrl-C here stops it.",
+        flush=True,
+    )
     try:
         signal.pause()
     except KeyboardInterrupt:

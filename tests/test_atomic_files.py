@@ -8,15 +8,17 @@ from vae import atomic_files
 
 
 class AtomicFilesTest(absltest.TestCase):
-
     def test_json_is_strict_and_sorted(self):
         path = os.path.join(self.create_tempdir().full_path, "new", "m.json")
-        atomic_files.write_json(path, {"b": float("nan"), "a": [1.0, float("inf")],
-                                       "c": {"d": (float("-inf"), 2)}})
+        atomic_files.write_json(
+            path,
+            {"b": float("nan"), "a": [1.0, float("inf")], "c": {"d": (float("-inf"), 2)}},
+        )
         with open(path) as stream:
             text = stream.read()
-        self.assertEqual(json.loads(text), {"a": [1.0, None], "b": None,
-                                            "c": {"d": [None, 2]}})
+        self.assertEqual(
+            json.loads(text), {"a": [1.0, None], "b": None, "c": {"d": [None, 2]}}
+        )
         self.assertLess(text.index('"a"'), text.index('"b"'))
         self.assertNotIn("NaN", text)
 
@@ -55,8 +57,8 @@ class AtomicFilesTest(absltest.TestCase):
         path = os.path.join(self.create_tempdir().full_path, "picture.png")
         seen = []
         atomic_files.write_atomically(
-            path, lambda temporary: (seen.append(temporary),
-                                     open(temporary, "w").close()))
+            path, lambda temporary: (seen.append(temporary), open(temporary, "w").close())
+        )
         self.assertTrue(seen[0].endswith(".png"))
         self.assertNotEqual(seen[0], path)
         self.assertTrue(os.path.exists(path))

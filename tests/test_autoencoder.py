@@ -1,15 +1,16 @@
 """Tests for vae/autoencoder.py: the (conditional) deterministic autoencoder."""
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from vae import autoencoder
 
 BATCH = 5
 SMALL = autoencoder.AutoencoderConfig(hidden_units=(8, 6), code_dim=1)
-SMALL_CONDITIONAL = autoencoder.AutoencoderConfig(hidden_units=(8, 6), code_dim=1,
-                                                  num_classes=3)
+SMALL_CONDITIONAL = autoencoder.AutoencoderConfig(
+    hidden_units=(8, 6), code_dim=1, num_classes=3
+)
 
 
 def _numpy_elu(x):
@@ -31,13 +32,19 @@ def _onehot(labels, num_classes):
 
 
 class AutoencoderConfigTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_defaults_are_the_reference_network(self):
         config = autoencoder.AutoencoderConfig()
         config.validate()
-        self.assertEqual((config.input_dim, config.hidden_units, config.code_dim,
-                          config.activation, config.num_classes),
-                         (2, (64, 64), 1, "elu", 0))
+        self.assertEqual(
+            (
+                config.input_dim,
+                config.hidden_units,
+                config.code_dim,
+                config.activation,
+                config.num_classes,
+            ),
+            (2, (64, 64), 1, "elu", 0),
+        )
         self.assertFalse(config.is_conditional)
 
     def test_list_of_hidden_units_becomes_a_tuple(self):
@@ -62,16 +69,15 @@ class AutoencoderConfigTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class AutoencoderTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
-        self.points = np.random.default_rng(0).normal(
-            size=(BATCH, 2)).astype(np.float32)
+        self.points = np.random.default_rng(0).normal(size=(BATCH, 2)).astype(np.float32)
         self.labels = _onehot([0, 1, 2, 1, 0], 3)
 
-    @parameterized.named_parameters(("unconditional", SMALL, False),
-                                    ("conditional", SMALL_CONDITIONAL, True))
+    @parameterized.named_parameters(
+        ("unconditional", SMALL, False), ("conditional", SMALL_CONDITIONAL, True)
+    )
     def test_shapes_and_dtypes(self, config, conditional):
         model = autoencoder.Autoencoder(config)
         labels = self.labels if conditional else None
@@ -92,9 +98,9 @@ class AutoencoderTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(conditional.decoder.layers[0].w.shape, (1 + 3, 6))
         self.assertEqual(conditional.decoder.layers[-1].w.shape, (8, 2))
         # Nothing else differs: the label adds exactly these weights.
-        extra = (sum(v.shape.num_elements() for v in conditional.trainable_variables)
-                 - sum(v.shape.num_elements()
-                       for v in unconditional.trainable_variables))
+        extra = sum(
+            v.shape.num_elements() for v in conditional.trainable_variables
+        ) - sum(v.shape.num_elements() for v in unconditional.trainable_variables)
         self.assertEqual(extra, 3 * 8 + 3 * 6)
 
     def test_unconditional_matches_numpy_reference(self):
@@ -108,8 +114,9 @@ class AutoencoderTest(tf.test.TestCase, parameterized.TestCase):
         labels = self.labels.numpy()
         code = _numpy_mlp(model.encoder, np.concatenate([self.points, labels], 1))
         expected = _numpy_mlp(model.decoder, np.concatenate([code, labels], 1))
-        self.assertAllClose(model.reconstruct(self.points, self.labels), expected,
-                            atol=1e-5)
+        self.assertAllClose(
+            model.reconstruct(self.points, self.labels), expected, atol=1e-5
+        )
 
     def test_conditioning_changes_the_decoder_output(self):
         model = autoencoder.Autoencoder(SMALL_CONDITIONAL)
@@ -118,13 +125,15 @@ class AutoencoderTest(tf.test.TestCase, parameterized.TestCase):
         for first in range(3):
             for second in range(first + 1, 3):
                 self.assertGreater(
-                    float(tf.reduce_max(tf.abs(outputs[first] - outputs[second]))),
-                    1e-4)
+                    float(tf.reduce_max(tf.abs(outputs[first] - outputs[second]))), 1e-4
+                )
 
     def test_conditioning_changes_the_code(self):
         model = autoencoder.Autoencoder(SMALL_CONDITIONAL)
-        self.assertNotAllClose(model.encode(self.points, _onehot([0] * BATCH, 3)),
-                               model.encode(self.points, _onehot([2] * BATCH, 3)))
+        self.assertNotAllClose(
+            model.encode(self.points, _onehot([0] * BATCH, 3)),
+            model.encode(self.points, _onehot([2] * BATCH, 3)),
+        )
 
     def test_missing_label_for_conditional_model(self):
         model = autoencoder.Autoencoder(SMALL_CONDITIONAL)
@@ -150,8 +159,9 @@ class AutoencoderTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "unconditional"):
             model.encode(self.points, self.labels)
 
-    @parameterized.named_parameters(("unconditional", SMALL, False),
-                                    ("conditional", SMALL_CONDITIONAL, True))
+    @parameterized.named_parameters(
+        ("unconditional", SMALL, False), ("conditional", SMALL_CONDITIONAL, True)
+    )
     def test_variables_created_once(self, config, conditional):
         model = autoencoder.Autoencoder(config)
         labels = self.labels if conditional else None
@@ -172,11 +182,14 @@ class AutoencoderTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_no_hidden_layers_is_linear(self):
         model = autoencoder.Autoencoder(
-            autoencoder.AutoencoderConfig(hidden_units=(), code_dim=2))
+            autoencoder.AutoencoderConfig(hidden_units=(), code_dim=2)
+        )
         scaled = model.reconstruct(2.0 * self.points) - model.reconstruct(
-            tf.zeros_like(self.points))
+            tf.zeros_like(self.points)
+        )
         unscaled = model.reconstruct(self.points) - model.reconstruct(
-            tf.zeros_like(self.points))
+            tf.zeros_like(self.points)
+        )
         self.assertAllClose(scaled, 2.0 * unscaled, atol=1e-5)
 
 

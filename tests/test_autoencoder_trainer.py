@@ -22,8 +22,9 @@ TINY = autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1)
 def _toy_splits(seed=0):
     """A small subset of the toy2d data: 200 training and 60 test points."""
     arrays = datasets.load_dataset("toy2d", seed=seed)
-    train = datasets.ArraySplit(arrays.train.images[:NUM_TRAIN],
-                                arrays.train.labels[:NUM_TRAIN])
+    train = datasets.ArraySplit(
+        arrays.train.images[:NUM_TRAIN], arrays.train.labels[:NUM_TRAIN]
+    )
     test = datasets.ArraySplit(arrays.test.images[:60], arrays.test.labels[:60])
     return train, test
 
@@ -31,49 +32,67 @@ def _toy_splits(seed=0):
 def _data_source(train, test):
     def train_batches(epoch, skip_batches):
         return datasets.train_batches(
-            train, batch_size=BATCH_SIZE, epoch=epoch, seed=0,
-            binarization="none", num_classes=2, skip_batches=skip_batches)
+            train,
+            batch_size=BATCH_SIZE,
+            epoch=epoch,
+            seed=0,
+            binarization="none",
+            num_classes=2,
+            skip_batches=skip_batches,
+        )
 
     def test_batches():
         # 60 points in batches of 25: the last batch is padded.
-        return datasets.eval_batches(test, batch_size=25, seed=0,
-                                     binarization="none", num_classes=2)
+        return datasets.eval_batches(
+            test, batch_size=25, seed=0, binarization="none", num_classes=2
+        )
 
-    return base.DataSource(train_batches=train_batches,
-                           steps_per_epoch=STEPS_PER_EPOCH,
-                           batch_size=BATCH_SIZE,
-                           eval_batches={"test": test_batches})
+    return base.DataSource(
+        train_batches=train_batches,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        batch_size=BATCH_SIZE,
+        eval_batches={"test": test_batches},
+    )
 
 
 class SquaredErrorTest(tf.test.TestCase):
-
     def test_matches_numpy(self):
         points = np.array([[0.0, 1.0], [2.0, -1.0]], np.float32)
         reconstructions = np.array([[1.0, 1.0], [0.0, 2.0]], np.float32)
         self.assertAllClose(
             autoencoder_trainer.squared_error_per_example(points, reconstructions),
-            [0.5, (4.0 + 9.0) / 2])
+            [0.5, (4.0 + 9.0) / 2],
+        )
 
 
 class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
         self.train_split, self.test_split = _toy_splits()
 
-    def _trainer(self, num_classes, epochs=3,
-                 trainer_class=autoencoder_trainer.AutoencoderTrainer):
+    def _trainer(
+        self, num_classes, epochs=3, trainer_class=autoencoder_trainer.AutoencoderTrainer
+    ):
         model = autoencoder.Autoencoder(
-            autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1,
-                                          num_classes=num_classes))
+            autoencoder.AutoencoderConfig(
+                hidden_units=(16,), code_dim=1, num_classes=num_classes
+            )
+        )
         config = base.TrainerConfig(
-            workdir=self.create_tempdir().full_path, epochs=epochs, seed=0,
-            steps_per_loop=STEPS_PER_EPOCH, log_every_steps=STEPS_PER_EPOCH,
-            progress="none")
-        return trainer_class(model, optimizers.make_optimizer("adam", 1e-2),
-                             config, _data_source(self.train_split,
-                                                  self.test_split))
+            workdir=self.create_tempdir().full_path,
+            epochs=epochs,
+            seed=0,
+            steps_per_loop=STEPS_PER_EPOCH,
+            log_every_steps=STEPS_PER_EPOCH,
+            progress="none",
+        )
+        return trainer_class(
+            model,
+            optimizers.make_optimizer("adam", 1e-2),
+            config,
+            _data_source(self.train_split, self.test_split),
+        )
 
     @parameterized.named_parameters(("unconditional", 0), ("conditional", 2))
     def test_loss_decreases(self, num_classes):
@@ -92,17 +111,18 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
     def test_eval_mse_is_the_mean_over_real_points(self, num_classes):
         trainer = self._trainer(num_classes)
         reconstructions = autoencoder_trainer.reconstruct_points(
-            trainer.model, self.test_split.images, self.test_split.labels)
-        expected = np.mean((self.test_split.images - reconstructions)**2)
+            trainer.model, self.test_split.images, self.test_split.labels
+        )
+        expected = np.mean((self.test_split.images - reconstructions) ** 2)
         # Padding rows would pull the mean towards the zero input's error.
-        self.assertAllClose(trainer.evaluate()["test"]["mse"], expected,
-                            rtol=1e-5)
+        self.assertAllClose(trainer.evaluate()["test"]["mse"], expected, rtol=1e-5)
 
     def test_train_step_updates_every_variable(self):
         trainer = self._trainer(num_classes=2)
         before = [v.numpy() for v in trainer.model.trainable_variables]
-        batch = next(iter(_data_source(self.train_split, self.test_split)
-                          .train_batches(0, 0)))
+        batch = next(
+            iter(_data_source(self.train_split, self.test_split).train_batches(0, 0))
+        )
         logs = trainer.train_step(batch, tf.constant([1, 2], tf.int32))
         self.assertEqual(set(logs), {"mse"})
         for old, variable in zip(before, trainer.model.trainable_variables):
@@ -111,31 +131,32 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
     def test_subclass_can_add_logs(self):
 
         class CodeScaleTrainer(autoencoder_trainer.AutoencoderTrainer):
-
             def train_step(self, batch, seed):
                 logs = super().train_step(batch, seed)
                 code = self.model.encode(batch["image"])
                 logs["code_std"] = tf.math.reduce_std(code)
                 return logs
 
-        result = self._trainer(num_classes=0, epochs=1,
-                               trainer_class=CodeScaleTrainer).train()
+        result = self._trainer(
+            num_classes=0, epochs=1, trainer_class=CodeScaleTrainer
+        ).train()
         train_logs = result.metrics["final"]["train"]
         self.assertEqual(set(train_logs), {"mse", "code_std"})
         self.assertGreater(train_logs["code_std"], 0.0)
 
 
 class ReconstructPointsTest(tf.test.TestCase):
-
     def test_reconstruct_points_passes_labels_to_a_conditional_model(self):
         tf.random.set_seed(1)
         model = autoencoder.Autoencoder(
-            autoencoder.AutoencoderConfig(hidden_units=(4,), num_classes=2))
+            autoencoder.AutoencoderConfig(hidden_units=(4,), num_classes=2)
+        )
         points = np.array([[0.1, 0.2], [1.0, -0.3]], np.float32)
         labels = np.array([1, 0])
         self.assertAllClose(
             autoencoder_trainer.reconstruct_points(model, points, labels),
-            model.reconstruct(points, tf.one_hot(labels, 2)))
+            model.reconstruct(points, tf.one_hot(labels, 2)),
+        )
 
 
 if __name__ == "__main__":

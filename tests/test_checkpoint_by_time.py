@@ -11,15 +11,19 @@ from trainers import base
 
 
 class CheckpointEverySecondsTest(tf.test.TestCase):
-
     def _saves(self, seconds):
         data, _ = test_base.regression_data()  # 8 steps per epoch.
         trainer = test_base.RegressionTrainer(
             test_base.LinearModel(),
-            base.TrainerConfig(workdir=self.create_tempdir().full_path,
-                               epochs=1, steps_per_loop=2, progress="none",
-                               checkpoint_every_seconds=seconds),
-            data)
+            base.TrainerConfig(
+                workdir=self.create_tempdir().full_path,
+                epochs=1,
+                steps_per_loop=2,
+                progress="none",
+                checkpoint_every_seconds=seconds,
+            ),
+            data,
+        )
         self.assertTrue(trainer.train().completed)
         return int(trainer.checkpoint.save_counter.numpy())
 
@@ -33,36 +37,48 @@ class CheckpointEverySecondsTest(tf.test.TestCase):
 
     def test_negative_is_refused(self):
         with self.assertRaisesRegex(ValueError, "checkpoint_every_seconds"):
-            base.TrainerConfig(workdir="w", epochs=1,
-                               checkpoint_every_seconds=-1.0).validate()
+            base.TrainerConfig(
+                workdir="w", epochs=1, checkpoint_every_seconds=-1.0
+            ).validate()
 
 
 class LostWorkerReportTest(tf.test.TestCase):
-
     def test_names_the_lost_worker(self):
         workers = ["a:1", "b:2", "c:3"]
         error = tf.errors.UnavailableError(
-            None, None, "Collective ops is aborted by: task "
-            "/job:worker/replica:0/task:2 is unavailable\nmore detail")
+            None,
+            None,
+            "Collective ops is aborted by: task "
+            "/job:worker/replica:0/task:2 is unavailable\nmore detail",
+        )
         message = multi_worker.describe(error, workers, 0, global_step=12)
-        self.assertStartsWith(message, "Lost worker 2 (c:3) at global step "
-                              "12: it stopped answering (UnavailableError: "
-                              "Collective ops is aborted by: task")
-        self.assertIn(f"Worker 0 (a:1) exits with status "
-                      f"{exit_codes.LOST_WORKER}", message)
+        self.assertStartsWith(
+            message,
+            "Lost worker 2 (c:3) at global step "
+            "12: it stopped answering (UnavailableError: "
+            "Collective ops is aborted by: task",
+        )
+        self.assertIn(
+            f"Worker 0 (a:1) exits with status {exit_codes.LOST_WORKER}", message
+        )
         self.assertNotIn("more detail", message)
 
     def test_two_workers_the_other_one_is_lost(self):
         error = tf.errors.UnavailableError(
-            None, None, "Graph execution error:\n\nCollective ops is aborted "
-            "by: recvmsg:Connection reset by peer")
+            None,
+            None,
+            "Graph execution error:\n\nCollective ops is aborted "
+            "by: recvmsg:Connection reset by peer",
+        )
         self.assertStartsWith(
             multi_worker.describe(error, ["a:1", "b:2"], 1),
             "Lost worker 0 (a:1): it stopped answering (UnavailableError: "
-            "Collective ops is aborted by: recvmsg:Connection reset by peer)")
+            "Collective ops is aborted by: recvmsg:Connection reset by peer)",
+        )
         self.assertStartsWith(
             multi_worker.describe(error, ["a:1", "b:2", "c:3"], 1),
-            "Lost another worker of the 3: it stopped answering")
+            "Lost another worker of the 3: it stopped answering",
+        )
 
 
 if __name__ == "__main__":

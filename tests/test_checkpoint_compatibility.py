@@ -21,35 +21,65 @@ import tensorflow as tf
 from vae import models
 from vae import vaegan
 
-GOLDEN_PATH = os.path.join(os.path.dirname(__file__), "golden",
-                           "network_checkpoints.json")
+GOLDEN_PATH = os.path.join(
+    os.path.dirname(__file__), "golden", "network_checkpoints.json"
+)
 
-_CONV = dict(image_shape=(8, 8, 1), latent_dim=2, encoder_filters=(4, 4),
-             encoder_dense_units=(6,), decoder_dense_units=(5,),
-             decoder_base_channels=4, decoder_filters=(4, 4),
-             hidden_batch_norm=True, hidden_dropout_rate=0.2)
-_VAEGAN = dict(image_shape=(8, 8, 1), latent_dim=2, num_classes=3,
-               encoder_filters=(4, 4), decoder_base_channels=4,
-               decoder_filters=(4, 4), discriminator_filters=(4, 4),
-               similarity_channels=2, batch_norm=True, dropout_rate=0.2)
+_CONV = dict(
+    image_shape=(8, 8, 1),
+    latent_dim=2,
+    encoder_filters=(4, 4),
+    encoder_dense_units=(6,),
+    decoder_dense_units=(5,),
+    decoder_base_channels=4,
+    decoder_filters=(4, 4),
+    hidden_batch_norm=True,
+    hidden_dropout_rate=0.2,
+)
+_VAEGAN = dict(
+    image_shape=(8, 8, 1),
+    latent_dim=2,
+    num_classes=3,
+    encoder_filters=(4, 4),
+    decoder_base_channels=4,
+    decoder_filters=(4, 4),
+    discriminator_filters=(4, 4),
+    similarity_channels=2,
+    batch_norm=True,
+    dropout_rate=0.2,
+)
 
 # name -> (model class, config as a run record holds it). The VAE-GAN records use
 # the integer dense-unit fields that run records held before those fields were lists.
 CASES = {
     "conv_vae": (models.VAE, _CONV),
-    "conv_cvae_label_maps": (models.VAE, {**_CONV, "num_classes": 3,
-                                          "conditioning": "label_maps"}),
-    "conv_cvae_concat_gaussian": (models.VAE, {**_CONV, "num_classes": 3,
-                                               "likelihood": "gaussian",
-                                               "decoder_output": "conv"}),
-    "mlp_cvae": (models.VAE, dict(architecture="mlp", image_shape=(4, 4, 1),
-                                  latent_dim=2, hidden_units=(6, 5), num_classes=3,
-                                  hidden_dropout_rate=0.2)),
-    "cvae_gan": (vaegan.VaeGan, {**_VAEGAN, "encoder_dense_units": 6,
-                                 "decoder_dense_units": 5}),
-    "vae_gan_unconditional": (vaegan.VaeGan, {**_VAEGAN, "num_classes": 0,
-                                              "encoder_dense_units": 6,
-                                              "decoder_dense_units": 0}),
+    "conv_cvae_label_maps": (
+        models.VAE,
+        {**_CONV, "num_classes": 3, "conditioning": "label_maps"},
+    ),
+    "conv_cvae_concat_gaussian": (
+        models.VAE,
+        {**_CONV, "num_classes": 3, "likelihood": "gaussian", "decoder_output": "conv"},
+    ),
+    "mlp_cvae": (
+        models.VAE,
+        dict(
+            architecture="mlp",
+            image_shape=(4, 4, 1),
+            latent_dim=2,
+            hidden_units=(6, 5),
+            num_classes=3,
+            hidden_dropout_rate=0.2,
+        ),
+    ),
+    "cvae_gan": (
+        vaegan.VaeGan,
+        {**_VAEGAN, "encoder_dense_units": 6, "decoder_dense_units": 5},
+    ),
+    "vae_gan_unconditional": (
+        vaegan.VaeGan,
+        {**_VAEGAN, "num_classes": 0, "encoder_dense_units": 6, "decoder_dense_units": 0},
+    ),
 }
 
 
@@ -71,8 +101,7 @@ def _output_sums(model: tf.Module) -> dict:
     batch = 3
     images = rng.uniform(size=(batch, *model.image_shape)).astype(np.float32)
     z = rng.normal(size=(batch, model.latent_dim)).astype(np.float32)
-    labels = (tf.one_hot([0, 1, 2], model.num_classes) if model.num_classes
-              else None)
+    labels = tf.one_hot([0, 1, 2], model.num_classes) if model.num_classes else None
     sums = {}
     for is_training in (False, True):
         kwargs = dict(is_training=is_training, seed=tf.constant([1, 2]))
@@ -84,29 +113,34 @@ def _output_sums(model: tf.Module) -> dict:
             outputs.update(discriminator_logits=logits, features=features)
         for key, value in outputs.items():
             sums[f"{key}_{'training' if is_training else 'eval'}"] = float(
-                tf.reduce_sum(tf.abs(value)))
+                tf.reduce_sum(tf.abs(value))
+            )
     return sums
 
 
 def describe(name: str, directory: str) -> dict:
     """Checkpoint keys with shapes, parameter count and output sums of one case."""
     model_class, record = CASES[name]
-    config_class = (vaegan.VaeGanConfig if model_class is vaegan.VaeGan
-                    else models.ModelConfig)
+    config_class = (
+        vaegan.VaeGanConfig if model_class is vaegan.VaeGan else models.ModelConfig
+    )
     model = model_class(config_class.from_dict(record))
     _set_variables_from_names(model)
     path = tf.train.Checkpoint(model=model).write(os.path.join(directory, name))
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    variables = {key.removesuffix(suffix): "x".join(map(str, shape))
-                 for key, shape in tf.train.list_variables(path)
-                 if key.startswith("model/")}
-    return {"variables": variables,
-            "parameters": int(sum(np.prod(v.shape) for v in model.variables)),
-            "output_sums": _output_sums(model)}
+    variables = {
+        key.removesuffix(suffix): "x".join(map(str, shape))
+        for key, shape in tf.train.list_variables(path)
+        if key.startswith("model/")
+    }
+    return {
+        "variables": variables,
+        "parameters": int(sum(np.prod(v.shape) for v in model.variables)),
+        "output_sums": _output_sums(model),
+    }
 
 
 class CheckpointCompatibilityTest(tf.test.TestCase):
-
     def test_networks_match_the_golden_record(self):
         with open(GOLDEN_PATH) as stream:
             golden = json.load(stream)
@@ -117,13 +151,15 @@ class CheckpointCompatibilityTest(tf.test.TestCase):
                 self.assertEqual(found["variables"], golden[name]["variables"])
                 self.assertEqual(found["parameters"], golden[name]["parameters"])
                 for key, value in golden[name]["output_sums"].items():
-                    self.assertAllClose(found["output_sums"][key], value, rtol=1e-5,
-                                        msg=f"{name}: {key}")
+                    self.assertAllClose(
+                        found["output_sums"][key], value, rtol=1e-5, msg=f"{name}: {key}"
+                    )
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
         import tempfile
+
         with tempfile.TemporaryDirectory() as directory:
             record = {name: describe(name, directory) for name in CASES}
         os.makedirs(os.path.dirname(GOLDEN_PATH), exist_ok=True)

@@ -5,7 +5,9 @@ import os
 
 import tensorflow as tf
 
-from tests.test_base import LinearModel, RegressionTrainer, regression_data
+from tests.test_base import LinearModel
+from tests.test_base import RegressionTrainer
+from tests.test_base import regression_data
 from trainers import base
 from trainers import checkpointing
 
@@ -14,23 +16,25 @@ def make_trainer(workdir, epochs):
     data, _ = regression_data()
     return RegressionTrainer(
         LinearModel(),
-        base.TrainerConfig(workdir=workdir, epochs=epochs, steps_per_loop=3,
-                           progress="none"), data)
+        base.TrainerConfig(
+            workdir=workdir, epochs=epochs, steps_per_loop=3, progress="none"
+        ),
+        data,
+    )
 
 
 def weights(trainer):
-    return [float(trainer.model.weight.numpy()),
-            float(trainer.model.bias.numpy())]
+    return [float(trainer.model.weight.numpy()), float(trainer.model.bias.numpy())]
 
 
 class CheckpointingTest(tf.test.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         # The uninterrupted 3-epoch run every resumed one must match.
         reference = make_trainer(
-            os.path.join(tf.compat.v1.test.get_temp_dir(), "reference"), 3)
+            os.path.join(tf.compat.v1.test.get_temp_dir(), "reference"), 3
+        )
         reference.train()
         cls.reference_weights = weights(reference)
 
@@ -41,8 +45,7 @@ class CheckpointingTest(tf.test.TestCase):
 
     def test_truncated_newest_checkpoint_falls_back_to_the_one_before(self):
         workdir, checkpoint_dir = self.two_epochs()
-        data_file = os.path.join(checkpoint_dir,
-                                 "ckpt-2.data-00000-of-00001")
+        data_file = os.path.join(checkpoint_dir, "ckpt-2.data-00000-of-00001")
         with open(data_file, "r+b") as stream:
             stream.truncate(os.path.getsize(data_file) // 2)
         trainer = make_trainer(workdir, 3)
@@ -69,18 +72,19 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertEqual(result.global_step, 24)
         self.assertEqual(weights(trainer), self.reference_weights)
         self.assertEqual(
-            [os.path.basename(path)
-             for path in trainer.checkpoint_manager.checkpoints],
-            ["ckpt-1", "ckpt-2", "ckpt-3"])
+            [os.path.basename(path) for path in trainer.checkpoint_manager.checkpoints],
+            ["ckpt-1", "ckpt-2", "ckpt-3"],
+        )
         self.assertEqual(
-            os.path.basename(tf.train.latest_checkpoint(checkpoint_dir)),
-            "ckpt-3")
+            os.path.basename(tf.train.latest_checkpoint(checkpoint_dir)), "ckpt-3"
+        )
 
     def test_no_readable_checkpoint_stops_before_writing_anything(self):
         workdir, checkpoint_dir = self.two_epochs()
         for number in (1, 2):
-            with open(os.path.join(checkpoint_dir, f"ckpt-{number}.index"),
-                      "wb") as stream:
+            with open(
+                os.path.join(checkpoint_dir, f"ckpt-{number}.index"), "wb"
+            ) as stream:
                 stream.write(b"garbage")
         tensorboard = os.path.join(workdir, "tensorboard")
         events_before = sorted(os.listdir(tensorboard))
@@ -93,9 +97,13 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertIn(checkpoint_dir, message)
         # No new TensorBoard events file, no new checkpoint.
         self.assertEqual(sorted(os.listdir(tensorboard)), events_before)
-        self.assertEqual(checkpointing.numbered_checkpoints(checkpoint_dir),
-                         [(1, os.path.join(checkpoint_dir, "ckpt-1")),
-                          (2, os.path.join(checkpoint_dir, "ckpt-2"))])
+        self.assertEqual(
+            checkpointing.numbered_checkpoints(checkpoint_dir),
+            [
+                (1, os.path.join(checkpoint_dir, "ckpt-1")),
+                (2, os.path.join(checkpoint_dir, "ckpt-2")),
+            ],
+        )
 
     def test_leftover_temporary_folders_are_removed(self):
         workdir, checkpoint_dir = self.two_epochs()
@@ -103,8 +111,7 @@ class CheckpointingTest(tf.test.TestCase):
         # of ckpt-3, next, would only clean up its own).
         leftover = os.path.join(checkpoint_dir, "ckpt-2_temp")
         os.makedirs(leftover)
-        with open(os.path.join(leftover, "part-00000-of-00001.index"),
-                  "wb") as stream:
+        with open(os.path.join(leftover, "part-00000-of-00001.index"), "wb") as stream:
             stream.write(b"half")
         make_trainer(workdir, 3).train()
         self.assertFalse(os.path.exists(leftover))
@@ -125,8 +132,10 @@ class CheckpointingTest(tf.test.TestCase):
                 stream.truncate(os.path.getsize(data_file) // 2)
             os.makedirs(prefix + "_temp")
             raise tf.errors.ResourceExhaustedError(
-                None, None, f"{prefix}_temp/part-00000-of-00001.data; No "
-                "space left on device")
+                None,
+                None,
+                f"{prefix}_temp/part-00000-of-00001.data; No space left on device",
+            )
 
         checkpoint._write = write_half_then_fail
         with self.assertRaises(checkpointing.CheckpointWriteError) as caught:
@@ -135,12 +144,19 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertIn(os.path.join(checkpoint_dir, "ckpt-3"), message)
         self.assertIn("the disk is full", message)
         self.assertIn("ckpt-2", message)
-        self.assertEqual(sorted(os.listdir(checkpoint_dir)),
-                         ["checkpoint", "ckpt-1.data-00000-of-00001",
-                          "ckpt-1.index", "ckpt-2.data-00000-of-00001",
-                          "ckpt-2.index"])
-        self.assertIsNone(checkpointing.unreadable_reason(
-            os.path.join(checkpoint_dir, "ckpt-2")))
+        self.assertEqual(
+            sorted(os.listdir(checkpoint_dir)),
+            [
+                "checkpoint",
+                "ckpt-1.data-00000-of-00001",
+                "ckpt-1.index",
+                "ckpt-2.data-00000-of-00001",
+                "ckpt-2.index",
+            ],
+        )
+        self.assertIsNone(
+            checkpointing.unreadable_reason(os.path.join(checkpoint_dir, "ckpt-2"))
+        )
         # And the next launch resumes from ckpt-2 exactly.
         resumed = make_trainer(workdir, 3)
         self.assertEqual(resumed.train().global_step, 24)
@@ -148,19 +164,28 @@ class CheckpointingTest(tf.test.TestCase):
 
 
 class ListingTest(tf.test.TestCase):
-
     def test_numbered_checkpoints_sorts_by_number_not_name(self):
         directory = self.create_tempdir().full_path
-        for name in ("ckpt-10.index", "ckpt-9.index", "ckpt-9.data-00000-of-"
-                     "00001", "ckpt-11_temp", "checkpoint", "ckpt-x.index"):
+        for name in (
+            "ckpt-10.index",
+            "ckpt-9.index",
+            "ckpt-9.data-00000-of-00001",
+            "ckpt-11_temp",
+            "checkpoint",
+            "ckpt-x.index",
+        ):
             open(os.path.join(directory, name), "w").close()
-        self.assertEqual([number for number, _ in
-                          checkpointing.numbered_checkpoints(directory)],
-                         [9, 10])
-        self.assertEqual(checkpointing.remove_temporary_leftovers(directory),
-                         [os.path.join(directory, "ckpt-11_temp")])
-        self.assertEqual(checkpointing.numbered_checkpoints(
-            os.path.join(directory, "missing")), [])
+        self.assertEqual(
+            [number for number, _ in checkpointing.numbered_checkpoints(directory)],
+            [9, 10],
+        )
+        self.assertEqual(
+            checkpointing.remove_temporary_leftovers(directory),
+            [os.path.join(directory, "ckpt-11_temp")],
+        )
+        self.assertEqual(
+            checkpointing.numbered_checkpoints(os.path.join(directory, "missing")), []
+        )
 
 
 if __name__ == "__main__":

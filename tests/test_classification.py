@@ -5,9 +5,9 @@ import json
 import os
 from unittest import mock
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from tests import testing_utils
 from trainers import base
@@ -19,8 +19,9 @@ from vae import datasets
 IMAGE_SHAPE = (8, 8, 1)
 BATCH_SIZE = 16
 NUM_TRAIN = 96
-SMALL = classifier.ClassifierConfig(image_shape=IMAGE_SHAPE, num_classes=2, filters=(4,),
-                                    dense_units=8, dropout_rate=0.25)
+SMALL = classifier.ClassifierConfig(
+    image_shape=IMAGE_SHAPE, num_classes=2, filters=(4,), dense_units=8, dropout_rate=0.25
+)
 # The cache tests read fake 28x28 MNIST files; this classifier is tiny to train on them.
 TINY_MNIST = classifier.ClassifierConfig(filters=(2,), dense_units=4)
 TINY_RECIPE = classification.TrainingRecipe(epochs=1, batch_size=10)
@@ -33,12 +34,12 @@ def _separable_split(num_examples: int, seed: int) -> datasets.ArraySplit:
     images = rng.integers(0, 60, size=(num_examples, *IMAGE_SHAPE))
     images[labels == 0, :4, :, :] += 180
     images[labels == 1, :, :4, :] += 180
-    return datasets.ArraySplit(images=np.clip(images, 0, 255).astype(np.uint8),
-                               labels=labels.astype(np.int64))
+    return datasets.ArraySplit(
+        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
+    )
 
 
 class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
@@ -46,22 +47,41 @@ class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # 30 test images in batches of 8: the last batch has 2 padding rows.
         self.test_split = _separable_split(30, seed=2)
 
-    def _trainer(self, *, epochs, config=SMALL, label_smoothing=0.0,
-                 learning_rate=1e-2):
+    def _trainer(self, *, epochs, config=SMALL, label_smoothing=0.0, learning_rate=1e-2):
         data = base.DataSource(
             train_batches=lambda epoch, skip: datasets.train_batches(
-                self.train_split, batch_size=BATCH_SIZE, epoch=epoch, seed=0,
-                binarization="none", num_classes=2, skip_batches=skip),
-            steps_per_epoch=NUM_TRAIN // BATCH_SIZE, batch_size=BATCH_SIZE,
-            eval_batches={"test": lambda: datasets.eval_batches(
-                self.test_split, batch_size=8, seed=0, binarization="none",
-                num_classes=2)})
+                self.train_split,
+                batch_size=BATCH_SIZE,
+                epoch=epoch,
+                seed=0,
+                binarization="none",
+                num_classes=2,
+                skip_batches=skip,
+            ),
+            steps_per_epoch=NUM_TRAIN // BATCH_SIZE,
+            batch_size=BATCH_SIZE,
+            eval_batches={
+                "test": lambda: datasets.eval_batches(
+                    self.test_split,
+                    batch_size=8,
+                    seed=0,
+                    binarization="none",
+                    num_classes=2,
+                )
+            },
+        )
         return classification.ClassificationTrainer(
             classifier.Classifier(config),
             optimizers.make_optimizer("adam", learning_rate),
-            base.TrainerConfig(workdir=self.create_tempdir().full_path,
-                               epochs=epochs, seed=3, progress="none"),
-            data, label_smoothing=label_smoothing)
+            base.TrainerConfig(
+                workdir=self.create_tempdir().full_path,
+                epochs=epochs,
+                seed=3,
+                progress="none",
+            ),
+            data,
+            label_smoothing=label_smoothing,
+        )
 
     def test_learns_a_separable_task(self):
         trainer = self._trainer(epochs=5)
@@ -83,7 +103,9 @@ class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
         logits = trainer.model.logits(images).numpy()
         labels = self.test_split.labels
         expected_accuracy = np.mean(np.argmax(logits, axis=-1) == labels)
-        log_probabilities = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+        log_probabilities = logits - np.log(
+            np.sum(np.exp(logits), axis=-1, keepdims=True)
+        )
         expected_cross_entropy = -np.mean(log_probabilities[np.arange(30), labels])
         self.assertNear(results["accuracy"], expected_accuracy, 1e-6)
         self.assertNear(results["cross_entropy"], expected_cross_entropy, 1e-5)
@@ -91,19 +113,31 @@ class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(0.0, 0.2)
     def test_train_step_loss_is_smoothed_cross_entropy(self, label_smoothing):
         # Without dropout the step's logits are the evaluation logits before the update.
-        config = classifier.ClassifierConfig(image_shape=IMAGE_SHAPE, num_classes=2,
-                                             filters=(4,), dense_units=8, dropout_rate=0.0)
+        config = classifier.ClassifierConfig(
+            image_shape=IMAGE_SHAPE,
+            num_classes=2,
+            filters=(4,),
+            dense_units=8,
+            dropout_rate=0.0,
+        )
         trainer = self._trainer(epochs=1, config=config, label_smoothing=label_smoothing)
         batch = next(iter(trainer.data.train_batches(0, 0)))
         logits = trainer.model.logits(batch["image"]).numpy()
-        targets = batch["label_onehot"].numpy() * (1 - label_smoothing) + label_smoothing / 2
-        log_probabilities = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+        targets = (
+            batch["label_onehot"].numpy() * (1 - label_smoothing) + label_smoothing / 2
+        )
+        log_probabilities = logits - np.log(
+            np.sum(np.exp(logits), axis=-1, keepdims=True)
+        )
         expected = -np.mean(np.sum(targets * log_probabilities, axis=-1))
         before = [v.numpy() for v in trainer.model.trainable_variables]
         logs = trainer.train_step(batch, tf.constant([1, 2], tf.int32))
         self.assertNear(float(logs["loss"]), expected, 1e-5)
-        self.assertNear(float(logs["accuracy"]),
-                        np.mean(np.argmax(logits, -1) == batch["label"].numpy()), 1e-6)
+        self.assertNear(
+            float(logs["accuracy"]),
+            np.mean(np.argmax(logits, -1) == batch["label"].numpy()),
+            1e-6,
+        )
         after = [v.numpy() for v in trainer.model.trainable_variables]
         self.assertTrue(all(np.any(b != a) for b, a in zip(before, after)))
 
@@ -114,7 +148,6 @@ class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class TrainingRecipeTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.named_parameters(
         ("epochs", dict(epochs=0), "epochs"),
         ("batch_size", dict(batch_size=2.5), "batch_size"),
@@ -148,14 +181,25 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
             self.num_trainings += 1
             if self.real_training:
                 return original_train(trainer)
-            final = {"train": {"accuracy": 0.5, "loss": 1.0},
-                     "test": {"accuracy": 0.25, "cross_entropy": 2.0},
-                     "total_train_seconds": 0.0, "wall_seconds": 0.0}
-            return base.TrainResult(completed=True, stop_signal=None, global_step=0,
-                                    metrics={"epochs": [final], "final": final})
+            final = {
+                "train": {"accuracy": 0.5, "loss": 1.0},
+                "test": {"accuracy": 0.25, "cross_entropy": 2.0},
+                "total_train_seconds": 0.0,
+                "wall_seconds": 0.0,
+            }
+            return base.TrainResult(
+                completed=True,
+                stop_signal=None,
+                global_step=0,
+                metrics={"epochs": [final], "final": final},
+            )
 
-        patcher = mock.patch.object(classification.ClassificationTrainer, "train",
-                                    autospec=True, side_effect=counting_train)
+        patcher = mock.patch.object(
+            classification.ClassificationTrainer,
+            "train",
+            autospec=True,
+            side_effect=counting_train,
+        )
         patcher.start()
         self.addCleanup(patcher.stop)
 
@@ -163,7 +207,8 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
         kwargs = dict(config=TINY_MNIST, recipe=TINY_RECIPE, seed=0, progress="none")
         kwargs.update(overrides)
         return classification.load_or_train_classifier(
-            "mnist", self.data_dir, self.cache_dir, **kwargs)
+            "mnist", self.data_dir, self.cache_dir, **kwargs
+        )
 
     def test_second_call_loads_the_same_weights_without_training(self):
         self.real_training = True
@@ -172,8 +217,9 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
         self.assertFalse(info["from_cache"])
         self.assertBetween(info["test_accuracy"], 0.0, 1.0)
         self.assertEqual(info["dataset"], "mnist")
-        self.assertEqual(classifier.ClassifierConfig.from_dict(info["classifier_config"]),
-                         TINY_MNIST)
+        self.assertEqual(
+            classifier.ClassifierConfig.from_dict(info["classifier_config"]), TINY_MNIST
+        )
         entry = info["path"]
         self.assertEqual(os.path.dirname(entry), self.cache_dir)
         with open(os.path.join(entry, "info.json")) as stream:
@@ -192,12 +238,18 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
         self.assertEqual(self.num_trainings, 1)
 
     def test_different_seed_config_or_recipe_get_their_own_entries(self):
-        paths = {self._load()[1]["path"],
-                 self._load(seed=1)[1]["path"],
-                 self._load(config=classifier.ClassifierConfig(filters=(3,),
-                                                               dense_units=4))[1]["path"],
-                 self._load(recipe=classification.TrainingRecipe(
-                     epochs=1, batch_size=10, learning_rate=1e-2))[1]["path"]}
+        paths = {
+            self._load()[1]["path"],
+            self._load(seed=1)[1]["path"],
+            self._load(config=classifier.ClassifierConfig(filters=(3,), dense_units=4))[
+                1
+            ]["path"],
+            self._load(
+                recipe=classification.TrainingRecipe(
+                    epochs=1, batch_size=10, learning_rate=1e-2
+                )
+            )[1]["path"],
+        }
         self.assertLen(paths, 4)
         self.assertEqual(self.num_trainings, 4)
         self.assertTrue(self._load(seed=1)[1]["from_cache"])
@@ -213,11 +265,17 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
     def test_key_depends_on_every_input(self):
         key = classification.cache_key("mnist", TINY_MNIST, TINY_RECIPE, 0)
         self.assertStartsWith(key, "mnist-")
-        self.assertEqual(key, classification.cache_key("mnist", TINY_MNIST, TINY_RECIPE, 0))
+        self.assertEqual(
+            key, classification.cache_key("mnist", TINY_MNIST, TINY_RECIPE, 0)
+        )
         others = [
             classification.cache_key("fashion_mnist", TINY_MNIST, TINY_RECIPE, 0),
-            classification.cache_key("mnist", classifier.ClassifierConfig(), TINY_RECIPE, 0),
-            classification.cache_key("mnist", TINY_MNIST, classification.TrainingRecipe(), 0),
+            classification.cache_key(
+                "mnist", classifier.ClassifierConfig(), TINY_RECIPE, 0
+            ),
+            classification.cache_key(
+                "mnist", TINY_MNIST, classification.TrainingRecipe(), 0
+            ),
             classification.cache_key("mnist", TINY_MNIST, TINY_RECIPE, 7),
         ]
         self.assertNotIn(key, others)
@@ -237,19 +295,23 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
                 os.remove(os.path.join(weights, name))
 
         def write_other_shape():
-            other = classifier.Classifier(classifier.ClassifierConfig(filters=(3,),
-                                                                      dense_units=4))
+            other = classifier.Classifier(
+                classifier.ClassifierConfig(filters=(3,), dense_units=4)
+            )
             tf.train.Checkpoint(model=other).write(os.path.join(weights, "classifier"))
 
         # name -> (damage, what the warning must say).
         corruptions = {
             "garbage info.json": (
                 lambda: _write(os.path.join(entry, "info.json"), "{not json"),
-                "not valid JSON"),
+                "not valid JSON",
+            ),
             "info of another entry": (
-                lambda: _write(os.path.join(entry, "info.json"),
-                               json.dumps({"cache_key": "mnist-0"})),
-                "does not describe"),
+                lambda: _write(
+                    os.path.join(entry, "info.json"), json.dumps({"cache_key": "mnist-0"})
+                ),
+                "does not describe",
+            ),
             "truncated weights": (truncate_weights, "cannot be restored"),
             "missing weights": (remove_weights, "cannot be restored"),
             "weights of another shape": (write_other_shape, "cannot be restored"),
@@ -259,7 +321,9 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
                 corrupt()
                 with self.assertLogs(level="WARNING") as logs:
                     _, info = self._load()
-                self.assertIn(f"Ignoring the classifier cache entry {entry}", logs.output[0])
+                self.assertIn(
+                    f"Ignoring the classifier cache entry {entry}", logs.output[0]
+                )
                 self.assertIn(reason, logs.output[0])
                 self.assertFalse(info["from_cache"])
                 self.assertEqual(self.num_trainings, number)
@@ -268,8 +332,9 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
                 self.assertEqual(self.num_trainings, number)
 
     def test_crash_before_publishing_leaves_no_entry(self):
-        with mock.patch.object(classification.atomic_files, "write_json",
-                               side_effect=OSError("disk full")):
+        with mock.patch.object(
+            classification.atomic_files, "write_json", side_effect=OSError("disk full")
+        ):
             with self.assertRaisesRegex(OSError, "disk full"):
                 self._load()
         key = classification.cache_key("mnist", TINY_MNIST, TINY_RECIPE, 0)
@@ -285,7 +350,9 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
         partial = os.path.join(self.cache_dir, key + ".partial", "training")
         manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=classifier.Classifier(TINY_MNIST)),
-            os.path.join(partial, "checkpoints"), max_to_keep=1)
+            os.path.join(partial, "checkpoints"),
+            max_to_keep=1,
+        )
         prefix = manager.save()
         _write(prefix + ".data-00000-of-00001", "not a checkpoint")
         with self.assertLogs(level="WARNING") as logs:
@@ -294,29 +361,42 @@ class LoadOrTrainClassifierTest(tf.test.TestCase):
         self.assertFalse(info["from_cache"])
 
     def test_interrupted_training_raises_and_publishes_nothing(self):
-        stopped = base.TrainResult(completed=False, stop_signal=15, global_step=1,
-                                   metrics={})
-        with mock.patch.object(classification.ClassificationTrainer, "train",
-                               return_value=stopped):
-            with self.assertRaisesRegex(classification.TrainingInterruptedError,
-                                        "signal 15.*resumes"):
+        stopped = base.TrainResult(
+            completed=False, stop_signal=15, global_step=1, metrics={}
+        )
+        with mock.patch.object(
+            classification.ClassificationTrainer, "train", return_value=stopped
+        ):
+            with self.assertRaisesRegex(
+                classification.TrainingInterruptedError, "signal 15.*resumes"
+            ):
                 self._load()
         self.assertEqual(
-            [name for name in os.listdir(self.cache_dir) if not name.endswith((".lock",
-                                                                              ".partial"))],
-            [])
+            [
+                name
+                for name in os.listdir(self.cache_dir)
+                if not name.endswith((".lock", ".partial"))
+            ],
+            [],
+        )
 
     def test_bad_requests_are_clear_errors(self):
         with self.assertRaisesRegex(ValueError, "image datasets only.*'toy2d'"):
             classification.load_or_train_classifier("toy2d", None, self.cache_dir)
-        with self.assertRaisesRegex(ValueError, r"images of shape \(8, 8, 1\).*\(28, 28, 1\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"images of shape \(8, 8, 1\).*\(28, 28, 1\)"
+        ):
             self._load(config=SMALL)
         with self.assertRaisesRegex(ValueError, "TrainingRecipe.epochs"):
             self._load(recipe=classification.TrainingRecipe(epochs=0))
         with self.assertRaisesRegex(datasets.DataNotFoundError, "does-not-exist"):
             classification.load_or_train_classifier(
-                "mnist", os.path.join(self.data_dir, "does-not-exist"), self.cache_dir,
-                config=TINY_MNIST, recipe=TINY_RECIPE)
+                "mnist",
+                os.path.join(self.data_dir, "does-not-exist"),
+                self.cache_dir,
+                config=TINY_MNIST,
+                recipe=TINY_RECIPE,
+            )
         self.assertEqual(self.num_trainings, 0)
 
     def test_default_config_matches_the_image_datasets(self):

@@ -2,19 +2,19 @@
 
 import json
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from vae import classifier
 
 # Tiny 8x8 images keep every test fast on two CPU cores.
-SMALL = classifier.ClassifierConfig(image_shape=(8, 8, 1), num_classes=3, filters=(4, 6),
-                                    dense_units=5, dropout_rate=0.5)
+SMALL = classifier.ClassifierConfig(
+    image_shape=(8, 8, 1), num_classes=3, filters=(4, 6), dense_units=5, dropout_rate=0.5
+)
 
 
 class ClassifierConfigTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_defaults_are_valid_mnist_settings(self):
         config = classifier.ClassifierConfig()
         config.validate()
@@ -31,7 +31,8 @@ class ClassifierConfigTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_json_round_trip_restores_tuples(self):
         restored = classifier.ClassifierConfig.from_dict(
-            json.loads(json.dumps(SMALL.to_dict())))
+            json.loads(json.dumps(SMALL.to_dict()))
+        )
         self.assertEqual(restored, SMALL)
         self.assertIsInstance(restored.filters, tuple)
 
@@ -58,7 +59,6 @@ class ClassifierConfigTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class ClassifierTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
@@ -97,8 +97,13 @@ class ClassifierTest(tf.test.TestCase):
         self.assertAllClose(self.model.logits(self.images), expected)
 
     def test_features_match_a_numpy_reference(self):
-        config = classifier.ClassifierConfig(image_shape=(4, 4, 1), num_classes=2,
-                                             filters=(1,), kernel_size=1, dense_units=2)
+        config = classifier.ClassifierConfig(
+            image_shape=(4, 4, 1),
+            num_classes=2,
+            filters=(1,),
+            kernel_size=1,
+            dense_units=2,
+        )
         model = classifier.Classifier(config)
         model.convolutions[0].w.assign([[[[2.0]]]])
         model.convolutions[0].b.assign([-1.0])
@@ -122,26 +127,40 @@ class ClassifierTest(tf.test.TestCase):
         self.assertNotAllClose(first, evaluation)
         self.assertNotAllClose(first, other)
         # Dropout comes after the features, so they are the same in both modes.
-        self.assertAllClose(self.model.features(self.images, is_training=True),
-                            self.model.features(self.images))
+        self.assertAllClose(
+            self.model.features(self.images, is_training=True),
+            self.model.features(self.images),
+        )
 
     def test_no_dropout_rate_means_training_equals_evaluation(self):
         model = classifier.Classifier(
-            classifier.ClassifierConfig(image_shape=(8, 8, 1), num_classes=3, filters=(4,),
-                                        dense_units=5, dropout_rate=0.0))
-        self.assertAllClose(model.logits(self.images, is_training=True, seed=[1, 1]),
-                            model.logits(self.images))
+            classifier.ClassifierConfig(
+                image_shape=(8, 8, 1),
+                num_classes=3,
+                filters=(4,),
+                dense_units=5,
+                dropout_rate=0.0,
+            )
+        )
+        self.assertAllClose(
+            model.logits(self.images, is_training=True, seed=[1, 1]),
+            model.logits(self.images),
+        )
 
     def test_wrong_image_shape_is_a_clear_error(self):
-        with self.assertRaisesRegex(ValueError, r"images of shape \[batch, 8, 8, 1\].*"
-                                                r"\[4, 28, 28, 1\]"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"images of shape \[batch, 8, 8, 1\].*"
+            r"\[4, 28, 28, 1\]",
+        ):
             self.model.logits(tf.zeros([4, 28, 28, 1]))
         with self.assertRaisesRegex(ValueError, "images of shape"):
             self.model.features(tf.zeros([8, 8, 1]))
 
     def test_works_inside_tf_function_with_unknown_batch(self):
         traced = tf.function(self.model.logits).get_concrete_function(
-            tf.TensorSpec([None, 8, 8, 1], tf.float32))
+            tf.TensorSpec([None, 8, 8, 1], tf.float32)
+        )
         self.assertEqual(traced.structured_outputs.shape.as_list(), [None, 3])
         self.assertAllClose(traced(self.images), self.model.logits(self.images))
 

@@ -21,52 +21,73 @@ from vae import vaegan
 
 def _conv_config(image_shape, **overrides):
     return models.ModelConfig(
-        architecture="conv", image_shape=image_shape, latent_dim=2,
-        encoder_filters=(4, 4), encoder_strides=(2, 2), encoder_padding="SAME",
-        decoder_base_channels=4, decoder_filters=(4, 4), decoder_strides=(2, 2),
-        **overrides)
+        architecture="conv",
+        image_shape=image_shape,
+        latent_dim=2,
+        encoder_filters=(4, 4),
+        encoder_strides=(2, 2),
+        encoder_padding="SAME",
+        decoder_base_channels=4,
+        decoder_filters=(4, 4),
+        decoder_strides=(2, 2),
+        **overrides,
+    )
 
 
 def _mlp_config(image_shape, **overrides):
-    return models.ModelConfig(architecture="mlp", image_shape=image_shape,
-                              latent_dim=2, hidden_units=(8,), **overrides)
+    return models.ModelConfig(
+        architecture="mlp",
+        image_shape=image_shape,
+        latent_dim=2,
+        hidden_units=(8,),
+        **overrides,
+    )
 
 
 def _continuous_bernoulli_log_density(x, logits):
     """NumPy reference: log C(lambda) + x log lambda + (1 - x) log(1 - lambda)."""
     probability = 1.0 / (1.0 + np.exp(-logits))
     normaliser = np.where(
-        np.abs(probability - 0.5) < 1e-3, 2.0,
-        2.0 * np.arctanh(1.0 - 2.0 * probability) / (1.0 - 2.0 * probability))
-    return (np.log(normaliser) + x * np.log(probability)
-            + (1.0 - x) * np.log1p(-probability))
+        np.abs(probability - 0.5) < 1e-3,
+        2.0,
+        2.0 * np.arctanh(1.0 - 2.0 * probability) / (1.0 - 2.0 * probability),
+    )
+    return (
+        np.log(normaliser) + x * np.log(probability) + (1.0 - x) * np.log1p(-probability)
+    )
 
 
 def _continuous_bernoulli_mean(logits):
     probability = 1.0 / (1.0 + np.exp(-logits))
-    return (probability / (2.0 * probability - 1.0)
-            + 1.0 / (2.0 * np.arctanh(1.0 - 2.0 * probability)))
+    return probability / (2.0 * probability - 1.0) + 1.0 / (
+        2.0 * np.arctanh(1.0 - 2.0 * probability)
+    )
 
 
 class ShapesTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.product(
         likelihood=models.LIKELIHOODS,
-        family=[("conv", (8, 8, 3)), ("conv", (8, 12, 2)), ("conv", (12, 12, 1)),
-                ("mlp", (10, 7, 3)), ("mlp", (5, 5, 1))],
-        num_classes=[0, 3])
+        family=[
+            ("conv", (8, 8, 3)),
+            ("conv", (8, 12, 2)),
+            ("conv", (12, 12, 1)),
+            ("mlp", (10, 7, 3)),
+            ("mlp", (5, 5, 1)),
+        ],
+        num_classes=[0, 3],
+    )
     def test_decoder_follows_the_data(self, likelihood, family, num_classes):
         architecture, image_shape = family
         build = _conv_config if architecture == "conv" else _mlp_config
-        model = models.VAE(build(image_shape, likelihood=likelihood,
-                                 num_classes=num_classes))
+        model = models.VAE(
+            build(image_shape, likelihood=likelihood, num_classes=num_classes)
+        )
         batch = 4
         images = tf.random.stateless_uniform([batch, *image_shape], seed=[1, 2])
         labels = tf.one_hot([0, 1, 2, 0], 3) if num_classes else None
         posterior = model.encode(images, labels)
         self.assertEqual(posterior.batch_shape, [batch])
-        likelihood_distribution = model.decode(posterior.sample(seed=[3, 4]),
-                                               labels)
+        likelihood_distribution = model.decode(posterior.sample(seed=[3, 4]), labels)
         self.assertEqual(likelihood_distribution.event_shape, image_shape)
         self.assertEqual(likelihood_distribution.log_prob(images).shape, [batch])
         samples = model.sample(batch, labels, seed=[5, 6])
@@ -86,11 +107,19 @@ class ShapesTest(tf.test.TestCase, parameterized.TestCase):
             _conv_config((10, 10, 3)).validate()
 
     def test_vaegan_takes_colour(self):
-        model = vaegan.VaeGan(vaegan.VaeGanConfig(
-            image_shape=(8, 8, 3), latent_dim=2, num_classes=2,
-            encoder_filters=(4, 4), encoder_dense_units=(8,),
-            decoder_base_channels=4, decoder_filters=(4, 4),
-            discriminator_filters=(4, 4), similarity_channels=2))
+        model = vaegan.VaeGan(
+            vaegan.VaeGanConfig(
+                image_shape=(8, 8, 3),
+                latent_dim=2,
+                num_classes=2,
+                encoder_filters=(4, 4),
+                encoder_dense_units=(8,),
+                decoder_base_channels=4,
+                decoder_filters=(4, 4),
+                discriminator_filters=(4, 4),
+                similarity_channels=2,
+            )
+        )
         labels = tf.one_hot([0, 1], 2)
         images = tf.random.stateless_uniform([2, 8, 8, 3], seed=[1, 1])
         self.assertEqual(model.reconstruct(images, labels).shape, [2, 8, 8, 3])
@@ -98,12 +127,10 @@ class ShapesTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class ContinuousBernoulliTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
-        self.model = models.VAE(_mlp_config((3, 3, 2),
-                                             likelihood="continuous_bernoulli"))
+        self.model = models.VAE(_mlp_config((3, 3, 2), likelihood="continuous_bernoulli"))
         self.latent = tf.random.stateless_normal([4, 2], seed=[1, 2])
         self.images = tf.random.stateless_uniform([4, 3, 3, 2], seed=[3, 4])
 
@@ -111,13 +138,19 @@ class ContinuousBernoulliTest(tf.test.TestCase):
         logits = self.model.decoder(self.latent).numpy().astype(np.float64)
         distribution = self.model.decode(self.latent)
         expected = _continuous_bernoulli_log_density(
-            self.images.numpy().astype(np.float64), logits).sum(axis=(1, 2, 3))
-        self.assertAllClose(distribution.log_prob(self.images), expected,
-                            rtol=1e-4, atol=1e-4)
-        self.assertAllClose(self.model.decode_mean(self.latent),
-                            _continuous_bernoulli_mean(logits), atol=1e-5)
-        self.assertAllClose(distribution.mean(), self.model.decode_mean(self.latent),
-                            atol=1e-6)
+            self.images.numpy().astype(np.float64), logits
+        ).sum(axis=(1, 2, 3))
+        self.assertAllClose(
+            distribution.log_prob(self.images), expected, rtol=1e-4, atol=1e-4
+        )
+        self.assertAllClose(
+            self.model.decode_mean(self.latent),
+            _continuous_bernoulli_mean(logits),
+            atol=1e-5,
+        )
+        self.assertAllClose(
+            distribution.mean(), self.model.decode_mean(self.latent), atol=1e-6
+        )
 
     def test_density_integrates_to_one(self):
         # Unlike the Bernoulli's, whose "density" on [0, 1] does not.
@@ -133,41 +166,53 @@ class ContinuousBernoulliTest(tf.test.TestCase):
         export_dir = os.path.join(self.create_tempdir().full_path, "export")
         export.export_saved_model(self.model, export_dir)
         loaded = export.SavedModelVae(export_dir)
-        self.assertAllClose(loaded.decode(self.latent).log_prob(self.images),
-                            self.model.decode(self.latent).log_prob(self.images),
-                            atol=1e-4)
-        self.assertAllClose(loaded.decode_mean(self.latent),
-                            self.model.decode_mean(self.latent), atol=1e-6)
+        self.assertAllClose(
+            loaded.decode(self.latent).log_prob(self.images),
+            self.model.decode(self.latent).log_prob(self.images),
+            atol=1e-4,
+        )
+        self.assertAllClose(
+            loaded.decode_mean(self.latent),
+            self.model.decode_mean(self.latent),
+            atol=1e-6,
+        )
 
 
 class ColourPicturesTest(tf.test.TestCase):
-
     def test_hook_writes_rgb_pictures(self):
         tf.random.set_seed(0)
-        model = models.VAE(_conv_config((8, 8, 3),
-                                        likelihood="continuous_bernoulli"))
+        model = models.VAE(_conv_config((8, 8, 3), likelihood="continuous_bernoulli"))
         workdir = self.create_tempdir().full_path
         trainer = types.SimpleNamespace(
-            model=model, global_step=tf.Variable(0, dtype=tf.int64),
+            model=model,
+            global_step=tf.Variable(0, dtype=tf.int64),
             summary_writer=tf.summary.create_file_writer(
-                os.path.join(workdir, "tensorboard")),
-            history=[])
+                os.path.join(workdir, "tensorboard")
+            ),
+            history=[],
+        )
         images = np.random.default_rng(0).uniform(size=(6, 8, 8, 3))
-        hook = hooks.VaePictures(workdir=workdir, images=images,
-                                 labels=np.zeros(6, int), num_classes=1,
-                                 num_samples=4, manifold_grid_size=3)
+        hook = hooks.VaePictures(
+            workdir=workdir,
+            images=images,
+            labels=np.zeros(6, int),
+            num_classes=1,
+            num_samples=4,
+            manifold_grid_size=3,
+        )
         hook.on_epoch_end(trainer, 0, {})
         for name in ("reconstructions", "samples", "manifold"):
-            picture = iio.imread(os.path.join(workdir, "images",
-                                              f"{name}_epoch_001.png"))
+            picture = iio.imread(os.path.join(workdir, "images", f"{name}_epoch_001.png"))
             self.assertEqual(picture.ndim, 3, name)
             self.assertEqual(picture.shape[-1], 3, name)
-        self.assertTrue(os.path.exists(os.path.join(
-            workdir, "images", "latent_scatter_epoch_001.png")))
+        self.assertTrue(
+            os.path.exists(
+                os.path.join(workdir, "images", "latent_scatter_epoch_001.png")
+            )
+        )
 
 
 class ColourUserImagesTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         self.directory = self.create_tempdir().full_path
@@ -183,14 +228,16 @@ class ColourUserImagesTest(tf.test.TestCase):
         self.assertEqual(loaded.dtype, np.float32)
         self.assertAllClose(loaded, pixels / 255.0)
         self.assertAllClose(
-            generation.load_image(self.write("b.png", pixels), (8, 8, 3),
-                                  invert="true"), 1.0 - pixels / 255.0)
+            generation.load_image(self.write("b.png", pixels), (8, 8, 3), invert="true"),
+            1.0 - pixels / 255.0,
+        )
 
     def test_gray_or_other_size_needs_resize(self):
         gray = np.full((12, 12), 51, np.uint8)
         path = self.write("gray.png", gray)
-        with self.assertRaisesRegex(generation.ImageError,
-                                    "1 channel.*8x8 RGB.*--resize"):
+        with self.assertRaisesRegex(
+            generation.ImageError, "1 channel.*8x8 RGB.*--resize"
+        ):
             generation.load_image(path, (8, 8, 3))
         loaded = generation.load_image(path, (8, 8, 3), resize=True)
         self.assertEqual(loaded.shape, (8, 8, 3))

@@ -18,7 +18,6 @@ from vae import datasets
 
 
 class _TempDirMixin:
-
     def write(self, directory, file_name, data):
         return testing_utils.write_file(directory, file_name, data)
 
@@ -28,7 +27,6 @@ class _TempDirMixin:
 
 
 class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.parameters(
         (np.arange(10, dtype=np.uint8), True),
         (testing_utils.numbered_images(3, 5, 4), True),
@@ -37,8 +35,11 @@ class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
         (np.array([0.5, -2.25], dtype=np.float32), False),
     )
     def test_round_trip(self, array, compress):
-        path = self.write(self.get_temp_dir(), "data.idx",
-                          testing_utils.idx_bytes(array, compress=compress))
+        path = self.write(
+            self.get_temp_dir(),
+            "data.idx",
+            testing_utils.idx_bytes(array, compress=compress),
+        )
         result = datasets.read_idx(path)
         self.assertEqual(result.dtype, array.dtype)
         self.assertEqual(result.dtype.byteorder, "=" if array.itemsize > 1 else "|")
@@ -46,33 +47,44 @@ class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
 
     def test_truncated_gzip(self):
         data = testing_utils.idx_bytes(testing_utils.numbered_images(4))
-        path = self.write(self.get_temp_dir(), "cut.gz", data[:len(data) // 2])
-        with self.assertRaisesRegex(datasets.DataError,
-                                    rf"{re.escape(path)}.*truncated or corrupt"):
+        path = self.write(self.get_temp_dir(), "cut.gz", data[: len(data) // 2])
+        with self.assertRaisesRegex(
+            datasets.DataError, rf"{re.escape(path)}.*truncated or corrupt"
+        ):
             datasets.read_idx(path)
 
     def test_wrong_magic(self):
-        path = self.write(self.get_temp_dir(), "magic.gz",
-                          testing_utils.idx_bytes(np.zeros(4, np.uint8), magic=0x12345601))
+        path = self.write(
+            self.get_temp_dir(),
+            "magic.gz",
+            testing_utils.idx_bytes(np.zeros(4, np.uint8), magic=0x12345601),
+        )
         with self.assertRaisesRegex(
-                datasets.DataError,
-                rf"{re.escape(path)}.*0x12345601.*not an IDX header"):
+            datasets.DataError, rf"{re.escape(path)}.*0x12345601.*not an IDX header"
+        ):
             datasets.read_idx(path)
 
     def test_unknown_type_code(self):
-        path = self.write(self.get_temp_dir(), "type.gz",
-                          testing_utils.idx_bytes(np.zeros(4, np.uint8), magic=0x00000701))
+        path = self.write(
+            self.get_temp_dir(),
+            "type.gz",
+            testing_utils.idx_bytes(np.zeros(4, np.uint8), magic=0x00000701),
+        )
         with self.assertRaisesRegex(datasets.DataError, "0x00000701"):
             datasets.read_idx(path)
 
     @parameterized.parameters(((5,),), ((2, 3, 4),))
     def test_dims_disagree_with_payload(self, dims):
-        path = self.write(self.get_temp_dir(), "dims.gz",
-                          testing_utils.idx_bytes(np.zeros((2, 3, 3), np.uint8), dims=dims))
+        path = self.write(
+            self.get_temp_dir(),
+            "dims.gz",
+            testing_utils.idx_bytes(np.zeros((2, 3, 3), np.uint8), dims=dims),
+        )
         with self.assertRaisesRegex(
-                datasets.DataError,
-                rf"{re.escape(path)}.*shape {re.escape(str(list(dims)))}.*"
-                rf"\({math.prod(dims)} data bytes\).*holds 18 data bytes"):
+            datasets.DataError,
+            rf"{re.escape(path)}.*shape {re.escape(str(list(dims)))}.*"
+            rf"\({math.prod(dims)} data bytes\).*holds 18 data bytes",
+        ):
             datasets.read_idx(path)
 
     def test_header_cut_short(self):
@@ -89,9 +101,7 @@ class ReadIdxTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(issubclass(datasets.DataNotFoundError, ValueError))
 
 
-class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
-                           parameterized.TestCase):
-
+class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase, parameterized.TestCase):
     def test_loads_idx_files(self):
         directory = os.path.join(self.get_temp_dir(), "mnist")
         written = self.write_fake_mnist(directory)
@@ -111,23 +121,27 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
     def test_validation_split(self):
         directory = os.path.join(self.get_temp_dir(), "split")
         self.write_fake_mnist(directory, num_train=50)
-        data = datasets.load_dataset("mnist", directory, validation_size=12,
-                                     seed=4, allow_download=False)
+        data = datasets.load_dataset(
+            "mnist", directory, validation_size=12, seed=4, allow_download=False
+        )
         self.assertEqual(data.validation.num_examples, 12)
         self.assertEqual(data.train.num_examples, 38)
         # The first pixel numbers the example in the file.
         validation_ids = data.validation.images[:, 0, 0, 0]
         train_ids = data.train.images[:, 0, 0, 0]
         self.assertEmpty(np.intersect1d(validation_ids, train_ids))
-        self.assertAllEqual(np.sort(np.concatenate([validation_ids, train_ids])),
-                            np.arange(50))
+        self.assertAllEqual(
+            np.sort(np.concatenate([validation_ids, train_ids])), np.arange(50)
+        )
         self.assertAllEqual(data.validation.labels, validation_ids % 10)
         # A seed fixes the split; another seed gives another one.
-        again = datasets.load_dataset("mnist", directory, validation_size=12,
-                                      seed=4, allow_download=False)
+        again = datasets.load_dataset(
+            "mnist", directory, validation_size=12, seed=4, allow_download=False
+        )
         self.assertAllEqual(again.validation.images, data.validation.images)
-        other = datasets.load_dataset("mnist", directory, validation_size=12,
-                                      seed=5, allow_download=False)
+        other = datasets.load_dataset(
+            "mnist", directory, validation_size=12, seed=5, allow_download=False
+        )
         self.assertNotAllEqual(other.validation.images[:, 0, 0, 0], validation_ids)
 
     @parameterized.parameters(50, 51, -1)
@@ -135,9 +149,9 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         directory = os.path.join(self.get_temp_dir(), "bad_split")
         self.write_fake_mnist(directory, num_train=50)
         with self.assertRaisesRegex(ValueError, "validation_size"):
-            datasets.load_dataset("mnist", directory,
-                                  validation_size=validation_size,
-                                  allow_download=False)
+            datasets.load_dataset(
+                "mnist", directory, validation_size=validation_size, allow_download=False
+            )
 
     def test_missing_directory(self):
         directory = os.path.join(self.get_temp_dir(), "nowhere")
@@ -162,8 +176,9 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         self.assertIn("mnist.npz", message)
 
     def test_no_directory_without_download(self):
-        with self.assertRaisesRegex(datasets.DataNotFoundError,
-                                    "No data_dir.*allow_download is False"):
+        with self.assertRaisesRegex(
+            datasets.DataNotFoundError, "No data_dir.*allow_download is False"
+        ):
             datasets.load_dataset("mnist", None, allow_download=False)
 
     def test_some_files_missing(self):
@@ -171,9 +186,10 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         self.write_fake_mnist(directory, skip=("test_labels",))
         # Even with downloading allowed: a partial copy is a mistake to report.
         with self.assertRaisesRegex(
-                datasets.DataNotFoundError,
-                rf"{re.escape(directory)}.*only some.*"
-                rf"t10k-labels-idx1-ubyte\.gz missing"):
+            datasets.DataNotFoundError,
+            rf"{re.escape(directory)}.*only some.*"
+            rf"t10k-labels-idx1-ubyte\.gz missing",
+        ):
             datasets.load_dataset("mnist", directory, allow_download=True)
 
     def test_downloads_when_directory_is_empty(self):
@@ -193,12 +209,14 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
     def test_npz_fallback(self, name):
         directory = os.path.join(self.get_temp_dir(), f"npz_{name}")
         os.makedirs(directory)
-        x_train, x_test = testing_utils.numbered_images(9), testing_utils.numbered_images(4)
+        x_train, x_test = (
+            testing_utils.numbered_images(9),
+            testing_utils.numbered_images(4),
+        )
         y_train = np.arange(9, dtype=np.int64) % 10
         y_test = np.array([9, 0, 1, 2], dtype=np.uint8)
         path = os.path.join(directory, f"{name}.npz")
-        np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test,
-                 y_test=y_test)
+        np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
         data = datasets.load_dataset(name, directory, allow_download=False)
         self.assertEqual(data.source, f"npz file {path}")
         self.assertEqual(data.train.images.shape, (9, 28, 28, 1))
@@ -210,9 +228,12 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         directory = os.path.join(self.get_temp_dir(), "npz_keys")
         os.makedirs(directory)
         path = os.path.join(directory, "mnist.npz")
-        np.savez(path, x_train=testing_utils.numbered_images(2), y_train=np.zeros(2, np.uint8))
-        with self.assertRaisesRegex(datasets.DataError,
-                                    rf"{re.escape(path)}.*lacks the keys.*x_test"):
+        np.savez(
+            path, x_train=testing_utils.numbered_images(2), y_train=np.zeros(2, np.uint8)
+        )
+        with self.assertRaisesRegex(
+            datasets.DataError, rf"{re.escape(path)}.*lacks the keys.*x_test"
+        ):
             datasets.load_dataset("mnist", directory, allow_download=False)
 
     def test_labels_out_of_range(self):
@@ -221,25 +242,28 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
         self.write_fake_mnist(directory, num_train=6, train_labels=labels)
         label_path = os.path.join(directory, "train-labels-idx1-ubyte.gz")
         with self.assertRaisesRegex(
-                datasets.DataError,
-                rf"{re.escape(label_path)}.*2 values outside.*first is 10 at index 3"):
+            datasets.DataError,
+            rf"{re.escape(label_path)}.*2 values outside.*first is 10 at index 3",
+        ):
             datasets.load_dataset("mnist", directory, allow_download=False)
 
     def test_label_count_disagrees_with_images(self):
         directory = os.path.join(self.get_temp_dir(), "counts")
-        self.write_fake_mnist(directory, num_train=6,
-                              train_labels=np.zeros(5, np.uint8))
-        with self.assertRaisesRegex(datasets.DataError,
-                                    "count 5 examples.*count 6"):
+        self.write_fake_mnist(directory, num_train=6, train_labels=np.zeros(5, np.uint8))
+        with self.assertRaisesRegex(datasets.DataError, "count 5 examples.*count 6"):
             datasets.load_dataset("mnist", directory, allow_download=False)
 
     def test_wrong_image_size(self):
         directory = os.path.join(self.get_temp_dir(), "size")
         self.write_fake_mnist(directory)
-        path = self.write(directory, "train-images-idx3-ubyte.gz",
-                          testing_utils.idx_bytes(testing_utils.numbered_images(20, 27, 28)))
-        with self.assertRaisesRegex(datasets.DataError,
-                                    rf"{re.escape(path)}.*\[20, 27, 28\].*\[N, 28, 28\]"):
+        path = self.write(
+            directory,
+            "train-images-idx3-ubyte.gz",
+            testing_utils.idx_bytes(testing_utils.numbered_images(20, 27, 28)),
+        )
+        with self.assertRaisesRegex(
+            datasets.DataError, rf"{re.escape(path)}.*\[20, 27, 28\].*\[N, 28, 28\]"
+        ):
             datasets.load_dataset("mnist", directory, allow_download=False)
 
     def test_unknown_name(self):
@@ -248,7 +272,6 @@ class LoadImageDatasetTest(_TempDirMixin, tf.test.TestCase,
 
 
 class Toy2dTest(tf.test.TestCase):
-
     def test_shapes_labels_and_source(self):
         data = datasets.load_dataset("toy2d", seed=3)
         self.assertEqual(data.num_classes, 2)
@@ -278,28 +301,27 @@ def _split(num_examples=37, num_classes=10):
 
 
 def _as_numpy(dataset):
-    return [{key: value.numpy() for key, value in batch.items()}
-            for batch in dataset]
+    return [{key: value.numpy() for key, value in batch.items()} for batch in dataset]
 
 
 def _example_ids(batches):
     """The numbering pixel of every example, for unbinarized batches."""
-    return np.stack([np.round(b["image"][:, 0, 0, 0] * 255).astype(int)
-                     for b in batches])
+    return np.stack([np.round(b["image"][:, 0, 0, 0] * 255).astype(int) for b in batches])
 
 
 class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
-
     def batches(self, split=None, **kwargs):
-        arguments = dict(batch_size=8, epoch=0, seed=1, binarization="none",
-                         num_classes=10)
+        arguments = dict(
+            batch_size=8, epoch=0, seed=1, binarization="none", num_classes=10
+        )
         arguments.update(kwargs)
         return _as_numpy(datasets.train_batches(split or _split(), **arguments))
 
     def test_full_batches_of_fixed_shape(self):
         split = _split()
-        dataset = datasets.train_batches(split, batch_size=8, epoch=0, seed=1,
-                                         binarization="none", num_classes=10)
+        dataset = datasets.train_batches(
+            split, batch_size=8, epoch=0, seed=1, binarization="none", num_classes=10
+        )
         spec = dataset.element_spec
         self.assertEqual(spec["image"].shape, (8, 4, 4, 1))
         self.assertEqual(spec["image"].dtype, tf.float32)
@@ -315,8 +337,9 @@ class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
         for batch, batch_ids in zip(batches, ids):
             self.assertAllClose(batch["image"], split.images[batch_ids] / 255.0)
             self.assertAllEqual(batch["label"], split.labels[batch_ids])
-            self.assertAllEqual(batch["label_onehot"],
-                                np.eye(10)[split.labels[batch_ids]])
+            self.assertAllEqual(
+                batch["label_onehot"], np.eye(10)[split.labels[batch_ids]]
+            )
 
     def test_order_depends_on_seed_and_epoch_only(self):
         ids = _example_ids(self.batches(epoch=2, seed=5))
@@ -324,16 +347,16 @@ class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllEqual(_example_ids(self.batches(epoch=3, seed=5)), ids)
         self.assertNotAllEqual(_example_ids(self.batches(epoch=2, seed=6)), ids)
         # The binarization does not change the order.
-        labels = np.stack([b["label"] for b in self.batches(
-            epoch=2, seed=5, binarization="dynamic")])
+        labels = np.stack(
+            [b["label"] for b in self.batches(epoch=2, seed=5, binarization="dynamic")]
+        )
         self.assertAllEqual(labels, _split().labels[ids])
 
     @parameterized.parameters("none", "dynamic")
     def test_skip_batches_resumes_the_same_epoch(self, binarization):
         full = self.batches(epoch=1, binarization=binarization)
         for skip in (0, 1, 3, 4):
-            resumed = self.batches(epoch=1, binarization=binarization,
-                                   skip_batches=skip)
+            resumed = self.batches(epoch=1, binarization=binarization, skip_batches=skip)
             self.assertLen(resumed, 4 - skip)
             for expected, batch in zip(full[skip:], resumed):
                 for key in expected:
@@ -354,10 +377,10 @@ class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
         split = datasets.ArraySplit(images, np.zeros(8, np.int64))
         (batch,) = self.batches(split, binarization="static")
         expected = np.array([0, 0, 0, 0, 1, 1, 1, 1], np.float32)
-        self.assertAllEqual(batch["image"],
-                            np.tile(expected[None, :, None, None], (8, 1, 2, 1)))
         self.assertAllEqual(
-            datasets.binarize_numpy(pixels, "static", seed=0), expected)
+            batch["image"], np.tile(expected[None, :, None, None], (8, 1, 2, 1))
+        )
+        self.assertAllEqual(datasets.binarize_numpy(pixels, "static", seed=0), expected)
 
     def test_dynamic_binarization(self):
         pixels = np.array([0, 64, 128, 255], np.uint8)
@@ -365,16 +388,23 @@ class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
         split = datasets.ArraySplit(images, np.zeros(64, np.int64))
 
         def epoch_images(epoch):
-            return np.stack([b["image"] for b in self.batches(
-                split, batch_size=16, epoch=epoch, binarization="dynamic")])
+            return np.stack(
+                [
+                    b["image"]
+                    for b in self.batches(
+                        split, batch_size=16, epoch=epoch, binarization="dynamic"
+                    )
+                ]
+            )
 
         first = epoch_images(0)
         self.assertAllInSet(first, [0.0, 1.0])
         self.assertAllEqual(first[..., 0, :], np.zeros_like(first[..., 0, :]))
         self.assertAllEqual(first[..., 3, :], np.ones_like(first[..., 3, :]))
         # 64 * 32 draws per pixel value: the frequency is within 0.04 of p.
-        self.assertAllClose(first.mean(axis=(0, 1, 2, 4)),
-                            [0.0, 64 / 255, 128 / 255, 1.0], atol=0.04)
+        self.assertAllClose(
+            first.mean(axis=(0, 1, 2, 4)), [0.0, 64 / 255, 128 / 255, 1.0], atol=0.04
+        )
         self.assertAllEqual(epoch_images(0), first)
         self.assertNotAllEqual(epoch_images(1), first)
         # Batches of one epoch get different draws too.
@@ -382,18 +412,23 @@ class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_float_data_passes_through(self):
         toy = datasets.load_dataset("toy2d", seed=0)
-        dataset = datasets.train_batches(toy.train, batch_size=500, epoch=0,
-                                         seed=0, binarization="none",
-                                         num_classes=2)
+        dataset = datasets.train_batches(
+            toy.train, batch_size=500, epoch=0, seed=0, binarization="none", num_classes=2
+        )
         batches = _as_numpy(dataset)
         self.assertLen(batches, 4)
         self.assertEqual(dataset.element_spec["image"].shape, (500, 2))
         points = np.concatenate([b["image"] for b in batches])
-        self.assertAllEqual(np.sort(points, axis=0),
-                            np.sort(toy.train.images, axis=0))
+        self.assertAllEqual(np.sort(points, axis=0), np.sort(toy.train.images, axis=0))
         with self.assertRaisesRegex(ValueError, "'static'.*float data"):
-            datasets.train_batches(toy.train, batch_size=500, epoch=0, seed=0,
-                                   binarization="static", num_classes=2)
+            datasets.train_batches(
+                toy.train,
+                batch_size=500,
+                epoch=0,
+                seed=0,
+                binarization="static",
+                num_classes=2,
+            )
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "'otsu'.*'none'"):
@@ -405,13 +440,12 @@ class TrainBatchesTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class EvalBatchesTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.parameters("none", "static", "dynamic")
     def test_every_example_once_with_mask(self, binarization):
         split = _split(37)
-        dataset = datasets.eval_batches(split, batch_size=8, seed=2,
-                                        binarization=binarization,
-                                        num_classes=10)
+        dataset = datasets.eval_batches(
+            split, batch_size=8, seed=2, binarization=binarization, num_classes=10
+        )
         self.assertEqual(dataset.element_spec["image"].shape, (8, 4, 4, 1))
         self.assertEqual(dataset.element_spec["mask"].shape, (8,))
         batches = _as_numpy(dataset)
@@ -422,8 +456,8 @@ class EvalBatchesTest(tf.test.TestCase, parameterized.TestCase):
         labels = np.concatenate([b["label"] for b in batches])
         onehot = np.concatenate([b["label_onehot"] for b in batches])
         self.assertAllEqual(
-            images[:37],
-            datasets.binarize_numpy(split.images, binarization, seed=2))
+            images[:37], datasets.binarize_numpy(split.images, binarization, seed=2)
+        )
         self.assertAllEqual(labels[:37], split.labels)
         self.assertAllEqual(onehot[:37], np.eye(10)[split.labels])
         # Padding is zero everywhere.
@@ -434,9 +468,20 @@ class EvalBatchesTest(tf.test.TestCase, parameterized.TestCase):
         split = _split(37)
 
         def images(seed):
-            return np.concatenate([b["image"] for b in _as_numpy(
-                datasets.eval_batches(split, batch_size=8, seed=seed,
-                                      binarization="dynamic", num_classes=10))])
+            return np.concatenate(
+                [
+                    b["image"]
+                    for b in _as_numpy(
+                        datasets.eval_batches(
+                            split,
+                            batch_size=8,
+                            seed=seed,
+                            binarization="dynamic",
+                            num_classes=10,
+                        )
+                    )
+                ]
+            )
 
         first = images(2)
         self.assertAllInSet(first, [0.0, 1.0])
@@ -445,16 +490,17 @@ class EvalBatchesTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_float_data(self):
         toy = datasets.load_dataset("toy2d", seed=0)
-        batches = _as_numpy(datasets.eval_batches(
-            toy.test, batch_size=300, seed=0, binarization="none",
-            num_classes=2))
+        batches = _as_numpy(
+            datasets.eval_batches(
+                toy.test, batch_size=300, seed=0, binarization="none", num_classes=2
+            )
+        )
         self.assertLen(batches, 7)
         points = np.concatenate([b["image"] for b in batches])
         self.assertAllEqual(points[:2000], toy.test.images)
 
 
 class HelpersTest(tf.test.TestCase):
-
     def test_steps_per_epoch(self):
         self.assertEqual(datasets.steps_per_epoch(60000, 32), 1875)
         self.assertEqual(datasets.steps_per_epoch(37, 8), 4)
@@ -464,10 +510,12 @@ class HelpersTest(tf.test.TestCase):
 
     def test_binarize_numpy(self):
         pixels = np.array([[0, 51, 255]], np.uint8)
-        self.assertAllClose(datasets.binarize_numpy(pixels, "none", seed=0),
-                            [[0.0, 0.2, 1.0]])
-        dynamic = datasets.binarize_numpy(np.full((100, 100), 51, np.uint8),
-                                          "dynamic", seed=1)
+        self.assertAllClose(
+            datasets.binarize_numpy(pixels, "none", seed=0), [[0.0, 0.2, 1.0]]
+        )
+        dynamic = datasets.binarize_numpy(
+            np.full((100, 100), 51, np.uint8), "dynamic", seed=1
+        )
         self.assertEqual(dynamic.dtype, np.float32)
         self.assertAllInSet(dynamic, [0.0, 1.0])
         self.assertAllClose(dynamic.mean(), 0.2, atol=0.02)
@@ -478,7 +526,6 @@ class HelpersTest(tf.test.TestCase):
 
 
 class RealMnistTest(tf.test.TestCase):
-
     def test_loads_real_mnist(self):
         data_dir = os.environ.get("VAE_DATA_DIR")
         if not data_dir:

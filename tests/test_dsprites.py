@@ -43,8 +43,9 @@ def test_factor_grid_size_and_order():
     np.testing.assert_array_equal(grid[40 * 1024], [0, 1, 0, 0, 0])
     np.testing.assert_array_equal(grid[-1], [2, 5, 39, 31, 31])
     values = dsprites.factor_values_of(grid[[0, -1]])
-    np.testing.assert_allclose(values, [[1, 0.5, 0, 0, 0],
-                                        [3, 1, 2 * np.pi, 1, 1]], rtol=1e-6)
+    np.testing.assert_allclose(
+        values, [[1, 0.5, 0, 0, 0], [3, 1, 2 * np.pi, 1, 1]], rtol=1e-6
+    )
 
 
 def test_small_square_lies_where_hand_computed():
@@ -94,7 +95,7 @@ def test_positions_and_scales(x, y):
     # sampling at pixel centres can add or drop on each axis.
     for scale_index, scale in enumerate(dsprites.FACTOR_VALUES[1]):
         area = dsprites.render_triple(0, scale_index, 0)[x, y].sum()
-        assert (15 * scale - 1)**2 <= area <= (15 * scale + 1)**2
+        assert (15 * scale - 1) ** 2 <= area <= (15 * scale + 1) ** 2
 
 
 def test_rendering_is_deterministic_and_in_grid_order(small_grid, tmp_path):
@@ -106,7 +107,8 @@ def test_rendering_is_deterministic_and_in_grid_order(small_grid, tmp_path):
         shape, scale, orientation, x, y = grid[index]
         expected = dsprites.render_triple(shape, scale, orientation)[x, y]
         np.testing.assert_array_equal(
-            np.unpackbits(packed[index], axis=-1).astype(bool), expected)
+            np.unpackbits(packed[index], axis=-1).astype(bool), expected
+        )
 
 
 def test_rendered_images_are_cached(small_grid, tmp_path, monkeypatch):
@@ -114,8 +116,7 @@ def test_rendered_images_are_cached(small_grid, tmp_path, monkeypatch):
     path = dsprites.cache_path(str(tmp_path))
     assert os.path.exists(path) and "cached" not in first.source
     calls = []
-    monkeypatch.setattr(dsprites, "render_all",
-                        lambda: calls.append(1) or np.zeros(0))
+    monkeypatch.setattr(dsprites, "render_all", lambda: calls.append(1) or np.zeros(0))
     second = dsprites.rendered(str(tmp_path))
     assert not calls and "cached" in second.source
     np.testing.assert_array_equal(first.packed, second.packed)
@@ -125,8 +126,9 @@ def test_rendered_images_are_cached(small_grid, tmp_path, monkeypatch):
 
 
 def test_load_dataset_renders_with_factors_and_subset(small_grid, tmp_path):
-    arrays = datasets.load_dataset("dsprites", None, cache_dir=str(tmp_path),
-                                   train_subset=500, validation_size=100)
+    arrays = datasets.load_dataset(
+        "dsprites", None, cache_dir=str(tmp_path), train_subset=500, validation_size=100
+    )
     assert arrays.example_shape == (64, 64, 1)
     assert arrays.num_classes == 3
     assert arrays.factor_names == dsprites.FACTOR_NAMES
@@ -138,21 +140,23 @@ def test_load_dataset_renders_with_factors_and_subset(small_grid, tmp_path):
         assert split.images.dtype == np.uint8
         assert set(np.unique(split.images)) <= {0, 255}
         np.testing.assert_array_equal(split.labels, split.factors[:, 0])
-        np.testing.assert_allclose(split.factor_values,
-                                   dsprites.factor_values_of(split.factors))
+        np.testing.assert_allclose(
+            split.factor_values, dsprites.factor_values_of(split.factors)
+        )
         # Every image is the rendering of its factors.
         for image, factors in zip(split.images[:3], split.factors[:3]):
             shape, scale, orientation, x, y = factors
             np.testing.assert_array_equal(
-                image[..., 0] > 0,
-                dsprites.render_triple(shape, scale, orientation)[x, y])
+                image[..., 0] > 0, dsprites.render_triple(shape, scale, orientation)[x, y]
+            )
     train_rows = {tuple(f) for f in arrays.train.factors}
     test_rows = {tuple(f) for f in arrays.test.factors}
     assert not train_rows & test_rows
     assert {tuple(f) for f in grid[dsprites.split_indices(6144)[1]]} == test_rows
     with pytest.raises(ValueError, match="train_subset=6000"):
-        datasets.load_dataset("dsprites", None, cache_dir=str(tmp_path),
-                              train_subset=6000)
+        datasets.load_dataset(
+            "dsprites", None, cache_dir=str(tmp_path), train_subset=6000
+        )
     with pytest.raises(ValueError, match="train_subset"):
         datasets.load_dataset("toy2d", train_subset=5)
 
@@ -172,11 +176,14 @@ def _write_fake_archive(path, num_images=40):
     for k, size in enumerate(dsprites.FACTOR_SIZES):
         classes[:, k + 1] = rng.integers(0, size, num_images)
     values = np.concatenate(
-        [np.ones((num_images, 1)),
-         dsprites.factor_values_of(classes[:, 1:]).astype(np.float64)], axis=1)
+        [
+            np.ones((num_images, 1)),
+            dsprites.factor_values_of(classes[:, 1:]).astype(np.float64),
+        ],
+        axis=1,
+    )
     imgs = rng.integers(0, 2, (num_images, 64, 64)).astype(np.uint8)
-    np.savez_compressed(path, imgs=imgs, latents_values=values,
-                        latents_classes=classes)
+    np.savez_compressed(path, imgs=imgs, latents_values=values, latents_classes=classes)
     return imgs, classes, values
 
 
@@ -189,8 +196,7 @@ def test_reads_the_archive_when_data_dir_holds_it(tmp_path):
     for split, indices in ((arrays.train, train), (arrays.test, test)):
         np.testing.assert_array_equal(split.images[..., 0], imgs[indices] * 255)
         np.testing.assert_array_equal(split.factors, classes[indices, 1:])
-        np.testing.assert_allclose(split.factor_values, values[indices, 1:],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(split.factor_values, values[indices, 1:], rtol=1e-6)
         np.testing.assert_array_equal(split.labels, classes[indices, 1])
 
 
@@ -199,8 +205,11 @@ def test_a_broken_archive_is_a_data_error(tmp_path):
     np.savez(path, imgs=np.zeros((3, 64, 64), np.uint8))
     with pytest.raises(datasets.DataError, match="lacks the keys"):
         datasets.load_dataset("dsprites", str(tmp_path))
-    np.savez(path, imgs=np.zeros((3, 32, 32), np.uint8),
-             latents_values=np.zeros((3, 6)),
-             latents_classes=np.zeros((3, 6), np.int64))
+    np.savez(
+        path,
+        imgs=np.zeros((3, 32, 32), np.uint8),
+        latents_values=np.zeros((3, 6)),
+        latents_classes=np.zeros((3, 6), np.int64),
+    )
     with pytest.raises(datasets.DataError, match=r"imgs uint8 \[3, 32, 32\]"):
         datasets.load_dataset("dsprites", str(tmp_path))

@@ -3,10 +3,10 @@
 import json
 import os
 
+from absl.testing import parameterized
 import keras
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from trainers import base
 from trainers import elbo
@@ -19,8 +19,9 @@ IMAGE_SHAPE = (4, 4, 1)
 NUM_TRAIN = 64
 BATCH_SIZE = 16
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
-MODEL_CONFIG = models.ModelConfig(architecture="mlp", image_shape=IMAGE_SHAPE,
-                                  latent_dim=2, hidden_units=(16,))
+MODEL_CONFIG = models.ModelConfig(
+    architecture="mlp", image_shape=IMAGE_SHAPE, latent_dim=2, hidden_units=(16,)
+)
 TRAIN_KEYS = {"loss", "elbo", "reconstruction", "kl", "kl_weight"}
 EVAL_KEYS = {"elbo", "reconstruction", "kl"}
 
@@ -32,57 +33,83 @@ def _synthetic_split(num_examples: int, seed: int) -> datasets.ArraySplit:
     images = rng.integers(0, 40, size=(num_examples, *IMAGE_SHAPE))
     images[labels == 0, :2, :, :] += 200
     images[labels == 1, :, :2, :] += 200
-    return datasets.ArraySplit(images=np.clip(images, 0, 255).astype(np.uint8),
-                               labels=labels.astype(np.int64))
+    return datasets.ArraySplit(
+        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
+    )
 
 
-def _data_source(train: datasets.ArraySplit, test: datasets.ArraySplit,
-                 eval_batch_size: int = 8, seed: int = 0) -> base.DataSource:
+def _data_source(
+    train: datasets.ArraySplit,
+    test: datasets.ArraySplit,
+    eval_batch_size: int = 8,
+    seed: int = 0,
+) -> base.DataSource:
     def train_batches(epoch, skip_batches):
         return datasets.train_batches(
-            train, batch_size=BATCH_SIZE, epoch=epoch, seed=seed,
-            binarization="static", num_classes=2, skip_batches=skip_batches)
+            train,
+            batch_size=BATCH_SIZE,
+            epoch=epoch,
+            seed=seed,
+            binarization="static",
+            num_classes=2,
+            skip_batches=skip_batches,
+        )
 
     def test_batches():
-        return datasets.eval_batches(test, batch_size=eval_batch_size,
-                                     seed=seed, binarization="static",
-                                     num_classes=2)
+        return datasets.eval_batches(
+            test,
+            batch_size=eval_batch_size,
+            seed=seed,
+            binarization="static",
+            num_classes=2,
+        )
 
     return base.DataSource(
         train_batches=train_batches,
-        steps_per_epoch=datasets.steps_per_epoch(train.num_examples,
-                                                 BATCH_SIZE),
-        batch_size=BATCH_SIZE, eval_batches={"test": test_batches})
+        steps_per_epoch=datasets.steps_per_epoch(train.num_examples, BATCH_SIZE),
+        batch_size=BATCH_SIZE,
+        eval_batches={"test": test_batches},
+    )
 
 
 class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
         self.train_split = _synthetic_split(NUM_TRAIN, seed=1)
         self.test_split = _synthetic_split(10, seed=2)
 
-    def _trainer(self, *, epochs, objective=elbo.ElboObjective(),
-                 learning_rate=1e-2, trainer_class=elbo.ElboTrainer,
-                 eval_batch_size=8):
+    def _trainer(
+        self,
+        *,
+        epochs,
+        objective=elbo.ElboObjective(),
+        learning_rate=1e-2,
+        trainer_class=elbo.ElboTrainer,
+        eval_batch_size=8,
+    ):
         model = models.VAE(MODEL_CONFIG)
         config = base.TrainerConfig(
-            workdir=self.create_tempdir().full_path, epochs=epochs, seed=3,
-            steps_per_loop=STEPS_PER_EPOCH, log_every_steps=STEPS_PER_EPOCH,
-            progress="none")
+            workdir=self.create_tempdir().full_path,
+            epochs=epochs,
+            seed=3,
+            steps_per_loop=STEPS_PER_EPOCH,
+            log_every_steps=STEPS_PER_EPOCH,
+            progress="none",
+        )
         return trainer_class(
             model=model,
             optimizer=optimizers.make_optimizer("adam", learning_rate),
             config=config,
-            data=_data_source(self.train_split, self.test_split,
-                              eval_batch_size=eval_batch_size),
-            objective=objective)
+            data=_data_source(
+                self.train_split, self.test_split, eval_batch_size=eval_batch_size
+            ),
+            objective=objective,
+        )
 
     @parameterized.parameters("analytic", "mc")
     def test_training_lowers_the_loss(self, kl_estimator):
-        trainer = self._trainer(
-            epochs=6, objective=elbo.ElboObjective(kl=kl_estimator))
+        trainer = self._trainer(epochs=6, objective=elbo.ElboObjective(kl=kl_estimator))
         result = trainer.train()
         self.assertTrue(result.completed)
         self.assertEqual(result.global_step, 6 * STEPS_PER_EPOCH)
@@ -94,8 +121,9 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertLess(last["loss"], first["loss"] - 1.0)
         self.assertLess(last["reconstruction"], first["reconstruction"])
         self.assertGreater(last["elbo"], first["elbo"])
-        self.assertGreater(result.metrics["final"]["test"]["elbo"],
-                           epochs[0]["test"]["elbo"])
+        self.assertGreater(
+            result.metrics["final"]["test"]["elbo"], epochs[0]["test"]["elbo"]
+        )
 
     def test_logs_have_the_documented_keys(self):
         trainer = self._trainer(epochs=1)
@@ -114,8 +142,7 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # With beta 1 the loss is the negative ELBO, step by step and averaged.
         train = record["train"]
         self.assertNear(train["loss"], -train["elbo"], 1e-3)
-        self.assertNear(train["elbo"],
-                        -(train["reconstruction"] + train["kl"]), 1e-3)
+        self.assertNear(train["elbo"], -(train["reconstruction"] + train["kl"]), 1e-3)
         with open(os.path.join(trainer.config.workdir, "metrics.json")) as f:
             self.assertEqual(json.load(f), result.metrics)
 
@@ -125,30 +152,31 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         for record in result.metrics["epochs"]:
             train = record["train"]
             self.assertAllClose(train["kl_weight"], 0.25)
-            self.assertNear(train["loss"],
-                            train["reconstruction"] + 0.25 * train["kl"], 1e-3)
-            self.assertNear(train["elbo"],
-                            -(train["reconstruction"] + train["kl"]), 1e-3)
+            self.assertNear(
+                train["loss"], train["reconstruction"] + 0.25 * train["kl"], 1e-3
+            )
+            self.assertNear(train["elbo"], -(train["reconstruction"] + train["kl"]), 1e-3)
             # kl > 0, so a weight below 1 makes the loss smaller than -elbo.
             self.assertLess(train["loss"], -train["elbo"])
         self.assertAllClose(trainer.kl_weight(), 0.25)
 
     def test_kl_warmup_raises_weight_linearly_per_step(self):
         beta, warmup_steps = 2.0, 2 * STEPS_PER_EPOCH
-        trainer = self._trainer(epochs=3, objective=elbo.ElboObjective(
-            beta=beta, kl_warmup_epochs=warmup_steps / STEPS_PER_EPOCH))
+        trainer = self._trainer(
+            epochs=3,
+            objective=elbo.ElboObjective(
+                beta=beta, kl_warmup_epochs=warmup_steps / STEPS_PER_EPOCH
+            ),
+        )
         self.assertAllClose(trainer.kl_weight(), 0.0)
         result = trainer.train()
         # Step s (0-based) uses beta * min(1, s / warmup_steps); each epoch
         # logs the average over its steps.
         expected = []
         for epoch in range(3):
-            steps = np.arange(epoch * STEPS_PER_EPOCH,
-                              (epoch + 1) * STEPS_PER_EPOCH)
-            expected.append(np.mean(beta * np.minimum(1.0,
-                                                      steps / warmup_steps)))
-        logged = [record["train"]["kl_weight"]
-                  for record in result.metrics["epochs"]]
+            steps = np.arange(epoch * STEPS_PER_EPOCH, (epoch + 1) * STEPS_PER_EPOCH)
+            expected.append(np.mean(beta * np.minimum(1.0, steps / warmup_steps)))
+        logged = [record["train"]["kl_weight"] for record in result.metrics["epochs"]]
         self.assertAllClose(logged, expected, atol=1e-6)
         self.assertAllClose(logged[-1], beta)
         self.assertAllClose(trainer.kl_weight(), beta)
@@ -157,26 +185,25 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
     def test_evaluation_reports_negative_sum_of_terms(self, kl_estimator):
         # 10 test images in batches of 4: the last batch has 2 padding rows.
         trainer = self._trainer(
-            epochs=1, eval_batch_size=4,
-            objective=elbo.ElboObjective(kl=kl_estimator))
+            epochs=1, eval_batch_size=4, objective=elbo.ElboObjective(kl=kl_estimator)
+        )
         trainer.train()
         results = trainer.evaluate()
         self.assertEqual(set(results), {"test"})
         test = results["test"]
         self.assertEqual(set(test), EVAL_KEYS)
-        self.assertNear(test["elbo"], -(test["reconstruction"] + test["kl"]),
-                        1e-4)
+        self.assertNear(test["elbo"], -(test["reconstruction"] + test["kl"]), 1e-4)
         self.assertGreater(test["reconstruction"], 0.0)
         # Evaluation noise restarts every time: the same numbers twice.
         self.assertEqual(trainer.evaluate(), results)
         if kl_estimator == "analytic":
             # The closed-form KL is deterministic: it must be the mean over
             # exactly the 10 real images, padding excluded.
-            images = datasets.binarize_numpy(self.test_split.images, "static",
-                                             seed=0)
+            images = datasets.binarize_numpy(self.test_split.images, "static", seed=0)
             model = trainer.model
-            kl = losses.analytic_kl(model.encode(tf.constant(images)),
-                                    model.prior()).numpy()
+            kl = losses.analytic_kl(
+                model.encode(tf.constant(images)), model.prior()
+            ).numpy()
             self.assertNear(test["kl"], float(np.mean(kl)), 1e-4)
 
     def test_subclass_extending_train_step_gets_its_metric_logged(self):
@@ -196,8 +223,9 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         for record in metrics["epochs"]:
             train = record["train"]
             self.assertEqual(set(train), TRAIN_KEYS | {"kl_per_dim"})
-            self.assertNear(train["kl_per_dim"],
-                            train["kl"] / MODEL_CONFIG.latent_dim, 1e-5)
+            self.assertNear(
+                train["kl_per_dim"], train["kl"] / MODEL_CONFIG.latent_dim, 1e-5
+            )
         self.assertIn("kl_per_dim", metrics["final"]["train"])
 
 
@@ -209,43 +237,49 @@ class OptimizerKindsTest(tf.test.TestCase):
         model = models.VAE(MODEL_CONFIG)
         split = _synthetic_split(NUM_TRAIN, seed=1)
         trainer = elbo.ElboTrainer(
-            model, optimizer, base.TrainerConfig(
-                workdir=workdir, epochs=epochs, seed=3,
-                steps_per_loop=STEPS_PER_EPOCH, progress="none"),
-            _data_source(split, _synthetic_split(10, seed=2)))
+            model,
+            optimizer,
+            base.TrainerConfig(
+                workdir=workdir,
+                epochs=epochs,
+                seed=3,
+                steps_per_loop=STEPS_PER_EPOCH,
+                progress="none",
+            ),
+            _data_source(split, _synthetic_split(10, seed=2)),
+        )
         return trainer.train().metrics
 
     def test_keras_3_adam_trains_and_resumes_exactly(self):
         workdir = self.create_tempdir().full_path
         self._train(keras.optimizers.Adam(1e-2), workdir, epochs=1)
         resumed = self._train(keras.optimizers.Adam(1e-2), workdir, epochs=2)
-        straight = self._train(keras.optimizers.Adam(1e-2),
-                               self.create_tempdir().full_path, epochs=2)
-        first, last = (record["train"]["loss"]
-                       for record in straight["epochs"])
+        straight = self._train(
+            keras.optimizers.Adam(1e-2), self.create_tempdir().full_path, epochs=2
+        )
+        first, last = (record["train"]["loss"] for record in straight["epochs"])
         self.assertLess(last, first)
         self.assertEqual(resumed["final"]["test"], straight["final"]["test"])
 
     def test_an_object_that_is_no_optimiser_is_refused_naming_it(self):
         with self.assertRaisesRegex(
-                ValueError, r"'vae'.*'adam'.*not a usable optimiser.*"
-                r"apply_gradients"):
+            ValueError,
+            r"'vae'.*'adam'.*not a usable optimiser.*"
+            r"apply_gradients",
+        ):
             self._train("adam", self.create_tempdir().full_path, epochs=1)
 
 
 class ElboObjectiveTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.named_parameters(
         ("estimator", dict(kl="exact"), r"--kl.*'exact'"),
         ("negative_beta", dict(beta=-0.5), r"--beta.*-0\.5"),
         ("infinite_beta", dict(beta=float("inf")), r"--beta.*inf"),
         ("nan_beta", dict(beta=float("nan")), r"--beta.*nan"),
-        ("negative_warmup", dict(kl_warmup_epochs=-3.0),
-         r"--kl_warmup_epochs.*-3"),
+        ("negative_warmup", dict(kl_warmup_epochs=-3.0), r"--kl_warmup_epochs.*-3"),
         ("optimizer", dict(optimizer="adagrad"), r"adagrad"),
         ("zero_rate", dict(learning_rate=0.0), r"--learning_rate.*0"),
-        ("infinite_rate", dict(learning_rate=float("inf")),
-         r"--learning_rate.*inf"),
+        ("infinite_rate", dict(learning_rate=float("inf")), r"--learning_rate.*inf"),
     )
     def test_validate_rejects_bad_values(self, fields, message):
         config = elbo.ElboObjective(**fields)
@@ -253,9 +287,14 @@ class ElboObjectiveTest(tf.test.TestCase, parameterized.TestCase):
             config.validate()
 
     @parameterized.parameters(
-        dict(kl="analytic"), dict(kl="mc"),
-        dict(beta=0.0), dict(beta=4.0), dict(kl_warmup_epochs=0.0),
-        dict(kl_warmup_epochs=2.5), dict(optimizer="sgd", learning_rate=3.0))
+        dict(kl="analytic"),
+        dict(kl="mc"),
+        dict(beta=0.0),
+        dict(beta=4.0),
+        dict(kl_warmup_epochs=0.0),
+        dict(kl_warmup_epochs=2.5),
+        dict(optimizer="sgd", learning_rate=3.0),
+    )
     def test_validate_accepts_good_values(self, **fields):
         elbo.ElboObjective(**fields).validate()
 
@@ -265,10 +304,12 @@ class ElboObjectiveTest(tf.test.TestCase, parameterized.TestCase):
         split = _synthetic_split(BATCH_SIZE, seed=0)
         with self.assertRaisesRegex(ValueError, r"beta.*-1"):
             elbo.ElboTrainer(
-                model=model, optimizer=optimizers.make_optimizer("sgd", 0.1),
+                model=model,
+                optimizer=optimizers.make_optimizer("sgd", 0.1),
                 config=base.TrainerConfig(workdir=workdir, epochs=1),
                 data=_data_source(split, split),
-                objective=elbo.ElboObjective(beta=-1.0))
+                objective=elbo.ElboObjective(beta=-1.0),
+            )
         self.assertFalse(os.path.exists(workdir))
 
 

@@ -12,8 +12,9 @@ import tensorflow as tf
 from vae import export
 from vae import models
 
-MODEL_CONFIG = models.ModelConfig(architecture="mlp", image_shape=(4, 4, 1),
-                                  latent_dim=2, hidden_units=(8,))
+MODEL_CONFIG = models.ModelConfig(
+    architecture="mlp", image_shape=(4, 4, 1), latent_dim=2, hidden_units=(8,)
+)
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Runs in a fresh interpreter. The repository may be installed in development
@@ -64,7 +65,6 @@ _CHILD_PROGRAM = textwrap.dedent("""
 
 
 class ExportSavedModelTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
@@ -76,17 +76,20 @@ class ExportSavedModelTest(tf.test.TestCase):
     def test_fresh_process_without_the_package_runs_every_signature(self):
         work = self.create_tempdir().full_path
         export_dir = os.path.join(work, "export")
-        self.assertEqual(export.export_saved_model(self.model, export_dir),
-                         export_dir)
+        self.assertEqual(export.export_saved_model(self.model, export_dir), export_dir)
         np.save(os.path.join(work, "images.npy"), self.images)
         np.save(os.path.join(work, "latent.npy"), self.latent)
         output_path = os.path.join(work, "outputs.npz")
-        environment = dict(os.environ, PYTHONPATH="",
-                           TF_CPP_MIN_LOG_LEVEL="2")
+        environment = dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="2")
         completed = subprocess.run(
             [sys.executable, "-c", _CHILD_PROGRAM, export_dir, output_path],
-            cwd=work, env=environment, capture_output=True, text=True,
-            timeout=120, check=False)
+            cwd=work,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         self.assertEqual(completed.returncode, 0, msg=completed.stderr[-3000:])
         report = json.loads(completed.stdout.strip().splitlines()[-1])
         self.assertFalse(report["package_importable"])
@@ -106,9 +109,11 @@ class ExportSavedModelTest(tf.test.TestCase):
         posterior = self.model.encode(tf.constant(self.images))
         self.assertAllClose(outputs["mean"], posterior.mean(), atol=1e-6)
         self.assertAllClose(outputs["stddev"], posterior.stddev(), atol=1e-6)
-        self.assertAllClose(outputs["decoded"],
-                            self.model.decode_mean(tf.constant(self.latent)),
-                            atol=1e-6)
+        self.assertAllClose(
+            outputs["decoded"],
+            self.model.decode_mean(tf.constant(self.latent)),
+            atol=1e-6,
+        )
 
     def test_reexport_replaces_previous_export_atomically(self):
         work = self.create_tempdir().full_path
@@ -123,13 +128,10 @@ class ExportSavedModelTest(tf.test.TestCase):
         export.export_saved_model(other_model, export_dir)
         self.assertEqual(sorted(os.listdir(work)), ["export"])
         self.assertNotIn("junk", os.listdir(export_dir))
-        self.assertTrue(os.path.exists(os.path.join(export_dir,
-                                                    "saved_model.pb")))
+        self.assertTrue(os.path.exists(os.path.join(export_dir, "saved_model.pb")))
         loaded = tf.saved_model.load(export_dir)
-        mean = loaded.signatures["encode"](
-            images=tf.constant(self.images))["mean"]
-        self.assertAllClose(mean, other_model.encode(self.images).mean(),
-                            atol=1e-6)
+        mean = loaded.signatures["encode"](images=tf.constant(self.images))["mean"]
+        self.assertAllClose(mean, other_model.encode(self.images).mean(), atol=1e-6)
         self.assertNotAllClose(mean, self.model.encode(self.images).mean())
 
     def test_encode_in_saved_model_equals_model_encode_mean(self):
@@ -138,13 +140,13 @@ class ExportSavedModelTest(tf.test.TestCase):
         loaded = tf.saved_model.load(export_dir)
         images = tf.constant(self.images)
         encoded = loaded.signatures["encode"](images=images)
-        self.assertAllClose(encoded["mean"], self.model.encode(images).mean(),
-                            atol=1e-6)
+        self.assertAllClose(encoded["mean"], self.model.encode(images).mean(), atol=1e-6)
         # The functions also work with a batch size not seen at export time.
         single = loaded.encode(images[:1])
         self.assertEqual(single["mean"].shape, (1, 2))
-        self.assertAllClose(single["mean"],
-                            self.model.encode(images[:1]).mean(), atol=1e-6)
+        self.assertAllClose(
+            single["mean"], self.model.encode(images[:1]).mean(), atol=1e-6
+        )
 
 
 if __name__ == "__main__":
@@ -152,31 +154,39 @@ if __name__ == "__main__":
 
 
 class ConditionalExportTest(tf.test.TestCase):
-
     def test_signatures_take_labels_and_match_the_model(self):
         tf.random.set_seed(0)
-        model = models.VAE(models.ModelConfig(
-            architecture="mlp", image_shape=(4, 4, 1), latent_dim=2,
-            hidden_units=(8,), num_classes=3))
+        model = models.VAE(
+            models.ModelConfig(
+                architecture="mlp",
+                image_shape=(4, 4, 1),
+                latent_dim=2,
+                hidden_units=(8,),
+                num_classes=3,
+            )
+        )
         export_dir = export.export_saved_model(
-            model, os.path.join(self.get_temp_dir(), "export"))
+            model, os.path.join(self.get_temp_dir(), "export")
+        )
         loaded = tf.saved_model.load(export_dir)
         self.assertEqual(int(loaded.num_classes.numpy()), 3)
-        images = np.random.default_rng(1).uniform(size=(2, 4, 4, 1)).astype(
-            np.float32)
+        images = np.random.default_rng(1).uniform(size=(2, 4, 4, 1)).astype(np.float32)
         labels = tf.constant([0, 2], tf.int32)
         encoded = loaded.signatures["encode"](images=images, labels=labels)
-        self.assertAllClose(encoded["mean"],
-                            model.encode(images, tf.one_hot(labels, 3)).mean())
+        self.assertAllClose(
+            encoded["mean"], model.encode(images, tf.one_hot(labels, 3)).mean()
+        )
         latent = tf.constant([[0.1, 0.2], [0.1, 0.2]])
         decoded = loaded.signatures["decode"](latent=latent, labels=labels)
-        self.assertAllClose(decoded["images"],
-                            model.decode_mean(latent, tf.one_hot(labels, 3)))
+        self.assertAllClose(
+            decoded["images"], model.decode_mean(latent, tf.one_hot(labels, 3))
+        )
         sampled = loaded.signatures["sample"](labels=tf.constant([1, 1, 1]))
         self.assertEqual(sampled["images"].shape, [3, 4, 4, 1])
         adapter = export.SavedModelVae(export_dir)
         self.assertTrue(adapter.is_conditional)
-        self.assertAllClose(adapter.decode_mean(latent, tf.one_hot(labels, 3)),
-                            decoded["images"])
+        self.assertAllClose(
+            adapter.decode_mean(latent, tf.one_hot(labels, 3)), decoded["images"]
+        )
         with self.assertRaisesRegex(ValueError, "needs labels"):
             adapter.decode_mean(latent)

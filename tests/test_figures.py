@@ -26,18 +26,22 @@ def _assert_not_blank(test, picture):
 
 def _elbo_record(epoch, *, with_test=True):
     """A metrics.json epoch record of the ELBO trainer, values made up."""
-    record = {"epoch": epoch, "global_step": 10 * epoch,
-              "images_per_second": 100.0,
-              "train": {"elbo": -200.0 + epoch, "reconstruction": 180.0 - epoch,
-                        "kl": 20.0}}
+    record = {
+        "epoch": epoch,
+        "global_step": 10 * epoch,
+        "images_per_second": 100.0,
+        "train": {"elbo": -200.0 + epoch, "reconstruction": 180.0 - epoch, "kl": 20.0},
+    }
     if with_test:
-        record["test"] = {"elbo": -205.0 + epoch,
-                          "reconstruction": 185.0 - epoch, "kl": 20.0}
+        record["test"] = {
+            "elbo": -205.0 + epoch,
+            "reconstruction": 185.0 - epoch,
+            "kl": 20.0,
+        }
     return record
 
 
 class RenderTest(tf.test.TestCase):
-
     def test_size_is_the_figure_size_in_pixels(self):
         figure = figure_lib.Figure(figsize=(3.0, 2.0), dpi=50)
         figure.add_subplot().plot([0, 1], [1, 0])
@@ -50,7 +54,6 @@ class RenderTest(tf.test.TestCase):
 
 
 class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
-
     def _clusters(self, num_classes=3, per_class=20):
         rng = np.random.default_rng(0)
         labels = np.repeat(np.arange(num_classes), per_class)
@@ -60,8 +63,8 @@ class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
     def test_axes_title_and_a_legend_of_class_names(self):
         points, labels = self._clusters()
         figure = figures.latent_scatter_figure(
-            points, labels, 3, class_names=("cat", "dog", "owl"),
-            title="Posterior means")
+            points, labels, 3, class_names=("cat", "dog", "owl"), title="Posterior means"
+        )
         (axes,) = figure.axes
         self.assertEqual(axes.get_xlabel(), "latent dimension 1")
         self.assertEqual(axes.get_ylabel(), "latent dimension 2")
@@ -84,8 +87,7 @@ class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
         figure = figures.latent_scatter_figure(points, labels, 3)
         (collection,) = figure.axes[0].collections
         self.assertAllClose(collection.get_offsets(), points)
-        self.assertAllClose(collection.get_facecolors(),
-                            figures.class_colours(3)[labels])
+        self.assertAllClose(collection.get_facecolors(), figures.class_colours(3)[labels])
 
     def test_non_finite_points_are_left_out(self):
         points = np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, np.inf]])
@@ -99,8 +101,7 @@ class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_rendered_picture(self):
         points, labels = self._clusters()
-        picture = figures.latent_scatter(points, labels, 3, width=320,
-                                         height=240)
+        picture = figures.latent_scatter(points, labels, 3, width=320, height=240)
         self.assertEqual(picture.shape, (240, 320, 3))
         _assert_not_blank(self, picture)
         # Class 0's colour is drawn (as the dots and the legend's marker).
@@ -115,11 +116,13 @@ class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
         ("three_d_points", np.zeros((2, 3)), np.array([0, 1]), 3, ()),
         ("name_count", np.zeros((2, 2)), np.array([0, 1]), 3, ("a", "b")),
     )
-    def test_bad_arguments_raise_value_error(self, points, labels,
-                                             num_classes, class_names):
+    def test_bad_arguments_raise_value_error(
+        self, points, labels, num_classes, class_names
+    ):
         with self.assertRaises(ValueError):
-            figures.latent_scatter_figure(points, labels, num_classes,
-                                          class_names=class_names)
+            figures.latent_scatter_figure(
+                points, labels, num_classes, class_names=class_names
+            )
 
     def test_too_small_a_picture_is_refused(self):
         with self.assertRaisesRegex(ValueError, "width=50"):
@@ -127,14 +130,13 @@ class LatentScatterTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class TrainingCurvesTest(tf.test.TestCase):
-
     def test_one_epoch_is_one_marked_point_per_split(self):
-        figure = figures.training_curves_figure([_elbo_record(1)],
-                                                title="Run A")
+        figure = figures.training_curves_figure([_elbo_record(1)], title="Run A")
         self.assertEqual(figure.get_suptitle(), "Run A")
         visible = [axes for axes in figure.axes if axes.get_visible()]
-        self.assertEqual([axes.get_ylabel() for axes in visible],
-                         ["elbo", "reconstruction", "kl"])
+        self.assertEqual(
+            [axes.get_ylabel() for axes in visible], ["elbo", "reconstruction", "kl"]
+        )
         for axes in visible:
             self.assertEqual(axes.get_xlabel(), "epoch")
             self.assertNotEmpty(axes.get_title())
@@ -160,8 +162,9 @@ class TrainingCurvesTest(tf.test.TestCase):
         self.assertAllClose(lines["test"].get_ydata(), [184.0, 183.0, 182.0])
         # Each split has one colour in every panel.
         for axes in figure.axes[:3]:
-            self.assertEqual(_lines_by_label(axes)["test"].get_color(),
-                             lines["test"].get_color())
+            self.assertEqual(
+                _lines_by_label(axes)["test"].get_color(), lines["test"].get_color()
+            )
         picture = figures.render(figure)
         self.assertEqual(picture.ndim, 3)
         _assert_not_blank(self, picture)
@@ -170,20 +173,21 @@ class TrainingCurvesTest(tf.test.TestCase):
         # A VAE-GAN's epoch: losses of its players in training only, the ELBO
         # terms also on the test set; the evaluation suite's numbers and
         # strings are not curves.
-        history = [{
-            "epoch": epoch,
-            "train": {"prior": 3.0, "dis_llike": 5.0, "gan": 1.4,
-                      "schedule": "on"},
-            "test": {"elbo": -90.0, "reconstruction": 80.0, "kl": 10.0,
-                     "prior": 3.1},
-            "evaluation": {"frechet_distance": 9.0},
-        } for epoch in (1, 2)]
-        self.assertEqual(figures.curve_quantities(history),
-                         ["elbo", "reconstruction", "kl", "dis_llike", "gan",
-                          "prior"])
+        history = [
+            {
+                "epoch": epoch,
+                "train": {"prior": 3.0, "dis_llike": 5.0, "gan": 1.4, "schedule": "on"},
+                "test": {"elbo": -90.0, "reconstruction": 80.0, "kl": 10.0, "prior": 3.1},
+                "evaluation": {"frechet_distance": 9.0},
+            }
+            for epoch in (1, 2)
+        ]
+        self.assertEqual(
+            figures.curve_quantities(history),
+            ["elbo", "reconstruction", "kl", "dis_llike", "gan", "prior"],
+        )
         figure = figures.training_curves_figure(history)
-        panels = {axes.get_ylabel(): axes for axes in figure.axes
-                  if axes.get_visible()}
+        panels = {axes.get_ylabel(): axes for axes in figure.axes if axes.get_visible()}
         self.assertLen(panels, 6)
         self.assertEqual(_legend_texts(panels["gan"]), ["train"])
         self.assertEqual(_legend_texts(panels["elbo"]), ["test"])
@@ -209,7 +213,6 @@ class TrainingCurvesTest(tf.test.TestCase):
 
 
 class Toy2dFigureTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         self.points, self.labels = toy2d.draw_points(np.random.default_rng(0))
@@ -217,32 +220,45 @@ class Toy2dFigureTest(tf.test.TestCase):
 
     def test_one_panel_per_model_with_the_fixed_view_labels_and_legend(self):
         figure = figures.toy2d_figure(
-            self.points, self.labels,
+            self.points,
+            self.labels,
             {"unconditional": self.points * 0.5, "conditional": self.points},
-            title="Toy")
+            title="Toy",
+        )
         self.assertEqual(figure.get_suptitle(), "Toy")
-        self.assertEqual([axes.get_title() for axes in figure.axes],
-                         ["unconditional", "conditional"])
+        self.assertEqual(
+            [axes.get_title() for axes in figure.axes], ["unconditional", "conditional"]
+        )
         for axes in figure.axes:
             self.assertEqual(axes.get_xlim(), toy2d.VIEW_X)
             self.assertEqual(axes.get_ylim(), toy2d.VIEW_Y)
             self.assertEqual(axes.get_xlabel(), "x")
             self.assertEqual(axes.get_ylabel(), "y")
             # In drawing order, bottom layer first.
-            self.assertEqual(_legend_texts(axes), [
-                "data: arc (label 0)", "data: circle (label 1)",
-                "true curves", "reconstructions"])
+            self.assertEqual(
+                _legend_texts(axes),
+                [
+                    "data: arc (label 0)",
+                    "data: circle (label 1)",
+                    "true curves",
+                    "reconstructions",
+                ],
+            )
         # The reconstructions drawn are each model's own.
         reconstructions = figure.axes[0].collections[-1].get_offsets()
         self.assertAllClose(reconstructions, self.points * 0.5)
 
     def test_rendered_pictures_line_up(self):
-        one = figures.toy2d_picture(self.points, self.labels,
-                                    {"a": self.points}, panel_width=300,
-                                    height=200)
-        two = figures.toy2d_picture(self.points, self.labels,
-                                    {"a": self.points, "b": self.points},
-                                    panel_width=300, height=200)
+        one = figures.toy2d_picture(
+            self.points, self.labels, {"a": self.points}, panel_width=300, height=200
+        )
+        two = figures.toy2d_picture(
+            self.points,
+            self.labels,
+            {"a": self.points, "b": self.points},
+            panel_width=300,
+            height=200,
+        )
         self.assertEqual(one.shape, (200, 300, 3))
         self.assertEqual(two.shape, (200, 600, 3))
         _assert_not_blank(self, two)

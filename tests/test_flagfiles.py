@@ -9,7 +9,6 @@ from launch import flagfiles
 
 
 class ResolvedIncludesTest(tf.test.TestCase):
-
     def test_include_is_read_relative_to_the_including_file(self):
         root = self.create_tempdir().full_path
         presets = os.path.join(root, "presets")
@@ -27,13 +26,18 @@ class ResolvedIncludesTest(tf.test.TestCase):
         previous = os.getcwd()
         os.chdir(elsewhere)  # Neither file is reachable from here by absl.
         try:
-            argv = ["program", f"--flagfile={presets}/child.flags",
-                    "--flagfile", f"{presets}/plain.flags", "--name=last"]
+            argv = [
+                "program",
+                f"--flagfile={presets}/child.flags",
+                "--flagfile",
+                f"{presets}/plain.flags",
+                "--name=last",
+            ]
             with flagfiles.resolved_includes(argv) as resolved:
                 # A file without includes is passed as it is.
                 self.assertEqual(resolved[2:], argv[2:])
                 flag_values(resolved)
-                copies = os.path.dirname(resolved[1][len("--flagfile="):])
+                copies = os.path.dirname(resolved[1][len("--flagfile=") :])
             self.assertFalse(os.path.exists(copies))  # Cleaned up.
         finally:
             os.chdir(previous)
@@ -52,9 +56,11 @@ class ResolvedIncludesTest(tf.test.TestCase):
         os.chdir(root)
         try:
             self.assertEqual(
-                flagfiles.resolve_include("base.flags",
-                                          os.path.join(nested, "child.flags")),
-                os.path.join(root, "base.flags"))
+                flagfiles.resolve_include(
+                    "base.flags", os.path.join(nested, "child.flags")
+                ),
+                os.path.join(root, "base.flags"),
+            )
         finally:
             os.chdir(previous)
 

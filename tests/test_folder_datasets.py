@@ -27,16 +27,24 @@ from vae import image_folders
 from vae import models
 
 _TINY_CONV_FLAGS = [
-    "--architecture=conv", "--encoder_filters=4,4", "--decoder_filters=4,4",
-    "--decoder_base_channels=4", "--latent_dim=2", "--batch_size=6",
-    "--eval_batch_size=16", "--progress=log", "--manifold_grid_size=3",
-    "--epochs=1", "--test_fraction=0.25",
+    "--architecture=conv",
+    "--encoder_filters=4,4",
+    "--decoder_filters=4,4",
+    "--decoder_base_channels=4",
+    "--latent_dim=2",
+    "--batch_size=6",
+    "--eval_batch_size=16",
+    "--progress=log",
+    "--manifold_grid_size=3",
+    "--epochs=1",
+    "--test_fraction=0.25",
 ]
 
 
 def _gray_images(count, size=12, seed=0):
     return np.random.default_rng(seed).integers(
-        0, 256, size=(count, size, size, 1), dtype=np.uint8)
+        0, 256, size=(count, size, size, 1), dtype=np.uint8
+    )
 
 
 def _write_gray_folder(root, *, num_classes=3, per_class=8, size=12):
@@ -44,26 +52,50 @@ def _write_gray_folder(root, *, num_classes=3, per_class=8, size=12):
     labels = np.arange(num_classes * per_class) % num_classes
     images = _gray_images(len(labels), size)
     image_fixtures.write_image_folder(
-        root, images, labels, [f"class_{label}" for label in range(num_classes)])
+        root, images, labels, [f"class_{label}" for label in range(num_classes)]
+    )
     return images, labels
 
 
-def _config(data_dir, workdir, *, architecture="conv", conditional=False,
-            likelihood="bernoulli", **data):
+def _config(
+    data_dir,
+    workdir,
+    *,
+    architecture="conv",
+    conditional=False,
+    likelihood="bernoulli",
+    **data,
+):
     """A tiny run on dataset "folder", its shape and classes left to the data."""
     data = {"test_fraction": 0.25, **data}
     model = models.ModelConfig(
-        architecture=architecture, image_shape=experiment.FROM_DATA,
-        num_classes=experiment.FROM_DATA if conditional else 0, latent_dim=2,
-        likelihood=likelihood, hidden_units=(8,), encoder_filters=(4, 4),
-        decoder_base_channels=4, decoder_filters=(4, 4))
+        architecture=architecture,
+        image_shape=experiment.FROM_DATA,
+        num_classes=experiment.FROM_DATA if conditional else 0,
+        latent_dim=2,
+        likelihood=likelihood,
+        hidden_units=(8,),
+        encoder_filters=(4, 4),
+        decoder_base_channels=4,
+        decoder_filters=(4, 4),
+    )
     return experiment.TrainProgramConfig(
-        data=experiment.DataConfig(dataset="folder", data_dir=data_dir,
-                                   binarization="none", validation_size=0,
-                                   allow_download=False, **data),
-        model=model, batch_size=4, eval_batch_size=8,
+        data=experiment.DataConfig(
+            dataset="folder",
+            data_dir=data_dir,
+            binarization="none",
+            validation_size=0,
+            allow_download=False,
+            **data,
+        ),
+        model=model,
+        batch_size=4,
+        eval_batch_size=8,
         trainer=base.TrainerConfig(workdir=workdir, epochs=1, progress="none"),
-        deterministic=False, pictures=False, export=False)
+        deterministic=False,
+        pictures=False,
+        export=False,
+    )
 
 
 class LoadDatasetTest(tf.test.TestCase):
@@ -76,8 +108,9 @@ class LoadDatasetTest(tf.test.TestCase):
     def test_folder(self):
         folder = os.path.join(self.root, "folder")
         _write_gray_folder(folder)
-        data = datasets.load_dataset("folder", folder, test_fraction=0.25,
-                                     validation_size=3, seed=1)
+        data = datasets.load_dataset(
+            "folder", folder, test_fraction=0.25, validation_size=3, seed=1
+        )
         self.assertEqual(data.example_shape, (12, 12, 1))
         self.assertEqual(data.num_classes, 3)
         self.assertEqual(data.class_names, ("class_0", "class_1", "class_2"))
@@ -110,10 +143,16 @@ class LoadDatasetTest(tf.test.TestCase):
         images = np.random.default_rng(0).integers(0, 256, (6, 8, 12, 3), np.uint8)
         self.write_idx_set(
             directory,
-            ["e-train-images-idx4-ubyte.gz", "e-train-labels-idx1-ubyte.gz",
-             "e-test-images-idx4-ubyte", "e-test-labels-idx1-ubyte"],
-            images, np.array([0, 4, 1, 1, 2, 3], np.uint8),
-            np.array([5, 0, 1], np.uint8))
+            [
+                "e-train-images-idx4-ubyte.gz",
+                "e-train-labels-idx1-ubyte.gz",
+                "e-test-images-idx4-ubyte",
+                "e-test-labels-idx1-ubyte",
+            ],
+            images,
+            np.array([0, 4, 1, 1, 2, 3], np.uint8),
+            np.array([5, 0, 1], np.uint8),
+        )
         data = datasets.load_dataset("idx", directory)
         self.assertEqual(data.example_shape, (8, 12, 3))
         self.assertEqual(data.num_classes, 6)  # Largest label + 1.
@@ -124,20 +163,23 @@ class LoadDatasetTest(tf.test.TestCase):
     def test_idx_reads_mnist_files_and_converts_them(self):
         directory = os.path.join(self.root, "mnist")
         written = testing_utils.write_fake_mnist(directory)
-        data = datasets.load_dataset("idx", directory, image_size=(16, 16),
-                                     channels=3)
+        data = datasets.load_dataset("idx", directory, image_size=(16, 16), channels=3)
         self.assertEqual(data.example_shape, (16, 16, 3))
         self.assertAllEqual(data.test.labels, written["test_labels"])
 
     def test_idx_needs_exactly_one_file_per_role(self):
         directory = os.path.join(self.root, "two_sets")
         testing_utils.write_fake_mnist(directory)
-        testing_utils.write_file(directory, "other-train-images-idx3-ubyte",
-                                 testing_utils.idx_bytes(_gray_images(2)[..., 0]))
+        testing_utils.write_file(
+            directory,
+            "other-train-images-idx3-ubyte",
+            testing_utils.idx_bytes(_gray_images(2)[..., 0]),
+        )
         with self.assertRaisesRegex(
-                datasets.DataNotFoundError,
-                r"exactly one file named like \*train-images-idx\*.*found "
-                r"other-train-images-idx3-ubyte, train-images-idx3-ubyte.gz"):
+            datasets.DataNotFoundError,
+            r"exactly one file named like \*train-images-idx\*.*found "
+            r"other-train-images-idx3-ubyte, train-images-idx3-ubyte.gz",
+        ):
             datasets.load_dataset("idx", directory)
         with self.assertRaisesRegex(datasets.DataNotFoundError, "does not exist"):
             datasets.load_dataset("idx", os.path.join(self.root, "missing"))
@@ -147,13 +189,19 @@ class LoadDatasetTest(tf.test.TestCase):
         os.makedirs(directory)
         path = os.path.join(directory, "cifar_like.npz")
         x_train = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), np.uint8)
-        np.savez(path, x_train=x_train, y_train=np.array([[0], [1], [2], [1], [0]])[:, 0],
-                 x_test=x_train[:2, ..., :1][..., 0], y_test=np.array([2, 2]))
+        np.savez(
+            path,
+            x_train=x_train,
+            y_train=np.array([[0], [1], [2], [1], [0]])[:, 0],
+            x_test=x_train[:2, ..., :1][..., 0],
+            y_test=np.array([2, 2]),
+        )
         # x_test is gray [N, h, w], x_train RGB: one shape only after converting.
         with self.assertRaisesRegex(
-                datasets.DataError,
-                r"training images of shape \(8, 8, 3\) but test images of shape "
-                r"\(8, 8, 1\).*channels"):
+            datasets.DataError,
+            r"training images of shape \(8, 8, 3\) but test images of shape "
+            r"\(8, 8, 1\).*channels",
+        ):
             datasets.load_dataset("npz", path)
         from_file = datasets.load_dataset("npz", path, channels=3)
         from_directory = datasets.load_dataset("npz", directory, channels=3)
@@ -165,29 +213,41 @@ class LoadDatasetTest(tf.test.TestCase):
     def test_npz_problems(self):
         directory = os.path.join(self.root, "npz_bad")
         os.makedirs(directory)
-        with self.assertRaisesRegex(datasets.DataNotFoundError,
-                                    r"holds 0 .npz files \(none\)"):
+        with self.assertRaisesRegex(
+            datasets.DataNotFoundError, r"holds 0 .npz files \(none\)"
+        ):
             datasets.load_dataset("npz", directory)
         path = os.path.join(directory, "a.npz")
-        np.savez(path, x_train=_gray_images(2), y_train=np.array([0, -1]),
-                 x_test=_gray_images(1), y_test=np.array([0]))
-        with self.assertRaisesRegex(datasets.DataError,
-                                    r"1 negative values \(the first is -1"):
+        np.savez(
+            path,
+            x_train=_gray_images(2),
+            y_train=np.array([0, -1]),
+            x_test=_gray_images(1),
+            y_test=np.array([0]),
+        )
+        with self.assertRaisesRegex(
+            datasets.DataError, r"1 negative values \(the first is -1"
+        ):
             datasets.load_dataset("npz", path)
         np.savez(os.path.join(directory, "b.npz"), x_train=np.zeros(1))
-        with self.assertRaisesRegex(datasets.DataNotFoundError,
-                                    r"holds 2 .npz files \(a.npz, b.npz\)"):
+        with self.assertRaisesRegex(
+            datasets.DataNotFoundError, r"holds 2 .npz files \(a.npz, b.npz\)"
+        ):
             datasets.load_dataset("npz", directory)
-        np.savez(path, x_train=np.zeros((2, 8, 8, 4), np.uint8),
-                 y_train=np.array([0, 1]), x_test=_gray_images(1),
-                 y_test=np.array([0]))
-        with self.assertRaisesRegex(datasets.DataError,
-                                    r"\[2, 8, 8, 4\].*1 or 3\]"):
+        np.savez(
+            path,
+            x_train=np.zeros((2, 8, 8, 4), np.uint8),
+            y_train=np.array([0, 1]),
+            x_test=_gray_images(1),
+            y_test=np.array([0]),
+        )
+        with self.assertRaisesRegex(datasets.DataError, r"\[2, 8, 8, 4\].*1 or 3\]"):
             datasets.load_dataset("npz", path)
 
     def test_fixed_datasets_take_no_conversion(self):
-        with self.assertRaisesRegex(ValueError,
-                                    r"mnist has the fixed shape \(28, 28, 1\)"):
+        with self.assertRaisesRegex(
+            ValueError, r"mnist has the fixed shape \(28, 28, 1\)"
+        ):
             datasets.load_dataset("mnist", self.root, image_size=32)
 
 
@@ -209,14 +269,23 @@ class RunTrainingTest(tf.test.TestCase):
 
     def test_mlp_takes_any_size_and_resumes_from_the_cache(self):
         workdir = os.path.join(self.root, "mlp")
-        config = _config(self.gray, workdir, architecture="mlp", conditional=True,
-                         cache_dir=os.path.join(self.root, "cache"))
+        config = _config(
+            self.gray,
+            workdir,
+            architecture="mlp",
+            conditional=True,
+            cache_dir=os.path.join(self.root, "cache"),
+        )
         self.assertTrue(experiment.run_training(config).completed)
         # The second launch reads the converted arrays, not the images.
-        with mock.patch.object(image_folders.iio, "imread",
-                               side_effect=AssertionError("decoded an image")):
-            result = experiment.run_training(dataclasses.replace(
-                config, trainer=dataclasses.replace(config.trainer, epochs=2)))
+        with mock.patch.object(
+            image_folders.iio, "imread", side_effect=AssertionError("decoded an image")
+        ):
+            result = experiment.run_training(
+                dataclasses.replace(
+                    config, trainer=dataclasses.replace(config.trainer, epochs=2)
+                )
+            )
         self.assertTrue(result.completed)
         self.assertLen(result.metrics["epochs"], 2)
         with open(os.path.join(workdir, "run.json")) as stream:
@@ -224,14 +293,16 @@ class RunTrainingTest(tf.test.TestCase):
         self.assertEqual(model["image_shape"], [10, 10, 1])
         self.assertEqual(model["num_classes"], 3)
         with open(os.path.join(workdir, experiment.CLASSES_FILE)) as stream:
-            self.assertEqual(json.load(stream),
-                             {"0": "class_0", "1": "class_1", "2": "class_2"})
+            self.assertEqual(
+                json.load(stream), {"0": "class_0", "1": "class_1", "2": "class_2"}
+            )
 
     def test_conv_size_not_divisible_names_image_size(self):
         self.assert_refused(
             _config(self.gray, os.path.join(self.root, "conv10")),
             experiment.ConfigError,
-            r"divisible by 4.*\(10, 10, 1\).*--image_size resizes")
+            r"divisible by 4.*\(10, 10, 1\).*--image_size resizes",
+        )
 
     def test_single_class_for_a_conditional_model(self):
         unlabelled = os.path.join(self.root, "unlabelled")
@@ -239,20 +310,27 @@ class RunTrainingTest(tf.test.TestCase):
         self.assert_refused(
             _config(unlabelled, os.path.join(self.root, "cvae"), conditional=True),
             experiment.ConfigError,
-            r"--conditional needs labels of at least 2 classes.*unlabelled")
+            r"--conditional needs labels of at least 2 classes.*unlabelled",
+        )
         one_class = os.path.join(self.root, "one_class")
-        image_fixtures.write_image_folder(one_class, _gray_images(8, 8),
-                                         [0] * 8, ["cats"])
+        image_fixtures.write_image_folder(
+            one_class, _gray_images(8, 8), [0] * 8, ["cats"]
+        )
         self.assert_refused(
             _config(one_class, os.path.join(self.root, "cvae"), conditional=True),
-            experiment.ConfigError, "the one class 'cats'")
+            experiment.ConfigError,
+            "the one class 'cats'",
+        )
 
     def test_mixed_sizes_without_image_size(self):
         mixed = os.path.join(self.root, "mixed")
         image_fixtures.write_image_folder(mixed, _gray_images(4, 8), [0, 1, 0, 1])
         iio.imwrite(os.path.join(mixed, "1", "big.png"), _gray_images(1, 12)[0, ..., 0])
-        self.assert_refused(_config(mixed, os.path.join(self.root, "mixed_run")),
-                            datasets.DataError, "2 different sizes.*--image_size")
+        self.assert_refused(
+            _config(mixed, os.path.join(self.root, "mixed_run")),
+            datasets.DataError,
+            "2 different sizes.*--image_size",
+        )
 
     def test_non_image_files_refused_by_choice(self):
         folder = os.path.join(self.root, "with_notes")
@@ -260,28 +338,45 @@ class RunTrainingTest(tf.test.TestCase):
         with open(os.path.join(folder, "notes.txt"), "w") as stream:
             stream.write("hello")
         self.assert_refused(
-            _config(folder, os.path.join(self.root, "notes_run"),
-                    non_image_files="refuse"),
-            datasets.DataError, "notes.txt")
+            _config(
+                folder, os.path.join(self.root, "notes_run"), non_image_files="refuse"
+            ),
+            datasets.DataError,
+            "notes.txt",
+        )
 
     def test_bad_test_fraction_is_a_config_error(self):
         self.assert_refused(
-            _config(self.gray, os.path.join(self.root, "fraction"),
-                    test_fraction=1.0),
-            experiment.ConfigError, "test_fraction must be")
+            _config(self.gray, os.path.join(self.root, "fraction"), test_fraction=1.0),
+            experiment.ConfigError,
+            "test_fraction must be",
+        )
 
     def test_identity_records_the_conversion(self):
         config = _config(self.gray, "unused", image_size=(8, 8), channels=3)
-        self.assertEqual(config.data.identity(), {
-            "dataset": "folder", "binarization": "none", "validation_size": 0,
-            "image_size": [8, 8], "channels": 3, "test_fraction": 0.25})
-        mnist = experiment.DataConfig(dataset="mnist", data_dir=None,
-                                      binarization="static", validation_size=0,
-                                      allow_download=False)
+        self.assertEqual(
+            config.data.identity(),
+            {
+                "dataset": "folder",
+                "binarization": "none",
+                "validation_size": 0,
+                "image_size": [8, 8],
+                "channels": 3,
+                "test_fraction": 0.25,
+            },
+        )
+        mnist = experiment.DataConfig(
+            dataset="mnist",
+            data_dir=None,
+            binarization="static",
+            validation_size=0,
+            allow_download=False,
+        )
         # Exactly what runs recorded before these datasets existed.
-        self.assertEqual(mnist.identity(), {"dataset": "mnist",
-                                            "binarization": "static",
-                                            "validation_size": 0})
+        self.assertEqual(
+            mnist.identity(),
+            {"dataset": "mnist", "binarization": "static", "validation_size": 0},
+        )
 
 
 class ProgramsTest(tf.test.TestCase):
@@ -301,39 +396,78 @@ class ProgramsTest(tf.test.TestCase):
         cls.shapes = os.path.join(cls.root, "shapes")
         cls.shape_counts = make_image_folder.make_image_folder(
             make_image_folder.MakeFolderConfig(
-                source="shapes", output_dir=cls.shapes, split="both",
-                num_images=24, image_size=12))
+                source="shapes",
+                output_dir=cls.shapes,
+                split="both",
+                num_images=24,
+                image_size=12,
+            )
+        )
         cls.fake_mnist = os.path.join(cls.root, "fake_mnist")
         testing_utils.write_fake_mnist(cls.fake_mnist, num_train=20, num_test=12)
         cls.png_dir = os.path.join(cls.root, "mnist_pngs")
         cls.png_counts = make_image_folder.make_image_folder(
             make_image_folder.MakeFolderConfig(
-                source="idx", data_dir=cls.fake_mnist, output_dir=cls.png_dir,
-                split="both", num_images=10))
+                source="idx",
+                data_dir=cls.fake_mnist,
+                output_dir=cls.png_dir,
+                split="both",
+                num_images=10,
+            )
+        )
         empty = os.path.join(cls.root, "empty")
         os.makedirs(empty)
         cls.gray_workdir = os.path.join(cls.root, "gray_run")
         cls.rgb_workdir = os.path.join(cls.root, "rgb_run")
         cls.refused_workdir = os.path.join(cls.root, "refused")
-        gray_flags = ["--dataset=folder", f"--data_dir={cls.gray}",
-                      f"--data_cache_dir={cls.cache_dir}",
-                      "--binarization=dynamic", "--export=false",
-                      f"--workdir={cls.gray_workdir}", *_TINY_CONV_FLAGS]
-        (cls.gray_run, cls.rgb_run, cls.empty_run,
-         cls.flag_run) = testing_utils.run_modules_concurrently([
-             ("launch.train", gray_flags),
-             ("launch.train", [
-                 "--dataset=folder", f"--data_dir={cls.shapes}",
-                 "--image_size=8", "--channels=3", "--conditional",
-                 "--likelihood=continuous_bernoulli",
-                 f"--workdir={cls.rgb_workdir}", *_TINY_CONV_FLAGS]),
-             ("launch.train", [
-                 "--dataset=folder", f"--data_dir={empty}",
-                 f"--workdir={cls.refused_workdir}", *_TINY_CONV_FLAGS]),
-             ("launch.train", [
-                 "--dataset=mnist", "--image_size=32",
-                 f"--workdir={cls.refused_workdir}", *_TINY_CONV_FLAGS]),
-         ], extra_environment=cls.environment)
+        gray_flags = [
+            "--dataset=folder",
+            f"--data_dir={cls.gray}",
+            f"--data_cache_dir={cls.cache_dir}",
+            "--binarization=dynamic",
+            "--export=false",
+            f"--workdir={cls.gray_workdir}",
+            *_TINY_CONV_FLAGS,
+        ]
+        (cls.gray_run, cls.rgb_run, cls.empty_run, cls.flag_run) = (
+            testing_utils.run_modules_concurrently(
+                [
+                    ("launch.train", gray_flags),
+                    (
+                        "launch.train",
+                        [
+                            "--dataset=folder",
+                            f"--data_dir={cls.shapes}",
+                            "--image_size=8",
+                            "--channels=3",
+                            "--conditional",
+                            "--likelihood=continuous_bernoulli",
+                            f"--workdir={cls.rgb_workdir}",
+                            *_TINY_CONV_FLAGS,
+                        ],
+                    ),
+                    (
+                        "launch.train",
+                        [
+                            "--dataset=folder",
+                            f"--data_dir={empty}",
+                            f"--workdir={cls.refused_workdir}",
+                            *_TINY_CONV_FLAGS,
+                        ],
+                    ),
+                    (
+                        "launch.train",
+                        [
+                            "--dataset=mnist",
+                            "--image_size=32",
+                            f"--workdir={cls.refused_workdir}",
+                            *_TINY_CONV_FLAGS,
+                        ],
+                    ),
+                ],
+                extra_environment=cls.environment,
+            )
+        )
         for result in (cls.gray_run, cls.rgb_run):
             if result.returncode != 0:
                 raise AssertionError(result.stderr[-3000:])
@@ -347,10 +481,14 @@ class ProgramsTest(tf.test.TestCase):
         self.assertEqual(identity["model"]["image_shape"], [12, 12, 1])
         self.assertEqual(identity["model"]["num_classes"], 0)
         self.assertEqual(identity["data"]["image_size"], [])
-        self.assertEqual(self.read_json(self.gray_workdir, "classes.json"),
-                         {"0": "class_0", "1": "class_1", "2": "class_2"})
-        self.assertIn("(18 train, 6 test, examples of shape (12, 12, 1), 3 "
-                      "classes)", self.gray_run.stderr)
+        self.assertEqual(
+            self.read_json(self.gray_workdir, "classes.json"),
+            {"0": "class_0", "1": "class_1", "2": "class_2"},
+        )
+        self.assertIn(
+            "(18 train, 6 test, examples of shape (12, 12, 1), 3 classes)",
+            self.gray_run.stderr,
+        )
         final = self.read_json(self.gray_workdir, "metrics.json")["final"]["test"]
         self.assertTrue(np.isfinite(final["elbo"]))
         (entry,) = os.listdir(self.cache_dir)
@@ -362,63 +500,80 @@ class ProgramsTest(tf.test.TestCase):
         self.assertEqual(identity["model"]["image_shape"], [8, 8, 3])
         self.assertEqual(identity["model"]["num_classes"], 3)
         self.assertEqual(identity["model"]["likelihood"], "continuous_bernoulli")
-        self.assertEqual(self.read_json(self.rgb_workdir, "classes.json"),
-                         {"0": "0_circle", "1": "1_square", "2": "2_triangle"})
+        self.assertEqual(
+            self.read_json(self.rgb_workdir, "classes.json"),
+            {"0": "0_circle", "1": "1_square", "2": "2_triangle"},
+        )
         # train/ and test/ are the splits: no fraction held out.
-        self.assertIn("(24 train, 24 test, examples of shape (8, 8, 3)",
-                      self.rgb_run.stderr)
-        picture = iio.imread(os.path.join(self.rgb_workdir, "images",
-                                          "reconstructions_epoch_001.png"))
+        self.assertIn(
+            "(24 train, 24 test, examples of shape (8, 8, 3)", self.rgb_run.stderr
+        )
+        picture = iio.imread(
+            os.path.join(self.rgb_workdir, "images", "reconstructions_epoch_001.png")
+        )
         self.assertEqual(picture.shape[-1], 3)
-        self.assertTrue(os.path.exists(os.path.join(self.rgb_workdir, "export",
-                                                    "saved_model.pb")))
+        self.assertTrue(
+            os.path.exists(os.path.join(self.rgb_workdir, "export", "saved_model.pb"))
+        )
         # The default cache, under $VAE_CACHE_DIR.
-        self.assertLen(os.listdir(os.path.join(self.environment["VAE_CACHE_DIR"],
-                                               "datasets")), 1)
+        self.assertLen(
+            os.listdir(os.path.join(self.environment["VAE_CACHE_DIR"], "datasets")), 1
+        )
 
     def test_evaluation_reads_the_folder_as_training_did(self):
         config = evaluation_program.EvaluateProgramConfig(
-            workdir=self.rgb_workdir, sample_quality=False,
-            num_importance_samples=4, likelihood_examples=4)
+            workdir=self.rgb_workdir,
+            sample_quality=False,
+            num_importance_samples=4,
+            likelihood_examples=4,
+        )
         with mock.patch.dict(os.environ, self.environment):
             results = evaluation_program.run_evaluation(config)
         self.assertTrue(np.isfinite(results["test"]["elbo"]))
         self.assertEqual(results["likelihood"]["examples"], 4)
         self.assertEqual(results["dataset"], "folder")
-        with self.assertRaisesRegex(errors.ConfigError,
-                                    "'folder'.*--sample_quality=false"):
-            evaluation_program.run_evaluation(dataclasses.replace(
-                config, sample_quality=True))
+        with self.assertRaisesRegex(
+            errors.ConfigError, "'folder'.*--sample_quality=false"
+        ):
+            evaluation_program.run_evaluation(
+                dataclasses.replace(config, sample_quality=True)
+            )
 
     def test_make_image_folder(self):
         self.assertEqual(self.png_counts, {"train": 10, "test": 10})
         folder = image_folders.load_image_folder(self.png_dir)
-        expected = datasets.load_dataset("mnist", self.fake_mnist,
-                                         allow_download=False)
+        expected = datasets.load_dataset("mnist", self.fake_mnist, allow_download=False)
         self.assertEqual(folder.class_names, tuple(str(label) for label in range(10)))
-        for path, label, pixels in zip(folder.relative_paths, folder.labels,
-                                       folder.images):
+        for path, label, pixels in zip(
+            folder.relative_paths, folder.labels, folder.images
+        ):
             split, _, file_name = path.split("/")
             source = getattr(expected, split)
-            index = int(file_name[:-len(".png")])
+            index = int(file_name[: -len(".png")])
             self.assertEqual(label, source.labels[index], path)
             self.assertAllEqual(pixels, source.images[index], path)
         self.assertLen(folder.labels, 20)
         # It refuses to add to a folder that holds files.
         with self.assertRaisesRegex(errors.ConfigError, "not an empty directory"):
-            make_image_folder.make_image_folder(make_image_folder.MakeFolderConfig(
-                source="shapes", output_dir=self.png_dir))
+            make_image_folder.make_image_folder(
+                make_image_folder.MakeFolderConfig(
+                    source="shapes", output_dir=self.png_dir
+                )
+            )
 
     def test_zero_padded_class_names_sort_as_labels(self):
-        self.assertEqual(make_image_folder._class_names("idx", 12)[:3],
-                         ["00", "01", "02"])
-        self.assertEqual(make_image_folder._class_names("fashion_mnist", 10)[9],
-                         "9_ankle_boot")
+        self.assertEqual(
+            make_image_folder._class_names("idx", 12)[:3], ["00", "01", "02"]
+        )
+        self.assertEqual(
+            make_image_folder._class_names("fashion_mnist", 10)[9], "9_ankle_boot"
+        )
 
     def test_bad_input_is_refused_before_any_work(self):
         testing_utils.assert_clear_error(self, self.empty_run, "holds no images")
-        testing_utils.assert_clear_error(self, self.flag_run, "--image_size",
-                                         "--dataset=idx")
+        testing_utils.assert_clear_error(
+            self, self.flag_run, "--image_size", "--dataset=idx"
+        )
         self.assertFalse(os.path.exists(self.refused_workdir))
 
 

@@ -17,9 +17,14 @@ from vae import models
 
 # 8x8 -> 3x3 -> 1x1 in the encoder, 2x2 -> 4x4 -> 8x8 in the decoder.
 SMALL_CONV = models.ModelConfig(
-    image_shape=(8, 8, 1), latent_dim=2, encoder_filters=(4, 8),
-    encoder_strides=(2, 2), decoder_base_channels=4, decoder_filters=(8, 4),
-    decoder_strides=(2, 2))
+    image_shape=(8, 8, 1),
+    latent_dim=2,
+    encoder_filters=(4, 8),
+    encoder_strides=(2, 2),
+    decoder_base_channels=4,
+    decoder_filters=(8, 4),
+    decoder_strides=(2, 2),
+)
 PICTURE_NAMES = ("reconstructions", "samples", "manifold", "latent_scatter")
 NUM_IMAGES = 12
 NUM_SAMPLES = 9
@@ -32,17 +37,28 @@ def _fake_trainer(model, workdir, history=()):
         model=model,
         global_step=tf.Variable(0, dtype=tf.int64),
         summary_writer=tf.summary.create_file_writer(
-            os.path.join(workdir, "tensorboard")),
-        history=list(history))
+            os.path.join(workdir, "tensorboard")
+        ),
+        history=list(history),
+    )
 
 
 def _record(epoch_number):
     """An epoch's record as the ELBO trainer gives it to hooks."""
-    return {"epoch": epoch_number, "global_step": 5 * epoch_number,
-            "train": {"elbo": -100.0 + epoch_number, "reconstruction": 90.0,
-                      "kl": 10.0 - epoch_number},
-            "test": {"elbo": -101.0 + epoch_number, "reconstruction": 91.0,
-                     "kl": 10.0 - epoch_number}}
+    return {
+        "epoch": epoch_number,
+        "global_step": 5 * epoch_number,
+        "train": {
+            "elbo": -100.0 + epoch_number,
+            "reconstruction": 90.0,
+            "kl": 10.0 - epoch_number,
+        },
+        "test": {
+            "elbo": -101.0 + epoch_number,
+            "reconstruction": 91.0,
+            "kl": 10.0 - epoch_number,
+        },
+    }
 
 
 def _plotted_histories(function=figures.training_curves):
@@ -59,8 +75,7 @@ def _plotted_histories(function=figures.training_curves):
 def _perturb(model, seed):
     rng = np.random.default_rng(seed)
     for variable in model.decoder.trainable_variables:
-        variable.assign_add(rng.normal(0.0, 0.5, variable.shape)
-                            .astype(np.float32))
+        variable.assign_add(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
 
 
 def _read_tags(event_dir):
@@ -72,7 +87,6 @@ def _read_tags(event_dir):
 
 
 class VaePicturesTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
@@ -86,14 +100,21 @@ class VaePicturesTest(tf.test.TestCase):
 
     def _hook(self, seed=0):
         return hooks.VaePictures(
-            workdir=self.workdir, images=self.images, labels=self.labels,
-            num_classes=3, num_reconstructions=4, num_samples=NUM_SAMPLES,
-            manifold_grid_size=GRID_SIZE, num_scatter_points=NUM_IMAGES,
-            seed=seed)
+            workdir=self.workdir,
+            images=self.images,
+            labels=self.labels,
+            num_classes=3,
+            num_reconstructions=4,
+            num_samples=NUM_SAMPLES,
+            manifold_grid_size=GRID_SIZE,
+            num_scatter_points=NUM_IMAGES,
+            seed=seed,
+        )
 
     def _png(self, name, epoch_number):
-        return iio.imread(os.path.join(
-            self.image_dir, f"{name}_epoch_{epoch_number:03d}.png"))
+        return iio.imread(
+            os.path.join(self.image_dir, f"{name}_epoch_{epoch_number:03d}.png")
+        )
 
     def test_writes_every_picture_and_a_gif_frame_per_epoch(self):
         hook = self._hook()
@@ -101,7 +122,8 @@ class VaePicturesTest(tf.test.TestCase):
         self.assertCountEqual(
             os.listdir(self.image_dir),
             [f"{name}_epoch_001.png" for name in PICTURE_NAMES]
-            + ["samples.gif", "training_curves.png"])
+            + ["samples.gif", "training_curves.png"],
+        )
 
         _perturb(self.model, seed=1)  # Training changed the model.
         self.trainer.global_step.assign(5)
@@ -109,16 +131,20 @@ class VaePicturesTest(tf.test.TestCase):
         hook.on_epoch_end(self.trainer, 1, _record(2))
         self.assertCountEqual(
             os.listdir(self.image_dir),
-            [f"{name}_epoch_{number:03d}.png" for name in PICTURE_NAMES
-             for number in (1, 2)] + ["samples.gif", "training_curves.png"])
+            [
+                f"{name}_epoch_{number:03d}.png"
+                for name in PICTURE_NAMES
+                for number in (1, 2)
+            ]
+            + ["samples.gif", "training_curves.png"],
+        )
 
         # 9 samples in a 3x3 grid of 8x8 tiles with 2-pixel padding.
         samples = self._png("samples", 1)
         self.assertEqual(samples.dtype, np.uint8)
         self.assertEqual(samples.shape, (3 * 8 + 4 * 2, 3 * 8 + 4 * 2))
         # The manifold is GRID_SIZE x GRID_SIZE seamless tiles.
-        self.assertEqual(self._png("manifold", 1).shape,
-                         (GRID_SIZE * 8, GRID_SIZE * 8))
+        self.assertEqual(self._png("manifold", 1).shape, (GRID_SIZE * 8, GRID_SIZE * 8))
         # Four originals above their four reconstructions.
         reconstructions = self._png("reconstructions", 2)
         self.assertEqual(reconstructions.shape, (2 * 8 + 3 * 2, 4 * 8 + 5 * 2))
@@ -130,11 +156,9 @@ class VaePicturesTest(tf.test.TestCase):
         self.assertEqual(curves.ndim, 3)
         self.assertEqual(curves.dtype, np.uint8)
 
-        frames = iio.imread(os.path.join(self.image_dir, "samples.gif"),
-                            index=None)
+        frames = iio.imread(os.path.join(self.image_dir, "samples.gif"), index=None)
         self.assertLen(frames, 2)
-        self.assertFalse(np.array_equal(self._png("samples", 1),
-                                        self._png("samples", 2)))
+        self.assertFalse(np.array_equal(self._png("samples", 1), self._png("samples", 2)))
         for frame, number in zip(frames, (1, 2)):
             expected = self._png("samples", number)
             # Grayscale PNGs come back from the GIF as RGB(A) frames.
@@ -142,9 +166,14 @@ class VaePicturesTest(tf.test.TestCase):
 
     def test_scatter_legend_names_the_classes(self):
         hook = hooks.VaePictures(
-            workdir=self.workdir, images=self.images, labels=self.labels,
-            num_classes=3, class_names=("ant", "bee", "cat"),
-            num_samples=NUM_SAMPLES, manifold_grid_size=GRID_SIZE)
+            workdir=self.workdir,
+            images=self.images,
+            labels=self.labels,
+            num_classes=3,
+            class_names=("ant", "bee", "cat"),
+            num_samples=NUM_SAMPLES,
+            manifold_grid_size=GRID_SIZE,
+        )
         drawn = []
         original = figures.latent_scatter_figure
 
@@ -152,12 +181,13 @@ class VaePicturesTest(tf.test.TestCase):
             drawn.append(original(*args, **kwargs))
             return drawn[-1]
 
-        with mock.patch.object(figures, "latent_scatter_figure",
-                               side_effect=draw):
+        with mock.patch.object(figures, "latent_scatter_figure", side_effect=draw):
             hook.on_epoch_end(self.trainer, 0, {})
         (axes,) = drawn[0].axes
-        self.assertEqual([text.get_text() for text in axes.get_legend().get_texts()],
-                         ["ant", "bee", "cat"])
+        self.assertEqual(
+            [text.get_text() for text in axes.get_legend().get_texts()],
+            ["ant", "bee", "cat"],
+        )
         self.assertEqual(axes.get_title(), f"Posterior means of {NUM_IMAGES} test images")
 
     def test_originals_are_shown_in_the_reconstruction_grid(self):
@@ -175,17 +205,22 @@ class VaePicturesTest(tf.test.TestCase):
         hook.on_epoch_end(self.trainer, 1, {})
         # Same model, same noise: identical sample grids (and the others).
         for name in PICTURE_NAMES:
-            self.assertAllEqual(self._png(name, 1), self._png(name, 2),
-                                msg=name)
+            self.assertAllEqual(self._png(name, 1), self._png(name, 2), msg=name)
         # The grid does depend on the noise: another seed draws other samples.
         other_dir = self.create_tempdir().full_path
         other = hooks.VaePictures(
-            workdir=other_dir, images=self.images, labels=self.labels,
-            num_classes=3, num_samples=NUM_SAMPLES,
-            manifold_grid_size=GRID_SIZE, seed=5)
+            workdir=other_dir,
+            images=self.images,
+            labels=self.labels,
+            num_classes=3,
+            num_samples=NUM_SAMPLES,
+            manifold_grid_size=GRID_SIZE,
+            seed=5,
+        )
         other.on_epoch_end(_fake_trainer(self.model, other_dir), 0, {})
         other_samples = iio.imread(
-            os.path.join(other_dir, "images", "samples_epoch_001.png"))
+            os.path.join(other_dir, "images", "samples_epoch_001.png")
+        )
         self.assertFalse(np.array_equal(other_samples, self._png("samples", 1)))
 
     def test_pictures_go_to_tensorboard_at_the_global_step(self):
@@ -194,21 +229,23 @@ class VaePicturesTest(tf.test.TestCase):
         hook.on_epoch_end(self.trainer, 0, {})
         self.trainer.summary_writer.flush()
         event_dir = os.path.join(self.workdir, "tensorboard")
-        self.assertNotEmpty(glob.glob(os.path.join(
-            event_dir, "events.out.tfevents.*")))
+        self.assertNotEmpty(glob.glob(os.path.join(event_dir, "events.out.tfevents.*")))
         tags = _read_tags(event_dir)
-        self.assertCountEqual(tags,
-                              [(f"images/{name}", 7) for name in PICTURE_NAMES])
-
+        self.assertCountEqual(tags, [(f"images/{name}", 7) for name in PICTURE_NAMES])
 
 
 class ConditionalPicturesTest(tf.test.TestCase):
-
     def test_per_label_manifolds_scatters_gifs_and_style_transfer(self):
         tf.random.set_seed(0)
-        model = models.VAE(models.ModelConfig(
-            architecture="mlp", image_shape=(8, 8, 1), latent_dim=2,
-            hidden_units=(4,), num_classes=3))
+        model = models.VAE(
+            models.ModelConfig(
+                architecture="mlp",
+                image_shape=(8, 8, 1),
+                latent_dim=2,
+                hidden_units=(4,),
+                num_classes=3,
+            )
+        )
         workdir = self.create_tempdir().full_path
         trainer = _fake_trainer(model, workdir)
         rng = np.random.default_rng(0)
@@ -216,9 +253,13 @@ class ConditionalPicturesTest(tf.test.TestCase):
         hook = hooks.VaePictures(
             workdir=workdir,
             images=rng.uniform(size=(NUM_IMAGES, 8, 8, 1)).astype(np.float32),
-            labels=labels, num_classes=3, num_samples=6,
-            manifold_grid_size=GRID_SIZE, style_source_label=2,
-            num_style_examples=3)
+            labels=labels,
+            num_classes=3,
+            num_samples=6,
+            manifold_grid_size=GRID_SIZE,
+            style_source_label=2,
+            num_style_examples=3,
+        )
         for epoch in range(2):
             trainer.global_step.assign(epoch + 1)
             # GIF writers drop repeated frames: make the epochs differ.
@@ -229,23 +270,27 @@ class ConditionalPicturesTest(tf.test.TestCase):
         for label in range(3):
             self.assertIn(f"manifold_label_{label}_epoch_002.png", names)
             self.assertIn(f"latent_scatter_label_{label}_epoch_002.png", names)
-            self.assertLen(iio.imread(os.path.join(
-                image_dir, f"manifold_label_{label}.gif"), index=None), 2)
+            self.assertLen(
+                iio.imread(
+                    os.path.join(image_dir, f"manifold_label_{label}.gif"), index=None
+                ),
+                2,
+            )
         self.assertNotIn("manifold_epoch_001.png", names)
         # Samples: one column per label, 6 // 3 = 2 rows.
         samples = iio.imread(os.path.join(image_dir, "samples_epoch_001.png"))
         self.assertEqual(samples.shape[:2], (2 + 2 * 10, 2 + 3 * 10))
         # Style transfer: the three label-2 sources on top, then one row per
         # label; the row of label 2 is their reconstruction.
-        grid = iio.imread(os.path.join(image_dir,
-                                       "style_transfer_epoch_002.png"))
+        grid = iio.imread(os.path.join(image_dir, "style_transfer_epoch_002.png"))
         self.assertEqual(grid.shape[:2], (2 + 4 * 10, 2 + 3 * 10))
         sources = hook.images[labels == 2][:3]
         one_hot = tf.one_hot([2, 2, 2], 3)
         reconstruction = model.reconstruct(sources, one_hot).numpy()
-        row_of_label_2 = grid[2 + 3 * 10:2 + 3 * 10 + 8, 2:2 + 8]
-        self.assertAllClose(row_of_label_2 / 255.0, reconstruction[0, ..., 0],
-                            atol=1 / 255.0 + 1e-6)
+        row_of_label_2 = grid[2 + 3 * 10 : 2 + 3 * 10 + 8, 2 : 2 + 8]
+        self.assertAllClose(
+            row_of_label_2 / 255.0, reconstruction[0, ..., 0], atol=1 / 255.0 + 1e-6
+        )
 
 
 class _Mean(tf.Module):
@@ -265,22 +310,29 @@ class _MeanTrainer(base.Trainer):
 
         def train_batches(epoch, skip_batches):
             del epoch
-            return tf.data.Dataset.from_tensor_slices({"x": values}).batch(
-                4, drop_remainder=True).skip(skip_batches)
+            return (
+                tf.data.Dataset.from_tensor_slices({"x": values})
+                .batch(4, drop_remainder=True)
+                .skip(skip_batches)
+            )
 
         def test_batches():
             return tf.data.Dataset.from_tensor_slices(
-                {"x": values, "mask": np.ones_like(values)}).batch(4)
+                {"x": values, "mask": np.ones_like(values)}
+            ).batch(4)
 
         super().__init__(
             model=model,
             optimizers={"sgd": (tf_keras.optimizers.SGD(0.1), [model.value])},
-            config=base.TrainerConfig(workdir=workdir, epochs=epochs,
-                                      progress="none"),
-            data=base.DataSource(train_batches=train_batches,
-                                 steps_per_epoch=2, batch_size=4,
-                                 eval_batches={"test": test_batches}),
-            hooks=trainer_hooks)
+            config=base.TrainerConfig(workdir=workdir, epochs=epochs, progress="none"),
+            data=base.DataSource(
+                train_batches=train_batches,
+                steps_per_epoch=2,
+                batch_size=4,
+                eval_batches={"test": test_batches},
+            ),
+            hooks=trainer_hooks,
+        )
 
     def train_step(self, batch, seed):
         del seed
@@ -296,7 +348,6 @@ class _MeanTrainer(base.Trainer):
 
 
 class TrainingCurvesTest(tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         self.workdir = self.create_tempdir().full_path
@@ -311,35 +362,35 @@ class TrainingCurvesTest(tf.test.TestCase):
             first = iio.imread(self.path)
             trainer.history.append(_record(1))
             hook.on_epoch_end(trainer, 1, _record(2))
-        self.assertEqual([[entry["epoch"] for entry in history]
-                          for history in histories], [[1], [1, 2]])
-        self.assertEqual(os.listdir(os.path.dirname(self.path)),
-                         ["training_curves.png"])
+        self.assertEqual(
+            [[entry["epoch"] for entry in history] for history in histories],
+            [[1], [1, 2]],
+        )
+        self.assertEqual(os.listdir(os.path.dirname(self.path)), ["training_curves.png"])
         second = iio.imread(self.path)
         self.assertEqual(second.shape, first.shape)
         self.assertFalse(np.array_equal(first, second))
 
     def test_epochs_before_a_restart_come_from_the_trainers_history(self):
         # A resumed trainer's history holds the epochs of earlier launches.
-        trainer = _fake_trainer(None, self.workdir,
-                                history=[_record(1), _record(2)])
+        trainer = _fake_trainer(None, self.workdir, history=[_record(1), _record(2)])
         patcher, histories = _plotted_histories()
         with patcher:
-            hooks.TrainingCurves(self.workdir).on_epoch_end(
-                trainer, 2, _record(3))
+            hooks.TrainingCurves(self.workdir).on_epoch_end(trainer, 2, _record(3))
         self.assertEqual([entry["epoch"] for entry in histories[0]], [1, 2, 3])
-        self.assertAllClose([entry["test"]["kl"] for entry in histories[0]],
-                            [9.0, 8.0, 7.0])
+        self.assertAllClose(
+            [entry["test"]["kl"] for entry in histories[0]], [9.0, 8.0, 7.0]
+        )
 
     def test_a_resumed_run_plots_every_epoch(self):
         patcher, histories = _plotted_histories()
         with patcher:
-            _MeanTrainer(self.workdir, 1,
-                         [hooks.TrainingCurves(self.workdir)]).train()
-            _MeanTrainer(self.workdir, 3,
-                         [hooks.TrainingCurves(self.workdir)]).train()
-        self.assertEqual([[entry["epoch"] for entry in history]
-                          for history in histories], [[1], [1, 2], [1, 2, 3]])
+            _MeanTrainer(self.workdir, 1, [hooks.TrainingCurves(self.workdir)]).train()
+            _MeanTrainer(self.workdir, 3, [hooks.TrainingCurves(self.workdir)]).train()
+        self.assertEqual(
+            [[entry["epoch"] for entry in history] for history in histories],
+            [[1], [1, 2], [1, 2, 3]],
+        )
         last = histories[-1]
         self.assertEqual(figures.curve_quantities(last), ["squared_error"])
         # The same epoch-1 numbers as the first launch drew.
@@ -348,7 +399,8 @@ class TrainingCurvesTest(tf.test.TestCase):
 
     def test_nothing_numeric_to_plot_writes_nothing(self):
         hooks.TrainingCurves(self.workdir).on_epoch_end(
-            _fake_trainer(None, self.workdir), 0, {"epoch": 1})
+            _fake_trainer(None, self.workdir), 0, {"epoch": 1}
+        )
         self.assertFalse(os.path.exists(self.path))
 
 

@@ -10,7 +10,6 @@ from vae import image_folders
 
 
 class ColouredShapesTest(tf.test.TestCase):
-
     def test_shapes_are_two_coloured_labelled_in_turn_and_seeded(self):
         images, labels = image_fixtures.coloured_shapes(7, 12, seed=3)
         self.assertEqual(images.shape, (7, 12, 12, 3))
@@ -29,18 +28,18 @@ class ColouredShapesTest(tf.test.TestCase):
 
 
 class WriteImageFolderTest(tf.test.TestCase):
-
     def test_write_then_load_round_trip(self):
         images, labels = image_fixtures.coloured_shapes(6, 8)
         folder = os.path.join(self.create_tempdir().full_path, "data")
         paths = image_fixtures.write_image_folder(
-            folder, images, labels, image_fixtures.SHAPE_CLASSES)
-        self.assertEqual(os.path.relpath(paths[1], folder),
-                         os.path.join("square", "1.png"))
+            folder, images, labels, image_fixtures.SHAPE_CLASSES
+        )
+        self.assertEqual(
+            os.path.relpath(paths[1], folder), os.path.join("square", "1.png")
+        )
         loaded = image_folders.load_image_folder(folder)
         self.assertEqual(loaded.class_names, ("circle", "square", "triangle"))
-        order = [int(os.path.basename(path)[:-4])
-                 for path in loaded.relative_paths]
+        order = [int(os.path.basename(path)[:-4]) for path in loaded.relative_paths]
         self.assertAllEqual(loaded.images, images[order])
         self.assertAllEqual(loaded.labels, labels[order])
 
@@ -50,8 +49,8 @@ class WriteImageFolderTest(tf.test.TestCase):
             image_fixtures.write_image_folder(folder, np.zeros((2, 4, 4)), None)
         with self.assertRaisesRegex(ValueError, "extension"):
             image_fixtures.write_image_folder(
-                folder, np.zeros((1, 4, 4, 1), np.uint8), None,
-                extension=".gif")
+                folder, np.zeros((1, 4, 4, 1), np.uint8), None, extension=".gif"
+            )
 
 
 if __name__ == "__main__":

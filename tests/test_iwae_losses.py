@@ -22,26 +22,30 @@ tfd = tfp.distributions
 
 
 def _tiny_vae(**options):
-    config = models.ModelConfig(architecture="mlp", image_shape=(4,),
-                                latent_dim=2, hidden_units=(6,), **options)
+    config = models.ModelConfig(
+        architecture="mlp", image_shape=(4,), latent_dim=2, hidden_units=(6,), **options
+    )
     return models.VAE(config)
 
 
-IMAGES = tf.constant([[0., 1., 1., 0.], [1., 1., 0., 1.], [0., 0., 0., 1.]])
+IMAGES = tf.constant([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]])
 
 
-@pytest.mark.parametrize("options", [{}, {"prior": "vamp",
-                                          "num_pseudo_inputs": 3}])
+@pytest.mark.parametrize("options", [{}, {"prior": "vamp", "num_pseudo_inputs": 3}])
 def test_one_sample_bound_is_the_monte_carlo_elbo(options):
     model = _tiny_vae(**options)
     noise = tf.random.stateless_normal([3, 2], seed=[1, 2])
     terms = model.importance_terms(IMAGES, noise=noise[tf.newaxis])
     bound = iwae_losses.iwae_bound(iwae_losses.annealed_log_weights(terms))
-    elbo = losses.elbo_terms(model, IMAGES, kl_estimator="mc",
-                             seed=tf.constant([0, 0]), is_training=False,
-                             latent_noise=noise).elbo
-    np.testing.assert_allclose(bound.numpy(), elbo.numpy(), rtol=1e-6,
-                               atol=1e-5)
+    elbo = losses.elbo_terms(
+        model,
+        IMAGES,
+        kl_estimator="mc",
+        seed=tf.constant([0, 0]),
+        is_training=False,
+        latent_noise=noise,
+    ).elbo
+    np.testing.assert_allclose(bound.numpy(), elbo.numpy(), rtol=1e-6, atol=1e-5)
 
 
 def test_bound_does_not_decrease_in_k():
@@ -69,8 +73,8 @@ def test_bound_does_not_decrease_in_k():
 def test_effective_sample_size_bounds():
     log_weights = tf.constant([[0.0, 0.0], [0.0, -50.0], [0.0, -50.0]])
     np.testing.assert_allclose(
-        iwae_losses.effective_sample_size(log_weights).numpy(), [3.0, 1.0],
-        rtol=1e-6)
+        iwae_losses.effective_sample_size(log_weights).numpy(), [3.0, 1.0], rtol=1e-6
+    )
 
 
 class LinearGaussian(tf.Module):
@@ -93,9 +97,10 @@ class LinearGaussian(tf.Module):
         return [self.a, self.log_s]
 
     def encode(self, images, labels=None, *, is_training=False, seed=None):
-        loc = self.w * images + self.b                       # [batch, 1]
+        loc = self.w * images + self.b  # [batch, 1]
         return tfd.MultivariateNormalDiag(
-            loc=loc, scale_diag=tf.exp(self.c) * tf.ones_like(loc))
+            loc=loc, scale_diag=tf.exp(self.c) * tf.ones_like(loc)
+        )
 
     def decode(self, z, labels=None, *, is_training=False, seed=None):
         return tfd.Independent(tfd.Normal(self.a * z, tf.exp(self.log_s)), 1)
@@ -113,24 +118,28 @@ def _hand_gradients(a, log_s, w, b, c, x, eps):
     s2 = math.exp(2 * log_s)
     m = w * x + b
     sd = math.exp(c)
-    z = m + sd * eps                                         # [k, n]
+    z = m + sd * eps  # [k, n]
     log_lik = -0.5 * (math.log(2 * math.pi * s2) + (x - a * z) ** 2 / s2)
-    log_prior = -0.5 * (math.log(2 * math.pi) + z ** 2)
-    log_q = -0.5 * (math.log(2 * math.pi) + 2 * c + eps ** 2)
+    log_prior = -0.5 * (math.log(2 * math.pi) + z**2)
+    log_q = -0.5 * (math.log(2 * math.pi) + 2 * c + eps**2)
     log_w = log_lik + log_prior - log_q
     tilde = np.exp(log_w - log_w.max(0))
     tilde /= tilde.sum(0)
     # d log w / dz with q's parameters fixed.
-    dz = a * (x - a * z) / s2 - z + (z - m) / sd ** 2
+    dz = a * (x - a * z) / s2 - z + (z - m) / sd**2
     path = {"w": dz * x, "b": dz, "c": dz * sd * eps}
     # d log q / d parameter at fixed z (the score).
-    score = {"w": (z - m) / sd ** 2 * x, "b": (z - m) / sd ** 2,
-             "c": -1 + (z - m) ** 2 / sd ** 2}
-    dreg = {name: -(tilde ** 2 * path[name]).sum(0) for name in path}
-    standard = {name: -(tilde * (path[name] - score[name])).sum(0)
-                for name in path}
-    decoder = {"a": -(tilde * (x - a * z) * z / s2).sum(0),
-               "log_s": -(tilde * (-1 + (x - a * z) ** 2 / s2)).sum(0)}
+    score = {
+        "w": (z - m) / sd**2 * x,
+        "b": (z - m) / sd**2,
+        "c": -1 + (z - m) ** 2 / sd**2,
+    }
+    dreg = {name: -(tilde**2 * path[name]).sum(0) for name in path}
+    standard = {name: -(tilde * (path[name] - score[name])).sum(0) for name in path}
+    decoder = {
+        "a": -(tilde * (x - a * z) * z / s2).sum(0),
+        "log_s": -(tilde * (-1 + (x - a * z) ** 2 / s2)).sum(0),
+    }
     return dreg, standard, decoder
 
 
@@ -143,15 +152,21 @@ def test_dreg_gradients_equal_the_hand_derivation():
     eps = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     variables = model.encoder_variables + model.decoder_variables
     bound, gradients, _ = iwae_losses.dreg_gradients(
-        model, tf.constant(x[:, None]), tf.constant(eps[..., None]),
-        variables)
-    dreg, _, decoder = _hand_gradients(x=x.astype(np.float64),
-                                       eps=eps.astype(np.float64),
-                                       **PARAMETERS)
-    expected = [dreg["w"].mean(), dreg["b"].mean(), dreg["c"].mean(),
-                decoder["a"].mean(), decoder["log_s"].mean()]
-    np.testing.assert_allclose([g.numpy() for g in gradients], expected,
-                               rtol=1e-4, atol=1e-5)
+        model, tf.constant(x[:, None]), tf.constant(eps[..., None]), variables
+    )
+    dreg, _, decoder = _hand_gradients(
+        x=x.astype(np.float64), eps=eps.astype(np.float64), **PARAMETERS
+    )
+    expected = [
+        dreg["w"].mean(),
+        dreg["b"].mean(),
+        dreg["c"].mean(),
+        decoder["a"].mean(),
+        decoder["log_s"].mean(),
+    ]
+    np.testing.assert_allclose(
+        [g.numpy() for g in gradients], expected, rtol=1e-4, atol=1e-5
+    )
     assert bound.shape == (3,)
 
 
@@ -163,15 +178,22 @@ def test_standard_hand_gradients_are_autodiffs():
     with tf.GradientTape() as tape:
         posterior = model.encode(tf.constant(x[:, None]))
         z = posterior.bijector.forward(tf.constant(eps[..., None]))
-        log_w = (models.decoded_log_likelihood(model, z, tf.constant(x[:, None]))
-                 + model.prior().log_prob(z) - posterior.log_prob(z))
+        log_w = (
+            models.decoded_log_likelihood(model, z, tf.constant(x[:, None]))
+            + model.prior().log_prob(z)
+            - posterior.log_prob(z)
+        )
         loss = -tf.reduce_mean(iwae_losses.iwae_bound(log_w))
     gradients = tape.gradient(loss, model.encoder_variables)
-    _, standard, _ = _hand_gradients(x=x.astype(np.float64),
-                                     eps=eps.astype(np.float64), **PARAMETERS)
-    np.testing.assert_allclose([g.numpy() for g in gradients],
-                               [standard[n].mean() for n in "wbc"],
-                               rtol=1e-4, atol=1e-5)
+    _, standard, _ = _hand_gradients(
+        x=x.astype(np.float64), eps=eps.astype(np.float64), **PARAMETERS
+    )
+    np.testing.assert_allclose(
+        [g.numpy() for g in gradients],
+        [standard[n].mean() for n in "wbc"],
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_dreg_is_unbiased_for_the_standard_gradient():
@@ -193,19 +215,24 @@ def test_dreg_encoder_gradient_vanishes_at_the_exact_posterior():
     a, log_s = 1.5, -0.3
     s2 = math.exp(2 * log_s)
     variance = 1 / (1 + a * a / s2)
-    model = LinearGaussian(a=a, log_s=log_s, w=variance * a / s2, b=0.0,
-                           c=0.5 * math.log(variance))
+    model = LinearGaussian(
+        a=a, log_s=log_s, w=variance * a / s2, b=0.0, c=0.5 * math.log(variance)
+    )
     images = tf.constant([[0.5], [-1.0]])
     eps = tf.random.stateless_normal([6, 2, 1], seed=[5, 6])
-    _, gradients, _ = iwae_losses.dreg_gradients(model, images, eps,
-                                              model.encoder_variables)
-    np.testing.assert_allclose([g.numpy() for g in gradients], 0.0,
-                               atol=2e-5)
-    _, standard, _ = _hand_gradients(a=a, log_s=log_s,
-                                     w=variance * a / s2, b=0.0,
-                                     c=0.5 * math.log(variance),
-                                     x=np.array([0.5, -1.0]),
-                                     eps=eps.numpy()[..., 0])
+    _, gradients, _ = iwae_losses.dreg_gradients(
+        model, images, eps, model.encoder_variables
+    )
+    np.testing.assert_allclose([g.numpy() for g in gradients], 0.0, atol=2e-5)
+    _, standard, _ = _hand_gradients(
+        a=a,
+        log_s=log_s,
+        w=variance * a / s2,
+        b=0.0,
+        c=0.5 * math.log(variance),
+        x=np.array([0.5, -1.0]),
+        eps=eps.numpy()[..., 0],
+    )
     assert max(abs(standard[n].mean()) for n in "wbc") > 1e-2
 
 
@@ -216,8 +243,12 @@ def test_plain_vae_weights_are_the_likelihood_modules():
     seed = tf.constant([7, 8], tf.int32)
     posterior = model.encode(IMAGES)
     np.testing.assert_allclose(
-        model.log_importance_weights(IMAGES, num_samples=5, seed=seed,
-                                     posterior=posterior).numpy(),
-        likelihood.log_importance_weights(model, IMAGES, posterior,
-                                          num_samples=5, seed=seed).numpy(),
-        rtol=1e-6, atol=1e-5)
+        model.log_importance_weights(
+            IMAGES, num_samples=5, seed=seed, posterior=posterior
+        ).numpy(),
+        likelihood.log_importance_weights(
+            model, IMAGES, posterior, num_samples=5, seed=seed
+        ).numpy(),
+        rtol=1e-6,
+        atol=1e-5,
+    )

@@ -2,9 +2,9 @@
 trainers/two_level.py) on tiny synthetic images, built as the programs
 build them (`from_objective`)."""
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from trainers import base
 from trainers import iwae
@@ -18,17 +18,25 @@ IMAGE_SHAPE = (4, 4, 1)
 NUM_TRAIN = 16
 BATCH_SIZE = 8
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
-TINY = dict(architecture="mlp", image_shape=IMAGE_SHAPE, latent_dim=2,
-            hidden_units=(8,))
+TINY = dict(architecture="mlp", image_shape=IMAGE_SHAPE, latent_dim=2, hidden_units=(8,))
 MODELS = {
     "plain": lambda: models.VAE(models.ModelConfig(**TINY)),
-    "vamp": lambda: models.VAE(models.ModelConfig(
-        prior="vamp", num_pseudo_inputs=3, **TINY)),
-    "vamp_iaf": lambda: models.VAE(models.ModelConfig(
-        prior="vamp", num_pseudo_inputs=3, posterior_flow="iaf",
-        flow_steps=1, flow_hidden_units=(6,), **TINY)),
-    "two_level": lambda: hierarchical.TwoLevelVAE(hierarchical.TwoLevelConfig(
-        top_latent_dim=1, top_hidden_units=(4,), **TINY)),
+    "vamp": lambda: models.VAE(
+        models.ModelConfig(prior="vamp", num_pseudo_inputs=3, **TINY)
+    ),
+    "vamp_iaf": lambda: models.VAE(
+        models.ModelConfig(
+            prior="vamp",
+            num_pseudo_inputs=3,
+            posterior_flow="iaf",
+            flow_steps=1,
+            flow_hidden_units=(6,),
+            **TINY,
+        )
+    ),
+    "two_level": lambda: hierarchical.TwoLevelVAE(
+        hierarchical.TwoLevelConfig(top_latent_dim=1, top_hidden_units=(4,), **TINY)
+    ),
 }
 
 
@@ -38,51 +46,70 @@ def _split(num_examples, seed):
     images = rng.integers(0, 40, size=(num_examples, *IMAGE_SHAPE))
     images[labels == 0, :2] += 200
     images[labels == 1, :, :2] += 200
-    return datasets.ArraySplit(images=np.clip(images, 0, 255).astype(np.uint8),
-                               labels=labels.astype(np.int64))
+    return datasets.ArraySplit(
+        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
+    )
 
 
 def _data(train, test):
     def train_batches(epoch, skip_batches):
         return datasets.train_batches(
-            train, batch_size=BATCH_SIZE, epoch=epoch, seed=0,
-            binarization="dynamic", num_classes=2, skip_batches=skip_batches)
+            train,
+            batch_size=BATCH_SIZE,
+            epoch=epoch,
+            seed=0,
+            binarization="dynamic",
+            num_classes=2,
+            skip_batches=skip_batches,
+        )
 
     def test_batches():
-        return datasets.eval_batches(test, batch_size=8, seed=0,
-                                     binarization="static", num_classes=2)
+        return datasets.eval_batches(
+            test, batch_size=8, seed=0, binarization="static", num_classes=2
+        )
 
-    return base.DataSource(train_batches=train_batches,
-                           steps_per_epoch=STEPS_PER_EPOCH,
-                           batch_size=BATCH_SIZE,
-                           eval_batches={"test": test_batches})
+    return base.DataSource(
+        train_batches=train_batches,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        batch_size=BATCH_SIZE,
+        eval_batches={"test": test_batches},
+    )
 
 
 class IwaeTrainerTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         self.train_split = _split(NUM_TRAIN, 1)
         self.test_split = _split(8, 2)
 
-    def _trainer(self, model_name, *, epochs, workdir=None,
-                 trainer_class=iwae.IwaeTrainer, **objective):
+    def _trainer(
+        self,
+        model_name,
+        *,
+        epochs,
+        workdir=None,
+        trainer_class=iwae.IwaeTrainer,
+        **objective,
+    ):
         tf.random.set_seed(0)
         model = MODELS[model_name]()
         config = base.TrainerConfig(
             workdir=workdir or self.create_tempdir().full_path,
-            epochs=epochs, seed=3, steps_per_loop=2,
-            log_every_steps=STEPS_PER_EPOCH, progress="none")
-        objective = trainer_class.objective_class(learning_rate=1e-2,
-                                                  **objective)
+            epochs=epochs,
+            seed=3,
+            steps_per_loop=2,
+            log_every_steps=STEPS_PER_EPOCH,
+            progress="none",
+        )
+        objective = trainer_class.objective_class(learning_rate=1e-2, **objective)
         return trainer_class.from_objective(
-            model, objective, config, _data(self.train_split,
-                                            self.test_split))
+            model, objective, config, _data(self.train_split, self.test_split)
+        )
 
     @parameterized.parameters(
-        ("plain", {"num_importance_samples_train": 3,
-                   "iwae_gradient": "dreg"}),
-        ("vamp_iaf", {"num_importance_samples_train": 3}))
+        ("plain", {"num_importance_samples_train": 3, "iwae_gradient": "dreg"}),
+        ("vamp_iaf", {"num_importance_samples_train": 3}),
+    )
     def test_trains_and_logs_the_bound(self, model_name, objective):
         trainer = self._trainer(model_name, epochs=1, **objective)
         result = trainer.train()
@@ -93,54 +120,63 @@ class IwaeTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # The k-sample bound is at least the mean single-sample ELBO on
         # the same draws (Jensen), step by step and so on average.
         self.assertGreaterEqual(train["iwae_bound"], train["elbo"] - 1e-4)
-        self.assertBetween(train["effective_sample_size"], 1.0,
-                           objective["num_importance_samples_train"])
+        self.assertBetween(
+            train["effective_sample_size"], 1.0, objective["num_importance_samples_train"]
+        )
         final = result.metrics["final"]["test"]
-        self.assertAllClose(final["elbo"],
-                            -(final["reconstruction"] + final["kl"]))
+        self.assertAllClose(final["elbo"], -(final["reconstruction"] + final["kl"]))
 
     def test_resume_continues_exactly(self):
         # Pseudo-inputs are state a plain VAE has not. (The flow's
         # variables checkpoint as plain variables: tests/test_flows.py.)
         model_name, trainer_class = "vamp", iwae.IwaeTrainer
         objective = {"num_importance_samples_train": 2}
-        reference = self._trainer(model_name, epochs=2,
-                                  trainer_class=trainer_class, **objective)
+        reference = self._trainer(
+            model_name, epochs=2, trainer_class=trainer_class, **objective
+        )
         reference.train()
         workdir = self.create_tempdir().full_path
-        self._trainer(model_name, epochs=1, workdir=workdir,
-                      trainer_class=trainer_class, **objective).train()
-        resumed = self._trainer(model_name, epochs=2, workdir=workdir,
-                                trainer_class=trainer_class, **objective)
+        self._trainer(
+            model_name,
+            epochs=1,
+            workdir=workdir,
+            trainer_class=trainer_class,
+            **objective,
+        ).train()
+        resumed = self._trainer(
+            model_name,
+            epochs=2,
+            workdir=workdir,
+            trainer_class=trainer_class,
+            **objective,
+        )
         resumed.train()
         for a, b in zip(reference.model.variables, resumed.model.variables):
             self.assertAllClose(a, b, atol=1e-6)
 
     def test_two_level_trainer_trains_both_layers(self):
-        trainer = self._trainer("two_level", epochs=1,
-                                trainer_class=two_level.TwoLevelTrainer)
+        trainer = self._trainer(
+            "two_level", epochs=1, trainer_class=two_level.TwoLevelTrainer
+        )
         before = [v.numpy() for v in trainer.model.top_decoder.variables]
         result = trainer.train()
-        self.assertTrue(np.isfinite(
-            result.metrics["final"]["test"]["elbo"]))
+        self.assertTrue(np.isfinite(result.metrics["final"]["test"]["elbo"]))
         # k = 1 by default: the bound is the single-sample ELBO.
         train = result.metrics["epochs"][-1]["train"]
         self.assertAllClose(train["iwae_bound"], train["elbo"], rtol=1e-5)
         after = [v.numpy() for v in trainer.model.top_decoder.variables]
-        self.assertTrue(any(np.abs(a - b).max() > 0
-                            for a, b in zip(before, after)))
+        self.assertTrue(any(np.abs(a - b).max() > 0 for a, b in zip(before, after)))
 
     def test_two_level_trainer_declares_its_model(self):
-        self.assertIs(two_level.TwoLevelTrainer.model_class,
-                      hierarchical.TwoLevelVAE)
-        self.assertIs(two_level.TwoLevelTrainer.model_config_class,
-                      hierarchical.TwoLevelConfig)
+        self.assertIs(two_level.TwoLevelTrainer.model_class, hierarchical.TwoLevelVAE)
+        self.assertIs(
+            two_level.TwoLevelTrainer.model_config_class, hierarchical.TwoLevelConfig
+        )
         self.assertEqual(
-            two_level.TwoLevelTrainer.objective_class()
-            .num_importance_samples_train, 1)
+            two_level.TwoLevelTrainer.objective_class().num_importance_samples_train, 1
+        )
         # The names vae-train --trainer takes.
-        self.assertIs(registry.resolve("two_level"),
-                      two_level.TwoLevelTrainer)
+        self.assertIs(registry.resolve("two_level"), two_level.TwoLevelTrainer)
         self.assertIs(registry.resolve("iwae"), iwae.IwaeTrainer)
         with self.assertRaisesRegex(ValueError, "--iwae_gradient"):
             two_level.TwoLevelObjective(iwae_gradient="dreg").validate()
@@ -152,7 +188,8 @@ class IwaeTrainerTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(
         (dict(num_importance_samples_train=0), "--num_importance_samples_"),
         (dict(iwae_gradient="rws"), "--iwae_gradient"),
-        (dict(iwae_gradient="dreg", beta=0.5), "--beta"))
+        (dict(iwae_gradient="dreg", beta=0.5), "--beta"),
+    )
     def test_objective_validation_names_the_flag(self, fields, flag):
         with self.assertRaisesRegex(ValueError, flag):
             iwae.IwaeObjective(**fields).validate()

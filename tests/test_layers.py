@@ -2,9 +2,9 @@
 
 import math
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from vae import layers
 
@@ -14,7 +14,6 @@ def _random(shape, seed):
 
 
 class GetActivationTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.parameters(
         ("relu", lambda x: np.maximum(x, 0.0)),
         ("elu", lambda x: np.where(x > 0, x, np.expm1(x))),
@@ -37,7 +36,6 @@ class GetActivationTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class DenseTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.parameters((None,), ("relu",), ("tanh",))
     def test_matches_matmul_plus_bias(self, activation):
         dense = layers.Dense(5, 3, activation=activation)
@@ -81,15 +79,16 @@ class DenseTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class Conv2DTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.product(padding=["SAME", "VALID"], stride=[1, 2])
     def test_matches_tf_nn_conv2d(self, padding, stride):
-        conv = layers.Conv2D(3, 4, kernel_size=3, stride=stride, padding=padding,
-                             activation="relu")
+        conv = layers.Conv2D(
+            3, 4, kernel_size=3, stride=stride, padding=padding, activation="relu"
+        )
         conv.b.assign([0.1, -0.2, 0.3, -0.4])
         x = _random([2, 7, 8, 3], seed=6)
         expected = tf.nn.relu(
-            tf.nn.conv2d(x, conv.w, strides=stride, padding=padding) + conv.b)
+            tf.nn.conv2d(x, conv.w, strides=stride, padding=padding) + conv.b
+        )
         outputs = conv(x)
         self.assertAllClose(outputs, expected, atol=1e-5)
         self.assertEqual(outputs.shape[1:3], conv.output_shape_for((7, 8)))
@@ -125,31 +124,37 @@ class Conv2DTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class Conv2DTransposeTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.product(padding=["SAME", "VALID"], stride=[1, 2])
     def test_matches_tf_nn_conv2d_transpose(self, padding, stride):
-        deconv = layers.Conv2DTranspose(3, 4, kernel_size=3, stride=stride, padding=padding,
-                                        activation="elu")
+        deconv = layers.Conv2DTranspose(
+            3, 4, kernel_size=3, stride=stride, padding=padding, activation="elu"
+        )
         deconv.b.assign([0.1, -0.2, 0.3, -0.4])
         x = _random([2, 5, 6, 3], seed=7)
         out_hw = deconv.output_shape_for((5, 6))
-        expected = tf.nn.elu(tf.nn.conv2d_transpose(
-            x, deconv.w, [2, *out_hw, 4], strides=stride, padding=padding) + deconv.b)
+        expected = tf.nn.elu(
+            tf.nn.conv2d_transpose(
+                x, deconv.w, [2, *out_hw, 4], strides=stride, padding=padding
+            )
+            + deconv.b
+        )
         self.assertAllClose(deconv(x), expected, atol=1e-5)
 
     @parameterized.product(padding=["SAME", "VALID"], stride=[1, 2])
     def test_is_the_adjoint_of_conv2d(self, padding, stride):
         # <conv2d(y, w), x> == <y, conv2d_transpose(x, w)>: checks the values without
         # trusting tf.nn.conv2d_transpose.
-        deconv = layers.Conv2DTranspose(3, 2, kernel_size=3, stride=stride, padding=padding,
-                                        use_bias=False)
+        deconv = layers.Conv2DTranspose(
+            3, 2, kernel_size=3, stride=stride, padding=padding, use_bias=False
+        )
         x = _random([1, 4, 5, 3], seed=8)
         transposed = deconv(x)
         y = _random(transposed.shape, seed=9)
         forward = tf.nn.conv2d(y, deconv.w, strides=stride, padding=padding)
         self.assertEqual(forward.shape, x.shape)
-        self.assertAllClose(tf.reduce_sum(forward * x), tf.reduce_sum(y * transposed),
-                            rtol=1e-4)
+        self.assertAllClose(
+            tf.reduce_sum(forward * x), tf.reduce_sum(y * transposed), rtol=1e-4
+        )
 
     # Expected sizes follow Keras: input * stride (SAME) or
     # input * stride + max(kernel - stride, 0) (VALID).
@@ -166,8 +171,9 @@ class Conv2DTransposeTest(tf.test.TestCase, parameterized.TestCase):
     )
 
     @parameterized.parameters(*_KERAS_CASES)
-    def test_output_shape_follows_keras(self, input_hw, kernel_size, stride, padding,
-                                        expected):
+    def test_output_shape_follows_keras(
+        self, input_hw, kernel_size, stride, padding, expected
+    ):
         deconv = layers.Conv2DTranspose(2, 3, kernel_size, stride, padding)
         self.assertEqual(deconv.output_shape_for(input_hw), expected)
         self.assertEqual(deconv(tf.zeros([2, *input_hw, 2])).shape, (2, *expected, 3))
@@ -175,16 +181,21 @@ class Conv2DTransposeTest(tf.test.TestCase, parameterized.TestCase):
     def test_output_shape_agrees_with_tf_keras(self):
         for input_hw, kernel_size, stride, padding, _ in self._KERAS_CASES:
             keras_layer = tf.keras.layers.Conv2DTranspose(
-                3, kernel_size, strides=stride, padding=padding.lower())
+                3, kernel_size, strides=stride, padding=padding.lower()
+            )
             keras_shape = keras_layer.compute_output_shape((2, *input_hw, 2))
             deconv = layers.Conv2DTranspose(2, 3, kernel_size, stride, padding)
-            self.assertEqual(deconv.output_shape_for(input_hw), tuple(keras_shape[1:3]),
-                             msg=f"{input_hw} kernel {kernel_size} stride {stride} {padding}")
+            self.assertEqual(
+                deconv.output_shape_for(input_hw),
+                tuple(keras_shape[1:3]),
+                msg=f"{input_hw} kernel {kernel_size} stride {stride} {padding}",
+            )
 
     def test_unknown_batch_size_inside_tf_function(self):
         deconv = layers.Conv2DTranspose(2, 3, 3, stride=2)
         traced = tf.function(
-            deconv, input_signature=[tf.TensorSpec([None, 7, 7, 2], tf.float32)])
+            deconv, input_signature=[tf.TensorSpec([None, 7, 7, 2], tf.float32)]
+        )
         concrete = traced.get_concrete_function()
         self.assertEqual(concrete.structured_outputs.shape.as_list(), [None, 14, 14, 3])
         self.assertEqual(traced(tf.zeros([5, 7, 7, 2])).shape, (5, 14, 14, 3))
@@ -198,7 +209,6 @@ class Conv2DTransposeTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class BatchNormTest(tf.test.TestCase, parameterized.TestCase):
-
     def _batch_norm_with_nontrivial_parameters(self, num_features):
         batch_norm = layers.BatchNorm(num_features, momentum=0.9, epsilon=1e-3)
         batch_norm.scale.assign(np.linspace(0.5, 2.0, num_features))
@@ -213,11 +223,13 @@ class BatchNormTest(tf.test.TestCase, parameterized.TestCase):
         mean = np.mean(x.numpy(), axis=axes)
         variance = np.var(x.numpy(), axis=axes)  # Biased, like tf.nn.moments.
         expected = tf.nn.batch_normalization(
-            x, mean, variance, batch_norm.offset, batch_norm.scale, 1e-3)
+            x, mean, variance, batch_norm.offset, batch_norm.scale, 1e-3
+        )
         self.assertAllClose(batch_norm(x, is_training=True), expected, atol=1e-5)
         # Written out by hand too, in case both used the same wrong statistics.
-        by_hand = ((x.numpy() - mean) / np.sqrt(variance + 1e-3) * batch_norm.scale.numpy()
-                   + batch_norm.offset.numpy())
+        by_hand = (x.numpy() - mean) / np.sqrt(
+            variance + 1e-3
+        ) * batch_norm.scale.numpy() + batch_norm.offset.numpy()
         self.assertAllClose(expected, by_hand, atol=1e-5)
 
     def test_training_updates_moving_averages(self):
@@ -245,19 +257,28 @@ class BatchNormTest(tf.test.TestCase, parameterized.TestCase):
         batch_norm.moving_variance.assign([4.0, 0.25, 1.0])
         x = _random([2, 3, 3, 3], seed=12)
         expected = tf.nn.batch_normalization(
-            x, batch_norm.moving_mean, batch_norm.moving_variance, batch_norm.offset,
-            batch_norm.scale, 1e-3)
+            x,
+            batch_norm.moving_mean,
+            batch_norm.moving_variance,
+            batch_norm.offset,
+            batch_norm.scale,
+            1e-3,
+        )
         self.assertAllClose(batch_norm(x, is_training=False), expected, atol=1e-5)
         self.assertAllClose(batch_norm.moving_mean, [0.5, -0.5, 2.0])
         self.assertAllClose(batch_norm.moving_variance, [4.0, 0.25, 1.0])
 
     def test_trainable_and_moving_variables(self):
         batch_norm = layers.BatchNorm(4)
-        self.assertCountEqual([v.name for v in batch_norm.trainable_variables],
-                              ["batch_norm/scale:0", "batch_norm/offset:0"])
+        self.assertCountEqual(
+            [v.name for v in batch_norm.trainable_variables],
+            ["batch_norm/scale:0", "batch_norm/offset:0"],
+        )
         non_trainable = [v for v in batch_norm.variables if not v.trainable]
-        self.assertCountEqual([v.name for v in non_trainable],
-                              ["batch_norm/moving_mean:0", "batch_norm/moving_variance:0"])
+        self.assertCountEqual(
+            [v.name for v in non_trainable],
+            ["batch_norm/moving_mean:0", "batch_norm/moving_variance:0"],
+        )
         self.assertAllEqual(batch_norm.moving_mean, np.zeros(4))
         self.assertAllEqual(batch_norm.moving_variance, np.ones(4))
         batch_norm(tf.ones([2, 4]), is_training=True)
@@ -274,7 +295,8 @@ class BatchNormTest(tf.test.TestCase, parameterized.TestCase):
         # Moving statistics are not watched by default, so an optimiser never sees them.
         self.assertEqual(
             tape.gradient(loss, [batch_norm.moving_mean, batch_norm.moving_variance]),
-            [None, None])
+            [None, None],
+        )
 
     @parameterized.parameters((1.0,), (-0.1,))
     def test_bad_momentum_raises(self, momentum):
@@ -283,7 +305,6 @@ class BatchNormTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class DropoutTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_identity_when_not_training(self):
         x = _random([4, 10], seed=14)
         self.assertAllEqual(layers.Dropout(0.5)(x, is_training=False), x)
@@ -294,7 +315,9 @@ class DropoutTest(tf.test.TestCase, parameterized.TestCase):
         outputs = layers.Dropout(rate)(x, is_training=True).numpy()
         dropped = outputs == 0.0
         self.assertNear(dropped.mean(), rate, 0.02)
-        self.assertAllClose(outputs[~dropped], np.full((~dropped).sum(), 3.0 / (1.0 - rate)))
+        self.assertAllClose(
+            outputs[~dropped], np.full((~dropped).sum(), 3.0 / (1.0 - rate))
+        )
 
     def test_stateless_seed_is_reproducible(self):
         dropout = layers.Dropout(0.5)
@@ -330,14 +353,16 @@ def _max_pool_reference(x, pool_size, padding):
     outputs = np.empty((x.shape[0], out_h, out_w, x.shape[3]), x.dtype)
     for row in range(out_h):
         for column in range(out_w):
-            window = padded[:, row * pool_h:(row + 1) * pool_h,
-                            column * pool_w:(column + 1) * pool_w]
+            window = padded[
+                :,
+                row * pool_h : (row + 1) * pool_h,
+                column * pool_w : (column + 1) * pool_w,
+            ]
             outputs[:, row, column] = window.max(axis=(1, 2))
     return outputs
 
 
 class MaxPool2DTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.parameters(
         ((8, 6), 2, "SAME"),
         ((7, 5), 2, "SAME"),
@@ -359,8 +384,9 @@ class MaxPool2DTest(tf.test.TestCase, parameterized.TestCase):
         ((7, 7), 2, "VALID", (3, 3)),
         ((1, 1), 2, "SAME", (1, 1)),
     )
-    def test_output_shape_agrees_with_tf_keras(self, input_hw, pool_size, padding,
-                                                expected):
+    def test_output_shape_agrees_with_tf_keras(
+        self, input_hw, pool_size, padding, expected
+    ):
         keras_layer = tf.keras.layers.MaxPool2D(pool_size, padding=padding.lower())
         keras_shape = keras_layer.compute_output_shape((2, *input_hw, 3))
         pool = layers.MaxPool2D(pool_size, padding)
@@ -381,7 +407,6 @@ class MaxPool2DTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class UpSampling2DTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.parameters((2,), ((2, 3),), (1,))
     def test_equals_numpy_repeat_along_both_axes(self, factor):
         upsampling = layers.UpSampling2D(factor)
@@ -397,8 +422,10 @@ class UpSampling2DTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(layers.UpSampling2D(2)(x), tf.keras.layers.UpSampling2D(2)(x))
 
     def test_unknown_batch_size_inside_tf_function(self):
-        traced = tf.function(layers.UpSampling2D(2),
-                             input_signature=[tf.TensorSpec([None, 3, 4, 2], tf.float32)])
+        traced = tf.function(
+            layers.UpSampling2D(2),
+            input_signature=[tf.TensorSpec([None, 3, 4, 2], tf.float32)],
+        )
         concrete = traced.get_concrete_function()
         self.assertEqual(concrete.structured_outputs.shape.as_list(), [None, 6, 8, 2])
 
@@ -409,7 +436,6 @@ class UpSampling2DTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class FlattenReshapeTest(tf.test.TestCase):
-
     def test_flatten_then_reshape_round_trip(self):
         x = _random([3, 4, 5, 2], seed=16)
         flat = layers.Flatten()(x)
@@ -430,7 +456,6 @@ class _RecordingLayer(tf.Module):
 
 
 class SequentialTest(tf.test.TestCase):
-
     def test_applies_layers_in_order_and_passes_is_training(self):
         recorder = _RecordingLayer()
         dense = layers.Dense(2, 2)
@@ -443,7 +468,13 @@ class SequentialTest(tf.test.TestCase):
 
     def test_tracks_variables_of_its_layers(self):
         sequential = layers.Sequential(
-            [layers.Dense(3, 4), layers.BatchNorm(4), layers.Dropout(0.5), layers.Dense(4, 1)])
+            [
+                layers.Dense(3, 4),
+                layers.BatchNorm(4),
+                layers.Dropout(0.5),
+                layers.Dense(4, 1),
+            ]
+        )
         self.assertLen(sequential.trainable_variables, 2 + 2 + 2)
         self.assertLen(sequential.variables, 2 + 4 + 2)
         # Dropout and BatchNorm need is_training; Sequential must supply it.

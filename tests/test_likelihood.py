@@ -8,10 +8,10 @@ thousands of independent estimates (one image repeated along the batch gets
 independent samples) and allow four standard errors.
 """
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from absl.testing import parameterized
 
 from vae import likelihood
 from vae import models
@@ -58,8 +58,9 @@ def _exact_elbo(points):
     means, scales = _wrong_posterior_moments(points)
     residual = points - means @ WEIGHTS.T - BIAS
     expected_squared_error = (residual**2).sum(-1) + (scales**2) @ (WEIGHTS**2).sum(0)
-    expected_log_likelihood = (-1.5 * np.log(2 * np.pi * NOISE_SCALE**2)
-                               - expected_squared_error / (2 * NOISE_SCALE**2))
+    expected_log_likelihood = -1.5 * np.log(
+        2 * np.pi * NOISE_SCALE**2
+    ) - expected_squared_error / (2 * NOISE_SCALE**2)
     kl = 0.5 * (scales**2 + means**2 - 1 - np.log(scales**2)).sum(-1)
     return expected_log_likelihood - kl
 
@@ -94,10 +95,14 @@ class LinearGaussianModel:
         means = (images - BIAS.astype(np.float32)) @ gain
         if self.exact_posterior:
             return tfd.MultivariateNormalTriL(
-                loc=means, scale_tril=tf.constant(np.linalg.cholesky(covariance), tf.float32))
+                loc=means,
+                scale_tril=tf.constant(np.linalg.cholesky(covariance), tf.float32),
+            )
         sds = tf.constant(np.sqrt(np.diag(covariance)), tf.float32)
-        return tfd.MultivariateNormalDiag(loc=means + SHIFT_IN_SDS * sds,
-                                          scale_diag=SCALE_FACTOR * sds * tf.ones_like(means))
+        return tfd.MultivariateNormalDiag(
+            loc=means + SHIFT_IN_SDS * sds,
+            scale_diag=SCALE_FACTOR * sds * tf.ones_like(means),
+        )
 
     def decode(self, latents, *, is_training=False):
         del is_training
@@ -105,8 +110,9 @@ class LinearGaussianModel:
         self.decoded_rows.assign_add(num_rows)
         self.largest_decode.assign(tf.maximum(self.largest_decode, num_rows))
         loc = latents @ tf.constant(WEIGHTS.T, tf.float32) + BIAS.astype(np.float32)
-        return tfd.Independent(tfd.Normal(loc=loc, scale=NOISE_SCALE),
-                               reinterpreted_batch_ndims=1)
+        return tfd.Independent(
+            tfd.Normal(loc=loc, scale=NOISE_SCALE), reinterpreted_batch_ndims=1
+        )
 
 
 # Shared so that tests with the same shapes reuse one trace of the estimator.
@@ -119,9 +125,16 @@ def _per_point_estimates(model, *, num_samples, chunk_size, seeds):
     """Estimates for REPEATED_POINTS under every seed, grouped: [2, REPEATS * len(seeds)]."""
     estimates = [
         likelihood.importance_sampled_log_likelihood(
-            model, REPEATED_POINTS, num_samples=num_samples, chunk_size=chunk_size,
-            seed=seed).numpy().reshape(2, REPEATS)
-        for seed in seeds]
+            model,
+            REPEATED_POINTS,
+            num_samples=num_samples,
+            chunk_size=chunk_size,
+            seed=seed,
+        )
+        .numpy()
+        .reshape(2, REPEATS)
+        for seed in seeds
+    ]
     return np.concatenate(estimates, axis=1).astype(np.float64)
 
 
@@ -130,28 +143,42 @@ def _standard_error(estimates):
 
 
 class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_one_sample_is_an_unbiased_elbo_estimate(self):
-        estimates = _per_point_estimates(WRONG_MODEL, num_samples=1, chunk_size=500,
-                                         seeds=range(3))
+        estimates = _per_point_estimates(
+            WRONG_MODEL, num_samples=1, chunk_size=500, seeds=range(3)
+        )
         elbo = _exact_elbo(POINTS)
         # The check has teeth: the ELBO is well below log p(x) for this q.
         self.assertAllGreater(_exact_log_marginal(POINTS) - elbo, 1.0)
-        self.assertAllLess(np.abs(estimates.mean(-1) - elbo) - 4 * _standard_error(estimates), 0.0)
+        self.assertAllLess(
+            np.abs(estimates.mean(-1) - elbo) - 4 * _standard_error(estimates), 0.0
+        )
 
     def test_one_sample_matches_the_elbo_of_a_real_vae(self):
         tf.random.set_seed(0)  # Fixes the network's initial weights.
-        model = models.VAE(models.ModelConfig(architecture="mlp", image_shape=(6,),
-                                              hidden_units=(8,)))
+        model = models.VAE(
+            models.ModelConfig(architecture="mlp", image_shape=(6,), hidden_units=(8,))
+        )
         image = tf.constant([[1.0, 0.0, 1.0, 1.0, 0.0, 0.0]])
         images = tf.repeat(image, 2000, axis=0)
-        estimates = likelihood.importance_sampled_log_likelihood(
-            model, images, num_samples=1, seed=7).numpy().astype(np.float64)
+        estimates = (
+            likelihood.importance_sampled_log_likelihood(
+                model, images, num_samples=1, seed=7
+            )
+            .numpy()
+            .astype(np.float64)
+        )
         # An independent ELBO estimate: sampled distortion plus the closed-form KL.
         posterior = model.encode(images)
         latents = posterior.sample(seed=tf.constant([11, 0]))
-        elbo_draws = (model.decode(latents).log_prob(images)
-                      - tfd.kl_divergence(posterior, model.prior())).numpy().astype(np.float64)
+        elbo_draws = (
+            (
+                model.decode(latents).log_prob(images)
+                - tfd.kl_divergence(posterior, model.prior())
+            )
+            .numpy()
+            .astype(np.float64)
+        )
         tolerance = 4 * np.hypot(_standard_error(estimates), _standard_error(elbo_draws))
         self.assertLess(abs(estimates.mean() - elbo_draws.mean()), tolerance)
         # And not the log-likelihood of the mean latent alone (a common slip).
@@ -161,8 +188,9 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
         seeds = range(2)
         means, errors = [], []
         for num_samples, chunk_size in ((1, 500), (10, 500), (100, 500)):
-            estimates = _per_point_estimates(WRONG_MODEL, num_samples=num_samples,
-                                             chunk_size=chunk_size, seeds=seeds)
+            estimates = _per_point_estimates(
+                WRONG_MODEL, num_samples=num_samples, chunk_size=chunk_size, seeds=seeds
+            )
             means.append(estimates.mean(-1))
             errors.append(_standard_error(estimates))
         means, errors = np.array(means), np.array(errors)  # [3 values of k, 2 points]
@@ -173,8 +201,12 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
 
     def test_converges_to_exact_log_marginal(self):
         estimate = likelihood.importance_sampled_log_likelihood(
-            WRONG_MODEL, POINTS.astype(np.float32), num_samples=50000, chunk_size=10000,
-            seed=3)
+            WRONG_MODEL,
+            POINTS.astype(np.float32),
+            num_samples=50000,
+            chunk_size=10000,
+            seed=3,
+        )
         self.assertEqual(estimate.dtype, tf.float32)
         self.assertEqual(estimate.shape, (2,))
         # Over seeds the estimate's standard deviation here is about 0.008 nats, so
@@ -189,13 +221,18 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
         ("single_sample_chunks", 10, 1),
         ("many_chunks", 64, 7),
     )
-    def test_exact_posterior_gives_exact_log_marginal_for_every_k(self, num_samples,
-                                                                   chunk_size):
+    def test_exact_posterior_gives_exact_log_marginal_for_every_k(
+        self, num_samples, chunk_size
+    ):
         # Every weight equals p(x) here, so any miscounted sample, missing term or
         # wrong normaliser shows up, whatever the random draws.
         estimate = likelihood.importance_sampled_log_likelihood(
-            EXACT_MODEL, POINTS.astype(np.float32), num_samples=num_samples,
-            chunk_size=chunk_size, seed=0)
+            EXACT_MODEL,
+            POINTS.astype(np.float32),
+            num_samples=num_samples,
+            chunk_size=chunk_size,
+            seed=0,
+        )
         self.assertAllClose(estimate, _exact_log_marginal(POINTS), atol=1e-4, rtol=0.0)
 
     def test_decoder_sees_at_most_one_chunk_and_every_sample_once(self):
@@ -204,7 +241,8 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
             model.decoded_rows.assign(0)
             model.largest_decode.assign(0)
             likelihood.importance_sampled_log_likelihood(
-                model, POINTS.astype(np.float32), num_samples=11, chunk_size=4, seed=1)
+                model, POINTS.astype(np.float32), num_samples=11, chunk_size=4, seed=1
+            )
             self.assertEqual(int(model.decoded_rows.numpy()), 11 * 2)
             self.assertEqual(int(model.largest_decode.numpy()), 4 * 2)
 
@@ -212,12 +250,15 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
         # With 1-sample chunks, k = 16 must still average 16 distinct samples:
         # the same value as one chunk of 16, clearly above k = 1.
         seeds = range(2)
-        chunked = _per_point_estimates(WRONG_MODEL, num_samples=16, chunk_size=1,
-                                       seeds=seeds)
-        one_chunk = _per_point_estimates(WRONG_MODEL, num_samples=16, chunk_size=16,
-                                         seeds=seeds)
-        single = _per_point_estimates(WRONG_MODEL, num_samples=1, chunk_size=500,
-                                      seeds=seeds)
+        chunked = _per_point_estimates(
+            WRONG_MODEL, num_samples=16, chunk_size=1, seeds=seeds
+        )
+        one_chunk = _per_point_estimates(
+            WRONG_MODEL, num_samples=16, chunk_size=16, seeds=seeds
+        )
+        single = _per_point_estimates(
+            WRONG_MODEL, num_samples=1, chunk_size=500, seeds=seeds
+        )
         tolerance = 4 * np.hypot(_standard_error(chunked), _standard_error(one_chunk))
         self.assertAllLess(np.abs(chunked.mean(-1) - one_chunk.mean(-1)) - tolerance, 0.0)
         self.assertAllGreater(chunked.mean(-1) - single.mean(-1), 0.1)
@@ -227,8 +268,12 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
     def test_same_seed_same_estimate_and_seed_forms_agree(self):
         def estimate(seed):
             return likelihood.importance_sampled_log_likelihood(
-                WRONG_MODEL, POINTS.astype(np.float32), num_samples=10, chunk_size=4,
-                seed=seed).numpy()
+                WRONG_MODEL,
+                POINTS.astype(np.float32),
+                num_samples=10,
+                chunk_size=4,
+                seed=seed,
+            ).numpy()
 
         first = estimate(5)
         self.assertAllEqual(first, estimate(5))
@@ -237,14 +282,21 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
         self.assertNotAllClose(first, estimate(6))
 
     def test_conv_vae_with_k_not_a_multiple_of_chunk_size(self):
-        config = models.ModelConfig(image_shape=(8, 8, 1), encoder_filters=(4,),
-                                    encoder_strides=(2,), decoder_base_channels=4,
-                                    decoder_filters=(4,), decoder_strides=(2,))
+        config = models.ModelConfig(
+            image_shape=(8, 8, 1),
+            encoder_filters=(4,),
+            encoder_strides=(2,),
+            decoder_base_channels=4,
+            decoder_filters=(4,),
+            decoder_strides=(2,),
+        )
         model = models.VAE(config)
-        images = tf.cast(tf.random.stateless_uniform([3, 8, 8, 1], seed=[1, 2]) > 0.5,
-                         tf.float32)
+        images = tf.cast(
+            tf.random.stateless_uniform([3, 8, 8, 1], seed=[1, 2]) > 0.5, tf.float32
+        )
         estimate = likelihood.importance_sampled_log_likelihood(
-            model, images, num_samples=5, chunk_size=2, seed=0)
+            model, images, num_samples=5, chunk_size=2, seed=0
+        )
         self.assertEqual(estimate.dtype, tf.float32)
         self.assertEqual(estimate.shape, (3,))
         self.assertAllInRange(estimate, -1000.0, 0.0)  # Binary images: p(x) <= 1.
@@ -261,8 +313,9 @@ class ImportanceSampledLogLikelihoodTest(tf.test.TestCase, parameterized.TestCas
         ("wrong_image_shape", dict(images=np.zeros([2, 4], np.float32)), "image_shape"),
     )
     def test_bad_arguments_are_named(self, overrides, named):
-        arguments = dict(images=POINTS.astype(np.float32), num_samples=3, chunk_size=2,
-                         seed=0)
+        arguments = dict(
+            images=POINTS.astype(np.float32), num_samples=3, chunk_size=2, seed=0
+        )
         arguments.update(overrides)
         images = arguments.pop("images")
         with self.assertRaisesRegex(ValueError, named):

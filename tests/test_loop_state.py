@@ -4,7 +4,6 @@ from trainers import loop_state
 
 
 class LoopStateTest(absltest.TestCase):
-
     def test_epoch_means_leave_out_skipped_steps(self):
         state = loop_state.LoopState()
         state.add_loop({"loss": 2.0}, num_steps=4, counted=4, seconds=1.0)
@@ -12,8 +11,7 @@ class LoopStateTest(absltest.TestCase):
         state.add_loop({"loss": 5.0}, num_steps=3, counted=2, seconds=1.0)
         state.add_skipped(1)
         self.assertAlmostEqual(state.epoch_means()["loss"], (8.0 + 10.0) / 6)
-        record = state.epoch_record(0, global_step=7, batch_size=10,
-                                    with_skipped=True)
+        record = state.epoch_record(0, global_step=7, batch_size=10, with_skipped=True)
         self.assertEqual(record["epoch"], 1)
         self.assertEqual(record["skipped_nonfinite_steps"], 1)
         self.assertAlmostEqual(record["images_per_second"], 70 / 2.0)
@@ -37,16 +35,25 @@ class LoopStateTest(absltest.TestCase):
         state.deserialize(
             '{"epoch_sums": {}, "epoch_steps": 0, "epoch_train_seconds": 0,'
             ' "total_train_seconds": 0, "total_wall_seconds": 0,'
-            ' "steps_per_epoch": 3, "history": []}')
+            ' "steps_per_epoch": 3, "history": []}'
+        )
         self.assertEqual(state.total_skipped_steps, 0)
         self.assertEqual(state.steps_per_epoch, 3)
 
     def test_metrics_payload_final_images_per_second_is_over_the_run(self):
         history = [
-            {"epoch": 1, "images_per_second": 100.0, "epoch_train_seconds": 1.0,
-             "train": {"elbo": -3.0}},
-            {"epoch": 2, "images_per_second": 300.0, "epoch_train_seconds": 3.0,
-             "train": {"elbo": -2.0}},
+            {
+                "epoch": 1,
+                "images_per_second": 100.0,
+                "epoch_train_seconds": 1.0,
+                "train": {"elbo": -3.0},
+            },
+            {
+                "epoch": 2,
+                "images_per_second": 300.0,
+                "epoch_train_seconds": 3.0,
+                "train": {"elbo": -2.0},
+            },
         ]
         payload = loop_state.metrics_payload(history)
         self.assertEqual(payload["epochs"], history)

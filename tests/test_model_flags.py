@@ -30,20 +30,31 @@ print(json.dumps(types))
 
 
 class ModelFlagsTest(tf.test.TestCase):
-
     def test_a_name_both_models_use_has_one_type(self):
         completed = subprocess.run(
-            [sys.executable, "-c", _FLAG_TYPES], cwd=testing_utils.REPO_ROOT,
-            env=testing_utils.program_environment(), capture_output=True,
-            text=True, timeout=300)
+            [sys.executable, "-c", _FLAG_TYPES],
+            cwd=testing_utils.REPO_ROOT,
+            env=testing_utils.program_environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         self.assertEqual(completed.returncode, 0, completed.stderr[-3000:])
         vae_types, vaegan_types = json.loads(completed.stdout.splitlines()[-1])
         shared = sorted(set(vae_types) & set(vaegan_types))
         self.assertContainsSubset(
-            ["activation", "decoder_dense_units", "encoder_dense_units",
-             "encoder_filters"], shared)
-        self.assertEqual({name: vae_types[name] for name in shared},
-                         {name: vaegan_types[name] for name in shared})
+            [
+                "activation",
+                "decoder_dense_units",
+                "encoder_dense_units",
+                "encoder_filters",
+            ],
+            shared,
+        )
+        self.assertEqual(
+            {name: vae_types[name] for name in shared},
+            {name: vaegan_types[name] for name in shared},
+        )
 
 
 if __name__ == "__main__":

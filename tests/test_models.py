@@ -3,10 +3,10 @@
 import dataclasses
 import json
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from absl.testing import parameterized
 
 from vae import models
 
@@ -15,12 +15,24 @@ tfd = tfp.distributions
 # Small enough to run in milliseconds: 8x8 -> 3x3 -> 1x1 in the encoder,
 # 2x2 -> 4x4 -> 8x8 in the decoder.
 SMALL_CONV = models.ModelConfig(
-    image_shape=(8, 8, 1), latent_dim=3, encoder_filters=(4, 8), encoder_strides=(2, 2),
-    decoder_base_channels=4, decoder_filters=(8, 4), decoder_strides=(2, 2))
-SMALL_GAUSSIAN = dataclasses.replace(SMALL_CONV, image_shape=(8, 8, 2), likelihood="gaussian",
-                                     decoder_output="conv")
-TOY_MLP = models.ModelConfig(architecture="mlp", image_shape=(2,), latent_dim=2,
-                             hidden_units=(8,), likelihood="gaussian")
+    image_shape=(8, 8, 1),
+    latent_dim=3,
+    encoder_filters=(4, 8),
+    encoder_strides=(2, 2),
+    decoder_base_channels=4,
+    decoder_filters=(8, 4),
+    decoder_strides=(2, 2),
+)
+SMALL_GAUSSIAN = dataclasses.replace(
+    SMALL_CONV, image_shape=(8, 8, 2), likelihood="gaussian", decoder_output="conv"
+)
+TOY_MLP = models.ModelConfig(
+    architecture="mlp",
+    image_shape=(2,),
+    latent_dim=2,
+    hidden_units=(8,),
+    likelihood="gaussian",
+)
 
 
 def _log_sigmoid(logits):
@@ -28,7 +40,6 @@ def _log_sigmoid(logits):
 
 
 class EncodeDecodeTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.random.set_seed(1)
@@ -48,7 +59,9 @@ class EncodeDecodeTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(posterior.event_shape, (3,))
         loc, log_variance = model.encoder(images)
         self.assertAllClose(posterior.mean(), loc)
-        self.assertAllClose(posterior.stddev(), np.exp(0.5 * log_variance.numpy()), rtol=1e-5)
+        self.assertAllClose(
+            posterior.stddev(), np.exp(0.5 * log_variance.numpy()), rtol=1e-5
+        )
 
     def test_bernoulli_log_prob_equals_hand_computed_sum(self):
         model = models.VAE(SMALL_CONV)
@@ -58,11 +71,15 @@ class EncodeDecodeTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(likelihood.event_shape, (8, 8, 1))
         logits = model.decoder(z).numpy()
         # Binary pixels, and grey levels in [0, 1] as the "none" binarisation gives.
-        for images in (np.random.default_rng(0).integers(0, 2, [4, 8, 8, 1]),
-                       np.random.default_rng(1).uniform(size=[4, 8, 8, 1])):
+        for images in (
+            np.random.default_rng(0).integers(0, 2, [4, 8, 8, 1]),
+            np.random.default_rng(1).uniform(size=[4, 8, 8, 1]),
+        ):
             images = images.astype(np.float32)
-            expected = np.sum(images * _log_sigmoid(logits)
-                              + (1.0 - images) * _log_sigmoid(-logits), axis=(1, 2, 3))
+            expected = np.sum(
+                images * _log_sigmoid(logits) + (1.0 - images) * _log_sigmoid(-logits),
+                axis=(1, 2, 3),
+            )
             self.assertAllClose(likelihood.log_prob(images), expected, rtol=1e-5)
 
     def test_gaussian_log_prob_equals_hand_computed_sum(self):
@@ -74,11 +91,17 @@ class EncodeDecodeTest(tf.test.TestCase, parameterized.TestCase):
         means = model.decoder(z).numpy()
         images = np.random.default_rng(2).uniform(size=[4, 8, 8, 2]).astype(np.float32)
         log_scale = np.array([-0.5, 0.7], np.float32)
-        expected = np.sum(-0.5 * ((images - means) / np.exp(log_scale)) ** 2 - log_scale
-                          - 0.5 * np.log(2.0 * np.pi), axis=(1, 2, 3))
+        expected = np.sum(
+            -0.5 * ((images - means) / np.exp(log_scale)) ** 2
+            - log_scale
+            - 0.5 * np.log(2.0 * np.pi),
+            axis=(1, 2, 3),
+        )
         self.assertAllClose(likelihood.log_prob(images), expected, rtol=1e-5)
 
-    @parameterized.named_parameters(("bernoulli", SMALL_CONV), ("gaussian", SMALL_GAUSSIAN))
+    @parameterized.named_parameters(
+        ("bernoulli", SMALL_CONV), ("gaussian", SMALL_GAUSSIAN)
+    )
     def test_decode_mean_is_the_mean_of_decode(self, config):
         model = models.VAE(config)
         z = tf.random.normal([2, 3])
@@ -110,13 +133,16 @@ class EncodeDecodeTest(tf.test.TestCase, parameterized.TestCase):
         images = tf.random.uniform([3, 8, 8, 1])
         reconstructions = model.reconstruct(images)
         self.assertEqual(reconstructions.shape, (3, 8, 8, 1))
-        self.assertAllClose(reconstructions, model.decode_mean(model.encode(images).mean()))
+        self.assertAllClose(
+            reconstructions, model.decode_mean(model.encode(images).mean())
+        )
 
     def test_variables_created_once_and_grouped_by_network(self):
         model = models.VAE(SMALL_GAUSSIAN)
         num_variables = len(model.variables)
-        self.assertEqual(num_variables,
-                         len(model.encoder.variables) + len(model.decoder.variables))
+        self.assertEqual(
+            num_variables, len(model.encoder.variables) + len(model.decoder.variables)
+        )
         images = tf.random.uniform([2, 8, 8, 2])
         for _ in range(2):
             model.decode(model.encode(images).sample())
@@ -130,11 +156,11 @@ class EncodeDecodeTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class GradientTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.named_parameters(
         ("conv_bernoulli", SMALL_CONV, [4, 8, 8, 1]),
         ("conv_gaussian", SMALL_GAUSSIAN, [4, 8, 8, 2]),
-        ("mlp_gaussian", TOY_MLP, [4, 2]))
+        ("mlp_gaussian", TOY_MLP, [4, 2]),
+    )
     def test_gradients_reach_every_variable_through_the_sample(self, config, shape):
         tf.random.set_seed(2)
         model = models.VAE(config)
@@ -144,7 +170,9 @@ class GradientTest(tf.test.TestCase, parameterized.TestCase):
             z = posterior.sample()
             # Distortion only: the encoder can get gradients from it only if the sample is
             # reparameterised, so a stop-gradient sample would fail here.
-            distortion = -tf.reduce_mean(model.decode(z, is_training=True).log_prob(images))
+            distortion = -tf.reduce_mean(
+                model.decode(z, is_training=True).log_prob(images)
+            )
         variables = model.trainable_variables
         gradients = tape.gradient(distortion, variables)
         for variable, gradient in zip(variables, gradients):
@@ -158,13 +186,16 @@ class GradientTest(tf.test.TestCase, parameterized.TestCase):
         with tf.GradientTape() as tape:
             loc, log_variance = model.encoder(images)
             tape.watch(log_variance)
-            z = tfd.MultivariateNormalDiag(loc, tf.exp(0.5 * log_variance)).sample(seed=[1, 1])
+            z = tfd.MultivariateNormalDiag(loc, tf.exp(0.5 * log_variance)).sample(
+                seed=[1, 1]
+            )
             distortion = -tf.reduce_sum(model.decode(z).log_prob(images))
-        self.assertGreater(tf.reduce_max(tf.abs(tape.gradient(distortion, log_variance))), 0.0)
+        self.assertGreater(
+            tf.reduce_max(tf.abs(tape.gradient(distortion, log_variance))), 0.0
+        )
 
 
 class ModelConfigTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_defaults_and_references_are_valid(self):
         for config in (models.ModelConfig(), SMALL_CONV, SMALL_GAUSSIAN, TOY_MLP):
             config.validate()
@@ -173,20 +204,44 @@ class ModelConfigTest(tf.test.TestCase, parameterized.TestCase):
         ("architecture", dict(architecture="rnn"), r"architecture.*'mlp', 'conv'.*'rnn'"),
         ("likelihood", dict(likelihood="poisson"), r"likelihood.*'bernoulli'.*'poisson'"),
         ("activation", dict(activation="swish"), r"activation.*'relu'.*'swish'"),
-        ("latent_dim_zero", dict(latent_dim=0), r"latent_dim must be a positive integer.*0"),
+        (
+            "latent_dim_zero",
+            dict(latent_dim=0),
+            r"latent_dim must be a positive integer.*0",
+        ),
         ("latent_dim_bool", dict(latent_dim=True), r"latent_dim.*positive integer.*True"),
         ("latent_dim_float", dict(latent_dim=2.0), r"latent_dim.*positive integer.*2\.0"),
         ("padding", dict(encoder_padding="FULL"), r"encoder_padding.*'SAME'.*'FULL'"),
         ("decoder_output", dict(decoder_output="deconv"), r"decoder_output.*'deconv'"),
-        ("hidden_units", dict(hidden_units=(64, 0)), r"hidden_units.*positive.*\(64, 0\)"),
+        (
+            "hidden_units",
+            dict(hidden_units=(64, 0)),
+            r"hidden_units.*positive.*\(64, 0\)",
+        ),
         ("hidden_units_int", dict(hidden_units=64), r"hidden_units.*tuple.*64"),
         ("kernel", dict(encoder_kernel_size=0), r"encoder_kernel_size.*positive"),
         ("base_channels", dict(decoder_base_channels=-1), r"decoder_base_channels.*-1"),
         ("image_shape_empty", dict(image_shape=()), r"image_shape.*non-empty"),
-        ("image_shape_rank", dict(image_shape=(28, 28)), r"image_shape.*\(height, width, ch"),
-        ("encoder_strides", dict(encoder_strides=(2,)), r"encoder_strides.*one stride per"),
-        ("decoder_strides", dict(decoder_strides=(2, 2, 2)), r"decoder_strides.*one stride"),
-        ("not_divisible", dict(image_shape=(30, 30, 1)), r"decoder_strides.*divisible by 4"),
+        (
+            "image_shape_rank",
+            dict(image_shape=(28, 28)),
+            r"image_shape.*\(height, width, ch",
+        ),
+        (
+            "encoder_strides",
+            dict(encoder_strides=(2,)),
+            r"encoder_strides.*one stride per",
+        ),
+        (
+            "decoder_strides",
+            dict(decoder_strides=(2, 2, 2)),
+            r"decoder_strides.*one stride",
+        ),
+        (
+            "not_divisible",
+            dict(image_shape=(30, 30, 1)),
+            r"decoder_strides.*divisible by 4",
+        ),
         ("shrinks", dict(image_shape=(4, 4, 1)), r"encoder.*shrink.*\(4, 4, 1\)"),
     )
     def test_validate_names_the_bad_field(self, overrides, message):
@@ -200,8 +255,12 @@ class ModelConfigTest(tf.test.TestCase, parameterized.TestCase):
         models.ModelConfig(architecture="mlp", image_shape=(30, 30, 1)).validate()
 
     def test_json_round_trip(self):
-        config = dataclasses.replace(SMALL_GAUSSIAN, encoder_dense_units=(6,),
-                                     hidden_units=(5, 4), activation="elu")
+        config = dataclasses.replace(
+            SMALL_GAUSSIAN,
+            encoder_dense_units=(6,),
+            hidden_units=(5, 4),
+            activation="elu",
+        )
         restored = models.ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
         self.assertEqual(restored, config)
         self.assertIsInstance(restored.image_shape, tuple)
@@ -213,7 +272,9 @@ class ModelConfigTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(config, models.ModelConfig())
 
     def test_from_dict_missing_fields_take_defaults(self):
-        self.assertEqual(models.ModelConfig.from_dict({"latent_dim": 2}), models.ModelConfig())
+        self.assertEqual(
+            models.ModelConfig.from_dict({"latent_dim": 2}), models.ModelConfig()
+        )
 
     def test_from_dict_rejects_unknown_fields(self):
         with self.assertRaisesRegex(ValueError, "'latent_size'.*latent_dim"):

@@ -46,15 +46,26 @@ def run_workers(command_for_worker, num_workers=2, timeout=300):
     launched = []
     try:
         for index in range(num_workers):
-            tf_config = {"cluster": {"worker": addresses},
-                         "task": {"type": "worker", "index": index}}
+            tf_config = {
+                "cluster": {"worker": addresses},
+                "task": {"type": "worker", "index": index},
+            }
             stderr = tempfile.TemporaryFile("w+")
-            launched.append((subprocess.Popen(
-                [sys.executable, *command_for_worker(index)],
-                cwd=testing_utils.REPO_ROOT,
-                env=testing_utils.program_environment(
-                    {"TF_CONFIG": json.dumps(tf_config)}),
-                stdout=subprocess.DEVNULL, stderr=stderr, text=True), stderr))
+            launched.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, *command_for_worker(index)],
+                        cwd=testing_utils.REPO_ROOT,
+                        env=testing_utils.program_environment(
+                            {"TF_CONFIG": json.dumps(tf_config)}
+                        ),
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                        text=True,
+                    ),
+                    stderr,
+                )
+            )
         results = []
         for process, stderr in launched:
             process.wait(timeout=timeout)
@@ -70,16 +81,23 @@ def run_workers(command_for_worker, num_workers=2, timeout=300):
 
 
 class TwoWorkersTest(tf.test.TestCase):
-
     def _worker_runs(self, workdir, *kill_at_batch):
-        outputs = [os.path.join(self.root, f"worker{index}-{len(kill_at_batch)}"
-                                ".json") for index in range(2)]
+        outputs = [
+            os.path.join(self.root, f"worker{index}-{len(kill_at_batch)}.json")
+            for index in range(2)
+        ]
 
         def command(index):
             # Only the chief (worker 0) is signalled.
             kill = [str(value) for value in kill_at_batch] if index == 0 else []
-            return ["-m", "tests.distribute_cases", "worker", outputs[index],
-                    workdir, *kill]
+            return [
+                "-m",
+                "tests.distribute_cases",
+                "worker",
+                outputs[index],
+                workdir,
+                *kill,
+            ]
 
         for returncode, stderr in run_workers(command):
             self.assertEqual(returncode, 0, stderr[-4000:])
@@ -92,8 +110,8 @@ class TwoWorkersTest(tf.test.TestCase):
     def test_stop_on_one_worker_stops_both_and_resume_matches_one_device(self):
         self.root = self.create_tempdir().full_path
         reference = distribute_cases.autoencoder_run(
-            os.path.join(self.root, "reference"),
-            tf.distribute.get_strategy())
+            os.path.join(self.root, "reference"), tf.distribute.get_strategy()
+        )
         workdir = os.path.join(self.root, "two_workers")
 
         # SIGUSR1 reaches the chief only, in epoch 2: both workers stop
@@ -106,10 +124,12 @@ class TwoWorkersTest(tf.test.TestCase):
             self.assertEqual(stopped["stop_signal"], signal.SIGUSR1)
         self.assertEqual(chief["global_step"], worker["global_step"])
         steps_per_epoch = distribute_cases.AUTOENCODER_STEPS_PER_EPOCH
-        self.assertBetween(chief["global_step"], steps_per_epoch + 1,
-                           2 * steps_per_epoch - 1)
-        self.assertTrue(tf.io.gfile.glob(
-            os.path.join(workdir, "checkpoints", "ckpt-*.index")))
+        self.assertBetween(
+            chief["global_step"], steps_per_epoch + 1, 2 * steps_per_epoch - 1
+        )
+        self.assertTrue(
+            tf.io.gfile.glob(os.path.join(workdir, "checkpoints", "ckpt-*.index"))
+        )
         # The other worker saved to a temporary directory and deleted it.
         self.assertNotStartsWith(worker["checkpoint_directory"], workdir)
         self.assertFalse(worker["checkpoint_directory_left"])
@@ -122,53 +142,61 @@ class TwoWorkersTest(tf.test.TestCase):
             self.assertEqual(resumed["global_step"], reference["global_step"])
             for mine, theirs in zip(resumed["weights"], reference["weights"]):
                 self.assertAllClose(mine, theirs, rtol=1e-4, atol=1e-5)
-        self.assertAllClose(chief["train_mse"], reference["train_mse"],
-                            rtol=1e-4)
-        self.assertAllClose(chief["test_mse"], reference["test_mse"],
-                            rtol=1e-4)
+        self.assertAllClose(chief["train_mse"], reference["train_mse"], rtol=1e-4)
+        self.assertAllClose(chief["test_mse"], reference["test_mse"], rtol=1e-4)
         # Only the chief evaluates; the other worker's history holds the
         # chief's evaluation of epoch 1, restored from its checkpoint.
         self.assertEqual(worker["test_mse"][1:], [None, None])
         self.assertFalse(worker["checkpoint_directory_left"])
 
-
     def test_sampled_latents_on_two_workers_follow_one_device(self):
         # Each worker holds half of every global batch; its latent noise is
         # its rows of the global draw, so the run is the one-device run.
         self.root = self.create_tempdir().full_path
-        outputs = [os.path.join(self.root, f"elbo{index}.json")
-                   for index in range(2)]
+        outputs = [os.path.join(self.root, f"elbo{index}.json") for index in range(2)]
         for returncode, stderr in run_workers(
-                lambda index: ["-m", "tests.distribute_cases", "elbo_worker",
-                               outputs[index]]):
+            lambda index: ["-m", "tests.distribute_cases", "elbo_worker", outputs[index]]
+        ):
             self.assertEqual(returncode, 0, stderr[-4000:])
         with open(outputs[0]) as stream:
             chief = json.load(stream)
-        reference = distribute_cases._elbo_run(tf.distribute.get_strategy(),
-                                               regularised=False)
-        self.assertAllClose(chief["train_elbo"], reference["train_elbo"],
-                            rtol=1e-4)
-        self.assertAllClose(chief["test_elbo"], reference["test_elbo"],
-                            rtol=1e-4)
+        reference = distribute_cases._elbo_run(
+            tf.distribute.get_strategy(), regularised=False
+        )
+        self.assertAllClose(chief["train_elbo"], reference["train_elbo"], rtol=1e-4)
+        self.assertAllClose(chief["test_elbo"], reference["test_elbo"], rtol=1e-4)
 
 
 class TrainProgramTest(tf.test.TestCase):
-
     def test_vae_train_on_two_workers_writes_only_the_chiefs_workdir(self):
         root = self.create_tempdir().full_path
         workdir = os.path.join(root, "run")
-        arguments = ["--dataset=toy2d", "--architecture=mlp",
-                     "--likelihood=gaussian", "--hidden_units=16",
-                     "--latent_dim=2", "--epochs=1", "--batch_size=50",
-                     "--progress=none", f"--workdir={workdir}"]
-        results = run_workers(lambda index: [
-            "-m", "launch.train", "--strategy=multi_worker", *arguments])
+        arguments = [
+            "--dataset=toy2d",
+            "--architecture=mlp",
+            "--likelihood=gaussian",
+            "--hidden_units=16",
+            "--latent_dim=2",
+            "--epochs=1",
+            "--batch_size=50",
+            "--progress=none",
+            f"--workdir={workdir}",
+        ]
+        results = run_workers(
+            lambda index: ["-m", "launch.train", "--strategy=multi_worker", *arguments]
+        )
         for returncode, stderr in results:
             self.assertEqual(returncode, 0, stderr[-4000:])
         # TensorFlow's own log line: the two processes formed one cluster.
         self.assertIn("num_workers = 2", results[1][1])
-        for name in ("run.json", "flags.txt", "metrics.json", "export",
-                     "checkpoints", "tensorboard"):
+        for name in (
+            "run.json",
+            "flags.txt",
+            "metrics.json",
+            "export",
+            "checkpoints",
+            "tensorboard",
+        ):
             self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
         with open(os.path.join(workdir, "launches.log")) as stream:
             self.assertLen(stream.read().splitlines(), 1)  # the chief's

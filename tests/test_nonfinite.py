@@ -8,7 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from launch import flag_types
-from tests.test_base import LinearModel, RegressionTrainer, regression_data
+from tests.test_base import LinearModel
+from tests.test_base import RegressionTrainer
+from tests.test_base import regression_data
 from trainers import base
 from trainers import nonfinite
 
@@ -24,29 +26,31 @@ def poisoned_data(bad_epoch, bad_batch):
         clean = data.train_batches(epoch, 0)
 
         def poison(index, batch):
-            bad = tf.logical_and(tf.equal(epoch, bad_epoch),
-                                 tf.equal(index, bad_batch))
-            y = tf.where(bad, tf.fill(tf.shape(batch["y"]), np.inf),
-                         batch["y"])
+            bad = tf.logical_and(tf.equal(epoch, bad_epoch), tf.equal(index, bad_batch))
+            y = tf.where(bad, tf.fill(tf.shape(batch["y"]), np.inf), batch["y"])
             return {"x": batch["x"], "y": y}
 
         return clean.enumerate().map(poison).skip(skip_batches)
 
-    return base.DataSource(train_batches=train_batches,
-                           steps_per_epoch=data.steps_per_epoch,
-                           batch_size=data.batch_size,
-                           eval_batches=data.eval_batches)
+    return base.DataSource(
+        train_batches=train_batches,
+        steps_per_epoch=data.steps_per_epoch,
+        batch_size=data.batch_size,
+        eval_batches=data.eval_batches,
+    )
 
 
 def make_trainer(workdir, data, epochs, **config):
     return RegressionTrainer(
         LinearModel(),
-        base.TrainerConfig(workdir=workdir, epochs=epochs, steps_per_loop=3,
-                           progress="none", **config), data)
+        base.TrainerConfig(
+            workdir=workdir, epochs=epochs, steps_per_loop=3, progress="none", **config
+        ),
+        data,
+    )
 
 
 class StopTest(tf.test.TestCase):
-
     def test_stops_at_the_bad_step_and_saves_nothing_after_it(self):
         workdir = self.create_tempdir().full_path
         # Epoch 1, batch 4: global step 8 + 5 = 13, in the loop of steps 13
@@ -65,9 +69,10 @@ class StopTest(tf.test.TestCase):
         checkpoint_dir = os.path.join(workdir, "checkpoints")
         latest = tf.train.latest_checkpoint(checkpoint_dir)
         self.assertEqual(os.path.basename(latest), "ckpt-1")
-        self.assertEqual(sorted(os.listdir(checkpoint_dir)),
-                         ["checkpoint", "ckpt-1.data-00000-of-00001",
-                          "ckpt-1.index"])
+        self.assertEqual(
+            sorted(os.listdir(checkpoint_dir)),
+            ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"],
+        )
         reader = tf.train.load_checkpoint(latest)
         for name in reader.get_variable_to_dtype_map():
             value = reader.get_tensor(name)
@@ -90,14 +95,16 @@ class StopTest(tf.test.TestCase):
                     loss = tf.minimum(loss, 1.0)  # finite, gradient 1e30
                 gradients = tape.gradient(loss, variables)
                 gradients = [gradient * 1e30 for gradient in gradients]
-                self.optimizers["regression"].apply_gradients(
-                    zip(gradients, variables))
+                self.optimizers["regression"].apply_gradients(zip(gradients, variables))
                 return {"loss": loss}
 
         trainer = Overflowing(
             LinearModel(),
-            base.TrainerConfig(workdir=workdir, epochs=1, steps_per_loop=4,
-                               progress="none"), data)
+            base.TrainerConfig(
+                workdir=workdir, epochs=1, steps_per_loop=4, progress="none"
+            ),
+            data,
+        )
         with self.assertRaises(nonfinite.NonFiniteError) as caught:
             trainer.train()
         self.assertEqual(caught.exception.global_step, 1)
@@ -106,11 +113,11 @@ class StopTest(tf.test.TestCase):
 
 
 class SkipStepTest(tf.test.TestCase):
-
     def test_skipped_update_is_not_applied(self):
         workdir = self.create_tempdir().full_path
-        trainer = make_trainer(workdir, poisoned_data(0, 4), epochs=1,
-                               on_nonfinite="skip_step")
+        trainer = make_trainer(
+            workdir, poisoned_data(0, 4), epochs=1, on_nonfinite="skip_step"
+        )
         result = trainer.train()
         self.assertTrue(result.completed)
         self.assertEqual(result.global_step, _STEPS_PER_EPOCH)
@@ -118,8 +125,9 @@ class SkipStepTest(tf.test.TestCase):
         self.assertEqual(record["skipped_nonfinite_steps"], 1)
         self.assertTrue(np.isfinite(record["train"]["loss"]))
         # The optimiser's own step counter does not count the skipped one.
-        self.assertEqual(int(trainer.optimizers["regression"].iterations),
-                         _STEPS_PER_EPOCH - 1)
+        self.assertEqual(
+            int(trainer.optimizers["regression"].iterations), _STEPS_PER_EPOCH - 1
+        )
 
         # SGD(0.1) on mean((w x + b - y)^2) by hand, batch 4 left out.
         data, _ = regression_data()
@@ -129,26 +137,24 @@ class SkipStepTest(tf.test.TestCase):
                 continue
             x, y = batch["x"].numpy(), batch["y"].numpy()
             error = weight * x + bias - y
-            weight, bias = (weight - 0.1 * np.mean(2 * error * x),
-                            bias - 0.1 * np.mean(2 * error))
+            weight, bias = (
+                weight - 0.1 * np.mean(2 * error * x),
+                bias - 0.1 * np.mean(2 * error),
+            )
         self.assertAllClose(trainer.model.weight.numpy(), weight, rtol=1e-5)
         self.assertAllClose(trainer.model.bias.numpy(), bias, rtol=1e-5)
 
     def test_config_refuses_an_unknown_policy(self):
         with self.assertRaisesRegex(ValueError, "on_nonfinite.*'ignore'"):
-            base.TrainerConfig(workdir="w", epochs=1,
-                               on_nonfinite="ignore").validate()
+            base.TrainerConfig(workdir="w", epochs=1, on_nonfinite="ignore").validate()
 
 
 class LearningRateFlagTest(tf.test.TestCase):
-
     def test_inf_and_nan_are_refused_like_zero(self):
         for value in ("inf", "nan", "0", "-1"):
             flag_values = flags.FlagValues()
-            flag_types.DEFINE_learning_rate(1e-3, "rate",
-                                            flag_values=flag_values)
-            with self.assertRaisesRegex(flags.IllegalFlagValueError,
-                                        "positive finite"):
+            flag_types.DEFINE_learning_rate(1e-3, "rate", flag_values=flag_values)
+            with self.assertRaisesRegex(flags.IllegalFlagValueError, "positive finite"):
                 flag_values(["program", f"--learning_rate={value}"])
         flag_values = flags.FlagValues()
         flag_types.DEFINE_learning_rate(1e-3, "rate", flag_values=flag_values)

@@ -9,7 +9,6 @@ from trainers import optimizers
 
 
 class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.named_parameters(
         ("adam", "adam", tf_keras.optimizers.Adam),
         ("rmsprop", "rmsprop", tf_keras.optimizers.RMSprop),
@@ -26,8 +25,9 @@ class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_library_defaults_besides_the_rate(self):
         adam = optimizers.make_optimizer("adam", 1e-3).get_config()
-        self.assertAllClose([adam["beta_1"], adam["beta_2"], adam["epsilon"]],
-                            [0.9, 0.999, 1e-7])
+        self.assertAllClose(
+            [adam["beta_1"], adam["beta_2"], adam["epsilon"]], [0.9, 0.999, 1e-7]
+        )
         rmsprop = optimizers.make_optimizer("rmsprop", 1e-3).get_config()
         self.assertAllClose([rmsprop["rho"], rmsprop["epsilon"]], [0.9, 1e-7])
         sgd = optimizers.make_optimizer("sgd", 1e-3).get_config()
@@ -46,8 +46,7 @@ class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters("Adam", "adagrad", "")
     def test_unknown_name_is_rejected_naming_it(self, name):
-        with self.assertRaisesRegex(
-                ValueError, rf"'{name}'.*'adam', 'rmsprop', 'sgd'"):
+        with self.assertRaisesRegex(ValueError, rf"'{name}'.*'adam', 'rmsprop', 'sgd'"):
             optimizers.make_optimizer(name, 1e-3)
 
     @parameterized.parameters(0.0, -0.001, -5, float("inf"), float("nan"))
@@ -69,8 +68,10 @@ class MakeOptimizerTest(tf.test.TestCase, parameterized.TestCase):
             before = float(module.weight.numpy())
             optimizer.apply_gradients([(tf.constant(1.0), module.weight)])
             moves.append(before - float(module.weight.numpy()))
-        expected = [0.05 * (1 + np.cos(np.pi * step / 4)) for step in
-                    range(4)] + [0.0, 0.0]
+        expected = [0.05 * (1 + np.cos(np.pi * step / 4)) for step in range(4)] + [
+            0.0,
+            0.0,
+        ]
         self.assertAllClose(moves, expected, atol=1e-7)
 
     def test_negative_decay_steps_are_rejected(self):

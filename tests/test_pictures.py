@@ -27,10 +27,13 @@ def _tile(grid, row, column, height, width, padding):
 
 
 class ToUint8Test(tf.test.TestCase):
-
     def test_scales_rounds_and_clips(self):
-        values = np.array([-0.5, 0.0, 0.5, 1.0 / 255.0, 1.0, 7.0, np.nan, np.inf, -np.inf])
-        self.assertAllEqual(pictures.to_uint8(values), [0, 0, 128, 1, 255, 255, 0, 255, 0])
+        values = np.array(
+            [-0.5, 0.0, 0.5, 1.0 / 255.0, 1.0, 7.0, np.nan, np.inf, -np.inf]
+        )
+        self.assertAllEqual(
+            pictures.to_uint8(values), [0, 0, 128, 1, 255, 255, 0, 255, 0]
+        )
         self.assertEqual(pictures.to_uint8(values).dtype, np.uint8)
 
     def test_uint8_is_returned_unchanged(self):
@@ -41,14 +44,15 @@ class ToUint8Test(tf.test.TestCase):
 
 
 class ImageGridTest(tf.test.TestCase, parameterized.TestCase):
-
     @parameterized.named_parameters(
         ("full_rows", 6, 3, 2, (2 * 3 + 3 * 2, 3 * 4 + 4 * 2)),
         ("partial_last_row", 5, 3, 1, (2 * 3 + 3 * 1, 3 * 4 + 4 * 1)),
         ("no_padding", 4, 2, 0, (2 * 3, 2 * 4)),
         ("columns_reduced_to_batch", 2, 10, 2, (3 + 2 * 2, 2 * 4 + 3 * 2)),
     )
-    def test_grayscale_shape_is_two_dimensional(self, num_images, num_columns, padding, shape):
+    def test_grayscale_shape_is_two_dimensional(
+        self, num_images, num_columns, padding, shape
+    ):
         grid = pictures.image_grid(
             _constant_tiles(np.linspace(0, 1, num_images)), num_columns, padding=padding
         )
@@ -57,7 +61,9 @@ class ImageGridTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_tiles_fill_rows_left_to_right(self):
         # Tile i is the exact uint8 level 30 * i.
-        grid = pictures.image_grid(_constant_tiles(np.arange(5) * 30 / 255.0), 3, padding=2)
+        grid = pictures.image_grid(
+            _constant_tiles(np.arange(5) * 30 / 255.0), 3, padding=2
+        )
         for index in range(5):
             row, column = divmod(index, 3)
             tile = _tile(grid, row, column, 3, 4, 2)
@@ -82,7 +88,9 @@ class ImageGridTest(tf.test.TestCase, parameterized.TestCase):
                 top, left = 3 + row * 6, 3 + column * 7
                 tile_mask[top : top + 3, left : left + 4] = True
         self.assertAllEqual(grid[tile_mask], np.full(16 * 3, 128))
-        self.assertAllEqual(grid[~tile_mask], np.full(np.sum(~tile_mask), round(pad_value * 255)))
+        self.assertAllEqual(
+            grid[~tile_mask], np.full(np.sum(~tile_mask), round(pad_value * 255))
+        )
 
     def test_rgb_grid_keeps_channels(self):
         red = np.zeros((1, 2, 2, 3))
@@ -109,8 +117,14 @@ class ImageGridTest(tf.test.TestCase, parameterized.TestCase):
         ("two_channels", dict(images=np.zeros((4, 3, 3, 2)), num_columns=2)),
         ("empty_batch", dict(images=np.zeros((0, 3, 3, 1)), num_columns=2)),
         ("zero_columns", dict(images=np.zeros((4, 3, 3, 1)), num_columns=0)),
-        ("negative_padding", dict(images=np.zeros((4, 3, 3, 1)), num_columns=2, padding=-1)),
-        ("pad_value_out_of_range", dict(images=np.zeros((4, 3, 3, 1)), num_columns=2, pad_value=2)),
+        (
+            "negative_padding",
+            dict(images=np.zeros((4, 3, 3, 1)), num_columns=2, padding=-1),
+        ),
+        (
+            "pad_value_out_of_range",
+            dict(images=np.zeros((4, 3, 3, 1)), num_columns=2, pad_value=2),
+        ),
     )
     def test_bad_arguments_raise_value_error(self, kwargs):
         with self.assertRaises(ValueError):
@@ -118,7 +132,6 @@ class ImageGridTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class ReconstructionGridTest(tf.test.TestCase):
-
     def test_each_reconstruction_is_directly_below_its_original(self):
         # Multiples of 1/255 so each tile has an exact uint8 value: 20 * index
         # for originals, 100 + 20 * index for reconstructions.
@@ -142,29 +155,34 @@ class ReconstructionGridTest(tf.test.TestCase):
         originals[..., 1] = 1.0
         reconstructions = np.zeros((2, 2, 2, 3))
         reconstructions[..., 0] = 1.0
-        grid = pictures.reconstruction_grid(originals, reconstructions, num_columns=2, padding=0)
+        grid = pictures.reconstruction_grid(
+            originals, reconstructions, num_columns=2, padding=0
+        )
         self.assertEqual(grid.shape, (4, 4, 3))
         self.assertAllEqual(grid[:2].reshape(-1, 3), np.tile([[0, 255, 0]], (8, 1)))
         self.assertAllEqual(grid[2:].reshape(-1, 3), np.tile([[255, 0, 0]], (8, 1)))
 
     def test_mismatched_shapes_raise_value_error(self):
         with self.assertRaisesRegex(ValueError, "reconstructions"):
-            pictures.reconstruction_grid(np.zeros((4, 3, 3, 1)), np.zeros((3, 3, 3, 1)), 2)
+            pictures.reconstruction_grid(
+                np.zeros((4, 3, 3, 1)), np.zeros((3, 3, 3, 1)), 2
+            )
 
 
 class GaussianQuantileGridTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_known_normal_quantiles(self):
         self.assertAllClose(
             pictures.gaussian_quantile_grid(3), [-1.6448536, 0.0, 1.6448536], atol=1e-6
         )
         self.assertAllClose(
-            pictures.gaussian_quantile_grid(2, low=0.025, high=0.975), [-1.959964, 1.959964],
+            pictures.gaussian_quantile_grid(2, low=0.025, high=0.975),
+            [-1.959964, 1.959964],
             atol=1e-6,
         )
         # p = 0.05, 0.35, 0.65, 0.95.
         self.assertAllClose(
-            pictures.gaussian_quantile_grid(4), [-1.6448536, -0.3853205, 0.3853205, 1.6448536],
+            pictures.gaussian_quantile_grid(4),
+            [-1.6448536, -0.3853205, 0.3853205, 1.6448536],
             atol=1e-6,
         )
 
@@ -209,11 +227,12 @@ class _RecordingDecoder:
 
 
 class LatentManifoldTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_decodes_the_quantile_grid_once_with_the_usual_orientation(self):
         grid_size, latent_dim = 4, 3
         decoder = _RecordingDecoder((5, 6, 1))
-        grid = pictures.latent_manifold(decoder, latent_dim, (5, 6, 1), grid_size, padding=1)
+        grid = pictures.latent_manifold(
+            decoder, latent_dim, (5, 6, 1), grid_size, padding=1
+        )
         quantiles = pictures.gaussian_quantile_grid(grid_size)
 
         self.assertLen(decoder.calls, 1)
@@ -226,8 +245,10 @@ class LatentManifoldTest(tf.test.TestCase, parameterized.TestCase):
         for row in range(grid_size):
             for column in range(grid_size):
                 # First dim along the columns, second down the rows, largest at the top.
-                self.assertAllClose(z[row * grid_size + column, :2],
-                                    [quantiles[column], quantiles[grid_size - 1 - row]])
+                self.assertAllClose(
+                    z[row * grid_size + column, :2],
+                    [quantiles[column], quantiles[grid_size - 1 - row]],
+                )
                 tile = _tile(grid, row, column, 5, 6, 1)
                 decoded_z0 = tile[0, 0] / 255.0 * 4.0 - 2.0
                 decoded_z1 = tile[0, 1] / 255.0 * 4.0 - 2.0
@@ -258,7 +279,9 @@ class LatentManifoldTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_wrong_decoder_output_shape_raises_value_error(self):
         with self.assertRaisesRegex(ValueError, "decode_fn"):
-            pictures.latent_manifold(lambda z: np.zeros((3, 5, 6, 1)), 2, (5, 6, 1), grid_size=4)
+            pictures.latent_manifold(
+                lambda z: np.zeros((3, 5, 6, 1)), 2, (5, 6, 1), grid_size=4
+            )
 
     @parameterized.named_parameters(
         ("point_data", 2, (2,)),
@@ -268,12 +291,14 @@ class LatentManifoldTest(tf.test.TestCase, parameterized.TestCase):
     def test_bad_arguments_raise_value_error(self, latent_dim, image_shape):
         with self.assertRaises(ValueError):
             pictures.latent_manifold(
-                lambda z: np.zeros((z.shape[0],) + image_shape), latent_dim, image_shape, 3
+                lambda z: np.zeros((z.shape[0],) + image_shape),
+                latent_dim,
+                image_shape,
+                3,
             )
 
 
 class SaveTest(tf.test.TestCase, parameterized.TestCase):
-
     def _temp_dir(self):
         return tempfile.mkdtemp(dir=self.get_temp_dir())
 
@@ -316,11 +341,16 @@ class SaveTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_bad_picture_shape_raises_value_error(self):
         with self.assertRaises(ValueError):
-            pictures.save_png(os.path.join(self._temp_dir(), "x.png"), np.zeros((2, 2, 2)))
+            pictures.save_png(
+                os.path.join(self._temp_dir(), "x.png"), np.zeros((2, 2, 2))
+            )
 
     @parameterized.named_parameters(("grayscale", ()), ("rgb", (3,)))
     def test_gif_round_trip(self, channel_shape):
-        frames = [np.full((4, 5) + channel_shape, value, dtype=np.uint8) for value in (0, 90, 255)]
+        frames = [
+            np.full((4, 5) + channel_shape, value, dtype=np.uint8)
+            for value in (0, 90, 255)
+        ]
         frames[1][0, 0] = 200
         directory = self._temp_dir()
         path = os.path.join(directory, "sub", "movie.gif")

@@ -21,37 +21,42 @@ _TRAINER = "my_free_bits:FreeBitsTrainer"
 
 
 class PluginTrainerTest(tf.test.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.root = testing_utils.private_temp_dir()
         plugin_dir = os.path.join(cls.root, "plugins")
         os.makedirs(plugin_dir)
-        shutil.copy(os.path.join(testing_utils.REPO_ROOT, "launch",
-                                 "examples", "free_bits.py"),
-                    os.path.join(plugin_dir, "my_free_bits.py"))
+        shutil.copy(
+            os.path.join(testing_utils.REPO_ROOT, "launch", "examples", "free_bits.py"),
+            os.path.join(plugin_dir, "my_free_bits.py"),
+        )
         with open(os.path.join(plugin_dir, "not_a_trainer.py"), "w") as f:
             f.write("class Thing:\n    pass\n")
-        cls.environment = {"PYTHONPATH": os.pathsep.join(
-            [testing_utils.REPO_ROOT, plugin_dir])}
+        cls.environment = {
+            "PYTHONPATH": os.pathsep.join([testing_utils.REPO_ROOT, plugin_dir])
+        }
         cls.data_dir = os.path.join(cls.root, "fake_mnist")
-        testing_utils.write_fake_mnist(cls.data_dir, num_train=3200,
-                                       num_test=64)
-        cls.common = [f"--trainer={_TRAINER}", "--free_bits=0.5",
-                      f"--data_dir={cls.data_dir}", "--epochs=2",
-                      "--steps_per_loop=1", "--export=false",
-                      *_TINY_MODEL_FLAGS]
+        testing_utils.write_fake_mnist(cls.data_dir, num_train=3200, num_test=64)
+        cls.common = [
+            f"--trainer={_TRAINER}",
+            "--free_bits=0.5",
+            f"--data_dir={cls.data_dir}",
+            "--epochs=2",
+            "--steps_per_loop=1",
+            "--export=false",
+            *_TINY_MODEL_FLAGS,
+        ]
         cls.reference_dir = os.path.join(cls.root, "reference")
-        result = cls.run_train([f"--workdir={cls.reference_dir}",
-                                *cls.common])
+        result = cls.run_train([f"--workdir={cls.reference_dir}", *cls.common])
         if result.returncode != 0:
             raise AssertionError(result.stderr[-3000:])
 
     @classmethod
     def run_train(cls, arguments):
-        return testing_utils.run_module("launch.train", arguments,
-                                        extra_environment=cls.environment)
+        return testing_utils.run_module(
+            "launch.train", arguments, extra_environment=cls.environment
+        )
 
     def read_json(self, workdir, name):
         with open(os.path.join(workdir, name)) as stream:
@@ -71,10 +76,12 @@ class PluginTrainerTest(tf.test.TestCase):
         workdir = os.path.join(self.root, "interrupted")
         arguments = [f"--workdir={workdir}", *self.common]
         process = testing_utils.start_module(
-            "launch.train", arguments, extra_environment=self.environment)
+            "launch.train", arguments, extra_environment=self.environment
+        )
         metrics_path = os.path.join(workdir, "metrics.json")
         testing_utils.wait_while_running(
-            self, process, lambda: os.path.exists(metrics_path))
+            self, process, lambda: os.path.exists(metrics_path)
+        )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
         self.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)
@@ -89,24 +96,46 @@ class PluginTrainerTest(tf.test.TestCase):
 
     def test_evaluate_generate_and_submit_take_the_workdir(self):
         output_dir = os.path.join(self.root, "outputs")
-        evaluate, generate, submit = testing_utils.run_modules_concurrently([
-            ("launch.evaluate", [
-                f"--workdir={self.reference_dir}", "--sample_quality=false",
-                "--num_importance_samples=3", "--likelihood_examples=4",
-                f"--output={output_dir}/eval.json"]),
-            ("launch.generate", [
-                f"--workdir={self.reference_dir}", "--rows=2",
-                f"--output_dir={output_dir}"]),
-            ("launch.submit", [
-                "--time=1:00:00", "--dry_run", "--sweep=free_bits=0.25,1",
-                "--", "vae-train", f"--workdir={self.reference_dir}",
-                *self.common])], extra_environment=self.environment)
+        evaluate, generate, submit = testing_utils.run_modules_concurrently(
+            [
+                (
+                    "launch.evaluate",
+                    [
+                        f"--workdir={self.reference_dir}",
+                        "--sample_quality=false",
+                        "--num_importance_samples=3",
+                        "--likelihood_examples=4",
+                        f"--output={output_dir}/eval.json",
+                    ],
+                ),
+                (
+                    "launch.generate",
+                    [
+                        f"--workdir={self.reference_dir}",
+                        "--rows=2",
+                        f"--output_dir={output_dir}",
+                    ],
+                ),
+                (
+                    "launch.submit",
+                    [
+                        "--time=1:00:00",
+                        "--dry_run",
+                        "--sweep=free_bits=0.25,1",
+                        "--",
+                        "vae-train",
+                        f"--workdir={self.reference_dir}",
+                        *self.common,
+                    ],
+                ),
+            ],
+            extra_environment=self.environment,
+        )
         for result in (evaluate, generate, submit):
             self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(output_dir, "eval.json")) as stream:
             self.assertGreater(json.load(stream)["likelihood"]["nll"], 0.0)
-        self.assertTrue(os.path.exists(os.path.join(output_dir,
-                                                    "samples.png")))
+        self.assertTrue(os.path.exists(os.path.join(output_dir, "samples.png")))
         self.assertIn(f"--trainer={_TRAINER}", submit.stdout)
         self.assertIn("--free_bits=", submit.stdout)
 
@@ -114,8 +143,7 @@ class PluginTrainerTest(tf.test.TestCase):
         workdir = os.path.join(self.root, "refused")
         common = [f"--workdir={workdir}", f"--data_dir={self.data_dir}"]
         cases = {
-            "--trainer=no_such_module:Trainer": ("no_such_module",
-                                                 "cannot be imported"),
+            "--trainer=no_such_module:Trainer": ("no_such_module", "cannot be imported"),
             "--trainer=elbo_typo": ("elbo_typo", "built-in trainer", "elbo,"),
             "--trainer=not_a_trainer:Thing": ("Thing", "not a trainer"),
             "--trainer=my_free_bits:Missing": ("has no 'Missing'",),
@@ -123,19 +151,33 @@ class PluginTrainerTest(tf.test.TestCase):
         runs = [("launch.train", [flag, *common]) for flag in cases]
         # A bad value of the plug-in's own field, and that field given to a
         # trainer that does not have it.
-        runs.append(("launch.train", [f"--trainer={_TRAINER}",
-                                      "--free_bits=-1", *common]))
+        runs.append(
+            ("launch.train", [f"--trainer={_TRAINER}", "--free_bits=-1", *common])
+        )
         runs.append(("launch.train", ["--free_bits=1", *common]))
         # A model its trainer cannot train: checked before any work too.
         runs.append(("launch.train", ["--prior=vamp", *common]))
-        runs.append(("launch.train", [
-            "--trainer=iwae", "--posterior_flow=iaf", "--iwae_gradient=dreg",
-            *common]))
+        runs.append(
+            (
+                "launch.train",
+                [
+                    "--trainer=iwae",
+                    "--posterior_flow=iaf",
+                    "--iwae_gradient=dreg",
+                    *common,
+                ],
+            )
+        )
         results = testing_utils.run_modules_concurrently(
-            runs, extra_environment=self.environment)
-        expected = [*cases.values(), ("--free_bits", "-1"),
-                    ("free_bits",), ("--kl=analytic", "--kl=mc"),
-                    ("--iwae_gradient=dreg", "flow")]
+            runs, extra_environment=self.environment
+        )
+        expected = [
+            *cases.values(),
+            ("--free_bits", "-1"),
+            ("free_bits",),
+            ("--kl=analytic", "--kl=mc"),
+            ("--iwae_gradient=dreg", "flow"),
+        ]
         for result, fragments in zip(results, expected):
             testing_utils.assert_clear_error(self, result, *fragments)
         self.assertFalse(os.path.exists(workdir))

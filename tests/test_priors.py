@@ -12,17 +12,19 @@ from vae import priors
 
 def _normal_log_density(z, loc, scale):
     """log N(z; loc, diag(scale^2)) summed over the last axis, by hand."""
-    return np.sum(-0.5 * math.log(2 * math.pi) - np.log(scale)
-                  - 0.5 * ((z - loc) / scale) ** 2, axis=-1)
+    return np.sum(
+        -0.5 * math.log(2 * math.pi) - np.log(scale) - 0.5 * ((z - loc) / scale) ** 2,
+        axis=-1,
+    )
 
 
 def _hand_mixture_log_density(z, loc, scale):
     """log (1/K) sum_k N(z; loc_k, scale_k^2) for z [n, d], loc/scale [K, d]."""
-    components = np.stack([_normal_log_density(z, loc[k], scale[k])
-                           for k in range(len(loc))], axis=-1)  # [n, K]
+    components = np.stack(
+        [_normal_log_density(z, loc[k], scale[k]) for k in range(len(loc))], axis=-1
+    )  # [n, K]
     top = components.max(axis=-1, keepdims=True)
-    return (top[:, 0] + np.log(np.exp(components - top).sum(axis=-1))
-            - math.log(len(loc)))
+    return top[:, 0] + np.log(np.exp(components - top).sum(axis=-1)) - math.log(len(loc))
 
 
 def test_mixture_log_density_is_the_formula():
@@ -31,18 +33,26 @@ def test_mixture_log_density_is_the_formula():
     scale = rng.uniform(0.3, 2.0, size=(4, 3)).astype(np.float32)
     z = rng.normal(size=(7, 3)).astype(np.float32) * 2
     prior = priors.mixture_of_posteriors(tf.constant(loc), tf.constant(scale))
-    np.testing.assert_allclose(prior.log_prob(z).numpy(),
-                               _hand_mixture_log_density(z, loc, scale),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        prior.log_prob(z).numpy(),
+        _hand_mixture_log_density(z, loc, scale),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("latent_dim", [1, 2])
 def test_vamp_prior_of_a_model_is_normalised(latent_dim):
     # A tiny VAE whose VampPrior is the encoder's posteriors at 3
     # pseudo-inputs; integrate exp(log p(z)) on a grid (trapezoid rule).
-    config = models.ModelConfig(architecture="mlp", image_shape=(4,),
-                                latent_dim=latent_dim, hidden_units=(5,),
-                                prior="vamp", num_pseudo_inputs=3)
+    config = models.ModelConfig(
+        architecture="mlp",
+        image_shape=(4,),
+        latent_dim=latent_dim,
+        hidden_units=(5,),
+        prior="vamp",
+        num_pseudo_inputs=3,
+    )
     model = models.VAE(config)
     axis = np.linspace(-12.0, 12.0, 601 if latent_dim == 1 else 241)
     grids = np.meshgrid(*([axis] * latent_dim), indexing="ij")
@@ -55,28 +65,40 @@ def test_vamp_prior_of_a_model_is_normalised(latent_dim):
 
 
 def test_vamp_prior_components_are_the_encoders_posteriors():
-    config = models.ModelConfig(architecture="mlp", image_shape=(4,),
-                                latent_dim=2, hidden_units=(5,),
-                                prior="vamp", num_pseudo_inputs=3)
+    config = models.ModelConfig(
+        architecture="mlp",
+        image_shape=(4,),
+        latent_dim=2,
+        hidden_units=(5,),
+        prior="vamp",
+        num_pseudo_inputs=3,
+    )
     model = models.VAE(config)
     pseudo = tf.sigmoid(model.pseudo_inputs.logits)
     posterior = model.encode(pseudo)
     loc = posterior.loc.numpy()
     scale = posterior.scale.diag_part().numpy()
     z = np.random.default_rng(1).normal(size=(5, 2)).astype(np.float32)
-    np.testing.assert_allclose(model.prior().log_prob(z).numpy(),
-                               _hand_mixture_log_density(z, loc, scale),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        model.prior().log_prob(z).numpy(),
+        _hand_mixture_log_density(z, loc, scale),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # The pseudo-inputs are images in (0, 1), and trainable.
     assert 0 < pseudo.numpy().min() and pseudo.numpy().max() < 1
-    assert any(v is model.pseudo_inputs.logits
-               for v in model.trainable_variables)
+    assert any(v is model.pseudo_inputs.logits for v in model.trainable_variables)
 
 
 def test_samples_and_pictures_draw_from_the_mixture():
-    config = models.ModelConfig(architecture="mlp", image_shape=(4,),
-                                latent_dim=2, hidden_units=(5,),
-                                prior="vamp", num_pseudo_inputs=3)
+    config = models.ModelConfig(
+        architecture="mlp",
+        image_shape=(4,),
+        latent_dim=2,
+        hidden_units=(5,),
+        prior="vamp",
+        num_pseudo_inputs=3,
+    )
     model = models.VAE(config)
     prior = model.prior()
     loc = prior.components_distribution.loc.numpy()
@@ -92,13 +114,16 @@ def test_samples_and_pictures_draw_from_the_mixture():
     # model.sample decodes prior draws: its images are mixture samples'.
     assert model.sample(4, seed=[1, 2]).shape == (4, 4)
     # The plain VAE's draws are the noise itself.
-    plain = models.VAE(models.ModelConfig(architecture="mlp", image_shape=(4,),
-                                          latent_dim=2, hidden_units=(5,)))
-    np.testing.assert_array_equal(models.prior_draws(plain, noise).numpy(),
-                                  noise)
+    plain = models.VAE(
+        models.ModelConfig(
+            architecture="mlp", image_shape=(4,), latent_dim=2, hidden_units=(5,)
+        )
+    )
+    np.testing.assert_array_equal(models.prior_draws(plain, noise).numpy(), noise)
 
 
 def test_vamp_prior_is_refused_for_a_conditional_model():
     with pytest.raises(ValueError, match="prior"):
-        models.ModelConfig(architecture="mlp", image_shape=(4,), num_classes=3,
-                           prior="vamp").validate()
+        models.ModelConfig(
+            architecture="mlp", image_shape=(4,), num_classes=3, prior="vamp"
+        ).validate()

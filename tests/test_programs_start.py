@@ -24,7 +24,6 @@ PROGRAMS = {
 
 
 class ProgramsStartTest(absltest.TestCase):
-
     def test_every_program_lists_its_flags(self):
         # All at once: most of each start is importing TensorFlow.
         processes = {
@@ -32,8 +31,12 @@ class ProgramsStartTest(absltest.TestCase):
                 [sys.executable, "-m", module, "--helpfull"],
                 cwd=testing_utils.REPO_ROOT,
                 env=testing_utils.program_environment(),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for module in PROGRAMS}
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for module in PROGRAMS
+        }
         for module, process in processes.items():
             stdout, stderr = process.communicate(timeout=300)
             with self.subTest(module=module):

@@ -13,10 +13,15 @@ LOGS = {"loss": 152.3149, "kl": 4.02111}
 
 
 def _update(reporter, step_in_epoch, steps_per_epoch=10, epoch=0):
-    reporter.update(epoch=epoch, num_epochs=3, step_in_epoch=step_in_epoch,
-                    steps_per_epoch=steps_per_epoch,
-                    global_step=epoch * steps_per_epoch + step_in_epoch,
-                    logs=LOGS, images_per_second=1234.4)
+    reporter.update(
+        epoch=epoch,
+        num_epochs=3,
+        step_in_epoch=step_in_epoch,
+        steps_per_epoch=steps_per_epoch,
+        global_step=epoch * steps_per_epoch + step_in_epoch,
+        logs=LOGS,
+        images_per_second=1234.4,
+    )
 
 
 class _TerminalStream(io.StringIO):
@@ -25,27 +30,35 @@ class _TerminalStream(io.StringIO):
 
 
 class FormatLogsTest(tf.test.TestCase):
-
     def test_four_significant_digits_in_given_order(self):
         self.assertEqual(progress.format_logs(LOGS), "loss=152.3 kl=4.021")
-        self.assertEqual(progress.format_logs({"b": 1e-7, "a": 123456.0}),
-                         "b=1e-07 a=1.235e+05")
+        self.assertEqual(
+            progress.format_logs({"b": 1e-7, "a": 123456.0}), "b=1e-07 a=1.235e+05"
+        )
         self.assertEqual(progress.format_logs({}), "")
 
 
 class ProgressReporterTest(tf.test.TestCase, parameterized.TestCase):
-
     def test_log_mode_at_most_once_per_interval_except_final_step(self):
         stream = io.StringIO()
         reporter = progress.ProgressReporter(
-            "log", stream=stream, min_seconds_between_logs=10.0)
+            "log", stream=stream, min_seconds_between_logs=10.0
+        )
         # (time of the update, step in epoch); the epoch has 10 steps.
-        timeline = [(100.0, 1), (101.0, 2), (105.0, 3), (111.0, 4),
-                    (112.0, 5), (120.0, 6), (121.5, 7), (122.0, 10)]
-        with mock.patch.object(progress.time, "monotonic",
-                               side_effect=[t for t, _ in timeline]):
-            with self.assertLogs(logging.get_absl_logger(),
-                                 level="INFO") as captured:
+        timeline = [
+            (100.0, 1),
+            (101.0, 2),
+            (105.0, 3),
+            (111.0, 4),
+            (112.0, 5),
+            (120.0, 6),
+            (121.5, 7),
+            (122.0, 10),
+        ]
+        with mock.patch.object(
+            progress.time, "monotonic", side_effect=[t for t, _ in timeline]
+        ):
+            with self.assertLogs(logging.get_absl_logger(), level="INFO") as captured:
                 for _, step in timeline:
                     _update(reporter, step)
         messages = [record.getMessage() for record in captured.records]
@@ -60,10 +73,8 @@ class ProgressReporterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(stream.getvalue(), "")
 
     def test_log_mode_logs_every_final_step(self):
-        reporter = progress.ProgressReporter("log",
-                                             min_seconds_between_logs=1e9)
-        with self.assertLogs(logging.get_absl_logger(),
-                             level="INFO") as captured:
+        reporter = progress.ProgressReporter("log", min_seconds_between_logs=1e9)
+        with self.assertLogs(logging.get_absl_logger(), level="INFO") as captured:
             for epoch in range(3):
                 _update(reporter, 1, steps_per_epoch=2, epoch=epoch)
                 _update(reporter, 2, steps_per_epoch=2, epoch=epoch)
@@ -87,8 +98,9 @@ class ProgressReporterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotIn("\n", text)
         first, second = text.split("\r")[1:]
         self.assertEqual(
-            first, "epoch 1/3 [" + "#" * 12 + "-" * 12 + "] 5/10 "
-            "loss=152.3 kl=4.021 1234 img/s")
+            first,
+            "epoch 1/3 [" + "#" * 12 + "-" * 12 + "] 5/10 loss=152.3 kl=4.021 1234 img/s",
+        )
         self.assertIn("[" + "#" * 24 + "] 10/10", second)
         reporter.end_line()
         reporter.end_line()  # A second call adds nothing.
@@ -122,8 +134,7 @@ class ProgressReporterTest(tf.test.TestCase, parameterized.TestCase):
             def write(self, text):
                 raise AssertionError(f"unexpected write {text!r}")
 
-        self.assertEqual(
-            progress.ProgressReporter("auto", stream=NoIsatty()).mode, "log")
+        self.assertEqual(progress.ProgressReporter("auto", stream=NoIsatty()).mode, "log")
 
     def test_none_mode_is_silent(self):
         stream = io.StringIO()
@@ -136,8 +147,7 @@ class ProgressReporterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(stream.getvalue(), "")
 
     def test_unknown_mode_is_rejected_naming_it(self):
-        with self.assertRaisesRegex(ValueError,
-                                    r"'fancy'.*auto.*bar.*log.*none"):
+        with self.assertRaisesRegex(ValueError, r"'fancy'.*auto.*bar.*log.*none"):
             progress.ProgressReporter("fancy")
 
 

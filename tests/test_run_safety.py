@@ -17,9 +17,15 @@ from tests import testing_utils
 from vae import dsprites
 
 _TINY_MODEL_FLAGS = [
-    "--architecture=mlp", "--hidden_units=8", "--latent_dim=2",
-    "--batch_size=32", "--eval_batch_size=64", "--optimizer=adam",
-    "--binarization=dynamic", "--progress=log", "--pictures=false",
+    "--architecture=mlp",
+    "--hidden_units=8",
+    "--latent_dim=2",
+    "--batch_size=32",
+    "--eval_batch_size=64",
+    "--optimizer=adam",
+    "--binarization=dynamic",
+    "--progress=log",
+    "--pictures=false",
 ]
 
 # Holds the lock of the workdir given as argv[1], says so, then waits.
@@ -70,7 +76,6 @@ def wait_for(path, process, seconds=240):
 
 
 class RefusedLaunchTest(tf.test.TestCase):
-
     def test_each_refusal_is_one_paragraph_with_its_status(self):
         root = self.create_tempdir().full_path
         data_dir = os.path.join(root, "fake_mnist")
@@ -82,63 +87,91 @@ class RefusedLaunchTest(tf.test.TestCase):
         os.makedirs(busy)
         holder = subprocess.Popen(
             [sys.executable, "-c", _LOCK_HOLDER, busy],
-            env=testing_utils.program_environment(), stdout=subprocess.PIPE,
-            text=True)
+            env=testing_utils.program_environment(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             self.assertEqual(holder.stdout.readline().strip(), "held")
             diverging = os.path.join(root, "diverging")
-            results = testing_utils.run_modules_concurrently([
-                ("launch.train", [f"--workdir={a_file}", *common]),
-                ("launch.train",
-                 [f"--workdir={os.path.join(a_file, 'run')}", *common]),
-                ("launch.train", [f"--workdir={busy}", *common]),
-                ("launch.train", [f"--workdir={diverging}", *common,
-                                  "--learning_rate=1e4"]),
-            ])
+            results = testing_utils.run_modules_concurrently(
+                [
+                    ("launch.train", [f"--workdir={a_file}", *common]),
+                    (
+                        "launch.train",
+                        [f"--workdir={os.path.join(a_file, 'run')}", *common],
+                    ),
+                    ("launch.train", [f"--workdir={busy}", *common]),
+                    (
+                        "launch.train",
+                        [f"--workdir={diverging}", *common, "--learning_rate=1e4"],
+                    ),
+                ]
+            )
         finally:
             holder.kill()
             holder.wait()
             holder.stdout.close()
         workdir_file, parent_file, in_use, diverged = results
-        testing_utils.assert_clear_error(self, workdir_file, a_file,
-                                         "is a file, not a directory")
-        testing_utils.assert_clear_error(self, parent_file, a_file,
-                                         "is a file, not a directory")
         testing_utils.assert_clear_error(
-            self, in_use, "is in use by another launch",
-            f"pid {holder.pid} on host")
+            self, workdir_file, a_file, "is a file, not a directory"
+        )
+        testing_utils.assert_clear_error(
+            self, parent_file, a_file, "is a file, not a directory"
+        )
+        testing_utils.assert_clear_error(
+            self, in_use, "is in use by another launch", f"pid {holder.pid} on host"
+        )
         self.assertEqual(os.listdir(busy), ["lock"])
         # Exit status 3 (exit_codes.DIVERGED), the step named, nothing saved
         # from the bad weights.
         testing_utils.assert_clear_error(
-            self, diverged, "Training diverged: at global step ",
-            "non-finite", exit_code=3)
+            self,
+            diverged,
+            "Training diverged: at global step ",
+            "non-finite",
+            exit_code=3,
+        )
         self.assertFalse(os.path.exists(os.path.join(diverging, "export")))
         self.assertEqual(
-            tf.io.gfile.glob(os.path.join(diverging, "checkpoints", "*")), [])
+            tf.io.gfile.glob(os.path.join(diverging, "checkpoints", "*")), []
+        )
 
 
 class KillDuringSaveTest(tf.test.TestCase):
-
     def test_kill_9_during_a_checkpoint_save_resumes_exactly(self):
         root = self.create_tempdir().full_path
         data_dir = os.path.join(root, "fake_mnist")
         testing_utils.write_fake_mnist(data_dir, num_train=320, num_test=32)
-        common = [f"--data_dir={data_dir}", "--epochs=3", "--export=false",
-                  "--steps_per_loop=3", *_TINY_MODEL_FLAGS]
+        common = [
+            f"--data_dir={data_dir}",
+            "--epochs=3",
+            "--export=false",
+            "--steps_per_loop=3",
+            *_TINY_MODEL_FLAGS,
+        ]
         reference_dir = os.path.join(root, "reference")
         workdir = os.path.join(root, "killed")
         marker = os.path.join(root, "saving")
         with tempfile.TemporaryFile("w+") as stderr:
             killed = subprocess.Popen(
-                [sys.executable, "-c", _SLOW_SAVE_TRAIN, marker,
-                 f"--workdir={workdir}", *common],
+                [
+                    sys.executable,
+                    "-c",
+                    _SLOW_SAVE_TRAIN,
+                    marker,
+                    f"--workdir={workdir}",
+                    *common,
+                ],
                 env=testing_utils.program_environment(),
-                cwd=testing_utils.REPO_ROOT, stdout=subprocess.DEVNULL,
-                stderr=stderr)
+                cwd=testing_utils.REPO_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
             try:
                 reference = testing_utils.run_module(
-                    "launch.train", [f"--workdir={reference_dir}", *common])
+                    "launch.train", [f"--workdir={reference_dir}", *common]
+                )
                 wait_for(marker, killed)
                 killed.send_signal(signal.SIGKILL)
                 killed.wait(timeout=60)
@@ -148,15 +181,14 @@ class KillDuringSaveTest(tf.test.TestCase):
                     killed.wait()
         self.assertEqual(reference.returncode, 0, reference.stderr[-3000:])
         checkpoint_dir = os.path.join(workdir, "checkpoints")
-        self.assertTrue(os.path.isdir(os.path.join(checkpoint_dir,
-                                                   "ckpt-2_temp")))
+        self.assertTrue(os.path.isdir(os.path.join(checkpoint_dir, "ckpt-2_temp")))
 
-        resumed = testing_utils.run_module("launch.train",
-                                           [f"--workdir={workdir}", *common])
+        resumed = testing_utils.run_module(
+            "launch.train", [f"--workdir={workdir}", *common]
+        )
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
         self.assertIn("ckpt-2 cannot be read", resumed.stderr)
-        self.assertFalse(os.path.exists(os.path.join(checkpoint_dir,
-                                                     "ckpt-2_temp")))
+        self.assertFalse(os.path.exists(os.path.join(checkpoint_dir, "ckpt-2_temp")))
         with open(os.path.join(workdir, "metrics.json")) as stream:
             mine = json.load(stream)["final"]
         with open(os.path.join(reference_dir, "metrics.json")) as stream:
@@ -196,8 +228,9 @@ def _preset_trainer(path):
         for line in stream:
             line = line.strip()
             if line.startswith("--flagfile="):
-                trainer = _preset_trainer(os.path.join(
-                    os.path.dirname(path), line.split("=", 1)[1]))
+                trainer = _preset_trainer(
+                    os.path.join(os.path.dirname(path), line.split("=", 1)[1])
+                )
             elif line.startswith("--trainer="):
                 trainer = line.split("=", 1)[1]
     return trainer
@@ -215,27 +248,40 @@ class PresetsFromAnotherDirectoryTest(tf.test.TestCase):
         dsprites_dir = os.path.join(root, "fake_dsprites")
         os.makedirs(dsprites_dir)
         test_dsprites._write_fake_archive(  # pylint: disable=protected-access
-            os.path.join(dsprites_dir, dsprites.ARCHIVE_NAME), num_images=40)
+            os.path.join(dsprites_dir, dsprites.ARCHIVE_NAME), num_images=40
+        )
         elsewhere = os.path.join(root, "elsewhere")
         os.makedirs(elsewhere)
         configs = os.path.join(testing_utils.REPO_ROOT, "launch", "configs")
-        presets = sorted(name for name in os.listdir(configs)
-                         if name.endswith(".flags"))
+        presets = sorted(name for name in os.listdir(configs) if name.endswith(".flags"))
         self.assertGreaterEqual(len(presets), 8)
         by_trainer = {}
         for name in presets:
             path = os.path.join(configs, name)
-            run = (f"{path} {dsprites_dir} --train_subset=16"
-                   if name.startswith("dsprites") else f"{path} {mnist_dir}")
+            run = (
+                f"{path} {dsprites_dir} --train_subset=16"
+                if name.startswith("dsprites")
+                else f"{path} {mnist_dir}"
+            )
             by_trainer.setdefault(_preset_trainer(path), []).append(run)
         processes = []
         for trainer, runs in by_trainer.items():
             stdout = tempfile.TemporaryFile("w+")
             stderr = tempfile.TemporaryFile("w+")
-            processes.append((stdout, stderr, subprocess.Popen(
-                [sys.executable, "-c", _RUN_PRESETS, trainer, root, *runs],
-                cwd=elsewhere, env=testing_utils.program_environment(),
-                stdout=stdout, stderr=stderr, text=True)))
+            processes.append(
+                (
+                    stdout,
+                    stderr,
+                    subprocess.Popen(
+                        [sys.executable, "-c", _RUN_PRESETS, trainer, root, *runs],
+                        cwd=elsewhere,
+                        env=testing_utils.program_environment(),
+                        stdout=stdout,
+                        stderr=stderr,
+                        text=True,
+                    ),
+                )
+            )
         completed = {}
         for stdout, stderr, process in processes:
             process.wait(timeout=900)
@@ -245,8 +291,7 @@ class PresetsFromAnotherDirectoryTest(tf.test.TestCase):
             stdout.close()
             stderr.close()
             self.assertEqual(process.returncode, 0, errors[-3000:])
-            completed.update(json.loads(
-                output.split("COMPLETED ", 1)[1].splitlines()[0]))
+            completed.update(json.loads(output.split("COMPLETED ", 1)[1].splitlines()[0]))
         self.assertEqual(completed, {name: True for name in presets})
 
 

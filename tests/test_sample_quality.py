@@ -32,26 +32,33 @@ def _brute_force_frechet(mean_a, covariance_a, mean_b, covariance_b):
     np.testing.assert_allclose(square_root @ square_root, product, atol=1e-8)
     trace_sqrt = np.trace(square_root)
     assert abs(trace_sqrt.imag) < 1e-8, trace_sqrt
-    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(covariance_a)
-                 + np.trace(covariance_b) - 2.0 * trace_sqrt.real)
+    return float(
+        np.sum((mean_a - mean_b) ** 2)
+        + np.trace(covariance_a)
+        + np.trace(covariance_b)
+        - 2.0 * trace_sqrt.real
+    )
 
 
 class FrechetDistanceFromStatisticsTest(parameterized.TestCase, tf.test.TestCase):
-
     def test_one_dimensional_closed_form(self):
         # W2^2 between N(m1, s1^2) and N(m2, s2^2) is (m1 - m2)^2 + (s1 - s2)^2.
-        distance = sample_quality.frechet_distance_from_statistics([1.0], [[4.0]], [-2.0], [[9.0]])
-        self.assertAllClose(distance, 3.0 ** 2 + (2.0 - 3.0) ** 2)
+        distance = sample_quality.frechet_distance_from_statistics(
+            [1.0], [[4.0]], [-2.0], [[9.0]]
+        )
+        self.assertAllClose(distance, 3.0**2 + (2.0 - 3.0) ** 2)
 
     def test_diagonal_closed_form(self):
         variances_a = np.array([0.5, 2.0, 9.0, 1e-3])
         variances_b = np.array([4.0, 2.0, 1.0, 1e-1])
         mean_a = np.array([0.0, 1.0, -1.0, 3.0])
         mean_b = np.array([2.0, 1.0, 0.5, 3.0])
-        expected = (np.sum((mean_a - mean_b) ** 2)
-                    + np.sum((np.sqrt(variances_a) - np.sqrt(variances_b)) ** 2))
+        expected = np.sum((mean_a - mean_b) ** 2) + np.sum(
+            (np.sqrt(variances_a) - np.sqrt(variances_b)) ** 2
+        )
         distance = sample_quality.frechet_distance_from_statistics(
-            mean_a, np.diag(variances_a), mean_b, np.diag(variances_b))
+            mean_a, np.diag(variances_a), mean_b, np.diag(variances_b)
+        )
         self.assertAllClose(distance, expected, rtol=1e-10)
 
     def test_rotated_diagonal_closed_form(self):
@@ -65,7 +72,8 @@ class FrechetDistanceFromStatisticsTest(parameterized.TestCase, tf.test.TestCase
         covariance_b = rotation @ np.diag(variances_b) @ rotation.T
         expected = np.sum((np.sqrt(variances_a) - np.sqrt(variances_b)) ** 2)
         distance = sample_quality.frechet_distance_from_statistics(
-            np.zeros(5), covariance_a, np.zeros(5), covariance_b)
+            np.zeros(5), covariance_a, np.zeros(5), covariance_b
+        )
         self.assertAllClose(distance, expected, rtol=1e-9)
 
     @parameterized.parameters(2, 7, 32)
@@ -76,7 +84,8 @@ class FrechetDistanceFromStatisticsTest(parameterized.TestCase, tf.test.TestCase
             covariance_a, covariance_b = _random_spd(rng, dim), _random_spd(rng, dim)
             expected = _brute_force_frechet(mean_a, covariance_a, mean_b, covariance_b)
             distance = sample_quality.frechet_distance_from_statistics(
-                mean_a, covariance_a, mean_b, covariance_b)
+                mean_a, covariance_a, mean_b, covariance_b
+            )
             self.assertAllClose(distance, expected, rtol=1e-8, atol=1e-10)
             self.assertGreater(distance, 0.0)
 
@@ -86,13 +95,16 @@ class FrechetDistanceFromStatisticsTest(parameterized.TestCase, tf.test.TestCase
         covariance_b = _random_spd(rng, 6, rank=4)
         mean = rng.normal(size=6)
         distance = sample_quality.frechet_distance_from_statistics(
-            mean, covariance_a, mean, covariance_b)
+            mean, covariance_a, mean, covariance_b
+        )
         # With S_a of rank 2, S_a S_b has at most two non-zero eigenvalues; the
         # brute-force reference is ill-conditioned here, so compare with the other
         # symmetric route, S_b^(1/2) S_a S_b^(1/2), which has the same spectrum.
         eigenvalues, eigenvectors = np.linalg.eigh(covariance_b)
         sqrt_b = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
-        cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(sqrt_b @ covariance_a @ sqrt_b), 0, None)))
+        cross = np.sum(
+            np.sqrt(np.clip(np.linalg.eigvalsh(sqrt_b @ covariance_a @ sqrt_b), 0, None))
+        )
         expected = np.trace(covariance_a) + np.trace(covariance_b) - 2.0 * cross
         self.assertTrue(np.isfinite(distance))
         self.assertAllClose(distance, expected, rtol=1e-8, atol=1e-10)
@@ -101,7 +113,9 @@ class FrechetDistanceFromStatisticsTest(parameterized.TestCase, tf.test.TestCase
         rng = np.random.default_rng(2)
         covariance = _random_spd(rng, 16, rank=5)  # singular: sqrt(S)^2 needs care
         mean = rng.normal(size=16)
-        distance = sample_quality.frechet_distance_from_statistics(mean, covariance, mean, covariance)
+        distance = sample_quality.frechet_distance_from_statistics(
+            mean, covariance, mean, covariance
+        )
         self.assertBetween(distance, 0.0, 1e-10)
 
     def test_slightly_asymmetric_covariance_is_symmetrised(self):
@@ -109,24 +123,35 @@ class FrechetDistanceFromStatisticsTest(parameterized.TestCase, tf.test.TestCase
         covariance_a, covariance_b = _random_spd(rng, 4), _random_spd(rng, 4)
         noise = np.triu(np.full((4, 4), 1e-7), k=1)
         exact = sample_quality.frechet_distance_from_statistics(
-            np.zeros(4), covariance_a, np.zeros(4), covariance_b)
+            np.zeros(4), covariance_a, np.zeros(4), covariance_b
+        )
         noisy = sample_quality.frechet_distance_from_statistics(
-            np.zeros(4), covariance_a + noise, np.zeros(4), covariance_b)
+            np.zeros(4), covariance_a + noise, np.zeros(4), covariance_b
+        )
         self.assertAllClose(noisy, exact, atol=1e-6)
 
     @parameterized.named_parameters(
         ("mean_lengths", [0.0, 0.0], np.eye(2), [0.0], np.eye(2), "mean_b has shape"),
-        ("covariance_shape", [0.0, 0.0], np.eye(3), [0.0, 0.0], np.eye(2), "covariance_a has shape"),
+        (
+            "covariance_shape",
+            [0.0, 0.0],
+            np.eye(3),
+            [0.0, 0.0],
+            np.eye(2),
+            "covariance_a has shape",
+        ),
         ("nan", [0.0, np.nan], np.eye(2), [0.0, 0.0], np.eye(2), "mean_a has 1 NaN"),
     )
-    def test_bad_statistics_raise_clear_errors(self, mean_a, covariance_a, mean_b, covariance_b,
-                                               message):
+    def test_bad_statistics_raise_clear_errors(
+        self, mean_a, covariance_a, mean_b, covariance_b, message
+    ):
         with self.assertRaisesRegex(ValueError, message):
-            sample_quality.frechet_distance_from_statistics(mean_a, covariance_a, mean_b, covariance_b)
+            sample_quality.frechet_distance_from_statistics(
+                mean_a, covariance_a, mean_b, covariance_b
+            )
 
 
 class FrechetDistanceTest(parameterized.TestCase, tf.test.TestCase):
-
     def setUp(self):
         super().setUp()
         rng = np.random.default_rng(10)
@@ -141,27 +166,39 @@ class FrechetDistanceTest(parameterized.TestCase, tf.test.TestCase):
 
     def test_matches_brute_force_on_sample_statistics(self):
         expected = _brute_force_frechet(
-            self.features_a.mean(axis=0), np.cov(self.features_a, rowvar=False),
-            self.features_b.mean(axis=0), np.cov(self.features_b, rowvar=False))
+            self.features_a.mean(axis=0),
+            np.cov(self.features_a, rowvar=False),
+            self.features_b.mean(axis=0),
+            np.cov(self.features_b, rowvar=False),
+        )
         self.assertAllClose(
-            sample_quality.frechet_distance(self.features_a, self.features_b), expected, rtol=1e-8)
+            sample_quality.frechet_distance(self.features_a, self.features_b),
+            expected,
+            rtol=1e-8,
+        )
 
     def test_mean_term_only_for_a_shift(self):
         shift = np.arange(8, dtype=np.float64)
-        distance = sample_quality.frechet_distance(self.features_a, self.features_a + shift)
-        self.assertAllClose(distance, np.sum(shift ** 2), rtol=1e-8)
+        distance = sample_quality.frechet_distance(
+            self.features_a, self.features_a + shift
+        )
+        self.assertAllClose(distance, np.sum(shift**2), rtol=1e-8)
 
     def test_scaled_copy_has_closed_form(self):
         # Features c * x: S_b = c^2 S_a, so the trace term is (1 - c)^2 Tr(S_a).
         scale = 3.0
-        distance = sample_quality.frechet_distance(self.features_a, scale * self.features_a)
+        distance = sample_quality.frechet_distance(
+            self.features_a, scale * self.features_a
+        )
         _, covariance = sample_quality.gaussian_statistics(self.features_a)
         mean = self.features_a.mean(axis=0)
-        expected = (scale - 1.0) ** 2 * (np.sum(mean ** 2) + np.trace(covariance))
+        expected = (scale - 1.0) ** 2 * (np.sum(mean**2) + np.trace(covariance))
         self.assertAllClose(distance, expected, rtol=1e-8)
 
     def test_identical_sets_give_zero(self):
-        self.assertBetween(sample_quality.frechet_distance(self.features_a, self.features_a), 0.0, 1e-9)
+        self.assertBetween(
+            sample_quality.frechet_distance(self.features_a, self.features_a), 0.0, 1e-9
+        )
 
     def test_identical_sets_with_fewer_examples_than_features_give_zero(self):
         # 10 examples of 64 features: the covariance has rank 9, the FID-on-small-sets case.
@@ -178,7 +215,8 @@ class FrechetDistanceTest(parameterized.TestCase, tf.test.TestCase):
         rng = np.random.default_rng(12)
         original = sample_quality.frechet_distance(self.features_a, self.features_b)
         permuted = sample_quality.frechet_distance(
-            rng.permutation(self.features_a), rng.permutation(self.features_b))
+            rng.permutation(self.features_a), rng.permutation(self.features_b)
+        )
         self.assertAllClose(permuted, original, rtol=1e-10)
 
     def test_invariant_to_a_common_rotation_and_translation(self):
@@ -187,31 +225,59 @@ class FrechetDistanceTest(parameterized.TestCase, tf.test.TestCase):
         offset = rng.normal(size=8)
         original = sample_quality.frechet_distance(self.features_a, self.features_b)
         moved = sample_quality.frechet_distance(
-            self.features_a @ rotation + offset, self.features_b @ rotation + offset)
+            self.features_a @ rotation + offset, self.features_b @ rotation + offset
+        )
         self.assertAllClose(moved, original, rtol=1e-8)
 
     def test_same_distribution_is_closer_than_a_different_one(self):
         rng = np.random.default_rng(14)
         reference = rng.normal(size=(2000, 4))
         same = sample_quality.frechet_distance(reference, rng.normal(size=(2000, 4)))
-        wider = sample_quality.frechet_distance(reference, 1.5 * rng.normal(size=(2000, 4)))
+        wider = sample_quality.frechet_distance(
+            reference, 1.5 * rng.normal(size=(2000, 4))
+        )
         # Exact value for the wider set: 4 * (1.5 - 1)^2 = 1.
         self.assertLess(same, 0.05)
         self.assertAllClose(wider, 1.0, atol=0.15)
 
     def test_accepts_tensors_and_returns_python_float(self):
         distance = sample_quality.frechet_distance(
-            tf.constant(self.features_a, tf.float32), tf.constant(self.features_b, tf.float32))
+            tf.constant(self.features_a, tf.float32),
+            tf.constant(self.features_b, tf.float32),
+        )
         self.assertIsInstance(distance, float)
         self.assertAllClose(
-            distance, sample_quality.frechet_distance(self.features_a, self.features_b), rtol=1e-4)
+            distance,
+            sample_quality.frechet_distance(self.features_a, self.features_b),
+            rtol=1e-4,
+        )
 
     @parameterized.named_parameters(
-        ("one_dimensional", np.zeros(5), np.zeros((5, 2)), "features_a has shape \\(5,\\)"),
+        (
+            "one_dimensional",
+            np.zeros(5),
+            np.zeros((5, 2)),
+            "features_a has shape \\(5,\\)",
+        ),
         ("one_row", np.zeros((1, 2)), np.zeros((5, 2)), "at least 2 examples"),
-        ("feature_dims", np.zeros((5, 2)), np.zeros((5, 3)), "features_a has 2 features.*has 3"),
-        ("infinite", np.zeros((5, 2)), np.full((5, 2), np.inf), "features_b has 10 NaN or infinite"),
-        ("not_numbers", [["a", "b"], ["c", "d"]], np.zeros((5, 2)), "features_a could not be read"),
+        (
+            "feature_dims",
+            np.zeros((5, 2)),
+            np.zeros((5, 3)),
+            "features_a has 2 features.*has 3",
+        ),
+        (
+            "infinite",
+            np.zeros((5, 2)),
+            np.full((5, 2), np.inf),
+            "features_b has 10 NaN or infinite",
+        ),
+        (
+            "not_numbers",
+            [["a", "b"], ["c", "d"]],
+            np.zeros((5, 2)),
+            "features_a could not be read",
+        ),
     )
     def test_bad_features_raise_clear_errors(self, features_a, features_b, message):
         with self.assertRaisesRegex(ValueError, message):
@@ -229,18 +295,21 @@ def _brute_force_classifier_score(probabilities):
 
 
 class ClassifierScoreTest(parameterized.TestCase, tf.test.TestCase):
-
     @parameterized.parameters(1, 3, 10)
     def test_identical_rows_score_one(self, num_classes):
         row = np.random.default_rng(num_classes).dirichlet(np.ones(num_classes))
         probabilities = np.tile(row, (7, 1))
-        self.assertAllClose(sample_quality.classifier_score(probabilities), 1.0, rtol=1e-12)
+        self.assertAllClose(
+            sample_quality.classifier_score(probabilities), 1.0, rtol=1e-12
+        )
 
     @parameterized.parameters(2, 5, 10)
     def test_one_hot_rows_spread_evenly_score_num_classes(self, num_classes):
         labels = np.repeat(np.arange(num_classes), 3)
         probabilities = np.eye(num_classes)[labels]
-        self.assertAllClose(sample_quality.classifier_score(probabilities), num_classes, rtol=1e-12)
+        self.assertAllClose(
+            sample_quality.classifier_score(probabilities), num_classes, rtol=1e-12
+        )
 
     def test_one_hot_rows_in_one_class_score_one(self):
         probabilities = np.zeros((6, 4))
@@ -250,8 +319,11 @@ class ClassifierScoreTest(parameterized.TestCase, tf.test.TestCase):
     def test_hand_computed_value(self):
         # p(y) = [0.75, 0.25]; KL_1 = 0.5 log(4/3), KL_2 = log(4/3); mean = 0.75 log(4/3).
         probabilities = [[0.5, 0.5], [1.0, 0.0]]
-        self.assertAllClose(sample_quality.classifier_score(probabilities), (4.0 / 3.0) ** 0.75,
-                            rtol=1e-12)
+        self.assertAllClose(
+            sample_quality.classifier_score(probabilities),
+            (4.0 / 3.0) ** 0.75,
+            rtol=1e-12,
+        )
 
     def test_matches_brute_force_for_random_probabilities(self):
         rng = np.random.default_rng(20)
@@ -259,7 +331,9 @@ class ClassifierScoreTest(parameterized.TestCase, tf.test.TestCase):
         probabilities[::7, :3] = 0.0  # exact zeros in some rows
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         score = sample_quality.classifier_score(probabilities)
-        self.assertAllClose(score, _brute_force_classifier_score(probabilities), rtol=1e-10)
+        self.assertAllClose(
+            score, _brute_force_classifier_score(probabilities), rtol=1e-10
+        )
         self.assertBetween(score, 1.0, 10.0)
 
     def test_agrees_with_tfp_kl_divergence(self):
@@ -268,29 +342,38 @@ class ClassifierScoreTest(parameterized.TestCase, tf.test.TestCase):
         conditional = tfd.Categorical(probs=probabilities)
         marginal = tfd.Categorical(probs=probabilities.mean(axis=0))
         expected = np.exp(np.mean(tfd.kl_divergence(conditional, marginal)))
-        self.assertAllClose(sample_quality.classifier_score(probabilities), expected, rtol=1e-6)
+        self.assertAllClose(
+            sample_quality.classifier_score(probabilities), expected, rtol=1e-6
+        )
 
     def test_zeros_are_numerically_safe(self):
         probabilities = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]])
         with np.errstate(all="raise"):  # no log(0) or 0/0 warnings either
             score = sample_quality.classifier_score(probabilities)
         self.assertTrue(np.isfinite(score))
-        self.assertAllClose(score, _brute_force_classifier_score(probabilities), rtol=1e-12)
+        self.assertAllClose(
+            score, _brute_force_classifier_score(probabilities), rtol=1e-12
+        )
 
     def test_float32_softmax_rows_are_accepted(self):
         logits = np.random.default_rng(22).normal(size=(16, 10)).astype(np.float32)
         probabilities = tf.nn.softmax(logits)
         score = sample_quality.classifier_score(probabilities)
         self.assertIsInstance(score, float)
-        self.assertAllClose(score, _brute_force_classifier_score(probabilities.numpy()), rtol=1e-5)
+        self.assertAllClose(
+            score, _brute_force_classifier_score(probabilities.numpy()), rtol=1e-5
+        )
 
     def test_rows_slightly_off_one_are_renormalised(self):
         # Low-precision softmax rows can sum to 1 +- a few 1e-4; the score must
         # be that of the normalised rows, not of scaled-up "probabilities".
         probabilities = np.random.default_rng(23).dirichlet(np.ones(5), size=12)
         scale = np.where(np.arange(12) % 2 == 0, 1.0009, 0.9991)[:, None]
-        self.assertAllClose(sample_quality.classifier_score(probabilities * scale),
-                            sample_quality.classifier_score(probabilities), rtol=1e-12)
+        self.assertAllClose(
+            sample_quality.classifier_score(probabilities * scale),
+            sample_quality.classifier_score(probabilities),
+            rtol=1e-12,
+        )
 
     @parameterized.named_parameters(
         ("one_dimensional", [0.5, 0.5], "shape \\(2,\\)"),
@@ -305,7 +388,6 @@ class ClassifierScoreTest(parameterized.TestCase, tf.test.TestCase):
 
 
 class ConditionalAccuracyTest(parameterized.TestCase, tf.test.TestCase):
-
     def test_hand_computed_overall_and_per_label(self):
         target = [0, 0, 0, 1, 1, 2, 2, 2, 2]
         predicted = [0, 1, 0, 1, 1, 0, 2, 1, 0]
@@ -322,12 +404,15 @@ class ConditionalAccuracyTest(parameterized.TestCase, tf.test.TestCase):
         result = sample_quality.conditional_accuracy(predicted, target, 10)
         for label in range(10):
             chosen = target == label
-            self.assertAllClose(result["per_label"][label], np.mean(predicted[chosen] == label))
+            self.assertAllClose(
+                result["per_label"][label], np.mean(predicted[chosen] == label)
+            )
         self.assertAllClose(result["overall"], np.mean(predicted == target))
 
     def test_types_are_plain_python_for_json(self):
         result = sample_quality.conditional_accuracy(
-            tf.constant([1, 0], tf.int64), np.array([1, 1], np.int32), 2)
+            tf.constant([1, 0], tf.int64), np.array([1, 1], np.int32), 2
+        )
         self.assertIsInstance(result["overall"], float)
         self.assertIsNone(result["per_label"][0])
         self.assertIsInstance(result["per_label"][1], float)
@@ -339,11 +424,23 @@ class ConditionalAccuracyTest(parameterized.TestCase, tf.test.TestCase):
         self.assertEqual(result["overall"], 1.0)
 
     @parameterized.named_parameters(
-        ("out_of_range", [0, 3], [0, 1], 3, "predicted_labels contains label 3.*\\[0, 2\\]"),
+        (
+            "out_of_range",
+            [0, 3],
+            [0, 1],
+            3,
+            "predicted_labels contains label 3.*\\[0, 2\\]",
+        ),
         ("negative_target", [0, 1], [0, -1], 3, "target_labels contains label -1"),
         ("lengths", [0, 1, 1], [0, 1], 3, "3 entries and target_labels has 2"),
         ("empty", [], [], 3, "empty"),
-        ("two_dimensional", [[0, 1]], [[0, 1]], 3, "predicted_labels has shape \\(1, 2\\)"),
+        (
+            "two_dimensional",
+            [[0, 1]],
+            [[0, 1]],
+            3,
+            "predicted_labels has shape \\(1, 2\\)",
+        ),
         ("fractional", [0.5, 1.0], [0, 1], 3, "non-integer"),
         ("num_classes", [0], [0], 0, "num_classes is 0"),
     )
@@ -353,7 +450,6 @@ class ConditionalAccuracyTest(parameterized.TestCase, tf.test.TestCase):
 
 
 class ReconstructionErrorsTest(parameterized.TestCase, tf.test.TestCase):
-
     def test_hand_computed_values(self):
         images = np.array([[1.0, 0.0], [1.0, 0.5]])
         reconstructions = np.array([[0.5, 0.25], [1.0, 0.5]])
@@ -366,17 +462,24 @@ class ReconstructionErrorsTest(parameterized.TestCase, tf.test.TestCase):
         rng = np.random.default_rng(40)
         images = (rng.random((4, 8, 8, 1)) > 0.5).astype(np.float32)
         reconstructions = rng.uniform(0.01, 0.99, size=(4, 8, 8, 1))
-        expected = -np.mean(tfd.Bernoulli(probs=reconstructions, dtype=tf.float64).log_prob(images))
+        expected = -np.mean(
+            tfd.Bernoulli(probs=reconstructions, dtype=tf.float64).log_prob(images)
+        )
         result = sample_quality.reconstruction_errors(images, reconstructions)
         self.assertAllClose(result["binary_cross_entropy"], expected, rtol=1e-10)
-        self.assertAllClose(result["mean_squared_error"], np.mean((images - reconstructions) ** 2))
+        self.assertAllClose(
+            result["mean_squared_error"], np.mean((images - reconstructions) ** 2)
+        )
 
     def test_certain_and_wrong_pixels_are_clipped_not_infinite(self):
         images = np.array([[1.0, 0.0]])
         reconstructions = np.array([[0.0, 1.0]])
         result = sample_quality.reconstruction_errors(images, reconstructions)
-        self.assertAllClose(result["binary_cross_entropy"],
-                            -math.log(sample_quality.PROBABILITY_EPSILON), rtol=1e-6)
+        self.assertAllClose(
+            result["binary_cross_entropy"],
+            -math.log(sample_quality.PROBABILITY_EPSILON),
+            rtol=1e-6,
+        )
         self.assertAllClose(result["mean_squared_error"], 1.0)
 
     def test_perfect_binary_reconstruction_is_near_zero(self):
@@ -386,8 +489,18 @@ class ReconstructionErrorsTest(parameterized.TestCase, tf.test.TestCase):
         self.assertEqual(result["mean_squared_error"], 0.0)
 
     @parameterized.named_parameters(
-        ("shapes", np.zeros((2, 3)), np.zeros((2, 4)), "images has shape \\(2, 3\\).*\\(2, 4\\)"),
-        ("uint8_scale", np.full((2, 2), 255.0), np.zeros((2, 2)), "images has values in \\[255"),
+        (
+            "shapes",
+            np.zeros((2, 3)),
+            np.zeros((2, 4)),
+            "images has shape \\(2, 3\\).*\\(2, 4\\)",
+        ),
+        (
+            "uint8_scale",
+            np.full((2, 2), 255.0),
+            np.zeros((2, 2)),
+            "images has values in \\[255",
+        ),
         ("logits", np.zeros((2, 2)), np.full((2, 2), -3.0), "reconstructions has values"),
         ("empty", np.zeros((0, 2)), np.zeros((0, 2)), "at least one pixel"),
         ("nan", np.zeros((1, 2)), np.array([[np.nan, 0.0]]), "reconstructions has 1 NaN"),

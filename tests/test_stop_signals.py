@@ -9,16 +9,23 @@ import sys
 import unittest
 
 from launch import exit_codes
-from trainers import stop_signals
 from tests import testing_utils
+from trainers import stop_signals
 
-_TOY_FLAGS = ("--dataset=toy2d", "--architecture=mlp", "--likelihood=gaussian",
-              "--hidden_units=8", "--batch_size=100", "--epochs=1",
-              "--steps_per_loop=5", "--progress=none", "--export=false")
+_TOY_FLAGS = (
+    "--dataset=toy2d",
+    "--architecture=mlp",
+    "--likelihood=gaussian",
+    "--hidden_units=8",
+    "--batch_size=100",
+    "--epochs=1",
+    "--steps_per_loop=5",
+    "--progress=none",
+    "--export=false",
+)
 
 
 class StopRequestTest(unittest.TestCase):
-
     def setUp(self):
         super().setUp()
         self.request = stop_signals.StopRequest()
@@ -32,8 +39,7 @@ class StopRequestTest(unittest.TestCase):
         # exit -2); now it is noted and the stop goes on.
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGTERM)
-        self.assertEqual(self.request.received,
-                         [signal.SIGUSR1, signal.SIGTERM])
+        self.assertEqual(self.request.received, [signal.SIGUSR1, signal.SIGTERM])
         self.assertEqual(self.request.signal_number, signal.SIGTERM)
 
     def test_ctrl_c_twice_still_means_now(self):
@@ -62,20 +68,27 @@ class EarlySignalProgramTest(unittest.TestCase):
             "    os.kill(os.getpid(), number)\n"
             "sys.argv = ['vae-train'] + sys.argv[1:]\n"
             "from launch import train\n"
-            "train.run_main()\n")
+            "train.run_main()\n"
+        )
         arguments = [*_TOY_FLAGS, f"--workdir={workdir}"]
         result = subprocess.run(
             [sys.executable, "-c", program, *arguments],
             cwd=testing_utils.REPO_ROOT,
-            env=testing_utils.program_environment(), capture_output=True,
-            text=True, timeout=300)
-        self.assertEqual(result.returncode,
-                         exit_codes.stopped_by(signal.SIGTERM),
-                         result.stderr[-3000:])
+            env=testing_utils.program_environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        self.assertEqual(
+            result.returncode,
+            exit_codes.stopped_by(signal.SIGTERM),
+            result.stderr[-3000:],
+        )
         self.assertIn("Stopped by SIGTERM at global step 0", result.stderr)
         self.assertNotIn("Traceback", result.stderr)
-        self.assertTrue(os.path.exists(
-            os.path.join(workdir, "checkpoints", "checkpoint")))
+        self.assertTrue(
+            os.path.exists(os.path.join(workdir, "checkpoints", "checkpoint"))
+        )
         # The same command resumes from it and completes.
         rerun = testing_utils.run_module("launch.train", arguments)
         self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])

@@ -20,8 +20,11 @@ from launch import exit_codes
 from launch import submit
 from tests import testing_utils
 
-_COMMAND = ("vae-train", "--flagfile=launch/configs/tf_tutorial_conv.flags",
-            "--workdir=runs/sweep")
+_COMMAND = (
+    "vae-train",
+    "--flagfile=launch/configs/tf_tutorial_conv.flags",
+    "--workdir=runs/sweep",
+)
 
 
 def _config(**overrides):
@@ -31,8 +34,11 @@ def _config(**overrides):
 
 
 def _directives(script):
-    return [line[len("#SBATCH "):] for line in script.splitlines()
-            if line.startswith("#SBATCH ")]
+    return [
+        line[len("#SBATCH ") :]
+        for line in script.splitlines()
+        if line.startswith("#SBATCH ")
+    ]
 
 
 def _write_executable(directory, name, text):
@@ -49,19 +55,25 @@ def _fake_slurm(directory):
     bin_dir = os.path.join(directory, "bin")
     os.makedirs(bin_dir)
     # srun notes its options and VAE_WORKER_PORT, then runs the command.
-    _write_executable(bin_dir, "srun", "#!/bin/bash\n"
-                      'echo "$@" >> "$FAKE_SLURM/srun.log"\n'
-                      'echo "${VAE_WORKER_PORT:-}" > "$FAKE_SLURM/port"\n'
-                      'echo $$ > "$FAKE_SLURM/srun.pid"\n'
-                      'while [[ "$1" == --* ]]; do shift; done\n'
-                      'exec "$@"\n')
-    _write_executable(bin_dir, "scontrol", "#!/bin/bash\n"
-                      'echo "$@" >> "$FAKE_SLURM/scontrol.log"\n')
-    _write_executable(bin_dir, "sbatch", "#!/bin/bash\n"
-                      'echo "$@" >> "$FAKE_SLURM/sbatch.log"\n'
-                      'echo "12345;cluster1"\n')
-    return {"PATH": bin_dir + os.pathsep + os.environ["PATH"],
-            "FAKE_SLURM": directory}
+    _write_executable(
+        bin_dir,
+        "srun",
+        "#!/bin/bash\n"
+        'echo "$@" >> "$FAKE_SLURM/srun.log"\n'
+        'echo "${VAE_WORKER_PORT:-}" > "$FAKE_SLURM/port"\n'
+        'echo $$ > "$FAKE_SLURM/srun.pid"\n'
+        'while [[ "$1" == --* ]]; do shift; done\n'
+        'exec "$@"\n',
+    )
+    _write_executable(
+        bin_dir, "scontrol", '#!/bin/bash\necho "$@" >> "$FAKE_SLURM/scontrol.log"\n'
+    )
+    _write_executable(
+        bin_dir,
+        "sbatch",
+        '#!/bin/bash\necho "$@" >> "$FAKE_SLURM/sbatch.log"\necho "12345;cluster1"\n',
+    )
+    return {"PATH": bin_dir + os.pathsep + os.environ["PATH"], "FAKE_SLURM": directory}
 
 
 def _read(path):
@@ -70,7 +82,6 @@ def _read(path):
 
 
 class ExitCodeTest(tf.test.TestCase):
-
     def test_requeue_status_is_sigusr1s(self):
         self.assertEqual(exit_codes.stopped_by(signal.SIGTERM), 143)
         self.assertEqual(exit_codes.REQUEUE, 128 + signal.SIGUSR1)
@@ -78,19 +89,24 @@ class ExitCodeTest(tf.test.TestCase):
 
 
 class SweepTest(tf.test.TestCase):
-
     def test_values_by_comma_or_semicolon(self):
-        self.assertEqual(submit.parse_sweep("learning_rate=1e-3,3e-4"),
-                         submit.Sweep("learning_rate", ("1e-3", "3e-4")))
-        self.assertEqual(submit.parse_sweep("--hidden_units=512,256;128"),
-                         submit.Sweep("hidden_units", ("512,256", "128")))
+        self.assertEqual(
+            submit.parse_sweep("learning_rate=1e-3,3e-4"),
+            submit.Sweep("learning_rate", ("1e-3", "3e-4")),
+        )
+        self.assertEqual(
+            submit.parse_sweep("--hidden_units=512,256;128"),
+            submit.Sweep("hidden_units", ("512,256", "128")),
+        )
 
     def test_bad_sweeps_are_refused_naming_them(self):
-        cases = {"learning_rate": "is not NAME=V1,V2",
-                 "1x=2": "is not NAME=V1,V2",
-                 "workdir=a,b": "sets --workdir itself",
-                 "latent_dim=2,,8": "has an empty value",
-                 "latent_dim=2,2": "repeats a value"}
+        cases = {
+            "learning_rate": "is not NAME=V1,V2",
+            "1x=2": "is not NAME=V1,V2",
+            "workdir=a,b": "sets --workdir itself",
+            "latent_dim=2,,8": "has an empty value",
+            "latent_dim=2,2": "repeats a value",
+        }
         for text, fragment in cases.items():
             with self.subTest(text=text):
                 with self.assertRaisesRegex(ValueError, fragment) as caught:
@@ -98,63 +114,90 @@ class SweepTest(tf.test.TestCase):
                 self.assertIn(repr(text), str(caught.exception))
 
     def test_grid_is_every_combination_last_flag_fastest(self):
-        points = submit.grid_points([
-            submit.Sweep("learning_rate", ("1e-3", "3e-4")),
-            submit.Sweep("latent_dim", ("2", "8"))])
-        self.assertEqual(points, [
-            {"learning_rate": "1e-3", "latent_dim": "2"},
-            {"learning_rate": "1e-3", "latent_dim": "8"},
-            {"learning_rate": "3e-4", "latent_dim": "2"},
-            {"learning_rate": "3e-4", "latent_dim": "8"}])
+        points = submit.grid_points(
+            [
+                submit.Sweep("learning_rate", ("1e-3", "3e-4")),
+                submit.Sweep("latent_dim", ("2", "8")),
+            ]
+        )
+        self.assertEqual(
+            points,
+            [
+                {"learning_rate": "1e-3", "latent_dim": "2"},
+                {"learning_rate": "1e-3", "latent_dim": "8"},
+                {"learning_rate": "3e-4", "latent_dim": "2"},
+                {"learning_rate": "3e-4", "latent_dim": "8"},
+            ],
+        )
         self.assertEqual(submit.grid_points([]), [{}])
-        self.assertEqual(submit.point_name(points[1]),
-                         "learning_rate=1e-3,latent_dim=8")
-        self.assertEqual(submit.point_name({"data_dir": "a b/c"}),
-                         "data_dir=a_b_c")
+        self.assertEqual(submit.point_name(points[1]), "learning_rate=1e-3,latent_dim=8")
+        self.assertEqual(submit.point_name({"data_dir": "a b/c"}), "data_dir=a_b_c")
 
     def test_time_limits_in_slurms_formats(self):
-        for text, seconds in (("90", 5400), ("10:30", 630),
-                              ("04:00:00", 14400), ("1-12", 129600),
-                              ("2-00:30", 174600), ("1-0:0:5", 86405)):
+        for text, seconds in (
+            ("90", 5400),
+            ("10:30", 630),
+            ("04:00:00", 14400),
+            ("1-12", 129600),
+            ("2-00:30", 174600),
+            ("1-0:0:5", 86405),
+        ):
             self.assertEqual(submit.time_limit_seconds(text), seconds, text)
         with self.assertRaisesRegex(ValueError, "'4h' is not a Slurm time"):
             submit.time_limit_seconds("4h")
 
 
 class BatchScriptTest(tf.test.TestCase):
-
     def _check_syntax(self, script):
         path = os.path.join(self.create_tempdir().full_path, "job.sh")
         with open(path, "w") as stream:
             stream.write(script)
-        result = subprocess.run(["bash", "-n", path], capture_output=True,
-                                text=True)
+        result = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
         self.assertEqual(result.returncode, 0, result.stderr)
 
     def test_multi_node_job(self):
-        script = submit.batch_script(_config(
-            nodes=2, gpus_per_node=4, cpus_per_task=16, time="04:00:00",
-            partition="gpu", account="proj", job_name="conv",
-            setup=("source .venv/bin/activate",),
-            sbatch_options=("--qos=high",)))
+        script = submit.batch_script(
+            _config(
+                nodes=2,
+                gpus_per_node=4,
+                cpus_per_task=16,
+                time="04:00:00",
+                partition="gpu",
+                account="proj",
+                job_name="conv",
+                setup=("source .venv/bin/activate",),
+                sbatch_options=("--qos=high",),
+            )
+        )
         self._check_syntax(script)
-        self.assertEqual(_directives(script), [
-            "--job-name=conv", "--nodes=2", "--ntasks-per-node=1",
-            "--gpus-per-node=4", "--cpus-per-task=16", "--time=04:00:00",
-            "--partition=gpu", "--account=proj",
-            "--output=/home/me/vae/runs/sweep/slurm-%j.out",
-            "--open-mode=append", "--signal=USR1@180", "--requeue",
-            "--qos=high"])
-        self.assertIn("cd /home/me/vae || exit 1\n"
-                      "source .venv/bin/activate\n", script)
+        self.assertEqual(
+            _directives(script),
+            [
+                "--job-name=conv",
+                "--nodes=2",
+                "--ntasks-per-node=1",
+                "--gpus-per-node=4",
+                "--cpus-per-task=16",
+                "--time=04:00:00",
+                "--partition=gpu",
+                "--account=proj",
+                "--output=/home/me/vae/runs/sweep/slurm-%j.out",
+                "--open-mode=append",
+                "--signal=USR1@180",
+                "--requeue",
+                "--qos=high",
+            ],
+        )
+        self.assertIn("cd /home/me/vae || exit 1\nsource .venv/bin/activate\n", script)
         # One worker per node: the command gets the multi-worker strategy.
-        self.assertIn("\nsrun vae-train "
-                      "--flagfile=launch/configs/tf_tutorial_conv.flags "
-                      "--workdir=runs/sweep --strategy=multi_worker &\n",
-                      script)
+        self.assertIn(
+            "\nsrun vae-train "
+            "--flagfile=launch/configs/tf_tutorial_conv.flags "
+            "--workdir=runs/sweep --strategy=multi_worker &\n",
+            script,
+        )
         self.assertIn(f'if [ "$status" -eq {exit_codes.REQUEUE} ] || ', script)
-        self.assertIn('  requeue="stopped by SIGUSR1 with a checkpoint"\n',
-                      script)
+        self.assertIn('  requeue="stopped by SIGUSR1 with a checkpoint"\n', script)
         self.assertIn('scontrol requeue "${this_job}"', script)
         self.assertNotIn("--array", script)
         self.assertNotIn("--exclusive", script)
@@ -162,46 +205,60 @@ class BatchScriptTest(tf.test.TestCase):
     def test_strategy_follows_the_resources(self):
         def srun_line(**resources):
             script = submit.batch_script(_config(**resources))
-            return [line for line in script.splitlines()
-                    if line.startswith("srun ")][0].rstrip(" &")
+            return [line for line in script.splitlines() if line.startswith("srun ")][
+                0
+            ].rstrip(" &")
 
-        self.assertTrue(srun_line(gpus_per_node=4).endswith(
-            "--strategy=mirrored"))
+        self.assertTrue(srun_line(gpus_per_node=4).endswith("--strategy=mirrored"))
         self.assertNotIn("--strategy", srun_line(gpus_per_node=1))
         self.assertNotIn("--strategy", srun_line())
         # A strategy the command names itself is kept...
-        self.assertTrue(srun_line(
-            gpus_per_node=4,
-            command=_COMMAND + ("--strategy=default",)).endswith(
-                "--strategy=default"))
+        self.assertTrue(
+            srun_line(
+                gpus_per_node=4, command=_COMMAND + ("--strategy=default",)
+            ).endswith("--strategy=default")
+        )
         # ... unless it cannot use several nodes.
-        with self.assertRaisesRegex(ValueError,
-                                    "--strategy=mirrored, but --nodes=2"):
-            submit.batch_script(_config(
-                nodes=2, command=_COMMAND + ("--strategy", "mirrored")))
+        with self.assertRaisesRegex(ValueError, "--strategy=mirrored, but --nodes=2"):
+            submit.batch_script(
+                _config(nodes=2, command=_COMMAND + ("--strategy", "mirrored"))
+            )
         # Several workers on one node: multi-worker, GPUs shared out.
-        self.assertTrue(srun_line(tasks_per_node=2).endswith(
-            "--strategy=multi_worker"))
-        self.assertTrue(srun_line(tasks_per_node=2, gpus_per_node=2).endswith(
-            "--strategy=multi_worker"))
-        self.assertIn("#SBATCH --gpus-per-task=2\n", submit.batch_script(
-            _config(tasks_per_node=2, gpus_per_node=4)))
-        self.assertTrue(srun_line(tasks_per_node=2, gpus_per_node=4).endswith(
-            "--strategy=multi_worker"))
-        with self.assertRaisesRegex(ValueError, "--gpus_per_node=3 cannot be "
-                                    "shared evenly by --tasks_per_node=2"):
+        self.assertTrue(srun_line(tasks_per_node=2).endswith("--strategy=multi_worker"))
+        self.assertTrue(
+            srun_line(tasks_per_node=2, gpus_per_node=2).endswith(
+                "--strategy=multi_worker"
+            )
+        )
+        self.assertIn(
+            "#SBATCH --gpus-per-task=2\n",
+            submit.batch_script(_config(tasks_per_node=2, gpus_per_node=4)),
+        )
+        self.assertTrue(
+            srun_line(tasks_per_node=2, gpus_per_node=4).endswith(
+                "--strategy=multi_worker"
+            )
+        )
+        with self.assertRaisesRegex(
+            ValueError, "--gpus_per_node=3 cannot be shared evenly by --tasks_per_node=2"
+        ):
             submit.batch_script(_config(tasks_per_node=2, gpus_per_node=3))
 
     def test_sweep_is_a_job_array_with_one_workdir_per_point(self):
-        script = submit.batch_script(_config(
-            gpus_per_node=1, time="30", sweeps=(
-                submit.parse_sweep("learning_rate=1e-3,3e-4"),
-                submit.parse_sweep("hidden_units=512,256;128"))))
+        script = submit.batch_script(
+            _config(
+                gpus_per_node=1,
+                time="30",
+                sweeps=(
+                    submit.parse_sweep("learning_rate=1e-3,3e-4"),
+                    submit.parse_sweep("hidden_units=512,256;128"),
+                ),
+            )
+        )
         self._check_syntax(script)
         directives = _directives(script)
         self.assertIn("--array=0-3", directives)
-        self.assertIn("--output=/home/me/vae/runs/sweep/slurm-%A_%a.out",
-                      directives)
+        self.assertIn("--output=/home/me/vae/runs/sweep/slurm-%A_%a.out", directives)
         self.assertIn("--job-name=vae-sweep", directives)
 
         # Run the script's grid-point selection with a stand-in srun.
@@ -210,28 +267,49 @@ class BatchScriptTest(tf.test.TestCase):
         body = script.replace("cd /home/me/vae || exit 1", f"cd {root}")
         path = os.path.join(root, "job.sh")
         with open(path, "w") as stream:
-            stream.write(body.replace(" vae-train --flagfile",
-                                      " echo vae-train --flagfile"))
-        for task, expected in ((0, ["--learning_rate=1e-3",
-                                    "--hidden_units=512,256",
-                                    "--workdir=runs/sweep/learning_rate="
-                                    "1e-3,hidden_units=512,256"]),
-                               (3, ["--learning_rate=3e-4",
-                                    "--hidden_units=128",
-                                    "--workdir=runs/sweep/learning_rate="
-                                    "3e-4,hidden_units=128"])):
+            stream.write(
+                body.replace(" vae-train --flagfile", " echo vae-train --flagfile")
+            )
+        for task, expected in (
+            (
+                0,
+                [
+                    "--learning_rate=1e-3",
+                    "--hidden_units=512,256",
+                    "--workdir=runs/sweep/learning_rate=1e-3,hidden_units=512,256",
+                ],
+            ),
+            (
+                3,
+                [
+                    "--learning_rate=3e-4",
+                    "--hidden_units=128",
+                    "--workdir=runs/sweep/learning_rate=3e-4,hidden_units=128",
+                ],
+            ),
+        ):
             result = subprocess.run(
-                ["bash", path], capture_output=True, text=True,
-                env={**os.environ, **environment,
-                     "SLURM_ARRAY_TASK_ID": str(task), "SLURM_JOB_ID": "9"})
+                ["bash", path],
+                capture_output=True,
+                text=True,
+                env={
+                    **os.environ,
+                    **environment,
+                    "SLURM_ARRAY_TASK_ID": str(task),
+                    "SLURM_JOB_ID": "9",
+                },
+            )
             self.assertEqual(result.returncode, 0, result.stderr)
             arguments = shlex.split(result.stdout)
             self.assertEqual(arguments[:3], list(_COMMAND))
             # The point's flags come last, so they override the command's.
             self.assertEqual(arguments[3:], expected)
         result = subprocess.run(
-            ["bash", path], capture_output=True, text=True,
-            env={**os.environ, **environment, "SLURM_ARRAY_TASK_ID": "4"})
+            ["bash", path],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **environment, "SLURM_ARRAY_TASK_ID": "4"},
+        )
         self.assertEqual(result.returncode, 2)
         self.assertIn("no grid point 4", result.stderr)
         self.assertFalse(os.path.exists(os.path.join(root, "scontrol.log")))
@@ -240,15 +318,16 @@ class BatchScriptTest(tf.test.TestCase):
         cases = [
             (dict(command=()), "No training command"),
             (dict(command=("--workdir=x",)), "starts with the flag"),
-            (dict(command=("vae-train", "--flagfile=x.flags")),
-             "has no --workdir=DIR"),
-            (dict(time="2", signal_seconds=120),
-             "--signal_seconds=120 is not shorter than the time limit "
-             "--time=2"),
+            (dict(command=("vae-train", "--flagfile=x.flags")), "has no --workdir=DIR"),
+            (
+                dict(time="2", signal_seconds=120),
+                "--signal_seconds=120 is not shorter than the time limit --time=2",
+            ),
             (dict(sbatch_options=("qos=high",)), "'qos=high' is not an"),
-            (dict(sweeps=(submit.Sweep("beta", ("1",)),
-                          submit.Sweep("beta", ("2",)))),
-             "names --beta twice"),
+            (
+                dict(sweeps=(submit.Sweep("beta", ("1",)), submit.Sweep("beta", ("2",)))),
+                "names --beta twice",
+            ),
         ]
         for overrides, fragment in cases:
             with self.subTest(fragment=fragment):
@@ -263,19 +342,26 @@ def _run_script(test_case, config, srun_body, environment=(), signal_to=None):
     --batch does). Returns (exit status, the stand-ins' directory)."""
     root = test_case.create_tempdir().full_path
     fake = _fake_slurm(root)
-    _write_executable(os.path.join(root, "bin"), "srun", "#!/bin/bash\n"
-                      'echo "$@" >> "$FAKE_SLURM/srun.log"\n'
-                      'echo "${VAE_WORKER_PORT:-}" > "$FAKE_SLURM/port"\n'
-                      + srun_body + "\n")
+    _write_executable(
+        os.path.join(root, "bin"),
+        "srun",
+        "#!/bin/bash\n"
+        'echo "$@" >> "$FAKE_SLURM/srun.log"\n'
+        'echo "${VAE_WORKER_PORT:-}" > "$FAKE_SLURM/port"\n' + srun_body + "\n",
+    )
     script = submit.batch_script(config).replace(
-        f"cd {config.working_directory} || exit 1", f"cd {root}")
+        f"cd {config.working_directory} || exit 1", f"cd {root}"
+    )
     path = os.path.join(root, "job.sh")
     with open(path, "w") as stream:
         stream.write(script)
     job = subprocess.Popen(
-        ["bash", path], env={**os.environ, **fake, "SLURM_JOB_ID": "77",
-                             **dict(environment)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ["bash", path],
+        env={**os.environ, **fake, "SLURM_JOB_ID": "77", **dict(environment)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if signal_to is not None:
         ready = os.path.join(root, "ready")
         deadline = time.monotonic() + 30
@@ -293,10 +379,12 @@ def _scontrol_calls(root):
 
 
 # A training process that waits for a signal and exits as the trainer does.
-_WAITING_TRAINER = ("trap 'echo USR1 >> \"$FAKE_SLURM/got\"; exit 138' USR1\n"
-                    "trap 'echo TERM >> \"$FAKE_SLURM/got\"; exit 143' TERM\n"
-                    'touch "$FAKE_SLURM/ready"\n'
-                    "while :; do sleep 0.05; done")
+_WAITING_TRAINER = (
+    "trap 'echo USR1 >> \"$FAKE_SLURM/got\"; exit 138' USR1\n"
+    "trap 'echo TERM >> \"$FAKE_SLURM/got\"; exit 143' TERM\n"
+    'touch "$FAKE_SLURM/ready"\n'
+    "while :; do sleep 0.05; done"
+)
 
 
 class ScriptBehaviourTest(tf.test.TestCase):
@@ -306,22 +394,30 @@ class ScriptBehaviourTest(tf.test.TestCase):
         # The last task of an array has the array's own job id: requeueing
         # $SLURM_JOB_ID there requeued every task of the array.
         status, root = _run_script(
-            self, _config(sweeps=(submit.parse_sweep("beta=1,2,3"),)),
-            "exit 138", {"SLURM_JOB_ID": "40", "SLURM_ARRAY_JOB_ID": "40",
-                         "SLURM_ARRAY_TASK_ID": "2"})
+            self,
+            _config(sweeps=(submit.parse_sweep("beta=1,2,3"),)),
+            "exit 138",
+            {
+                "SLURM_JOB_ID": "40",
+                "SLURM_ARRAY_JOB_ID": "40",
+                "SLURM_ARRAY_TASK_ID": "2",
+            },
+        )
         self.assertEqual(status, 0)
         self.assertEqual(_scontrol_calls(root), ["requeue 40_2"])
 
     def test_usr1_to_the_script_reaches_training_and_requeues(self):
-        status, root = _run_script(self, _config(), _WAITING_TRAINER,
-                                   signal_to=signal.SIGUSR1)
+        status, root = _run_script(
+            self, _config(), _WAITING_TRAINER, signal_to=signal.SIGUSR1
+        )
         self.assertEqual(status, 0)
         self.assertEqual(_read(os.path.join(root, "got")).split(), ["USR1"])
         self.assertEqual(_scontrol_calls(root), ["requeue 77"])
 
     def test_term_to_the_script_reaches_training_and_ends_the_job(self):
-        status, root = _run_script(self, _config(), _WAITING_TRAINER,
-                                   signal_to=signal.SIGTERM)
+        status, root = _run_script(
+            self, _config(), _WAITING_TRAINER, signal_to=signal.SIGTERM
+        )
         self.assertEqual(status, exit_codes.stopped_by(signal.SIGTERM))
         self.assertEqual(_read(os.path.join(root, "got")).split(), ["TERM"])
         self.assertEqual(_scontrol_calls(root), [])
@@ -329,16 +425,19 @@ class ScriptBehaviourTest(tf.test.TestCase):
     def test_lost_worker_requeues_a_bounded_number_of_times(self):
         two_workers = _config(tasks_per_node=2)
         for srun_status, environment, requeued in (
-                (exit_codes.LOST_WORKER, {}, True),
-                (137, {}, True),  # A worker killed by SIGKILL.
-                (137, {"SLURM_RESTART_COUNT": "10"}, False),
-                (exit_codes.stopped_by(signal.SIGTERM), {}, False),
-                (1, {}, False)):
+            (exit_codes.LOST_WORKER, {}, True),
+            (137, {}, True),  # A worker killed by SIGKILL.
+            (137, {"SLURM_RESTART_COUNT": "10"}, False),
+            (exit_codes.stopped_by(signal.SIGTERM), {}, False),
+            (1, {}, False),
+        ):
             with self.subTest(status=srun_status, environment=environment):
-                status, root = _run_script(self, two_workers,
-                                           f"exit {srun_status}", environment)
-                self.assertEqual(_scontrol_calls(root),
-                                 ["requeue 77"] if requeued else [])
+                status, root = _run_script(
+                    self, two_workers, f"exit {srun_status}", environment
+                )
+                self.assertEqual(
+                    _scontrol_calls(root), ["requeue 77"] if requeued else []
+                )
                 self.assertEqual(status, 0 if requeued else srun_status)
         # One process: a kill is not a lost worker.
         status, root = _run_script(self, _config(), "exit 137")
@@ -347,70 +446,89 @@ class ScriptBehaviourTest(tf.test.TestCase):
     def test_whole_nodes_by_default_shared_by_their_workers(self):
         config = _config(tasks_per_node=2)
         self.assertIn("#SBATCH --exclusive\n", submit.batch_script(config))
-        _, root = _run_script(self, config, "exit 0",
-                              {"SLURM_CPUS_ON_NODE": "8"})
-        self.assertEqual(_read(os.path.join(root, "srun.log")).split()[0],
-                         "--cpus-per-task=4")
+        _, root = _run_script(self, config, "exit 0", {"SLURM_CPUS_ON_NODE": "8"})
+        self.assertEqual(
+            _read(os.path.join(root, "srun.log")).split()[0], "--cpus-per-task=4"
+        )
         # A free port block for the workers, in the range the script uses.
         port = int(_read(os.path.join(root, "port")))
         self.assertTrue(20000 <= port < 32767, port)
         _, root = _run_script(self, _config(cpus_per_task=3), "exit 0")
-        self.assertNotIn("--cpus-per-task",
-                         _read(os.path.join(root, "srun.log")))
+        self.assertNotIn("--cpus-per-task", _read(os.path.join(root, "srun.log")))
         self.assertEqual(_read(os.path.join(root, "port")).strip(), "")
 
 
 class ProgramTest(tf.test.TestCase):
-
     def test_writing_a_script_does_not_load_tensorflow(self):
         result = subprocess.run(
-            [sys.executable, "-c",
-             "import sys\n"
-             "from launch import submit\n"
-             "print(sorted(name for name in sys.modules\n"
-             "             if name.split('.')[0] in ('tensorflow', 'vae',\n"
-             "                                       'trainers')))"],
+            [
+                sys.executable,
+                "-c",
+                "import sys\n"
+                "from launch import submit\n"
+                "print(sorted(name for name in sys.modules\n"
+                "             if name.split('.')[0] in ('tensorflow', 'vae',\n"
+                "                                       'trainers')))",
+            ],
             cwd=testing_utils.REPO_ROOT,
-            env=testing_utils.program_environment(), capture_output=True,
-            text=True, timeout=60)
+            env=testing_utils.program_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout.strip(), "[]")
 
     def test_dry_run_prints_the_script(self):
-        result = testing_utils.run_module("launch.submit", [
-            "--gpus_per_node=1", "--time=1:00:00", "--dry_run",
-            "--sweep=learning_rate=1e-3,3e-4", "--sweep=latent_dim=2,8",
-            "--", *_COMMAND])
+        result = testing_utils.run_module(
+            "launch.submit",
+            [
+                "--gpus_per_node=1",
+                "--time=1:00:00",
+                "--dry_run",
+                "--sweep=learning_rate=1e-3,3e-4",
+                "--sweep=latent_dim=2,8",
+                "--",
+                *_COMMAND,
+            ],
+        )
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertTrue(result.stdout.startswith("#!/bin/bash\n"))
         self.assertIn("#SBATCH --array=0-3\n", result.stdout)
-        self.assertIn(f"cd {testing_utils.REPO_ROOT} || exit 1",
-                      result.stdout)
-        self.assertFalse(os.path.exists(
-            os.path.join(testing_utils.REPO_ROOT, "runs", "sweep")))
+        self.assertIn(f"cd {testing_utils.REPO_ROOT} || exit 1", result.stdout)
+        self.assertFalse(
+            os.path.exists(os.path.join(testing_utils.REPO_ROOT, "runs", "sweep"))
+        )
 
     def test_submits_with_sbatch_and_prints_the_job_id(self):
         root = self.create_tempdir().full_path
         workdir = os.path.join(root, "run")
-        result = testing_utils.run_module("launch.submit", [
-            "--time=10", "--", "vae-train", f"--workdir={workdir}"],
-            extra_environment=_fake_slurm(root))
+        result = testing_utils.run_module(
+            "launch.submit",
+            ["--time=10", "--", "vae-train", f"--workdir={workdir}"],
+            extra_environment=_fake_slurm(root),
+        )
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        self.assertIn(f"Submitted job 12345 (workdir {workdir}).",
-                      result.stdout)
+        self.assertIn(f"Submitted job 12345 (workdir {workdir}).", result.stdout)
         scripts = tf.io.gfile.glob(os.path.join(workdir, "submit-*.sbatch"))
         self.assertLen(scripts, 1)
-        self.assertEqual(_read(os.path.join(root, "sbatch.log")).split(),
-                         ["--parsable", scripts[0]])
+        self.assertEqual(
+            _read(os.path.join(root, "sbatch.log")).split(), ["--parsable", scripts[0]]
+        )
         self.assertIn("#SBATCH --time=10\n", _read(scripts[0]))
 
     def test_bad_input_is_one_paragraph_and_status_2(self):
-        cases = ((["--nodes=0", "--", *_COMMAND], "--nodes"),
-                 (["--sweep=latent_dim", "--", *_COMMAND],
-                  "--sweep='latent_dim' is not NAME=V1,V2"),
-                 (["--time=soon", "--", *_COMMAND], "--time='soon'"))
+        cases = (
+            (["--nodes=0", "--", *_COMMAND], "--nodes"),
+            (
+                ["--sweep=latent_dim", "--", *_COMMAND],
+                "--sweep='latent_dim' is not NAME=V1,V2",
+            ),
+            (["--time=soon", "--", *_COMMAND], "--time='soon'"),
+        )
         results = testing_utils.run_modules_concurrently(
-            [("launch.submit", arguments) for arguments, _ in cases])
+            [("launch.submit", arguments) for arguments, _ in cases]
+        )
         for (_, fragment), result in zip(cases, results):
             with self.subTest(fragment=fragment):
                 testing_utils.assert_clear_error(self, result, fragment)
@@ -418,10 +536,11 @@ class ProgramTest(tf.test.TestCase):
     def test_missing_sbatch_is_reported(self):
         root = self.create_tempdir().full_path
         result = testing_utils.run_module(
-            "launch.submit", ["--", "vae-train", f"--workdir={root}/run"],
-            extra_environment={"PATH": os.path.dirname(sys.executable)})
-        testing_utils.assert_clear_error(self, result,
-                                         "sbatch was not found on PATH")
+            "launch.submit",
+            ["--", "vae-train", f"--workdir={root}/run"],
+            extra_environment={"PATH": os.path.dirname(sys.executable)},
+        )
+        testing_utils.assert_clear_error(self, result, "sbatch was not found on PATH")
 
 
 class RequeueTest(tf.test.TestCase):
@@ -431,22 +550,41 @@ class RequeueTest(tf.test.TestCase):
     def test_signalled_run_requeues_and_the_rerun_resumes(self):
         root = self.create_tempdir().full_path
         workdir = os.path.join(root, "run")
-        script = submit.batch_script(submit.SubmitConfig(
-            command=(sys.executable, "-m", "launch.train", "--dataset=toy2d",
-                     "--architecture=mlp", "--likelihood=gaussian",
-                     "--hidden_units=8", "--batch_size=10", "--epochs=4",
-                     "--steps_per_loop=1", "--progress=none",
-                     "--export=false", f"--workdir={workdir}"),
-            working_directory=testing_utils.REPO_ROOT, time="60"))
+        script = submit.batch_script(
+            submit.SubmitConfig(
+                command=(
+                    sys.executable,
+                    "-m",
+                    "launch.train",
+                    "--dataset=toy2d",
+                    "--architecture=mlp",
+                    "--likelihood=gaussian",
+                    "--hidden_units=8",
+                    "--batch_size=10",
+                    "--epochs=4",
+                    "--steps_per_loop=1",
+                    "--progress=none",
+                    "--export=false",
+                    f"--workdir={workdir}",
+                ),
+                working_directory=testing_utils.REPO_ROOT,
+                time="60",
+            )
+        )
         path = os.path.join(root, "job.sh")
         with open(path, "w") as stream:
             stream.write(script)
         environment = testing_utils.program_environment(
-            {**_fake_slurm(root), "SLURM_JOB_ID": "77"})
+            {**_fake_slurm(root), "SLURM_JOB_ID": "77"}
+        )
 
-        job = subprocess.Popen(["bash", path], env=environment,
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+        job = subprocess.Popen(
+            ["bash", path],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         metrics_path = os.path.join(workdir, "metrics.json")
         deadline = time.monotonic() + 240
         while not os.path.exists(metrics_path):
@@ -460,18 +598,21 @@ class RequeueTest(tf.test.TestCase):
         self.assertEqual(job.returncode, 0, stderr[-3000:])
         self.assertIn("Stopped by SIGUSR1", stderr)
         self.assertIn("requeueing job 77", stdout)
-        self.assertEqual(_read(os.path.join(root, "scontrol.log")).split(),
-                         ["requeue", "77"])
+        self.assertEqual(
+            _read(os.path.join(root, "scontrol.log")).split(), ["requeue", "77"]
+        )
         with open(metrics_path) as stream:
             stopped_epochs = len(json.load(stream)["epochs"])
         self.assertLess(stopped_epochs, 4)
 
         # Slurm starts the requeued job: the same script, which resumes.
-        rerun = subprocess.run(["bash", path], env=environment,
-                               capture_output=True, text=True, timeout=300)
+        rerun = subprocess.run(
+            ["bash", path], env=environment, capture_output=True, text=True, timeout=300
+        )
         self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
-        self.assertLen(_read(os.path.join(root, "scontrol.log")).splitlines(),
-                       1)  # No second requeue.
+        self.assertLen(
+            _read(os.path.join(root, "scontrol.log")).splitlines(), 1
+        )  # No second requeue.
         with open(metrics_path) as stream:
             final = json.load(stream)["final"]
         self.assertEqual(final["epoch"], 4)

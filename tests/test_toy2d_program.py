@@ -9,18 +9,19 @@ import tensorflow as tf
 
 from tests import testing_utils
 
-
 # Small enough that both models train in seconds on two busy cores.
-_TINY_FLAGS = ["--epochs=2", "--batch_size=200", "--hidden_units=8",
-               "--progress=none"]
-_MODEL_KEYS = {"test_mse", "mean_distance_to_manifold",
-               "median_distance_to_manifold", "fraction_off_manifold",
-               "train_wall_seconds"}
+_TINY_FLAGS = ["--epochs=2", "--batch_size=200", "--hidden_units=8", "--progress=none"]
+_MODEL_KEYS = {
+    "test_mse",
+    "mean_distance_to_manifold",
+    "median_distance_to_manifold",
+    "fraction_off_manifold",
+    "train_wall_seconds",
+}
 
 
 def run_program(arguments, timeout=300):
-    return testing_utils.run_module("launch.toy2d", arguments,
-                                    timeout=timeout)
+    return testing_utils.run_module("launch.toy2d", arguments, timeout=timeout)
 
 
 def _checkpoint_digests(workdir):
@@ -29,13 +30,11 @@ def _checkpoint_digests(workdir):
         directory = os.path.join(workdir, name, "checkpoints")
         for file_name in sorted(os.listdir(directory)):
             with open(os.path.join(directory, file_name), "rb") as stream:
-                digests[f"{name}/{file_name}"] = hashlib.sha256(
-                    stream.read()).hexdigest()
+                digests[f"{name}/{file_name}"] = hashlib.sha256(stream.read()).hexdigest()
     return digests
 
 
 class Toy2dProgramTest(tf.test.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -44,8 +43,7 @@ class Toy2dProgramTest(tf.test.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.assertEqual(self.first_run.returncode, 0,
-                         self.first_run.stderr[-3000:])
+        self.assertEqual(self.first_run.returncode, 0, self.first_run.stderr[-3000:])
 
     def read_report(self):
         with open(os.path.join(self.workdir, "toy2d.json")) as stream:
@@ -59,14 +57,13 @@ class Toy2dProgramTest(tf.test.TestCase):
         self.assertAllClose(
             report["mean_distance_ratio_unconditional_to_conditional"],
             report["unconditional"]["mean_distance_to_manifold"]
-            / report["conditional"]["mean_distance_to_manifold"])
-        self.assertIn("median_distance_ratio_unconditional_to_conditional",
-                      report)
+            / report["conditional"]["mean_distance_to_manifold"],
+        )
+        self.assertIn("median_distance_ratio_unconditional_to_conditional", report)
         self.assertEqual(report["test_points"], 2000)
         self.assertEqual(report["config"]["hidden_units"], [8])
         # The test points are about one noise standard deviation (0.06) off.
-        self.assertBetween(report["test_points_mean_distance_to_manifold"],
-                           0.03, 0.07)
+        self.assertBetween(report["test_points_mean_distance_to_manifold"], 0.03, 0.07)
 
     def test_each_model_has_a_trainer_workdir(self):
         for name in ("unconditional", "conditional"):
@@ -76,10 +73,13 @@ class Toy2dProgramTest(tf.test.TestCase):
             self.assertLen(metrics["epochs"], 2)
             self.assertIn("mse", metrics["final"]["test"])
             with open(os.path.join(directory, "run.json")) as stream:
-                self.assertEqual(json.load(stream)["model"]["num_classes"],
-                                 2 if name == "conditional" else 0)
-            self.assertTrue(os.path.exists(
-                os.path.join(directory, "checkpoints", "checkpoint")))
+                self.assertEqual(
+                    json.load(stream)["model"]["num_classes"],
+                    2 if name == "conditional" else 0,
+                )
+            self.assertTrue(
+                os.path.exists(os.path.join(directory, "checkpoints", "checkpoint"))
+            )
 
     def test_pictures(self):
         shapes = {}
@@ -90,8 +90,7 @@ class Toy2dProgramTest(tf.test.TestCase):
         self.assertEqual(shapes["unconditional"], shapes["conditional"])
         # Both models' panels, each as wide as a model's own picture.
         self.assertEqual(shapes["side_by_side"][0], shapes["conditional"][0])
-        self.assertEqual(shapes["side_by_side"][1],
-                         2 * shapes["conditional"][1])
+        self.assertEqual(shapes["side_by_side"][1], 2 * shapes["conditional"][1])
 
     def test_rerun_resumes_without_training_again(self):
         before = _checkpoint_digests(self.workdir)
@@ -101,13 +100,21 @@ class Toy2dProgramTest(tf.test.TestCase):
         self.assertEqual(_checkpoint_digests(self.workdir), before)
         rewritten = self.read_report()
         for name in ("unconditional", "conditional"):
-            self.assertAllClose(rewritten[name]["mean_distance_to_manifold"],
-                                report[name]["mean_distance_to_manifold"])
+            self.assertAllClose(
+                rewritten[name]["mean_distance_to_manifold"],
+                report[name]["mean_distance_to_manifold"],
+            )
 
     def test_other_settings_in_the_same_workdir_are_refused(self):
-        result = run_program([f"--workdir={self.workdir}", "--epochs=2",
-                              "--batch_size=200", "--hidden_units=4",
-                              "--progress=none"])
+        result = run_program(
+            [
+                f"--workdir={self.workdir}",
+                "--epochs=2",
+                "--batch_size=200",
+                "--hidden_units=4",
+                "--progress=none",
+            ]
+        )
         self.assertEqual(result.returncode, 2)
         self.assertNotIn("Traceback", result.stderr)
         self.assertIn("holds a different run", result.stderr)
@@ -115,8 +122,9 @@ class Toy2dProgramTest(tf.test.TestCase):
     def test_another_length_of_the_cosine_schedule_is_refused(self):
         # The learning rate reaches 0 at the last epoch: more epochs would
         # restart the decay, not extend the run.
-        result = run_program([f"--workdir={self.workdir}", *_TINY_FLAGS[1:],
-                              "--epochs=3"])
+        result = run_program(
+            [f"--workdir={self.workdir}", *_TINY_FLAGS[1:], "--epochs=3"]
+        )
         self.assertEqual(result.returncode, 2)
         self.assertIn("decay_epochs", result.stderr)
 

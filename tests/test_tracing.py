@@ -25,21 +25,31 @@ STEPS_PER_LOOP = 3
 def _split(num_examples, seed):
     rng = np.random.default_rng(seed)
     return datasets.ArraySplit(
-        images=rng.integers(0, 256, (num_examples, *IMAGE_SHAPE),
-                            dtype=np.uint8),
-        labels=rng.integers(0, 2, num_examples).astype(np.int64))
+        images=rng.integers(0, 256, (num_examples, *IMAGE_SHAPE), dtype=np.uint8),
+        labels=rng.integers(0, 2, num_examples).astype(np.int64),
+    )
 
 
 def _data_source():
     train, test = _split(NUM_TRAIN, 1), _split(12, 2)
     return base.DataSource(
         train_batches=lambda epoch, skip: datasets.train_batches(
-            train, batch_size=BATCH_SIZE, epoch=epoch, seed=0,
-            binarization="dynamic", num_classes=2, skip_batches=skip),
-        steps_per_epoch=NUM_TRAIN // BATCH_SIZE, batch_size=BATCH_SIZE,
-        eval_batches={"test": lambda: datasets.eval_batches(
-            test, batch_size=5, seed=0, binarization="dynamic",
-            num_classes=2)})
+            train,
+            batch_size=BATCH_SIZE,
+            epoch=epoch,
+            seed=0,
+            binarization="dynamic",
+            num_classes=2,
+            skip_batches=skip,
+        ),
+        steps_per_epoch=NUM_TRAIN // BATCH_SIZE,
+        batch_size=BATCH_SIZE,
+        eval_batches={
+            "test": lambda: datasets.eval_batches(
+                test, batch_size=5, seed=0, binarization="dynamic", num_classes=2
+            )
+        },
+    )
 
 
 def _counting(trainer_class):
@@ -61,20 +71,28 @@ def _counting(trainer_class):
 
 
 class NoRetracingTest(tf.test.TestCase):
-
     def _config(self, workdir, epochs):
-        return base.TrainerConfig(workdir=workdir, epochs=epochs,
-                                  steps_per_loop=STEPS_PER_LOOP,
-                                  progress="none")
+        return base.TrainerConfig(
+            workdir=workdir, epochs=epochs, steps_per_loop=STEPS_PER_LOOP, progress="none"
+        )
 
     def _elbo_trainer(self, workdir, epochs):
         trainer_class = _counting(elbo.ElboTrainer)
-        model = models.VAE(models.ModelConfig(
-            architecture="mlp", image_shape=IMAGE_SHAPE, latent_dim=2,
-            hidden_units=(8,)))
-        return trainer_class(model, optimizers.make_optimizer("adam", 1e-3),
-                             self._config(workdir, epochs), _data_source(),
-                             objective=elbo.ElboObjective(kl="mc"))
+        model = models.VAE(
+            models.ModelConfig(
+                architecture="mlp",
+                image_shape=IMAGE_SHAPE,
+                latent_dim=2,
+                hidden_units=(8,),
+            )
+        )
+        return trainer_class(
+            model,
+            optimizers.make_optimizer("adam", 1e-3),
+            self._config(workdir, epochs),
+            _data_source(),
+            objective=elbo.ElboObjective(kl="mc"),
+        )
 
     def test_elbo_trainer_traces_its_step_once_over_two_epochs(self):
         trainer = self._elbo_trainer(self.create_tempdir().full_path, 2)
@@ -86,8 +104,7 @@ class NoRetracingTest(tf.test.TestCase):
         self.assertEqual(type(trainer).eval_traces, 1)
         # The loop around the step takes a new iterator each epoch and its
         # number of steps as a tensor, so it is traced once too.
-        self.assertEqual(
-            trainer._train_loop_fn.experimental_get_tracing_count(), 1)
+        self.assertEqual(trainer._train_loop_fn.experimental_get_tracing_count(), 1)
 
     def test_a_resumed_run_traces_once_more_and_then_never(self):
         workdir = self.create_tempdir().full_path

@@ -13,16 +13,21 @@ from trainers import workdir_lock
 
 # A model small enough that a few epochs take seconds on two cores.
 _TINY_MODEL_FLAGS = [
-    "--architecture=mlp", "--hidden_units=8", "--latent_dim=2",
-    "--batch_size=32", "--eval_batch_size=64", "--optimizer=adam",
-    "--learning_rate=1e-3", "--binarization=dynamic", "--progress=log",
+    "--architecture=mlp",
+    "--hidden_units=8",
+    "--latent_dim=2",
+    "--batch_size=32",
+    "--eval_batch_size=64",
+    "--optimizer=adam",
+    "--learning_rate=1e-3",
+    "--binarization=dynamic",
+    "--progress=log",
     "--manifold_grid_size=3",
 ]
 
 
 def run_program(arguments, timeout=300):
-    return testing_utils.run_module("launch.train", arguments,
-                                    timeout=timeout)
+    return testing_utils.run_module("launch.train", arguments, timeout=timeout)
 
 
 def tree_digest(directory):
@@ -37,7 +42,8 @@ def tree_digest(directory):
                 continue
             with open(path, "rb") as stream:
                 digests[os.path.relpath(path, directory)] = hashlib.sha256(
-                    stream.read()).hexdigest()
+                    stream.read()
+                ).hexdigest()
     return digests
 
 
@@ -49,7 +55,8 @@ class BadInputTest(tf.test.TestCase):
         super().setUpClass()
         cls.root = testing_utils.private_temp_dir()
         cls.data_dir, cls.workdir = testing_utils.train_on_fake_mnist(
-            cls.root, "run", ["--epochs=1", *_TINY_MODEL_FLAGS])
+            cls.root, "run", ["--epochs=1", *_TINY_MODEL_FLAGS]
+        )
 
     def assert_clear_error(self, result, *fragments):
         self.assertNotEqual(result.returncode, 0)
@@ -58,48 +65,68 @@ class BadInputTest(tf.test.TestCase):
             self.assertIn(fragment, result.stderr)
 
     def test_first_run_wrote_every_output(self):
-        for name in ("run.json", "flags.txt", "metrics.json",
-                     "launches.log", "checkpoints/checkpoint",
-                     "export/saved_model.pb", "images/samples.gif",
-                     "images/reconstructions_epoch_001.png",
-                     "images/samples_epoch_001.png",
-                     "images/manifold_epoch_001.png",
-                     "images/latent_scatter_epoch_001.png"):
-            self.assertTrue(os.path.exists(os.path.join(self.workdir, name)),
-                            name)
+        for name in (
+            "run.json",
+            "flags.txt",
+            "metrics.json",
+            "launches.log",
+            "checkpoints/checkpoint",
+            "export/saved_model.pb",
+            "images/samples.gif",
+            "images/reconstructions_epoch_001.png",
+            "images/samples_epoch_001.png",
+            "images/manifold_epoch_001.png",
+            "images/latent_scatter_epoch_001.png",
+        ):
+            self.assertTrue(os.path.exists(os.path.join(self.workdir, name)), name)
         with open(os.path.join(self.workdir, "flags.txt")) as stream:
             self.assertIn("--latent_dim=2", stream.read())
         with open(os.path.join(self.workdir, "metrics.json")) as stream:
             final = json.load(stream)["final"]
         self.assertAllClose(
             final["test"]["elbo"],
-            -(final["test"]["reconstruction"] + final["test"]["kl"]))
+            -(final["test"]["reconstruction"] + final["test"]["kl"]),
+        )
 
     def test_invalid_flag_value_names_the_flag(self):
         before = tree_digest(self.workdir)
-        result = run_program([f"--data_dir={self.data_dir}",
-                              f"--workdir={self.workdir}", "--batch_size=0"])
+        result = run_program(
+            [f"--data_dir={self.data_dir}", f"--workdir={self.workdir}", "--batch_size=0"]
+        )
         self.assert_clear_error(result, "--batch_size")
         self.assertEqual(tree_digest(self.workdir), before)
 
     def test_invalid_list_flag_names_the_item(self):
-        result = run_program([f"--data_dir={self.data_dir}",
-                              f"--workdir={self.workdir}",
-                              "--encoder_filters=32,x"])
+        result = run_program(
+            [
+                f"--data_dir={self.data_dir}",
+                f"--workdir={self.workdir}",
+                "--encoder_filters=32,x",
+            ]
+        )
         self.assert_clear_error(result, "encoder_filters", "'x'")
 
     def test_mismatched_strides_are_refused(self):
-        result = run_program([f"--data_dir={self.data_dir}",
-                              f"--workdir={self.workdir}",
-                              "--encoder_filters=32,64,64"])
+        result = run_program(
+            [
+                f"--data_dir={self.data_dir}",
+                f"--workdir={self.workdir}",
+                "--encoder_filters=32,64,64",
+            ]
+        )
         self.assert_clear_error(result, "--encoder_strides")
 
     def test_missing_data_directory(self):
         before = tree_digest(self.workdir)
         missing = os.path.join(self.root, "no_such_dir")
-        result = run_program([f"--data_dir={missing}",
-                              f"--workdir={self.workdir}",
-                              "--allow_download=false", *_TINY_MODEL_FLAGS])
+        result = run_program(
+            [
+                f"--data_dir={missing}",
+                f"--workdir={self.workdir}",
+                "--allow_download=false",
+                *_TINY_MODEL_FLAGS,
+            ]
+        )
         self.assert_clear_error(result, missing)
         self.assertEqual(result.returncode, 2)
         self.assertEqual(tree_digest(self.workdir), before)
@@ -111,22 +138,29 @@ class BadInputTest(tf.test.TestCase):
         with open(path, "rb") as stream:
             data = stream.read()
         with open(path, "wb") as stream:
-            stream.write(data[:len(data) // 2])
+            stream.write(data[: len(data) // 2])
         before = tree_digest(self.workdir)
-        result = run_program([f"--data_dir={corrupt_dir}",
-                              f"--workdir={self.workdir}",
-                              *_TINY_MODEL_FLAGS])
+        result = run_program(
+            [f"--data_dir={corrupt_dir}", f"--workdir={self.workdir}", *_TINY_MODEL_FLAGS]
+        )
         self.assert_clear_error(result, "train-images-idx3-ubyte.gz")
         self.assertEqual(result.returncode, 2)
         self.assertEqual(tree_digest(self.workdir), before)
 
     def test_workdir_with_different_model_is_refused(self):
         before = tree_digest(self.workdir)
-        flags = [flag for flag in _TINY_MODEL_FLAGS
-                 if not flag.startswith("--latent_dim")]
-        result = run_program([f"--data_dir={self.data_dir}",
-                              f"--workdir={self.workdir}", "--epochs=2",
-                              "--latent_dim=3", *flags])
+        flags = [
+            flag for flag in _TINY_MODEL_FLAGS if not flag.startswith("--latent_dim")
+        ]
+        result = run_program(
+            [
+                f"--data_dir={self.data_dir}",
+                f"--workdir={self.workdir}",
+                "--epochs=2",
+                "--latent_dim=3",
+                *flags,
+            ]
+        )
         self.assert_clear_error(result, "different run", "model.latent_dim")
         self.assertEqual(result.returncode, 2)
         self.assertEqual(tree_digest(self.workdir), before)
@@ -141,25 +175,35 @@ class BadInputTest(tf.test.TestCase):
                 with open(os.path.join(checkpoint_dir, name), "wb") as stream:
                     stream.write(b"not an sstable")
         before = tree_digest(workdir)
-        result = run_program([f"--data_dir={self.data_dir}",
-                              f"--workdir={workdir}", "--epochs=2",
-                              *_TINY_MODEL_FLAGS])
-        self.assert_clear_error(result, "None of the checkpoints in",
-                                "ckpt-1:", checkpoint_dir)
+        result = run_program(
+            [
+                f"--data_dir={self.data_dir}",
+                f"--workdir={workdir}",
+                "--epochs=2",
+                *_TINY_MODEL_FLAGS,
+            ]
+        )
+        self.assert_clear_error(
+            result, "None of the checkpoints in", "ckpt-1:", checkpoint_dir
+        )
         self.assertEqual(result.returncode, 2)
         # No TensorBoard events file, no launches.log line, nothing.
         self.assertEqual(tree_digest(workdir), before)
 
 
 class SignalTest(tf.test.TestCase):
-
     def test_sigterm_exits_with_checkpoint_and_rerun_matches(self):
         root = self.create_tempdir().full_path
         data_dir = os.path.join(root, "fake_mnist")
         testing_utils.write_fake_mnist(data_dir, num_train=3200, num_test=64)
-        common = [f"--data_dir={data_dir}", "--epochs=3",
-                  "--steps_per_loop=1", "--pictures=false", "--export=false",
-                  *_TINY_MODEL_FLAGS]
+        common = [
+            f"--data_dir={data_dir}",
+            "--epochs=3",
+            "--steps_per_loop=1",
+            "--pictures=false",
+            "--export=false",
+            *_TINY_MODEL_FLAGS,
+        ]
 
         reference_dir = os.path.join(root, "reference")
         reference = run_program([f"--workdir={reference_dir}", *common])
@@ -170,7 +214,8 @@ class SignalTest(tf.test.TestCase):
         process = testing_utils.start_module("launch.train", arguments)
         metrics_path = os.path.join(workdir, "metrics.json")
         testing_utils.wait_while_running(
-            self, process, lambda: os.path.exists(metrics_path))
+            self, process, lambda: os.path.exists(metrics_path)
+        )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
         self.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)
@@ -184,8 +229,7 @@ class SignalTest(tf.test.TestCase):
             mine = json.load(stream)
         with open(os.path.join(reference_dir, "metrics.json")) as stream:
             theirs = json.load(stream)
-        self.assertEqual(mine["final"]["global_step"],
-                         theirs["final"]["global_step"])
+        self.assertEqual(mine["final"]["global_step"], theirs["final"]["global_step"])
         self.assertEqual(mine["final"]["test"], theirs["final"]["test"])
         self.assertEqual(mine["final"]["train"], theirs["final"]["train"])
         with open(os.path.join(workdir, "launches.log")) as stream:
@@ -200,10 +244,16 @@ class RealMnistTest(tf.test.TestCase):
         if not data_dir:
             self.skipTest("VAE_DATA_DIR is not set.")
         workdir = self.create_tempdir().full_path
-        result = run_program([
-            "--flagfile=launch/configs/keras_blog_mlp.flags",
-            f"--data_dir={data_dir}", f"--workdir={workdir}", "--epochs=1",
-            "--progress=log"], timeout=600)
+        result = run_program(
+            [
+                "--flagfile=launch/configs/keras_blog_mlp.flags",
+                f"--data_dir={data_dir}",
+                f"--workdir={workdir}",
+                "--epochs=1",
+                "--progress=log",
+            ],
+            timeout=600,
+        )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(workdir, "metrics.json")) as stream:
             final = json.load(stream)["final"]

@@ -11,8 +11,7 @@ from trainers import workdir as workdir_lib
 
 IDENTITY = {
     "data": {"dataset": "mnist", "binarization": "none"},
-    "model": {"architecture": "conv", "latent_dim": 2,
-              "encoder_filters": (32, 64)},
+    "model": {"architecture": "conv", "latent_dim": 2, "encoder_filters": (32, 64)},
     "batch_size": 32,
     "seed": 0,
 }
@@ -26,12 +25,13 @@ def _snapshot(directory):
             path = os.path.join(root, name)
             with open(path, "rb") as stream:
                 contents[os.path.relpath(path, directory)] = (
-                    stream.read(), os.stat(path).st_mtime_ns)
+                    stream.read(),
+                    os.stat(path).st_mtime_ns,
+                )
     return contents
 
 
 class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         self.workdir = os.path.join(self.create_tempdir().full_path, "run")
@@ -62,8 +62,9 @@ class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
     def test_different_identity_is_refused_naming_the_field(self):
         workdir_lib.claim_workdir(self.workdir, IDENTITY)
         os.makedirs(os.path.join(self.workdir, "checkpoints"))
-        with open(os.path.join(self.workdir, "checkpoints", "ckpt-1.index"),
-                  "wb") as stream:
+        with open(
+            os.path.join(self.workdir, "checkpoints", "ckpt-1.index"), "wb"
+        ) as stream:
             stream.write(b"\x00checkpoint bytes")
         with open(os.path.join(self.workdir, "metrics.json"), "w") as stream:
             stream.write('{"epochs": []}\n')
@@ -88,14 +89,16 @@ class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
         workdir_lib.claim_workdir(self.workdir, IDENTITY)
         before = _snapshot(self.workdir)
         extra = dict(IDENTITY, optimizer="adam")
-        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
-                                    r"optimizer: workdir has '\(unset\)'"):
+        with self.assertRaisesRegex(
+            workdir_lib.WorkdirConflictError, r"optimizer: workdir has '\(unset\)'"
+        ):
             workdir_lib.claim_workdir(self.workdir, extra)
-        fewer = {key: value for key, value in IDENTITY.items()
-                 if key != "seed"}
-        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
-                                    r"seed: workdir has 0, this command has "
-                                    r"'\(unset\)'"):
+        fewer = {key: value for key, value in IDENTITY.items() if key != "seed"}
+        with self.assertRaisesRegex(
+            workdir_lib.WorkdirConflictError,
+            r"seed: workdir has 0, this command has "
+            r"'\(unset\)'",
+        ):
             workdir_lib.claim_workdir(self.workdir, fewer)
         self.assertEqual(_snapshot(self.workdir), before)
 
@@ -105,8 +108,9 @@ class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
         with open(os.path.join(checkpoint_dir, "checkpoint"), "w") as stream:
             stream.write('model_checkpoint_path: "ckpt-3"\n')
         before = _snapshot(self.workdir)
-        with self.assertRaisesRegex(workdir_lib.WorkdirConflictError,
-                                    r"has checkpoints but no run\.json"):
+        with self.assertRaisesRegex(
+            workdir_lib.WorkdirConflictError, r"has checkpoints but no run\.json"
+        ):
             workdir_lib.claim_workdir(self.workdir, IDENTITY)
         self.assertFalse(os.path.exists(self._run_file()))
         self.assertEqual(_snapshot(self.workdir), before)
@@ -137,23 +141,22 @@ class ClaimWorkdirTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(_snapshot(self.workdir), before)
 
 
-
 class CheckWorkdirUsableTest(tf.test.TestCase):
-
     def test_a_file_is_refused(self):
         path = os.path.join(self.create_tempdir().full_path, "file")
         open(path, "w").close()
-        with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
-                                    f"{path} is a file"):
+        with self.assertRaisesRegex(
+            workdir_lib.WorkdirUnusableError, f"{path} is a file"
+        ):
             workdir_lib.check_workdir_usable(path)
 
     def test_a_file_as_parent_is_refused(self):
         parent = os.path.join(self.create_tempdir().full_path, "file")
         open(parent, "w").close()
-        with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
-                                    f"{parent} is a file"):
-            workdir_lib.check_workdir_usable(
-                os.path.join(parent, "deeper", "run"))
+        with self.assertRaisesRegex(
+            workdir_lib.WorkdirUnusableError, f"{parent} is a file"
+        ):
+            workdir_lib.check_workdir_usable(os.path.join(parent, "deeper", "run"))
 
     def test_new_and_existing_writable_workdirs_pass(self):
         root = self.create_tempdir().full_path
@@ -166,15 +169,19 @@ class CheckWorkdirUsableTest(tf.test.TestCase):
     def _refusing_access_to(self, refused):
         real_access = os.access
         return mock.patch.object(
-            workdir_lib.os, "access",
-            lambda path, mode: (False if os.path.abspath(path) == refused
-                                else real_access(path, mode)))
+            workdir_lib.os,
+            "access",
+            lambda path, mode: (
+                False if os.path.abspath(path) == refused else real_access(path, mode)
+            ),
+        )
 
     def test_unwritable_parent_of_a_new_workdir_is_refused(self):
         root = self.create_tempdir().full_path
         with self._refusing_access_to(root):
-            with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
-                                        f"may not write in {root}"):
+            with self.assertRaisesRegex(
+                workdir_lib.WorkdirUnusableError, f"may not write in {root}"
+            ):
                 workdir_lib.check_workdir_usable(os.path.join(root, "run"))
 
     def test_unwritable_existing_run_is_refused(self):
@@ -182,12 +189,14 @@ class CheckWorkdirUsableTest(tf.test.TestCase):
         log = os.path.join(root, "launches.log")
         open(log, "w").close()
         with self._refusing_access_to(root):
-            with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
-                                        f"may not write {root}"):
+            with self.assertRaisesRegex(
+                workdir_lib.WorkdirUnusableError, f"may not write {root}"
+            ):
                 workdir_lib.check_workdir_usable(root)
         with self._refusing_access_to(log):
-            with self.assertRaisesRegex(workdir_lib.WorkdirUnusableError,
-                                        f"may not write {log}"):
+            with self.assertRaisesRegex(
+                workdir_lib.WorkdirUnusableError, f"may not write {log}"
+            ):
                 workdir_lib.check_workdir_usable(root)
 
 
@@ -196,17 +205,16 @@ if __name__ == "__main__":
 
 
 class UpgradeRecordedTest(tf.test.TestCase):
-
     def test_older_record_resumes_after_upgrade(self):
         workdir = self.get_temp_dir()
         workdir_lib.claim_workdir(workdir, {"model": {"latent_dim": 2}})
         newer = {"model": {"latent_dim": 2, "num_classes": 0}}
         with self.assertRaises(workdir_lib.WorkdirConflictError):
             workdir_lib.claim_workdir(workdir, newer)
-        add_default = lambda record: {
-            "model": {"num_classes": 0, **record["model"]}}
-        self.assertTrue(workdir_lib.claim_workdir(
-            workdir, newer, upgrade_recorded=add_default))
+        add_default = lambda record: {"model": {"num_classes": 0, **record["model"]}}
+        self.assertTrue(
+            workdir_lib.claim_workdir(workdir, newer, upgrade_recorded=add_default)
+        )
         # The record on disk is left as it was.
         with open(os.path.join(workdir, "run.json")) as stream:
             self.assertEqual(json.load(stream), {"model": {"latent_dim": 2}})

@@ -24,7 +24,6 @@ time.sleep(300)
 
 
 class WorkdirLockTest(tf.test.TestCase):
-
     def test_second_holder_is_refused_with_the_first_ones_pid_and_host(self):
         workdir = self.create_tempdir().full_path
         first = workdir_lock.WorkdirLock(workdir)
@@ -59,12 +58,15 @@ class WorkdirLockTest(tf.test.TestCase):
         workdir = self.create_tempdir().full_path
         process = subprocess.Popen(
             [sys.executable, "-c", _HOLDER, workdir],
-            env=testing_utils.program_environment(), stdout=subprocess.PIPE,
-            text=True)
+            env=testing_utils.program_environment(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             self.assertEqual(process.stdout.readline().strip(), "held")
-            with self.assertRaisesRegex(workdir_lock.WorkdirBusyError,
-                                        f"pid {process.pid} "):
+            with self.assertRaisesRegex(
+                workdir_lock.WorkdirBusyError, f"pid {process.pid} "
+            ):
                 workdir_lock.WorkdirLock(workdir).acquire()
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=60)

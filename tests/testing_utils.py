@@ -12,8 +12,11 @@ import tensorflow as tf
 
 from vae import datasets
 
-_IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C,
-                   np.dtype(np.float32): 0x0D}
+_IDX_TYPE_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+}
 
 
 def idx_bytes(array, *, compress=True, magic=None, dims=None):
@@ -24,7 +27,8 @@ def idx_bytes(array, *, compress=True, magic=None, dims=None):
     if magic is None:
         magic = (_IDX_TYPE_CODES[array.dtype] << 8) | len(dims)
     header = magic.to_bytes(4, "big") + b"".join(
-        int(size).to_bytes(4, "big") for size in dims)
+        int(size).to_bytes(4, "big") for size in dims
+    )
     payload = array.astype(array.dtype.newbyteorder(">")).tobytes()
     data = header + payload
     return gzip.compress(data) if compress else data
@@ -33,7 +37,8 @@ def idx_bytes(array, *, compress=True, magic=None, dims=None):
 def numbered_images(num_examples, height=28, width=28):
     """uint8 [N, H, W] images whose first pixel is the example number."""
     images = np.random.default_rng(num_examples).integers(
-        0, 256, size=(num_examples, height, width), dtype=np.uint8)
+        0, 256, size=(num_examples, height, width), dtype=np.uint8
+    )
     images[:, 0, 0] = np.arange(num_examples) % 256
     return images
 
@@ -47,8 +52,7 @@ def write_file(directory, file_name, data):
     return path
 
 
-def write_fake_mnist(directory, *, num_train=20, num_test=7, train_labels=None,
-                     skip=()):
+def write_fake_mnist(directory, *, num_train=20, num_test=7, train_labels=None, skip=()):
     """Writes the four MNIST IDX files; returns the arrays that were written.
 
     Images are random noise except that the first pixel numbers the example,
@@ -56,8 +60,11 @@ def write_fake_mnist(directory, *, num_train=20, num_test=7, train_labels=None,
     """
     arrays = {
         "train_images": numbered_images(num_train),
-        "train_labels": ((np.arange(num_train) % 10).astype(np.uint8)
-                         if train_labels is None else train_labels),
+        "train_labels": (
+            (np.arange(num_train) % 10).astype(np.uint8)
+            if train_labels is None
+            else train_labels
+        ),
         "test_images": numbered_images(num_test)[:, ::-1],
         "test_labels": (np.arange(num_test) * 3 % 10).astype(np.uint8),
     }
@@ -84,19 +91,27 @@ def run_module(module, arguments, *, timeout=300, extra_environment=None):
     """Runs `python -m module arguments...` from the repository root, as a
     user would, and returns the completed process (stdout and stderr as
     text)."""
-    return subprocess.run([sys.executable, "-m", module, *arguments],
-                          cwd=REPO_ROOT,
-                          env=program_environment(extra_environment),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=REPO_ROOT,
+        env=program_environment(extra_environment),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_module(module, arguments, *, extra_environment=None):
     """Starts `python -m module arguments...` as `run_module` runs it, and
     returns the process (stderr piped as text, stdout discarded)."""
     return subprocess.Popen(
-        [sys.executable, "-m", module, *arguments], cwd=REPO_ROOT,
+        [sys.executable, "-m", module, *arguments],
+        cwd=REPO_ROOT,
         env=program_environment(extra_environment),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_while_running(test_case, process, done, timeout=240):
@@ -105,8 +120,9 @@ def wait_while_running(test_case, process, done, timeout=240):
     deadline = time.monotonic() + timeout
     while not done():
         test_case.assertIsNone(process.poll(), "the program ended too early")
-        test_case.assertLess(time.monotonic(), deadline,
-                             "timed out waiting for the program")
+        test_case.assertLess(
+            time.monotonic(), deadline, "timed out waiting for the program"
+        )
         time.sleep(0.02)
 
 
@@ -125,15 +141,15 @@ def private_temp_dir():
     return tempfile.mkdtemp(dir=tf.compat.v1.test.get_temp_dir())
 
 
-def train_on_fake_mnist(root, workdir_name, train_flags, *, num_train=64,
-                        num_test=16):
+def train_on_fake_mnist(root, workdir_name, train_flags, *, num_train=64, num_test=16):
     """Writes fake MNIST to ROOT/fake_mnist and trains `launch.train` on it
     in ROOT/workdir_name; returns (data_dir, workdir)."""
     data_dir = os.path.join(root, "fake_mnist")
     write_fake_mnist(data_dir, num_train=num_train, num_test=num_test)
     workdir = os.path.join(root, workdir_name)
-    result = run_module("launch.train", [f"--data_dir={data_dir}",
-                                         f"--workdir={workdir}", *train_flags])
+    result = run_module(
+        "launch.train", [f"--data_dir={data_dir}", f"--workdir={workdir}", *train_flags]
+    )
     if result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
     return data_dir, workdir
@@ -153,10 +169,20 @@ def run_modules_concurrently(runs, *, timeout=300, extra_environment=None):
         for module, arguments in runs:
             stdout = tempfile.TemporaryFile("w+")
             stderr = tempfile.TemporaryFile("w+")
-            launched.append((subprocess.Popen(
-                [sys.executable, "-m", module, *arguments], cwd=REPO_ROOT,
-                env=program_environment(extra_environment), stdout=stdout,
-                stderr=stderr, text=True), stdout, stderr))
+            launched.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, "-m", module, *arguments],
+                        cwd=REPO_ROOT,
+                        env=program_environment(extra_environment),
+                        stdout=stdout,
+                        stderr=stderr,
+                        text=True,
+                    ),
+                    stdout,
+                    stderr,
+                )
+            )
         results = []
         for process, *streams in launched:
             process.wait(timeout=timeout)
@@ -164,8 +190,9 @@ def run_modules_concurrently(runs, *, timeout=300, extra_environment=None):
             for stream in streams:
                 stream.seek(0)
                 outputs.append(stream.read())
-            results.append(subprocess.CompletedProcess(
-                process.args, process.returncode, *outputs))
+            results.append(
+                subprocess.CompletedProcess(process.args, process.returncode, *outputs)
+            )
         return results
     finally:
         for process, *streams in launched:

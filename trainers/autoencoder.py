@@ -9,7 +9,8 @@ from the toy's curves, the experiment's number, is measured by `vae.toy2d`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -19,8 +20,7 @@ from vae import autoencoder as autoencoder_lib
 from vae import datasets
 
 
-def squared_error_per_example(points: tf.Tensor,
-                              reconstructions: tf.Tensor) -> tf.Tensor:
+def squared_error_per_example(points: tf.Tensor, reconstructions: tf.Tensor) -> tf.Tensor:
     """Squared error averaged over each example's coordinates.
 
     Args:
@@ -30,8 +30,7 @@ def squared_error_per_example(points: tf.Tensor,
     Returns:
         float32 `[batch]`; its batch mean is Keras's "mse" loss.
     """
-    return tf.reduce_mean(tf.math.squared_difference(points, reconstructions),
-                          axis=-1)
+    return tf.reduce_mean(tf.math.squared_difference(points, reconstructions), axis=-1)
 
 
 class AutoencoderTrainer(base.Trainer):
@@ -49,27 +48,35 @@ class AutoencoderTrainer(base.Trainer):
         strategy: see `base.Trainer`.
     """
 
-    def __init__(self, model: autoencoder_lib.Autoencoder, optimizer: Any,
-                 config: base.TrainerConfig, data: base.DataSource,
-                 hooks: Sequence[base.Hook] = (),
-                 name: str | None = None,
-                 strategy: tf.distribute.Strategy | None = None):
+    def __init__(
+        self,
+        model: autoencoder_lib.Autoencoder,
+        optimizer: Any,
+        config: base.TrainerConfig,
+        data: base.DataSource,
+        hooks: Sequence[base.Hook] = (),
+        name: str | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         super().__init__(
             model=model,
             optimizers={"autoencoder": (optimizer, model.trainable_variables)},
-            config=config, data=data, hooks=hooks, name=name,
-            strategy=strategy)
+            config=config,
+            data=data,
+            hooks=hooks,
+            name=name,
+            strategy=strategy,
+        )
 
-    def train_step(self, batch: Mapping[str, tf.Tensor],
-                   seed: tf.Tensor) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor], seed: tf.Tensor) -> base.Logs:
         del seed  # Deterministic: an autoencoder draws no noise.
         points = batch["image"]
         variables = self.optimized_variables["autoencoder"]
         with tf.GradientTape() as tape:
             reconstructions = self.model.reconstruct(
-                points, datasets.conditioning_labels(self.model, batch))
-            loss = tf.reduce_mean(
-                squared_error_per_example(points, reconstructions))
+                points, datasets.conditioning_labels(self.model, batch)
+            )
+            loss = tf.reduce_mean(squared_error_per_example(points, reconstructions))
         gradients = tape.gradient(loss, variables)
         self.optimizers["autoencoder"].apply_gradients(zip(gradients, variables))
         return {"mse": loss}
@@ -80,12 +87,14 @@ class AutoencoderTrainer(base.Trainer):
         # the arc.
         points = batch["image"]
         reconstructions = self.model.reconstruct(
-            points, datasets.conditioning_labels(self.model, batch))
+            points, datasets.conditioning_labels(self.model, batch)
+        )
         return {"mse": squared_error_per_example(points, reconstructions)}
 
 
-def reconstruct_points(model: autoencoder_lib.Autoencoder, points: np.ndarray,
-                       labels: np.ndarray) -> np.ndarray:
+def reconstruct_points(
+    model: autoencoder_lib.Autoencoder, points: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """Reconstructions of `points`, with their labels for a conditional model.
 
     Args:
@@ -98,7 +107,7 @@ def reconstruct_points(model: autoencoder_lib.Autoencoder, points: np.ndarray,
     """
     label_onehot = None
     if model.is_conditional:
-        label_onehot = tf.one_hot(np.asarray(labels), model.config.num_classes,
-                                  dtype=tf.float32)
-    return model.reconstruct(np.asarray(points, np.float32),
-                             label_onehot).numpy()
+        label_onehot = tf.one_hot(
+            np.asarray(labels), model.config.num_classes, dtype=tf.float32
+        )
+    return model.reconstruct(np.asarray(points, np.float32), label_onehot).numpy()

@@ -17,6 +17,7 @@ With several workers, only the chief writes the workdir, and a stop signal
 that reaches any worker stops all of them at the same step.
 """
 
+from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 import gc
 import os
@@ -24,8 +25,8 @@ import shutil
 import signal
 import tempfile
 import time
+from typing import Any, Protocol
 import weakref
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -39,7 +40,7 @@ from trainers import stop_signals
 from trainers import worker_vote
 from vae import atomic_files
 
-Logs = Dict[str, tf.Tensor]
+Logs = dict[str, tf.Tensor]
 
 # The step's seed: a stateless seed, as `tf.random.stateless_*` take it.
 SEED_SPEC = tf.TensorSpec([2], tf.int32)
@@ -84,27 +85,40 @@ class TrainerConfig:
     on_nonfinite: str = "stop"
 
     def validate(self) -> None:
-        for name in ("epochs", "steps_per_loop", "log_every_steps",
-                     "max_checkpoints_to_keep"):
+        for name in (
+            "epochs",
+            "steps_per_loop",
+            "log_every_steps",
+            "max_checkpoints_to_keep",
+        ):
             if getattr(self, name) < 1:
-                raise ValueError(f"TrainerConfig.{name} must be at least 1, "
-                                 f"got {getattr(self, name)}.")
+                raise ValueError(
+                    f"TrainerConfig.{name} must be at least 1, got {getattr(self, name)}."
+                )
         if self.checkpoint_every_steps < 0:
-            raise ValueError("TrainerConfig.checkpoint_every_steps must be 0 "
-                             "(epoch ends only) or positive, got "
-                             f"{self.checkpoint_every_steps}.")
+            raise ValueError(
+                "TrainerConfig.checkpoint_every_steps must be 0 "
+                "(epoch ends only) or positive, got "
+                f"{self.checkpoint_every_steps}."
+            )
         if self.checkpoint_every_seconds < 0:
-            raise ValueError("TrainerConfig.checkpoint_every_seconds must be "
-                             "0 (never by time) or positive, got "
-                             f"{self.checkpoint_every_seconds}.")
+            raise ValueError(
+                "TrainerConfig.checkpoint_every_seconds must be "
+                "0 (never by time) or positive, got "
+                f"{self.checkpoint_every_seconds}."
+            )
         if self.progress not in progress_lib.PROGRESS_MODES:
-            raise ValueError(f"TrainerConfig.progress must be one of "
-                             f"{progress_lib.PROGRESS_MODES}, got "
-                             f"{self.progress!r}.")
+            raise ValueError(
+                f"TrainerConfig.progress must be one of "
+                f"{progress_lib.PROGRESS_MODES}, got "
+                f"{self.progress!r}."
+            )
         if self.on_nonfinite not in nonfinite_lib.ON_NONFINITE_MODES:
-            raise ValueError(f"TrainerConfig.on_nonfinite must be one of "
-                             f"{nonfinite_lib.ON_NONFINITE_MODES}, got "
-                             f"{self.on_nonfinite!r}.")
+            raise ValueError(
+                f"TrainerConfig.on_nonfinite must be one of "
+                f"{nonfinite_lib.ON_NONFINITE_MODES}, got "
+                f"{self.on_nonfinite!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,16 +140,17 @@ class DataSource:
     train_batches: Callable[[int, int], tf.data.Dataset]
     steps_per_epoch: int
     batch_size: int
-    eval_batches: Mapping[str, Callable[[], tf.data.Dataset]] = (
-        dataclasses.field(default_factory=dict))
+    eval_batches: Mapping[str, Callable[[], tf.data.Dataset]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 class Hook(Protocol):
     """Called by the loop at the end of each epoch (after evaluation)."""
 
-    def on_epoch_end(self, trainer: "Trainer", epoch: int,
-                     logs: Mapping[str, Any]) -> None:
-        ...
+    def on_epoch_end(
+        self, trainer: "Trainer", epoch: int, logs: Mapping[str, Any]
+    ) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,9 +165,9 @@ class TrainResult:
     """
 
     completed: bool
-    stop_signal: Optional[int]
+    stop_signal: int | None
     global_step: int
-    metrics: Dict[str, Any]
+    metrics: dict[str, Any]
 
 
 class Trainer(tf.Module):
@@ -214,58 +229,68 @@ class Trainer(tf.Module):
 
     # What the programs read to build a run of this trainer (see
     # `trainers.registry`); None where the trainer is not launched by them.
-    model_class: Optional[type] = None
-    model_config_class: Optional[type] = None
-    objective_class: Optional[type] = None
+    model_class: type | None = None
+    model_config_class: type | None = None
+    objective_class: type | None = None
     # Defaults of the shared program flags that suit this trainer, e.g.
     # {"batch_size": 64}; the command line still overrides them.
     flag_defaults: Mapping[str, Any] = {}
 
-    def __init__(self, model: tf.Module,
-                 optimizers: Mapping[str, Tuple[Any, Sequence[tf.Variable]]],
-                 config: TrainerConfig, data: DataSource,
-                 hooks: Sequence[Hook] = (), name: Optional[str] = None,
-                 strategy: Optional[tf.distribute.Strategy] = None):
+    def __init__(
+        self,
+        model: tf.Module,
+        optimizers: Mapping[str, tuple[Any, Sequence[tf.Variable]]],
+        config: TrainerConfig,
+        data: DataSource,
+        hooks: Sequence[Hook] = (),
+        name: str | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         super().__init__(name=name)
         config.validate()
         if not optimizers:
             raise ValueError("A trainer needs at least one optimiser.")
-        self.strategy = (strategy if strategy is not None
-                         else tf.distribute.get_strategy())
+        self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
         distribute_lib.check_batch_divides(self.strategy, data.batch_size)
         self.model = model
         self.config = config
         self.data = data
         self.hooks = list(hooks)
-        checkpointed_optimizers = {key: pair[0]
-                                   for key, pair in optimizers.items()}
+        checkpointed_optimizers = {key: pair[0] for key, pair in optimizers.items()}
         for key, optimizer in checkpointed_optimizers.items():
             distribute_lib.check_optimizer(key, optimizer)
         self.optimizers = {
-            key: distribute_lib.averaging_over_replicas(optimizer,
-                                                        self.strategy)
-            for key, optimizer in checkpointed_optimizers.items()}
-        self.optimized_variables = {key: list(pair[1])
-                                    for key, pair in optimizers.items()}
+            key: distribute_lib.averaging_over_replicas(optimizer, self.strategy)
+            for key, optimizer in checkpointed_optimizers.items()
+        }
+        self.optimized_variables = {
+            key: list(pair[1]) for key, pair in optimizers.items()
+        }
         self.is_chief = distribute_lib.is_chief(self.strategy)
 
         # Before anything is built on them: building an optimiser's slots
         # for variables from elsewhere fails with a less helpful message.
-        distribute_lib.check_created_in_scope(self.strategy, [
-            ("the model", model.variables),
-            *(distribute_lib.optimizer_variables(key, optimizer)
-              for key, optimizer in checkpointed_optimizers.items())])
+        distribute_lib.check_created_in_scope(
+            self.strategy,
+            [
+                ("the model", model.variables),
+                *(
+                    distribute_lib.optimizer_variables(key, optimizer)
+                    for key, optimizer in checkpointed_optimizers.items()
+                ),
+            ],
+        )
         with self.strategy.scope():
             for key, optimizer in checkpointed_optimizers.items():
                 # Slots exist before any restore, so a checkpoint restores
                 # them directly instead of relying on deferred restoration.
                 optimizer.build(self.optimized_variables[key])
-            self.global_step = tf.Variable(0, dtype=tf.int64,
-                                           trainable=False,
-                                           name="global_step")
-            self.completed_epochs = tf.Variable(0, dtype=tf.int64,
-                                                trainable=False,
-                                                name="completed_epochs")
+            self.global_step = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="global_step"
+            )
+            self.completed_epochs = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="completed_epochs"
+            )
             # The source of every training step's seed, drawn once per step
             # by the loop and passed to the step.
             self.rng = tf.random.Generator.from_seed(config.seed)
@@ -273,11 +298,16 @@ class Trainer(tf.Module):
         self._loop_state = loop_state_lib.LoopState()
 
         self.checkpoint = tf.train.Checkpoint(
-            model=model, global_step=self.global_step,
-            completed_epochs=self.completed_epochs, rng=self.rng,
+            model=model,
+            global_step=self.global_step,
+            completed_epochs=self.completed_epochs,
+            rng=self.rng,
             loop_state=self._loop_state,
-            **{f"optimizer_{key}": optimizer
-               for key, optimizer in checkpointed_optimizers.items()})
+            **{
+                f"optimizer_{key}": optimizer
+                for key, optimizer in checkpointed_optimizers.items()
+            },
+        )
         self.checkpoint_dir = os.path.join(config.workdir, "checkpoints")
         self.metrics_path = os.path.join(config.workdir, "metrics.json")
         # The chief's TensorBoard writer is made on first use (see
@@ -293,14 +323,15 @@ class Trainer(tf.Module):
             # never called.
             task_type, task_id = distribute_lib.task(self.strategy)
             checkpoint_dir = tempfile.mkdtemp(
-                prefix=f"vae-{task_type}-{task_id}-checkpoints-")
-            weakref.finalize(self, shutil.rmtree, checkpoint_dir,
-                             ignore_errors=True)
+                prefix=f"vae-{task_type}-{task_id}-checkpoints-"
+            )
+            weakref.finalize(self, shutil.rmtree, checkpoint_dir, ignore_errors=True)
             self._summary_writer = tf.summary.create_noop_writer()
         self.checkpoint_manager = tf.train.CheckpointManager(
-            self.checkpoint, checkpoint_dir,
-            max_to_keep=(config.max_checkpoints_to_keep if self.is_chief
-                         else 1))
+            self.checkpoint,
+            checkpoint_dir,
+            max_to_keep=(config.max_checkpoints_to_keep if self.is_chief else 1),
+        )
 
         # With one replica the whole step is compiled with XLA, as before
         # strategies; with several, the replica function is (XLA cannot
@@ -308,24 +339,32 @@ class Trainer(tf.Module):
         one_replica = self.strategy.num_replicas_in_sync == 1
         self._replica_step_fn = (
             tf.function(self.train_step, jit_compile=True)
-            if config.jit_compile and not one_replica else self.train_step)
+            if config.jit_compile and not one_replica
+            else self.train_step
+        )
         self._step_fn = tf.function(
-            self.distributed_train_step,
-            jit_compile=config.jit_compile and one_replica)
+            self.distributed_train_step, jit_compile=config.jit_compile and one_replica
+        )
         self._eval_step_fn = tf.function(self.eval_step)
         # What the non-finite guard checks after every step, and (for
         # skip_step) what it puts back.
         self._guarded_variables = nonfinite_lib.unique_variables(
-            [model.variables, *self.optimized_variables.values()])
+            [model.variables, *self.optimized_variables.values()]
+        )
         self._restorable_variables = nonfinite_lib.unique_variables(
-            [self._guarded_variables,
-             *(distribute_lib.optimizer_variables(key, optimizer)[1]
-               for key, optimizer in checkpointed_optimizers.items())])
+            [
+                self._guarded_variables,
+                *(
+                    distribute_lib.optimizer_variables(key, optimizer)[1]
+                    for key, optimizer in checkpointed_optimizers.items()
+                ),
+            ]
+        )
         self._train_loop_fn = None
         self._eval_loop_fn = None
         self._vote = worker_vote.WorkerVote(self.strategy)
         self._stop_request = stop_signals.StopRequest()
-        self._stop_signal: Optional[int] = None
+        self._stop_signal: int | None = None
         self._last_save_time = time.monotonic()
 
     @classmethod
@@ -336,24 +375,30 @@ class Trainer(tf.Module):
         del model_config, objective
 
     @classmethod
-    def from_objective(cls, model: tf.Module, objective: Any,
-                       config: TrainerConfig, data: DataSource,
-                       hooks: Sequence[Hook] = ()) -> "Trainer":
+    def from_objective(
+        cls,
+        model: tf.Module,
+        objective: Any,
+        config: TrainerConfig,
+        data: DataSource,
+        hooks: Sequence[Hook] = (),
+    ) -> "Trainer":
         """Builds the trainer a program asks for: its optimisers made from
         `objective` (an instance of `objective_class`). Called in the scope
         of the strategy to train under; see `trainers.registry`."""
         raise NotImplementedError(
             f"{cls.__name__} does not say how to build itself from an "
             "objective; define the classmethod from_objective(model, "
-            "objective, config, data, hooks) to launch it with vae-train.")
+            "objective, config, data, hooks) to launch it with vae-train."
+        )
 
     # ----------------------------------------------------------- subclasses
-    def train_step(self, batch: Mapping[str, tf.Tensor],
-                   seed: tf.Tensor) -> Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor], seed: tf.Tensor) -> Logs:
         """One optimisation step on one replica; see the class docstring."""
         raise NotImplementedError(
             f"{type(self).__name__} must implement train_step(batch, seed) "
-            "(or distributed_train_step(batch, seed)).")
+            "(or distributed_train_step(batch, seed))."
+        )
 
     def distributed_train_step(self, batch: Any, seed: tf.Tensor) -> Logs:
         """One step on every replica; see the class docstring.
@@ -367,26 +412,32 @@ class Trainer(tf.Module):
         Returns:
           The scalars of `train_step`, as float32, averaged over the replicas.
         """
+
         def replica_step(replica_batch, replica_seed):
             logs = self._replica_step_fn(replica_batch, replica_seed)
-            return {key: tf.cast(value, tf.float32)
-                    for key, value in logs.items()}
+            return {key: tf.cast(value, tf.float32) for key, value in logs.items()}
 
         return self.mean_over_replicas(
-            self.strategy.run(replica_step, args=(batch, seed)))
+            self.strategy.run(replica_step, args=(batch, seed))
+        )
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> Logs:
         """Per-example evaluation metrics; see the class docstring."""
         raise NotImplementedError(
-            f"{type(self).__name__} has evaluation data but no eval_step.")
+            f"{type(self).__name__} has evaluation data but no eval_step."
+        )
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any]) -> None:
         """Extra epoch-end work for subclasses; the default does nothing."""
 
     # ------------------------------------------------------------- helpers
-    def example_noise(self, seed: tf.Tensor, batch_size: tf.Tensor,
-                      event_shape: Sequence[int],
-                      dtype: tf.DType = tf.float32) -> tf.Tensor:
+    def example_noise(
+        self,
+        seed: tf.Tensor,
+        batch_size: tf.Tensor,
+        event_shape: Sequence[int],
+        dtype: tf.DType = tf.float32,
+    ) -> tf.Tensor:
         """Standard normal noise [batch_size, *event_shape] for this
         replica's examples, the same for example i on any number of replicas.
 
@@ -397,9 +448,11 @@ class Trainer(tf.Module):
             or [num_samples, latent_dim].
           dtype: a floating dtype.
         """
+
         def draw(num_examples):
-            shape = tf.concat([[num_examples],
-                               tf.constant(list(event_shape), tf.int32)], 0)
+            shape = tf.concat(
+                [[num_examples], tf.constant(list(event_shape), tf.int32)], 0
+            )
             return tf.random.stateless_normal(shape, seed, dtype=dtype)
 
         return self.example_rows(draw, tf.cast(batch_size, tf.int32))
@@ -411,10 +464,12 @@ class Trainer(tf.Module):
         if self.strategy.num_replicas_in_sync == 1:
             return seed
         return tf.random.experimental.stateless_fold_in(
-            seed, tf.distribute.get_replica_context().replica_id_in_sync_group)
+            seed, tf.distribute.get_replica_context().replica_id_in_sync_group
+        )
 
-    def example_rows(self, draw: Callable[[tf.Tensor], tf.Tensor],
-                     batch_size: tf.Tensor) -> tf.Tensor:
+    def example_rows(
+        self, draw: Callable[[tf.Tensor], tf.Tensor], batch_size: tf.Tensor
+    ) -> tf.Tensor:
         """This replica's rows of a draw made for the whole global batch.
 
         `draw(n)` makes n rows of per-example randomness from a seed that is
@@ -435,15 +490,15 @@ class Trainer(tf.Module):
             return rows
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         start = tf.cast(replica, batch_size.dtype) * batch_size
-        return rows[start:start + batch_size]
+        return rows[start : start + batch_size]
 
     def mean_over_replicas(self, values: Any) -> Any:
         """Averages per-replica values (a tensor or a dict of them) over the
         replicas, in cross-replica context; on one replica, the values
         themselves."""
+
         def mean(value):
-            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value,
-                                        axis=None)
+            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
 
         if isinstance(values, Mapping):
             return {key: mean(value) for key, value in values.items()}
@@ -465,7 +520,8 @@ class Trainer(tf.Module):
         another worker's writes nothing), made on first use."""
         if self._summary_writer is None:
             self._summary_writer = tf.summary.create_file_writer(
-                os.path.join(self.config.workdir, "tensorboard"))
+                os.path.join(self.config.workdir, "tensorboard")
+            )
         return self._summary_writer
 
     @property
@@ -491,19 +547,23 @@ class Trainer(tf.Module):
         # Every worker resumes from the chief's checkpoints, the newest that
         # can be read, whatever the state file says (see
         # trainers.checkpointing).
-        latest = checkpointing.restore_newest_readable(self.checkpoint,
-                                                       self.checkpoint_dir)
+        latest = checkpointing.restore_newest_readable(
+            self.checkpoint, self.checkpoint_dir
+        )
         if self.is_chief:
             checkpointing.remove_temporary_leftovers(self.checkpoint_dir)
         if latest is None:
             return False
         if self.is_chief:
-            repaired = checkpointing.repair_state_file(
-                self.checkpoint_manager, latest)
+            repaired = checkpointing.repair_state_file(self.checkpoint_manager, latest)
             if repaired is not None:
                 self.checkpoint_manager = repaired
-        logging.info("Restored %s: global step %d, %d epochs completed.",
-                     latest, int(self.global_step.numpy()), self.epoch)
+        logging.info(
+            "Restored %s: global step %d, %d epochs completed.",
+            latest,
+            int(self.global_step.numpy()),
+            self.epoch,
+        )
         return True
 
     def save_checkpoint(self) -> str:
@@ -524,13 +584,18 @@ class Trainer(tf.Module):
         ("model", "global_step", "rng", "optimizer_*", ...).
         """
         distribute_lib.check_created_in_scope(
-            self.strategy, [(f"the trainer's {key!r}", [value])
-                            for key, value in state.items()
-                            if isinstance(value, tf.Variable)])
+            self.strategy,
+            [
+                (f"the trainer's {key!r}", [value])
+                for key, value in state.items()
+                if isinstance(value, tf.Variable)
+            ],
+        )
         for key, value in state.items():
             if hasattr(self.checkpoint, key):
-                raise ValueError(f"The checkpoint already holds {key!r}; "
-                                 "choose another name.")
+                raise ValueError(
+                    f"The checkpoint already holds {key!r}; choose another name."
+                )
             setattr(self.checkpoint, key, value)
 
     # ---------------------------------------------------------------- loops
@@ -538,7 +603,8 @@ class Trainer(tf.Module):
         # Tracing the step once here tells us which scalars it returns; the
         # traced function is cached, so the loop below reuses it.
         structure = self._step_fn.get_concrete_function(
-            element_spec, SEED_SPEC).structured_outputs
+            element_spec, SEED_SPEC
+        ).structured_outputs
         keys = sorted(structure)
         skip = self.config.on_nonfinite == "skip_step"
         guarded = self._guarded_variables
@@ -559,8 +625,9 @@ class Trainer(tf.Module):
             counted = tf.constant(0, tf.int32)
             nonfinite = tf.zeros([len(keys) + 1], tf.bool)
             while steps < num_steps and not tf.reduce_any(nonfinite):
-                backup = ([variable.read_value() for variable in restorable]
-                          if skip else [])
+                backup = (
+                    [variable.read_value() for variable in restorable] if skip else []
+                )
                 # Drawn here, outside the replicas (in a replica the
                 # generator would fold the replica's index in), so every
                 # replica gets the same seed.
@@ -569,29 +636,36 @@ class Trainer(tf.Module):
                 self.global_step.assign_add(1)
                 steps += 1
                 flags = tf.stack(
-                    [tf.logical_not(tf.math.is_finite(
-                        tf.cast(logs[key], tf.float32))) for key in keys]
-                    + [tf.logical_not(nonfinite_lib.all_finite(guarded))])
+                    [
+                        tf.logical_not(tf.math.is_finite(tf.cast(logs[key], tf.float32)))
+                        for key in keys
+                    ]
+                    + [tf.logical_not(nonfinite_lib.all_finite(guarded))]
+                )
                 finite = tf.logical_not(tf.reduce_any(flags))
                 if skip:
-                    tf.cond(finite, lambda: tf.constant(False),
-                            lambda: restore(backup))
+                    tf.cond(
+                        finite,
+                        lambda: tf.constant(False),
+                        lambda backup=backup: restore(backup),
+                    )
                 else:
                     nonfinite = flags
-                sums = {key: sums[key] + tf.where(
-                    finite, tf.cast(logs[key], tf.float32), 0.0)
-                        for key in keys}
+                sums = {
+                    key: sums[key] + tf.where(finite, tf.cast(logs[key], tf.float32), 0.0)
+                    for key in keys
+                }
                 counted += tf.cast(finite, tf.int32)
             divisor = tf.cast(tf.maximum(counted, 1), tf.float32)
-            return ({key: sums[key] / divisor for key in keys}, steps,
-                    counted, nonfinite)
+            return ({key: sums[key] / divisor for key in keys}, steps, counted, nonfinite)
 
         self._train_loop_keys = keys
         return train_loop
 
     def _build_eval_loop(self, element_spec) -> Callable:
         structure = self._eval_step_fn.get_concrete_function(
-            element_spec).structured_outputs
+            element_spec
+        ).structured_outputs
         keys = sorted(structure)
 
         @tf.function
@@ -601,14 +675,17 @@ class Trainer(tf.Module):
             for batch in dataset:
                 values = self._eval_step_fn(batch)
                 mask = tf.cast(batch["mask"], tf.float64)
-                sums = {key: sums[key] + tf.reduce_sum(
-                    tf.cast(values[key], tf.float64) * mask) for key in keys}
+                sums = {
+                    key: sums[key]
+                    + tf.reduce_sum(tf.cast(values[key], tf.float64) * mask)
+                    for key in keys
+                }
                 count += tf.reduce_sum(mask)
             return {key: sums[key] / count for key in keys}
 
         return eval_loop
 
-    def evaluate(self) -> Dict[str, Dict[str, float]]:
+    def evaluate(self) -> dict[str, dict[str, float]]:
         """Averages `eval_step` over every evaluation split.
 
         Returns:
@@ -618,14 +695,12 @@ class Trainer(tf.Module):
         for split, make_dataset in self.data.eval_batches.items():
             dataset = make_dataset()
             if self._eval_loop_fn is None:
-                self._eval_loop_fn = self._build_eval_loop(
-                    dataset.element_spec)
+                self._eval_loop_fn = self._build_eval_loop(dataset.element_spec)
             # Same noise at every evaluation: epoch-to-epoch differences in
             # the numbers come from the model, not from the draw.
             self._eval_rng.reset_from_seed(self.config.seed + 1)
             values = self._eval_loop_fn(dataset)
-            results[split] = {key: float(value.numpy())
-                              for key, value in values.items()}
+            results[split] = {key: float(value.numpy()) for key, value in values.items()}
         return results
 
     def train(self) -> TrainResult:
@@ -644,18 +719,21 @@ class Trainer(tf.Module):
                     f"{recorded} steps per epoch, but this data source has "
                     f"{self.data.steps_per_epoch}: the data or batch size "
                     "differs from the run that wrote it, so resuming would "
-                    "not continue the same run.")
+                    "not continue the same run."
+                )
         self._loop_state.steps_per_epoch = self.data.steps_per_epoch
         # One progress display per run: the chief's.
         reporter = progress_lib.ProgressReporter(
-            config.progress if self.is_chief else "none")
+            config.progress if self.is_chief else "none"
+        )
         # A program installs its handlers at start (stop_signals.
         # install_for_process), so a signal that came while it loaded is
         # honoured here; elsewhere (tests, notebooks) train() handles the
         # signals while it runs.
         own_request = stop_signals.process_request() is None
-        self._stop_request = (stop_signals.StopRequest() if own_request
-                              else stop_signals.process_request())
+        self._stop_request = (
+            stop_signals.StopRequest() if own_request else stop_signals.process_request()
+        )
         if own_request:
             self._stop_request.install()
         self._wall_mark = time.perf_counter()
@@ -664,10 +742,12 @@ class Trainer(tf.Module):
             # A signal before the first step (while the program loaded):
             # stop with a checkpoint of where the run stands.
             self._stop_signal, _ = self._vote(
-                self._stop_request.signal_number, saving_due=False)
+                self._stop_request.signal_number, saving_due=False
+            )
             while self.epoch < config.epochs:
-                stopped = (self._stop_signal is not None
-                           or self._run_epoch(self.epoch, reporter))
+                stopped = self._stop_signal is not None or self._run_epoch(
+                    self.epoch, reporter
+                )
                 if stopped:
                     reporter.end_line()
                     self._account_wall_time()
@@ -676,29 +756,32 @@ class Trainer(tf.Module):
                         "Stopped by %s at global step %d; checkpoint %s "
                         "written. Run the same command again to resume.",
                         signal.Signals(self._stop_signal).name,
-                        int(self.global_step.numpy()), path)
+                        int(self.global_step.numpy()),
+                        path,
+                    )
                     return TrainResult(
                         completed=False,
                         stop_signal=self._stop_signal,
                         global_step=int(self.global_step.numpy()),
-                        metrics=self._metrics_payload())
+                        metrics=self._metrics_payload(),
+                    )
         finally:
             if own_request:
                 self._stop_request.uninstall()
             if not self.is_chief:
-                shutil.rmtree(self.checkpoint_manager.directory,
-                              ignore_errors=True)
-        return TrainResult(completed=True, stop_signal=None,
-                           global_step=int(self.global_step.numpy()),
-                           metrics=self._metrics_payload())
+                shutil.rmtree(self.checkpoint_manager.directory, ignore_errors=True)
+        return TrainResult(
+            completed=True,
+            stop_signal=None,
+            global_step=int(self.global_step.numpy()),
+            metrics=self._metrics_payload(),
+        )
 
-    def _run_epoch(self, epoch: int,
-                   reporter: progress_lib.ProgressReporter) -> bool:
+    def _run_epoch(self, epoch: int, reporter: progress_lib.ProgressReporter) -> bool:
         """Trains the rest of `epoch`; returns True when a signal stopped it."""
         config, state = self.config, self._loop_state
         steps_per_epoch = self.data.steps_per_epoch
-        step_in_epoch = (int(self.global_step.numpy())
-                         - epoch * steps_per_epoch)
+        step_in_epoch = int(self.global_step.numpy()) - epoch * steps_per_epoch
         if step_in_epoch == 0:
             state.start_epoch()
         # Free the previous epoch's datasets, iterators and evaluation sets
@@ -707,18 +790,20 @@ class Trainer(tf.Module):
         # it does more and more rarely as a run's objects age, so without
         # this the process grew by megabytes every epoch.
         gc.collect()
-        iterator = iter(self.strategy.experimental_distribute_dataset(
-            self._shardable(self.data.train_batches(epoch, step_in_epoch))))
+        iterator = iter(
+            self.strategy.experimental_distribute_dataset(
+                self._shardable(self.data.train_batches(epoch, step_in_epoch))
+            )
+        )
         if self._train_loop_fn is None:
-            self._train_loop_fn = self._build_train_loop(
-                iterator.element_spec)
+            self._train_loop_fn = self._build_train_loop(iterator.element_spec)
 
         while step_in_epoch < steps_per_epoch:
-            num_steps = min(config.steps_per_loop,
-                            steps_per_epoch - step_in_epoch)
+            num_steps = min(config.steps_per_loop, steps_per_epoch - step_in_epoch)
             start = time.perf_counter()
             logs, steps, counted, nonfinite = self._train_loop_fn(
-                iterator, tf.constant(num_steps))
+                iterator, tf.constant(num_steps)
+            )
             logs = {key: float(value.numpy()) for key, value in logs.items()}
             seconds = time.perf_counter() - start
             num_steps, counted = int(steps.numpy()), int(counted.numpy())
@@ -734,30 +819,43 @@ class Trainer(tf.Module):
             state.add_loop(logs, num_steps, counted, seconds)
             images_per_second = num_steps * self.data.batch_size / seconds
 
-            if (global_step // config.log_every_steps
-                    != (global_step - num_steps) // config.log_every_steps):
+            if (
+                global_step // config.log_every_steps
+                != (global_step - num_steps) // config.log_every_steps
+            ):
                 with self.summary_writer.as_default(step=global_step):
                     for key, value in logs.items():
                         tf.summary.scalar(f"train/{key}", value)
-                    tf.summary.scalar("train/images_per_second",
-                                      images_per_second)
-            reporter.update(epoch=epoch, num_epochs=config.epochs,
-                            step_in_epoch=step_in_epoch,
-                            steps_per_epoch=steps_per_epoch,
-                            global_step=global_step, logs=logs,
-                            images_per_second=images_per_second)
+                    tf.summary.scalar("train/images_per_second", images_per_second)
+            reporter.update(
+                epoch=epoch,
+                num_epochs=config.epochs,
+                step_in_epoch=step_in_epoch,
+                steps_per_epoch=steps_per_epoch,
+                global_step=global_step,
+                logs=logs,
+                images_per_second=images_per_second,
+            )
             mid_epoch = step_in_epoch < steps_per_epoch
             self._stop_signal, save_now = self._vote(
                 self._stop_request.signal_number,
-                saving_due=mid_epoch and (
+                saving_due=mid_epoch
+                and (
                     time.monotonic() - self._last_save_time
-                    >= config.checkpoint_every_seconds > 0))
+                    >= config.checkpoint_every_seconds
+                    > 0
+                ),
+            )
             if self._stop_signal is not None:
                 return True
-            if mid_epoch and (save_now or (
-                    config.checkpoint_every_steps and global_step
-                    // config.checkpoint_every_steps != (global_step - num_steps)
-                    // config.checkpoint_every_steps)):
+            if mid_epoch and (
+                save_now
+                or (
+                    config.checkpoint_every_steps
+                    and global_step // config.checkpoint_every_steps
+                    != (global_step - num_steps) // config.checkpoint_every_steps
+                )
+            ):
                 self.save_checkpoint()
 
         reporter.end_line()
@@ -773,13 +871,14 @@ class Trainer(tf.Module):
         if logged:
             quantities.append(f"the logged {', '.join(logged)}")
         if flags[-1]:
-            names, count = nonfinite_lib.nonfinite_variable_names(
-                self._guarded_variables)
+            names, count = nonfinite_lib.nonfinite_variable_names(self._guarded_variables)
             quantities.append(
                 f"{count} weight variable(s) after the step's update "
-                f"({', '.join(names)}{', ...' if count > len(names) else ''})")
+                f"({', '.join(names)}{', ...' if count > len(names) else ''})"
+            )
         message = nonfinite_lib.stop_message(
-            global_step, quantities, self.checkpoint_manager.latest_checkpoint)
+            global_step, quantities, self.checkpoint_manager.latest_checkpoint
+        )
         raise nonfinite_lib.NonFiniteError(message, global_step, quantities)
 
     def _report_skipped(self, skipped: int, global_step: int) -> None:
@@ -788,8 +887,11 @@ class Trainer(tf.Module):
         logging.warning(
             "Skipped the update of %d step(s) with non-finite values among "
             "the steps up to global step %d (--on_nonfinite=skip_step); %d "
-            "skipped so far.", skipped, global_step,
-            state.total_skipped_steps)
+            "skipped so far.",
+            skipped,
+            global_step,
+            state.total_skipped_steps,
+        )
 
     @staticmethod
     def _shardable(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -798,7 +900,8 @@ class Trainer(tf.Module):
         # is what the DATA policy says (AUTO would first look for files).
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA)
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         return dataset.with_options(options)
 
     def _finish_epoch(self, epoch: int) -> None:
@@ -810,8 +913,11 @@ class Trainer(tf.Module):
         """
         evaluation = self.evaluate() if self.is_chief else {}
         record = self._loop_state.epoch_record(
-            epoch, int(self.global_step.numpy()), self.data.batch_size,
-            with_skipped=self.config.on_nonfinite == "skip_step")
+            epoch,
+            int(self.global_step.numpy()),
+            self.data.batch_size,
+            with_skipped=self.config.on_nonfinite == "skip_step",
+        )
         record.update(evaluation)
         self._report_epoch(record, evaluation)
         if self.is_chief:
@@ -830,25 +936,31 @@ class Trainer(tf.Module):
             atomic_files.write_json(self.metrics_path, self._metrics_payload())
         self.save_checkpoint()
 
-    def _report_epoch(self, record: Mapping[str, Any],
-                      evaluation: Mapping[str, Mapping[str, float]]) -> None:
+    def _report_epoch(
+        self, record: Mapping[str, Any], evaluation: Mapping[str, Mapping[str, float]]
+    ) -> None:
         """The epoch's evaluation to TensorBoard, and one line to the log."""
         with self.summary_writer.as_default(step=record["global_step"]):
             for split, values in evaluation.items():
                 for key, value in values.items():
                     tf.summary.scalar(f"{split}/{key}", value)
-        summary = ", ".join(f"{split} {progress_lib.format_logs(values)}"
-                            for split, values in evaluation.items())
-        logging.info("epoch %d/%d done: train %s%s; %.0f images/s",
-                     record["epoch"], self.config.epochs,
-                     progress_lib.format_logs(record["train"]),
-                     f"; {summary}" if summary else "",
-                     record["images_per_second"])
+        summary = ", ".join(
+            f"{split} {progress_lib.format_logs(values)}"
+            for split, values in evaluation.items()
+        )
+        logging.info(
+            "epoch %d/%d done: train %s%s; %.0f images/s",
+            record["epoch"],
+            self.config.epochs,
+            progress_lib.format_logs(record["train"]),
+            f"; {summary}" if summary else "",
+            record["images_per_second"],
+        )
 
     def _account_wall_time(self) -> None:
         now = time.perf_counter()
         self._loop_state.total_wall_seconds += now - self._wall_mark
         self._wall_mark = now
 
-    def _metrics_payload(self) -> Dict[str, Any]:
+    def _metrics_payload(self) -> dict[str, Any]:
         return loop_state_lib.metrics_payload(self._loop_state.history)

@@ -23,12 +23,12 @@ an error that does not name the checkpoint. So here:
   complete, so the previous one stays readable.
 """
 
+from collections.abc import Callable, Sequence
 import errno
 import glob
 import os
 import re
 import shutil
-from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -40,8 +40,14 @@ _TEMPORARY_PATTERN = re.compile(rf"^{CHECKPOINT_NAME}-\d+_temp")
 # What a damaged checkpoint raises while it is read: TensorFlow's own
 # errors, and plain Python ones from the readers' bindings ("Read less bytes
 # than requested" is an IndexError).
-_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, AssertionError,
-                OSError, RuntimeError)
+_READ_ERRORS = (
+    tf.errors.OpError,
+    ValueError,
+    IndexError,
+    AssertionError,
+    OSError,
+    RuntimeError,
+)
 
 
 class CheckpointUnreadableError(ValueError):
@@ -52,7 +58,7 @@ class CheckpointWriteError(OSError):
     """A checkpoint could not be written; its partial files were removed."""
 
 
-def numbered_checkpoints(directory: str) -> List[Tuple[int, str]]:
+def numbered_checkpoints(directory: str) -> list[tuple[int, str]]:
     """(number, prefix) of every `ckpt-N.index` in `directory`, oldest
     first."""
     try:
@@ -63,12 +69,13 @@ def numbered_checkpoints(directory: str) -> List[Tuple[int, str]]:
     for name in names:
         match = _INDEX_PATTERN.match(name)
         if match:
-            found.append((int(match.group(1)),
-                          os.path.join(directory, name[:-len(".index")])))
+            found.append(
+                (int(match.group(1)), os.path.join(directory, name[: -len(".index")]))
+            )
     return sorted(found)
 
 
-def unreadable_reason(prefix: str) -> Optional[str]:
+def unreadable_reason(prefix: str) -> str | None:
     """Why the checkpoint `prefix` cannot be read, or None when every tensor
     in it reads back."""
     try:
@@ -89,9 +96,9 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def newest_readable(directory: str, log: bool = True,
-                    restore: Optional[Callable[[str], None]] = None
-                    ) -> Optional[str]:
+def newest_readable(
+    directory: str, log: bool = True, restore: Callable[[str], None] | None = None
+) -> str | None:
     """The newest readable checkpoint of `directory`, or None when it has
     none at all.
 
@@ -116,31 +123,40 @@ def newest_readable(directory: str, log: bool = True,
             if damaged and log:
                 logging.warning(
                     "Resuming from %s, the newest checkpoint that can be "
-                    "read, instead of %s.", prefix,
-                    ", ".join(path for path, _ in damaged))
+                    "read, instead of %s.",
+                    prefix,
+                    ", ".join(path for path, _ in damaged),
+                )
             return prefix
         damaged.append((prefix, reason))
         if log:
-            logging.warning("Checkpoint %s cannot be read (%s); trying the "
-                            "one before it.", prefix, reason)
+            logging.warning(
+                "Checkpoint %s cannot be read (%s); trying the one before it.",
+                prefix,
+                reason,
+            )
     if damaged:
         raise _none_readable(directory, damaged)
     return None
 
 
-def _none_readable(directory: str, damaged: Sequence[Tuple[str, str]]
-                   ) -> CheckpointUnreadableError:
-    listing = "; ".join(f"{os.path.basename(prefix)}: {reason}"
-                        for prefix, reason in damaged)
+def _none_readable(
+    directory: str, damaged: Sequence[tuple[str, str]]
+) -> CheckpointUnreadableError:
+    listing = "; ".join(
+        f"{os.path.basename(prefix)}: {reason}" for prefix, reason in damaged
+    )
     return CheckpointUnreadableError(
         f"None of the checkpoints in {directory} can be read ({listing}), so "
         "the run cannot resume, and starting it over would replace them. "
         "Nothing was changed. Restore the checkpoints from a copy, or use a "
-        "new --workdir.")
+        "new --workdir."
+    )
 
 
-def restore_newest_readable(checkpoint: tf.train.Checkpoint,
-                            directory: str) -> Optional[str]:
+def restore_newest_readable(
+    checkpoint: tf.train.Checkpoint, directory: str
+) -> str | None:
     """Restores the newest readable checkpoint of `directory` into
     `checkpoint`; returns its prefix, or None when there is none at all.
 
@@ -150,14 +166,16 @@ def restore_newest_readable(checkpoint: tf.train.Checkpoint,
     Raises:
       CheckpointUnreadableError: there are checkpoints, none readable.
     """
+
     def restore(prefix: str) -> None:
         checkpoint.restore(prefix).assert_existing_objects_matched()
 
     return newest_readable(directory, restore=restore)
 
 
-def repair_state_file(manager: tf.train.CheckpointManager,
-                      restored: str) -> Optional[tf.train.CheckpointManager]:
+def repair_state_file(
+    manager: tf.train.CheckpointManager, restored: str
+) -> tf.train.CheckpointManager | None:
     """Rewrites the manager's state file when it disagrees with what is on
     disk, and returns a new manager that reads it; None when it agreed.
 
@@ -166,32 +184,42 @@ def repair_state_file(manager: tf.train.CheckpointManager,
     is left out, and the next save, which takes its number, replaces it.
     """
     directory = manager.directory
-    kept = [prefix for number, prefix in numbered_checkpoints(directory)
-            if number <= _number(restored)]
-    if (manager.latest_checkpoint == restored
-            and list(manager.checkpoints) == kept):
+    kept = [
+        prefix
+        for number, prefix in numbered_checkpoints(directory)
+        if number <= _number(restored)
+    ]
+    if manager.latest_checkpoint == restored and list(manager.checkpoints) == kept:
         return None
-    logging.warning("The checkpoint state file %s did not match the "
-                    "checkpoints on disk; rewriting it (latest %s).",
-                    os.path.join(directory, "checkpoint"), restored)
+    logging.warning(
+        "The checkpoint state file %s did not match the "
+        "checkpoints on disk; rewriting it (latest %s).",
+        os.path.join(directory, "checkpoint"),
+        restored,
+    )
     # With their files' times and a preserved time before them, so that the
     # manager rotates them as it would its own.
     times = [os.path.getmtime(prefix + ".index") for prefix in kept]
     tf.compat.v1.train.update_checkpoint_state(
-        directory, restored, all_model_checkpoint_paths=kept,
+        directory,
+        restored,
+        all_model_checkpoint_paths=kept,
         all_model_checkpoint_timestamps=times,
-        last_preserved_timestamp=min(times) - 1.0)
+        last_preserved_timestamp=min(times) - 1.0,
+    )
     # The manager reads its state when it is built.
     return tf.train.CheckpointManager(
-        manager._checkpoint, directory,  # pylint: disable=protected-access
-        max_to_keep=manager._max_to_keep)  # pylint: disable=protected-access
+        manager._checkpoint,
+        directory,  # pylint: disable=protected-access
+        max_to_keep=manager._max_to_keep,
+    )  # pylint: disable=protected-access
 
 
 def _number(prefix: str) -> int:
     return int(prefix.rsplit("-", 1)[1])
 
 
-def remove_temporary_leftovers(directory: str) -> List[str]:
+def remove_temporary_leftovers(directory: str) -> list[str]:
     """Removes `ckpt-N_temp*` files and folders (what a save that was killed
     leaves); returns their paths."""
     removed = []
@@ -211,14 +239,14 @@ def remove_temporary_leftovers(directory: str) -> List[str]:
                     pass
             removed.append(path)
     if removed:
-        logging.info("Removed what interrupted saves left: %s.",
-                     ", ".join(removed))
+        logging.info("Removed what interrupted saves left: %s.", ", ".join(removed))
     return removed
 
 
 def _remove_checkpoint_files(prefix: str) -> None:
-    for path in (glob.glob(glob.escape(prefix) + ".*")
-                 + glob.glob(glob.escape(prefix) + "_temp*")):
+    for path in glob.glob(glob.escape(prefix) + ".*") + glob.glob(
+        glob.escape(prefix) + "_temp*"
+    ):
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -244,15 +272,19 @@ def save(manager: tf.train.CheckpointManager) -> str:
     except (tf.errors.OpError, OSError) as error:
         _remove_checkpoint_files(prefix)
         previous = manager.latest_checkpoint
-        full = (isinstance(error, tf.errors.ResourceExhaustedError)
-                or getattr(error, "errno", None) in (errno.ENOSPC,
-                                                     errno.EDQUOT))
+        full = isinstance(error, tf.errors.ResourceExhaustedError) or getattr(
+            error, "errno", None
+        ) in (errno.ENOSPC, errno.EDQUOT)
         raise CheckpointWriteError(
             f"Could not write the checkpoint {prefix} in "
             f"{manager.directory}: {first_line(error)}"
             f"{' (the disk is full)' if full else ''}. Its partial files "
             "were removed; "
-            + (f"the previous checkpoint, {previous}, is intact, and running "
-               "the same command again resumes from it once the directory "
-               "can be written." if previous else
-               "there is no earlier checkpoint.")) from None
+            + (
+                f"the previous checkpoint, {previous}, is intact, and running "
+                "the same command again resumes from it once the directory "
+                "can be written."
+                if previous
+                else "there is no earlier checkpoint."
+            )
+        ) from None

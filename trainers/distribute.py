@@ -24,8 +24,9 @@ Two things differ from a single device, and this module holds both:
   recommendation).
 """
 
+from collections.abc import Iterable, Sequence
 import inspect
-from typing import Any, Iterable, Sequence, Tuple
+from typing import Any
 
 import tensorflow as tf
 
@@ -36,7 +37,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
-def task(strategy: tf.distribute.Strategy) -> Tuple[str, int]:
+def task(strategy: tf.distribute.Strategy) -> tuple[str, int]:
     """(task type, task index) of this worker, ("worker", 0) on one machine."""
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
@@ -55,12 +56,10 @@ def num_workers(strategy: tf.distribute.Strategy) -> int:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return 1
     cluster_spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    return max(1, sum(len(cluster_spec.get(job, ()))
-                      for job in ("chief", "worker")))
+    return max(1, sum(len(cluster_spec.get(job, ())) for job in ("chief", "worker")))
 
 
-def check_batch_divides(strategy: tf.distribute.Strategy,
-                        batch_size: int) -> None:
+def check_batch_divides(strategy: tf.distribute.Strategy, batch_size: int) -> None:
     """Raises ValueError unless the global batch splits evenly over replicas.
 
     Each replica's loss is a mean over its share of the batch; only equal
@@ -72,7 +71,8 @@ def check_batch_divides(strategy: tf.distribute.Strategy,
             f"The batch size {batch_size} does not split evenly over the "
             f"{replicas} replicas of the {type(strategy).__name__}; expected "
             f"a multiple of {replicas} (each replica takes batch_size / "
-            f"{replicas} examples per step).")
+            f"{replicas} examples per step)."
+        )
 
 
 def _optimizer_variables(optimizer: Any) -> Sequence[tf.Variable]:
@@ -82,9 +82,12 @@ def _optimizer_variables(optimizer: Any) -> Sequence[tf.Variable]:
     variables = variables() if inspect.ismethod(variables) else list(variables)
     # A Keras 3 optimiser's variables are `keras.Variable`s wrapping the
     # `tf.Variable` (or distributed variable) in `.value`.
-    return [variable if isinstance(variable, tf.Variable)
-            else getattr(variable, "value", variable)
-            for variable in variables]
+    return [
+        variable
+        if isinstance(variable, tf.Variable)
+        else getattr(variable, "value", variable)
+        for variable in variables
+    ]
 
 
 # What the trainer calls on an optimiser: tf-keras (Keras 2) and Keras 3
@@ -99,8 +102,11 @@ def check_optimizer(name: str, optimizer: Any) -> None:
     `tf.keras.optimizers` is with TensorFlow 2.16 and later) and tf-keras
     ones (`trainers.optimizers.make_optimizer`) both can.
     """
-    missing = [method for method in _OPTIMIZER_METHODS
-               if not callable(getattr(optimizer, method, None))]
+    missing = [
+        method
+        for method in _OPTIMIZER_METHODS
+        if not callable(getattr(optimizer, method, None))
+    ]
     if missing or not hasattr(optimizer, "variables"):
         raise ValueError(
             f"The optimiser {name!r} is {optimizer!r} (a "
@@ -108,12 +114,14 @@ def check_optimizer(name: str, optimizer: Any) -> None:
             "which is not a usable optimiser: it lacks "
             f"{', '.join(missing) or 'variables'}. Expected a Keras "
             "optimiser, such as keras.optimizers.Adam(1e-3) or "
-            "trainers.optimizers.make_optimizer('adam', 1e-3).")
+            "trainers.optimizers.make_optimizer('adam', 1e-3)."
+        )
 
 
 def check_created_in_scope(
-        strategy: tf.distribute.Strategy,
-        named_variables: Iterable[Tuple[str, Iterable[tf.Variable]]]) -> None:
+    strategy: tf.distribute.Strategy,
+    named_variables: Iterable[tuple[str, Iterable[tf.Variable]]],
+) -> None:
     """Raises ValueError naming the first owner whose variables the strategy
     did not create.
 
@@ -134,11 +142,11 @@ def check_created_in_scope(
                     f"{type(strategy).__name__}; create the model, its "
                     "optimisers and the trainer inside `with "
                     "strategy.scope():` (or pass the strategy whose scope "
-                    "they were created in).")
+                    "they were created in)."
+                )
 
 
-def optimizer_variables(name: str, optimizer: Any
-                        ) -> Tuple[str, Sequence[tf.Variable]]:
+def optimizer_variables(name: str, optimizer: Any) -> tuple[str, Sequence[tf.Variable]]:
     """("the optimiser 'NAME'", its variables), for
     `check_created_in_scope`."""
     return f"the optimiser {name!r}", _optimizer_variables(optimizer)
@@ -148,8 +156,9 @@ def _divided(gradient, divisor: int):
     if gradient is None:
         return None
     if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(gradient.values / divisor, gradient.indices,
-                                gradient.dense_shape)
+        return tf.IndexedSlices(
+            gradient.values / divisor, gradient.indices, gradient.dense_shape
+        )
     return gradient / divisor
 
 
@@ -178,8 +187,10 @@ class ReplicaAveragingOptimizer:
         self.num_replicas = num_replicas
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        averaged = [(_divided(gradient, self.num_replicas), variable)
-                    for gradient, variable in grads_and_vars]
+        averaged = [
+            (_divided(gradient, self.num_replicas), variable)
+            for gradient, variable in grads_and_vars
+        ]
         return self.wrapped.apply_gradients(averaged, *args, **kwargs)
 
     def __getattr__(self, name):
@@ -191,8 +202,7 @@ class ReplicaAveragingOptimizer:
         return getattr(self.wrapped, name)
 
 
-def averaging_over_replicas(optimizer: Any,
-                            strategy: tf.distribute.Strategy) -> Any:
+def averaging_over_replicas(optimizer: Any, strategy: tf.distribute.Strategy) -> Any:
     """The optimiser itself with one replica, else a
     `ReplicaAveragingOptimizer` around it."""
     replicas = strategy.num_replicas_in_sync

@@ -8,9 +8,10 @@ the reported ELBO is -(distortion + rate) whatever beta is, so runs with
 different KL weights stay comparable.
 """
 
+from collections.abc import Mapping, Sequence
 import dataclasses
 import math
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -36,34 +37,47 @@ class ElboObjective:
       learning_rate: its step size.
     """
 
-    kl: str = dataclasses.field(default="analytic", metadata={
-        "choices": losses.KL_ESTIMATORS,
-        "help": "KL(q(z|x) || p(z)): analytic (closed form) or mc "
-                "(log q(z|x) - log p(z) at the sampled z)."})
-    beta: float = dataclasses.field(default=1.0, metadata={
-        "help": "Weight of the KL term in the loss."})
-    kl_warmup_epochs: float = dataclasses.field(default=0.0, metadata={
-        "help": "Raise the KL weight linearly from 0 to --beta over this "
-                "many epochs."})
-    optimizer: str = dataclasses.field(default="adam", metadata={
-        "choices": optimizers_lib.OPTIMIZER_NAMES, "help": "Optimiser."})
-    learning_rate: float = dataclasses.field(default=1e-3, metadata={
-        "help": "Learning rate."})
+    kl: str = dataclasses.field(
+        default="analytic",
+        metadata={
+            "choices": losses.KL_ESTIMATORS,
+            "help": "KL(q(z|x) || p(z)): analytic (closed form) or mc "
+            "(log q(z|x) - log p(z) at the sampled z).",
+        },
+    )
+    beta: float = dataclasses.field(
+        default=1.0, metadata={"help": "Weight of the KL term in the loss."}
+    )
+    kl_warmup_epochs: float = dataclasses.field(
+        default=0.0,
+        metadata={
+            "help": "Raise the KL weight linearly from 0 to --beta over this many epochs."
+        },
+    )
+    optimizer: str = dataclasses.field(
+        default="adam",
+        metadata={"choices": optimizers_lib.OPTIMIZER_NAMES, "help": "Optimiser."},
+    )
+    learning_rate: float = dataclasses.field(
+        default=1e-3, metadata={"help": "Learning rate."}
+    )
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad field (as its flag)."""
         if self.kl not in losses.KL_ESTIMATORS:
-            raise ValueError(f"--kl must be one of {losses.KL_ESTIMATORS}, "
-                             f"got {self.kl!r}.")
+            raise ValueError(
+                f"--kl must be one of {losses.KL_ESTIMATORS}, got {self.kl!r}."
+            )
         if not (self.beta >= 0 and math.isfinite(self.beta)):
-            raise ValueError(f"--beta must be a finite number >= 0, got "
-                             f"{self.beta}.")
-        if not (self.kl_warmup_epochs >= 0
-                and math.isfinite(self.kl_warmup_epochs)):
-            raise ValueError("--kl_warmup_epochs must be a finite number "
-                             f">= 0, got {self.kl_warmup_epochs}.")
-        optimizers_lib.check_settings(self.optimizer, self.learning_rate,
-                                      what="--learning_rate")
+            raise ValueError(f"--beta must be a finite number >= 0, got {self.beta}.")
+        if not (self.kl_warmup_epochs >= 0 and math.isfinite(self.kl_warmup_epochs)):
+            raise ValueError(
+                "--kl_warmup_epochs must be a finite number "
+                f">= 0, got {self.kl_warmup_epochs}."
+            )
+        optimizers_lib.check_settings(
+            self.optimizer, self.learning_rate, what="--learning_rate"
+        )
 
 
 class ElboTrainer(base.Trainer):
@@ -89,51 +103,72 @@ class ElboTrainer(base.Trainer):
     model_config_class = models.ModelConfig
     objective_class = ElboObjective
 
-    def __init__(self, model: tf.Module, optimizer: Any,
-                 config: base.TrainerConfig, data: base.DataSource,
-                 objective: ElboObjective = ElboObjective(),
-                 hooks: Sequence[base.Hook] = (),
-                 name: Optional[str] = None,
-                 strategy: Optional[tf.distribute.Strategy] = None):
+    def __init__(
+        self,
+        model: tf.Module,
+        optimizer: Any,
+        config: base.TrainerConfig,
+        data: base.DataSource,
+        objective: ElboObjective = ElboObjective(),
+        hooks: Sequence[base.Hook] = (),
+        name: str | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         objective.validate()
         super().__init__(
             model=model,
             optimizers={"vae": (optimizer, model.trainable_variables)},
-            config=config, data=data, hooks=hooks, name=name,
-            strategy=strategy)
+            config=config,
+            data=data,
+            hooks=hooks,
+            name=name,
+            strategy=strategy,
+        )
         self.objective = objective
-        self.kl_warmup_steps = int(round(objective.kl_warmup_epochs
-                                         * data.steps_per_epoch))
+        self.kl_warmup_steps = int(
+            round(objective.kl_warmup_epochs * data.steps_per_epoch)
+        )
 
     @classmethod
-    def check_configs(cls, model_config: Any,
-                      objective: ElboObjective) -> None:
+    def check_configs(cls, model_config: Any, objective: ElboObjective) -> None:
         """Refuses the closed-form KL for a model that has none (a learned
         prior, a flow posterior)."""
-        if (objective.kl == "analytic"
-                and not getattr(model_config, "has_analytic_kl", True)):
+        if objective.kl == "analytic" and not getattr(
+            model_config, "has_analytic_kl", True
+        ):
             raise ValueError(
                 "--kl=analytic needs a closed-form KL(q(z|x) || p(z)), which "
                 "this model does not have (a VampPrior, a flow posterior or "
-                "two latent layers); expected --kl=mc.")
+                "two latent layers); expected --kl=mc."
+            )
 
     @classmethod
-    def from_objective(cls, model: tf.Module, objective: ElboObjective,
-                       config: base.TrainerConfig, data: base.DataSource,
-                       hooks: Sequence[base.Hook] = ()) -> "ElboTrainer":
+    def from_objective(
+        cls,
+        model: tf.Module,
+        objective: ElboObjective,
+        config: base.TrainerConfig,
+        data: base.DataSource,
+        hooks: Sequence[base.Hook] = (),
+    ) -> "ElboTrainer":
         """The trainer with a new optimiser made from the objective's
         `optimizer` and `learning_rate` (what `vae-train` builds)."""
-        return cls(model, optimizers_lib.make_optimizer(
-            objective.optimizer, objective.learning_rate), config, data,
-            objective=objective, hooks=hooks)
+        return cls(
+            model,
+            optimizers_lib.make_optimizer(objective.optimizer, objective.learning_rate),
+            config,
+            data,
+            objective=objective,
+            hooks=hooks,
+        )
 
     def kl_weight(self) -> tf.Tensor:
         """The KL weight at the current global step (after warm-up: beta)."""
-        return losses.linear_warmup(self.global_step, self.objective.beta,
-                                    self.kl_warmup_steps)
+        return losses.linear_warmup(
+            self.global_step, self.objective.beta, self.kl_warmup_steps
+        )
 
-    def train_step(self, batch: Mapping[str, tf.Tensor],
-                   seed: tf.Tensor) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor], seed: tf.Tensor) -> base.Logs:
         images = batch["image"]
         kl_weight = self.kl_weight()
         variables = self.optimized_variables["vae"]
@@ -143,14 +178,20 @@ class ElboTrainer(base.Trainer):
         # the ELBO has always used, rather than `example_noise`'s.)
         latent_noise = self.example_rows(
             lambda num_examples: losses.standard_latent_noise(
-                num_examples, self.model.latent_dim, seed),
-            tf.shape(images)[0])
+                num_examples, self.model.latent_dim, seed
+            ),
+            tf.shape(images)[0],
+        )
         with tf.GradientTape() as tape:
             terms = losses.elbo_terms(
-                self.model, images, labels=datasets.conditioning_labels(self.model, batch),
+                self.model,
+                images,
+                labels=datasets.conditioning_labels(self.model, batch),
                 kl_estimator=self.objective.kl,
-                seed=self.replica_seed(seed), latent_noise=latent_noise,
-                is_training=True)
+                seed=self.replica_seed(seed),
+                latent_noise=latent_noise,
+                is_training=True,
+            )
             loss = losses.weighted_negative_elbo(terms, kl_weight)
         gradients = tape.gradient(loss, variables)
         self.optimizers["vae"].apply_gradients(zip(gradients, variables))
@@ -164,9 +205,13 @@ class ElboTrainer(base.Trainer):
 
     def eval_step(self, batch: Mapping[str, tf.Tensor]) -> base.Logs:
         terms = losses.elbo_terms(
-            self.model, batch["image"], labels=datasets.conditioning_labels(self.model, batch),
+            self.model,
+            batch["image"],
+            labels=datasets.conditioning_labels(self.model, batch),
             kl_estimator=self.objective.kl,
-            seed=self.next_eval_seed(), is_training=False)
+            seed=self.next_eval_seed(),
+            is_training=False,
+        )
         return {
             "elbo": terms.elbo,
             "reconstruction": terms.distortion,

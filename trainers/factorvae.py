@@ -27,8 +27,8 @@ from M / replicas codes instead of M. The reparameterisation noise of example i
 is the same on any number of replicas (`example_noise`).
 """
 
+from collections.abc import Sequence
 import dataclasses
-from typing import Optional, Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -51,12 +51,18 @@ class FactorVaeObjective(elbo.ElboObjective):
 
     gamma: float = dataclasses.field(
         default=35.0,
-        metadata={"help": "FactorVAE: weight of the total correlation "
-                          "estimated by the discriminator."})
+        metadata={
+            "help": "FactorVAE: weight of the total correlation "
+            "estimated by the discriminator."
+        },
+    )
     discriminator_learning_rate: float = dataclasses.field(
         default=1e-4,
-        metadata={"help": "FactorVAE: step size of the discriminator's Adam "
-                          "(beta1 0.5, beta2 0.9)."})
+        metadata={
+            "help": "FactorVAE: step size of the discriminator's Adam "
+            "(beta1 0.5, beta2 0.9)."
+        },
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -65,7 +71,8 @@ class FactorVaeObjective(elbo.ElboObjective):
         if not self.discriminator_learning_rate > 0:
             raise ValueError(
                 f"--discriminator_learning_rate must be positive; got "
-                f"{self.discriminator_learning_rate}.")
+                f"{self.discriminator_learning_rate}."
+            )
 
 
 class FactorVaeTrainer(elbo.ElboTrainer):
@@ -75,52 +82,79 @@ class FactorVaeTrainer(elbo.ElboTrainer):
     model_config_class = factorvae.FactorVaeConfig
     objective_class = FactorVaeObjective
 
-    def __init__(self, model, optimizers, config, data,
-                 objective: FactorVaeObjective = FactorVaeObjective(),
-                 hooks: Sequence[base.Hook] = (), name: Optional[str] = None,
-                 strategy=None):
+    def __init__(
+        self,
+        model,
+        optimizers,
+        config,
+        data,
+        objective: FactorVaeObjective = FactorVaeObjective(),
+        hooks: Sequence[base.Hook] = (),
+        name: str | None = None,
+        strategy=None,
+    ):
         """Args as `ElboTrainer`'s, but `optimizers` maps "vae" and
         "discriminator" to their optimisers."""
         objective.validate()
         base.Trainer.__init__(
-            self, model=model,
+            self,
+            model=model,
             optimizers={
                 "vae": (optimizers["vae"], model.vae_variables),
-                "discriminator": (optimizers["discriminator"],
-                                  model.discriminator.trainable_variables)},
-            config=config, data=data, hooks=hooks, name=name,
-            strategy=strategy)
+                "discriminator": (
+                    optimizers["discriminator"],
+                    model.discriminator.trainable_variables,
+                ),
+            },
+            config=config,
+            data=data,
+            hooks=hooks,
+            name=name,
+            strategy=strategy,
+        )
         self.objective = objective
-        self.kl_warmup_steps = int(round(objective.kl_warmup_epochs
-                                         * data.steps_per_epoch))
+        self.kl_warmup_steps = int(
+            round(objective.kl_warmup_epochs * data.steps_per_epoch)
+        )
 
     @classmethod
     def from_objective(cls, model, objective, config, data, hooks=()):
-        return cls(model, make_optimizers(objective), config, data,
-                   objective=objective, hooks=hooks)
+        return cls(
+            model,
+            make_optimizers(objective),
+            config,
+            data,
+            objective=objective,
+            hooks=hooks,
+        )
 
     def loss_terms(self, batch, seed) -> dict:
         """Per-example terms of one forward pass, each [batch]."""
         images = batch["image"]
         labels = datasets.conditioning_labels(self.model, batch)
         model = self.model
-        noise = self.example_noise(seed, tf.shape(images)[0],
-                                   [1, model.latent_dim])[:, 0]
+        noise = self.example_noise(seed, tf.shape(images)[0], [1, model.latent_dim])[:, 0]
         dropout = self.replica_seed(seed)
         posterior = model.encode(
-            images, labels, is_training=True,
-            seed=tf.random.experimental.stateless_fold_in(dropout, 1))
+            images,
+            labels,
+            is_training=True,
+            seed=tf.random.experimental.stateless_fold_in(dropout, 1),
+        )
         z = posterior.bijector.forward(noise)
         likelihood = model.decode(
-            z, labels, is_training=True,
-            seed=tf.random.experimental.stateless_fold_in(dropout, 2))
+            z,
+            labels,
+            is_training=True,
+            seed=tf.random.experimental.stateless_fold_in(dropout, 2),
+        )
         codes = tf.stop_gradient(z)
         permuted = total_correlation.permute_dims(
-            codes, tf.random.experimental.stateless_fold_in(dropout, 3))
+            codes, tf.random.experimental.stateless_fold_in(dropout, 3)
+        )
         return {
             "distortion": -likelihood.log_prob(images),
-            "rate": losses.kl_divergence(posterior, model.prior(), z,
-                                         self.objective.kl),
+            "rate": losses.kl_divergence(posterior, model.prior(), z, self.objective.kl),
             "tc_logits": model.discriminate(z),
             "real_logits": model.discriminate(codes),
             "permuted_logits": model.discriminate(permuted),
@@ -130,27 +164,33 @@ class FactorVaeTrainer(elbo.ElboTrainer):
         objective = self.objective
         kl_weight = self.kl_weight()
         variables = self.optimized_variables
-        with tf.GradientTape(watch_accessed_variables=False) as vae_tape, \
-                tf.GradientTape(watch_accessed_variables=False) as d_tape:
+        with (
+            tf.GradientTape(watch_accessed_variables=False) as vae_tape,
+            tf.GradientTape(watch_accessed_variables=False) as d_tape,
+        ):
             vae_tape.watch(variables["vae"])
             d_tape.watch(variables["discriminator"])
             terms = self.loss_terms(batch, seed)
             total_correlation_estimate = tf.reduce_mean(terms["tc_logits"])
-            vae_loss = (tf.reduce_mean(terms["distortion"] +
-                                       kl_weight * terms["rate"]) +
-                        objective.gamma * total_correlation_estimate)
+            vae_loss = (
+                tf.reduce_mean(terms["distortion"] + kl_weight * terms["rate"])
+                + objective.gamma * total_correlation_estimate
+            )
             d_loss = total_correlation.discriminator_loss(
-                terms["real_logits"], terms["permuted_logits"])
+                terms["real_logits"], terms["permuted_logits"]
+            )
         # Both gradients at the parameters before either step.
         gradients = {
             "vae": vae_tape.gradient(vae_loss, variables["vae"]),
-            "discriminator": d_tape.gradient(d_loss,
-                                             variables["discriminator"])}
+            "discriminator": d_tape.gradient(d_loss, variables["discriminator"]),
+        }
         for player in ("vae", "discriminator"):
             self.optimizers[player].apply_gradients(
-                zip(gradients[player], variables[player]))
-        probabilities = tf.sigmoid(tf.concat(
-            [terms["real_logits"], -terms["permuted_logits"]], axis=0))
+                zip(gradients[player], variables[player])
+            )
+        probabilities = tf.sigmoid(
+            tf.concat([terms["real_logits"], -terms["permuted_logits"]], axis=0)
+        )
         return {
             "loss": vae_loss,
             "elbo": -tf.reduce_mean(terms["distortion"] + terms["rate"]),
@@ -161,16 +201,20 @@ class FactorVaeTrainer(elbo.ElboTrainer):
             "discriminator_loss": d_loss,
             # Share of codes the discriminator classifies right.
             "discriminator_accuracy": tf.reduce_mean(
-                tf.cast(probabilities > 0.5, tf.float32)),
+                tf.cast(probabilities > 0.5, tf.float32)
+            ),
         }
 
 
 def make_optimizers(objective: FactorVaeObjective) -> dict:
     """The two players' optimisers."""
     return {
-        "vae": optimizers_lib.make_optimizer(objective.optimizer,
-                                             objective.learning_rate),
+        "vae": optimizers_lib.make_optimizer(
+            objective.optimizer, objective.learning_rate
+        ),
         "discriminator": tf_keras.optimizers.Adam(
             objective.discriminator_learning_rate,
-            beta_1=DISCRIMINATOR_BETAS[0], beta_2=DISCRIMINATOR_BETAS[1]),
+            beta_1=DISCRIMINATOR_BETAS[0],
+            beta_2=DISCRIMINATOR_BETAS[1],
+        ),
     }

@@ -7,9 +7,10 @@ axes (`vae.figures`: the latent scatter plots, drawn by matplotlib) go to
 to TensorBoard; the training curves are one PNG, rewritten every epoch.
 """
 
+from collections.abc import Mapping, Sequence
 import glob
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import imageio.v2 as imageio
 import numpy as np
@@ -41,8 +42,7 @@ class TrainingCurves:
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, "images", TRAINING_CURVES_FILE)
 
-    def on_epoch_end(self, trainer, epoch: int,
-                     logs: Mapping[str, Any]) -> None:
+    def on_epoch_end(self, trainer, epoch: int, logs: Mapping[str, Any]) -> None:
         # The trainer adds this epoch's record to its history after the
         # hooks have run.
         history = trainer.history + [{**logs, "epoch": epoch + 1}]
@@ -107,14 +107,23 @@ class VaePictures:
       traversal_steps: columns of the latent traversal grid; 0 draws none.
     """
 
-    def __init__(self, *, workdir: str, images: np.ndarray,
-                 labels: np.ndarray, num_classes: int,
-                 num_reconstructions: int = 16, num_samples: int = 64,
-                 manifold_grid_size: int = 20,
-                 num_scatter_points: int = 5000, seed: int = 0,
-                 style_source_label: int = 7, num_style_examples: int = 10,
-                 traversal_steps: int = 0,
-                 class_names: Sequence[str] = ()):
+    def __init__(
+        self,
+        *,
+        workdir: str,
+        images: np.ndarray,
+        labels: np.ndarray,
+        num_classes: int,
+        num_reconstructions: int = 16,
+        num_samples: int = 64,
+        manifold_grid_size: int = 20,
+        num_scatter_points: int = 5000,
+        seed: int = 0,
+        style_source_label: int = 7,
+        num_style_examples: int = 10,
+        traversal_steps: int = 0,
+        class_names: Sequence[str] = (),
+    ):
         self.image_dir = os.path.join(workdir, "images")
         self.images = np.asarray(images, np.float32)
         self.labels = np.asarray(labels)
@@ -135,21 +144,26 @@ class VaePictures:
     def _columns(self, count: int) -> int:
         return max(1, int(np.ceil(np.sqrt(count))))
 
-    def _decode_mean(self, model, latent: np.ndarray,
-                     labels: np.ndarray | None = None) -> np.ndarray:
+    def _decode_mean(
+        self, model, latent: np.ndarray, labels: np.ndarray | None = None
+    ) -> np.ndarray:
         """Mean images of `latent`, decoded with `labels` when conditional."""
         return evaluation.in_batches(
-            model.decode_mean, np.asarray(latent, np.float32),
+            model.decode_mean,
+            np.asarray(latent, np.float32),
             evaluation.one_hot(labels, getattr(model, "num_classes", 0)),
-            batch_size=500)
+            batch_size=500,
+        )
 
-    def _posterior_means(self, model, images: np.ndarray,
-                         labels: np.ndarray) -> np.ndarray:
+    def _posterior_means(
+        self, model, images: np.ndarray, labels: np.ndarray
+    ) -> np.ndarray:
         return evaluation.in_batches(
             lambda *inputs: model.encode(*inputs, is_training=False).mean(),
             np.asarray(images, np.float32),
             evaluation.one_hot(labels, getattr(model, "num_classes", 0)),
-            batch_size=500)
+            batch_size=500,
+        )
 
     def _save_gif(self, picture_name: str, gif_name: str) -> None:
         """Rewrites `gif_name` with every epoch's `picture_name` PNG so far.
@@ -159,26 +173,28 @@ class VaePictures:
         still begin at epoch 1 and a long run does not reread them every
         epoch.
         """
-        paths = sorted(glob.glob(os.path.join(
-            self.image_dir, f"{picture_name}_epoch_*.png")))
+        paths = sorted(
+            glob.glob(os.path.join(self.image_dir, f"{picture_name}_epoch_*.png"))
+        )
         frames = self._gif_frames.setdefault(picture_name, {})
         for path in paths:
             if path not in frames:
                 frames[path] = imageio.imread(path)
-        pictures.save_gif(os.path.join(self.image_dir, gif_name),
-                          [frames[path] for path in paths])
+        pictures.save_gif(
+            os.path.join(self.image_dir, gif_name), [frames[path] for path in paths]
+        )
 
-    def _write(self, writer, step: int, name: str, epoch: int,
-               picture: np.ndarray) -> None:
+    def _write(
+        self, writer, step: int, name: str, epoch: int, picture: np.ndarray
+    ) -> None:
         pictures.save_png(
-            os.path.join(self.image_dir, f"{name}_epoch_{epoch:03d}.png"),
-            picture)
+            os.path.join(self.image_dir, f"{name}_epoch_{epoch:03d}.png"), picture
+        )
         as_batch = picture if picture.ndim == 3 else picture[..., None]
         with writer.as_default(step=step):
             tf.summary.image(f"images/{name}", as_batch[None], step=step)
 
-    def on_epoch_end(self, trainer, epoch: int,
-                     logs: Mapping[str, Any]) -> None:
+    def on_epoch_end(self, trainer, epoch: int, logs: Mapping[str, Any]) -> None:
         model = trainer.model
         number = epoch + 1
         step = int(trainer.global_step.numpy())
@@ -190,26 +206,33 @@ class VaePictures:
             if conditional:
                 # Rows of one z each, repeated across the label columns.
                 rows = max(1, self.num_samples // model.num_classes)
-                self._prior_noise = np.repeat(rng.standard_normal(
-                    [rows, model.latent_dim]).astype(np.float32),
-                    model.num_classes, axis=0)
+                self._prior_noise = np.repeat(
+                    rng.standard_normal([rows, model.latent_dim]).astype(np.float32),
+                    model.num_classes,
+                    axis=0,
+                )
             else:
                 self._prior_noise = rng.standard_normal(
-                    [self.num_samples, model.latent_dim]).astype(np.float32)
+                    [self.num_samples, model.latent_dim]
+                ).astype(np.float32)
 
-        originals = self.images[:self.num_reconstructions]
-        original_labels = self.labels[:self.num_reconstructions]
+        originals = self.images[: self.num_reconstructions]
+        original_labels = self.labels[: self.num_reconstructions]
         means = self._posterior_means(model, originals, original_labels)
         reconstructions = self._decode_mean(model, means, original_labels)
-        self._write(writer, step, "reconstructions", number,
-                    pictures.reconstruction_grid(
-                        originals, reconstructions,
-                        num_columns=min(8, len(originals))))
+        self._write(
+            writer,
+            step,
+            "reconstructions",
+            number,
+            pictures.reconstruction_grid(
+                originals, reconstructions, num_columns=min(8, len(originals))
+            ),
+        )
 
         # The model's own prior (a VampPrior's mixture, a two-level model's
         # p(z1)) from the fixed noise; N(0, I) draws are the noise itself.
-        prior_latents = models.prior_draws(model, self._prior_noise,
-                                           self._seed).numpy()
+        prior_latents = models.prior_draws(model, self._prior_noise, self._seed).numpy()
         if conditional:
             sample_labels = np.arange(len(self._prior_noise)) % model.num_classes
             samples = self._decode_mean(model, prior_latents, sample_labels)
@@ -217,8 +240,13 @@ class VaePictures:
         else:
             samples = self._decode_mean(model, prior_latents)
             columns = self._columns(len(samples))
-        self._write(writer, step, "samples", number, pictures.image_grid(
-            samples, num_columns=columns))
+        self._write(
+            writer,
+            step,
+            "samples",
+            number,
+            pictures.image_grid(samples, num_columns=columns),
+        )
 
         # Rewriting ten per-label GIFs of every epoch so far costs more each
         # epoch; after the first ten, refresh them every tenth and the last.
@@ -226,89 +254,123 @@ class VaePictures:
         gifs_due = number <= 10 or number % 10 == 0 or number == last_epoch
         if conditional:
             for label in range(model.num_classes):
-                labels = np.full(self.manifold_grid_size ** 2, label)
-                self._write(writer, step, f"manifold_label_{label}", number,
-                            pictures.latent_manifold(
-                                lambda z, labels=labels: self._decode_mean(
-                                    model, z, labels[:len(z)]),
-                                model.latent_dim, model.image_shape,
-                                grid_size=self.manifold_grid_size))
+                labels = np.full(self.manifold_grid_size**2, label)
+                self._write(
+                    writer,
+                    step,
+                    f"manifold_label_{label}",
+                    number,
+                    pictures.latent_manifold(
+                        lambda z, labels=labels: self._decode_mean(
+                            model, z, labels[: len(z)]
+                        ),
+                        model.latent_dim,
+                        model.image_shape,
+                        grid_size=self.manifold_grid_size,
+                    ),
+                )
                 if gifs_due:
-                    self._save_gif(f"manifold_label_{label}",
-                                   f"manifold_label_{label}.gif")
+                    self._save_gif(
+                        f"manifold_label_{label}", f"manifold_label_{label}.gif"
+                    )
             self._write_style_transfer(model, writer, step, number)
         else:
-            self._write(writer, step, "manifold", number,
-                        pictures.latent_manifold(
-                            lambda z: self._decode_mean(model, z),
-                            model.latent_dim, model.image_shape,
-                            grid_size=self.manifold_grid_size))
+            self._write(
+                writer,
+                step,
+                "manifold",
+                number,
+                pictures.latent_manifold(
+                    lambda z: self._decode_mean(model, z),
+                    model.latent_dim,
+                    model.image_shape,
+                    grid_size=self.manifold_grid_size,
+                ),
+            )
 
         if model.latent_dim >= 2:
-            scatter_images = self.images[:self.num_scatter_points]
-            scatter_labels = self.labels[:self.num_scatter_points]
-            points = self._posterior_means(model, scatter_images,
-                                           scatter_labels)[:, :2]
-            self._write(writer, step, "latent_scatter", number,
-                        figures.latent_scatter(
-                            points, scatter_labels, self.num_classes,
-                            class_names=self.class_names,
-                            title=f"Posterior means of {len(points)} test "
-                                  "images"))
+            scatter_images = self.images[: self.num_scatter_points]
+            scatter_labels = self.labels[: self.num_scatter_points]
+            points = self._posterior_means(model, scatter_images, scatter_labels)[:, :2]
+            self._write(
+                writer,
+                step,
+                "latent_scatter",
+                number,
+                figures.latent_scatter(
+                    points,
+                    scatter_labels,
+                    self.num_classes,
+                    class_names=self.class_names,
+                    title=f"Posterior means of {len(points)} test images",
+                ),
+            )
             if conditional:
                 for label in range(model.num_classes):
                     chosen = scatter_labels == label
                     if chosen.any():
-                        name = (self.class_names[label] if self.class_names
-                                else str(label))
+                        name = self.class_names[label] if self.class_names else str(label)
                         self._write(
-                            writer, step, f"latent_scatter_label_{label}",
-                            number, figures.latent_scatter(
-                                points[chosen], scatter_labels[chosen],
+                            writer,
+                            step,
+                            f"latent_scatter_label_{label}",
+                            number,
+                            figures.latent_scatter(
+                                points[chosen],
+                                scatter_labels[chosen],
                                 self.num_classes,
                                 class_names=self.class_names,
                                 title=f"Posterior means of the test images "
-                                      f"of class {name}"))
+                                f"of class {name}",
+                            ),
+                        )
 
         self._save_gif("samples", "samples.gif")
         if self.traversal_steps:
             self._write_traversals(model, writer, step, number)
         self._training_curves.on_epoch_end(trainer, epoch, logs)
 
-    def _write_traversals(self, model, writer, step: int,
-                          number: int) -> None:
+    def _write_traversals(self, model, writer, step: int, number: int) -> None:
         """Each dimension swept from the first test image's code; the rows
         ordered by the dimensions' mean KL over the scatter images."""
-        images = self.images[:self.num_scatter_points]
-        labels = self.labels[:self.num_scatter_points]
+        images = self.images[: self.num_scatter_points]
+        labels = self.labels[: self.num_scatter_points]
         one_hot = evaluation.one_hot(labels, getattr(model, "num_classes", 0))
+
         def moments_of(*inputs):
             posterior = model.encode(*inputs, is_training=False)
             return tf.stack([posterior.mean(), posterior.stddev()], axis=1)
 
-        moments = evaluation.in_batches(moments_of, images, one_hot,
-                                        batch_size=500)
+        moments = evaluation.in_batches(moments_of, images, one_hot, batch_size=500)
         kl = traversals.dimension_kl(moments[:, 0], moments[:, 1])
         label = None if one_hot is None else labels[:1]
         grid, _ = traversals.traversal_grid(
             lambda codes: self._decode_mean(
-                model, codes,
-                None if label is None else np.repeat(label, len(codes))),
-            moments[0, 0], kl, num_steps=self.traversal_steps)
+                model, codes, None if label is None else np.repeat(label, len(codes))
+            ),
+            moments[0, 0],
+            kl,
+            num_steps=self.traversal_steps,
+        )
         self._write(writer, step, "traversals", number, grid)
         self._save_gif("traversals", "traversals.gif")
 
-    def _write_style_transfer(self, model, writer, step: int,
-                              number: int) -> None:
+    def _write_style_transfer(self, model, writer, step: int, number: int) -> None:
         chosen = np.flatnonzero(self.labels == self.style_source_label)[
-            :self.num_style_examples]
+            : self.num_style_examples
+        ]
         if not len(chosen):
             return
         sources = self.images[chosen]
         codes = self._posterior_means(model, sources, self.labels[chosen])
         rows = [sources] + [
             self._decode_mean(model, codes, np.full(len(chosen), label))
-            for label in range(model.num_classes)]
-        self._write(writer, step, "style_transfer", number,
-                    pictures.image_grid(np.concatenate(rows),
-                                        num_columns=len(chosen)))
+            for label in range(model.num_classes)
+        ]
+        self._write(
+            writer,
+            step,
+            "style_transfer",
+            number,
+            pictures.image_grid(np.concatenate(rows), num_columns=len(chosen)),
+        )

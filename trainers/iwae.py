@@ -35,8 +35,8 @@ no closed form) as the ELBO trainer does, so every workdir's "elbo" means
 the same thing.
 """
 
+from collections.abc import Mapping
 import dataclasses
-from typing import Mapping
 
 import tensorflow as tf
 
@@ -52,36 +52,44 @@ class IwaeObjective(elbo.ElboObjective):
     """The ELBO objective plus the IWAE's k and gradient estimator."""
 
     num_importance_samples_train: int = dataclasses.field(
-        default=5, metadata={
+        default=5,
+        metadata={
             "help": "k of the importance-weighted bound trained on (IWAE, "
-                    "Burda et al. 2016); 1 trains the Monte Carlo ELBO."})
+            "Burda et al. 2016); 1 trains the Monte Carlo ELBO."
+        },
+    )
     iwae_gradient: str = dataclasses.field(
-        default="standard", metadata={
+        default="standard",
+        metadata={
             "help": "Encoder gradient of the bound: 'standard' (autodiff "
-                    "of the logsumexp) or 'dreg' (doubly reparameterised, "
-                    "Tucker et al. 2019; one Gaussian posterior layer, "
-                    "no flow, no KL warm-up, beta 1).",
-            "choices": iwae_losses.IWAE_GRADIENTS})
+            "of the logsumexp) or 'dreg' (doubly reparameterised, "
+            "Tucker et al. 2019; one Gaussian posterior layer, "
+            "no flow, no KL warm-up, beta 1).",
+            "choices": iwae_losses.IWAE_GRADIENTS,
+        },
+    )
 
     def validate(self) -> None:
         super().validate()
         k = self.num_importance_samples_train
-        if (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(
                 f"--num_importance_samples_train must be a positive integer "
-                f"(k of the IWAE bound), got {k!r}.")
+                f"(k of the IWAE bound), got {k!r}."
+            )
         if self.iwae_gradient not in iwae_losses.IWAE_GRADIENTS:
             raise ValueError(
                 f"--iwae_gradient must be one of "
                 f"{', '.join(iwae_losses.IWAE_GRADIENTS)}, got "
-                f"{self.iwae_gradient!r}.")
-        if self.iwae_gradient == "dreg" and (self.beta != 1.0
-                                             or self.kl_warmup_epochs):
+                f"{self.iwae_gradient!r}."
+            )
+        if self.iwae_gradient == "dreg" and (self.beta != 1.0 or self.kl_warmup_epochs):
             raise ValueError(
                 "--iwae_gradient=dreg estimates the gradient of the "
                 "unannealed bound; expected --beta=1 and "
                 f"--kl_warmup_epochs=0, got --beta={self.beta} and "
-                f"--kl_warmup_epochs={self.kl_warmup_epochs}.")
+                f"--kl_warmup_epochs={self.kl_warmup_epochs}."
+            )
 
 
 class IwaeTrainer(elbo.ElboTrainer):
@@ -104,24 +112,23 @@ class IwaeTrainer(elbo.ElboTrainer):
         Raises:
           ValueError: naming the flags.
         """
-        if (objective.iwae_gradient == "dreg"
-                and not getattr(model_config, "has_gaussian_posterior",
-                                True)):
+        if objective.iwae_gradient == "dreg" and not getattr(
+            model_config, "has_gaussian_posterior", True
+        ):
             raise ValueError(
                 "--iwae_gradient=dreg needs one diagonal Gaussian "
                 "posterior layer; this model has a flow posterior "
                 "(--posterior_flow) or two latent layers. Use "
-                "--iwae_gradient=standard.")
+                "--iwae_gradient=standard."
+            )
 
     def _noise(self, seed, images):
         """Per-example N(0, I) noise [k, batch, noise_dim]."""
         k = self.objective.num_importance_samples_train
-        noise = self.example_noise(seed, tf.shape(images)[0],
-                                   [k, self.model.noise_dim])
+        noise = self.example_noise(seed, tf.shape(images)[0], [k, self.model.noise_dim])
         return tf.transpose(noise, [1, 0, 2])
 
-    def train_step(self, batch: Mapping[str, tf.Tensor],
-                   seed: tf.Tensor) -> base.Logs:
+    def train_step(self, batch: Mapping[str, tf.Tensor], seed: tf.Tensor) -> base.Logs:
         images = batch["image"]
         labels = datasets.conditioning_labels(self.model, batch)
         kl_weight = self.kl_weight()
@@ -130,17 +137,22 @@ class IwaeTrainer(elbo.ElboTrainer):
         network_seed = self.replica_seed(seed)
         if self.objective.iwae_gradient == "dreg":
             bound, gradients, terms = iwae_losses.dreg_gradients(
-                self.model, images, noise, variables, labels=labels,
-                is_training=True, seed=network_seed)
+                self.model,
+                images,
+                noise,
+                variables,
+                labels=labels,
+                is_training=True,
+                seed=network_seed,
+            )
             log_weights = iwae_losses.annealed_log_weights(terms)
             loss = -tf.reduce_mean(bound)
         else:
             with tf.GradientTape() as tape:
                 terms = self.model.importance_terms(
-                    images, labels, noise=noise, is_training=True,
-                    seed=network_seed)
-                log_weights = iwae_losses.annealed_log_weights(terms,
-                                                               kl_weight)
+                    images, labels, noise=noise, is_training=True, seed=network_seed
+                )
+                log_weights = iwae_losses.annealed_log_weights(terms, kl_weight)
                 bound = iwae_losses.iwae_bound(log_weights)
                 loss = -tf.reduce_mean(bound)
             gradients = tape.gradient(loss, variables)
@@ -153,7 +165,8 @@ class IwaeTrainer(elbo.ElboTrainer):
             "reconstruction": -tf.reduce_mean(terms.log_likelihood),
             "kl": tf.reduce_mean(rate),
             "effective_sample_size": tf.reduce_mean(
-                iwae_losses.effective_sample_size(log_weights)),
+                iwae_losses.effective_sample_size(log_weights)
+            ),
             "kl_weight": kl_weight,
         }
 
@@ -163,7 +176,11 @@ class IwaeTrainer(elbo.ElboTrainer):
         the Monte Carlo KL over all the latents."""
         kl = "analytic" if self.model.has_analytic_kl else "mc"
         terms = losses.elbo_terms(
-            self.model, batch["image"], labels=datasets.conditioning_labels(self.model, batch),
-            kl_estimator=kl, seed=self.next_eval_seed(), is_training=False)
-        return {"elbo": terms.elbo, "reconstruction": terms.distortion,
-                "kl": terms.rate}
+            self.model,
+            batch["image"],
+            labels=datasets.conditioning_labels(self.model, batch),
+            kl_estimator=kl,
+            seed=self.next_eval_seed(),
+            is_training=False,
+        )
+        return {"elbo": terms.elbo, "reconstruction": terms.distortion, "kl": terms.rate}

@@ -58,7 +58,7 @@ Every function takes log-weights `[k, batch]` (sample first, as
 tensors, or gradients of the batch mean.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -70,16 +70,14 @@ tfd = tfp.distributions
 IWAE_GRADIENTS = ("standard", "dreg")
 
 
-def annealed_log_weights(terms: models.LatentTerms,
-                         kl_weight=1.0) -> tf.Tensor:
+def annealed_log_weights(terms: models.LatentTerms, kl_weight=1.0) -> tf.Tensor:
     """log p(x|z) + kl_weight * (log p(z) - log q(z|x)), float32 [k, batch].
 
     With kl_weight 1 these are the log importance weights; a smaller weight
     during KL warm-up anneals the prior and posterior terms as the ELBO
     trainer's warm-up anneals its rate.
     """
-    return terms.log_likelihood + kl_weight * (terms.log_prior
-                                               - terms.log_posterior)
+    return terms.log_likelihood + kl_weight * (terms.log_prior - terms.log_posterior)
 
 
 def iwae_bound(log_weights: tf.Tensor) -> tf.Tensor:
@@ -107,11 +105,17 @@ def effective_sample_size(log_weights: tf.Tensor) -> tf.Tensor:
     return 1.0 / tf.reduce_sum(tf.square(weights), axis=0)
 
 
-def dreg_gradients(model, images: tf.Tensor, noise: tf.Tensor,
-                   variables: Sequence[tf.Variable], *,
-                   labels: Optional[tf.Tensor] = None, kl_weight=1.0,
-                   is_training: bool = False,
-                   seed: Optional[tf.Tensor] = None):
+def dreg_gradients(
+    model,
+    images: tf.Tensor,
+    noise: tf.Tensor,
+    variables: Sequence[tf.Variable],
+    *,
+    labels: tf.Tensor | None = None,
+    kl_weight=1.0,
+    is_training: bool = False,
+    seed: tf.Tensor | None = None,
+):
     """The DReG estimate of the gradient of -mean_batch L_k (see above).
 
     Args:
@@ -140,34 +144,45 @@ def dreg_gradients(model, images: tf.Tensor, noise: tf.Tensor,
         decoder_seed = tf.random.experimental.stateless_fold_in(seed, 2)
     batch_size = tf.cast(tf.shape(images)[0], tf.float32)
     with tf.GradientTape(persistent=True) as tape:
-        posterior = model.encode(images, labels, is_training=is_training,
-                                 seed=encoder_seed)
+        posterior = model.encode(
+            images, labels, is_training=is_training, seed=encoder_seed
+        )
         latents = posterior.bijector.forward(noise)
         # Cut z from the encoder: derivatives in z_leaf are d log w / d z.
         latent_leaf = tf.stop_gradient(latents)
         tape.watch(latent_leaf)
         fixed_posterior = tfd.MultivariateNormalDiag(
             loc=tf.stop_gradient(posterior.loc),
-            scale_diag=tf.stop_gradient(posterior.scale.diag_part()))
+            scale_diag=tf.stop_gradient(posterior.scale.diag_part()),
+        )
         terms = models.LatentTerms(
             log_likelihood=models.decoded_log_likelihood(
-                model, latent_leaf, images, labels, is_training=is_training,
-                seed=decoder_seed),
+                model,
+                latent_leaf,
+                images,
+                labels,
+                is_training=is_training,
+                seed=decoder_seed,
+            ),
             log_prior=model.prior().log_prob(latent_leaf),
-            log_posterior=fixed_posterior.log_prob(latent_leaf))
+            log_posterior=fixed_posterior.log_prob(latent_leaf),
+        )
         log_weights = annealed_log_weights(terms, kl_weight)
         weights = normalized_weights(log_weights)
         # theta (and any parameter of p): sum_i w~_i grad log w_i at fixed z.
         direct_loss = -tf.reduce_sum(weights * log_weights) / batch_size
         # phi through z: sum_i w~_i^2 d log w_i / d z_i.
-        path_loss = (-tf.reduce_sum(tf.square(weights) * log_weights)
-                     / batch_size)
-    direct = tape.gradient(direct_loss, variables,
-                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        path_loss = -tf.reduce_sum(tf.square(weights) * log_weights) / batch_size
+    direct = tape.gradient(
+        direct_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
     latent_gradient = tape.gradient(path_loss, latent_leaf)
-    path = tape.gradient(latents, variables, output_gradients=latent_gradient,
-                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    path = tape.gradient(
+        latents,
+        variables,
+        output_gradients=latent_gradient,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
     del tape
     gradients = [d + p for d, p in zip(direct, path)]
     return iwae_bound(log_weights), gradients, terms
-

@@ -9,14 +9,14 @@ come back with the weights.
 
 import dataclasses
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 import tensorflow as tf
 
 
 @dataclasses.dataclass
 class _Record:
-    epoch_sums: Dict[str, float]
+    epoch_sums: dict[str, float]
     epoch_steps: int
     epoch_train_seconds: float
     total_train_seconds: float
@@ -45,13 +45,13 @@ class LoopState(tf.train.experimental.PythonState):
         self.reset()
 
     def reset(self) -> None:
-        self.epoch_sums: Dict[str, float] = {}
+        self.epoch_sums: dict[str, float] = {}
         self.epoch_steps = 0
         self.epoch_train_seconds = 0.0
         self.total_train_seconds = 0.0
         self.total_wall_seconds = 0.0
         self.steps_per_epoch = 0
-        self.history: List[Dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
         self.epoch_skipped_steps = 0
         self.total_skipped_steps = 0
 
@@ -60,8 +60,9 @@ class LoopState(tf.train.experimental.PythonState):
         self.epoch_train_seconds = 0.0
         self.epoch_skipped_steps = 0
 
-    def add_loop(self, logs: Dict[str, float], num_steps: int, counted: int,
-                 seconds: float) -> None:
+    def add_loop(
+        self, logs: dict[str, float], num_steps: int, counted: int, seconds: float
+    ) -> None:
         """Accounts one loop of `num_steps` steps, `counted` of which left
         values (their mean is `logs`), that took `seconds`."""
         for key, value in logs.items():
@@ -74,21 +75,23 @@ class LoopState(tf.train.experimental.PythonState):
         self.epoch_skipped_steps += skipped
         self.total_skipped_steps += skipped
 
-    def epoch_means(self) -> Dict[str, float]:
+    def epoch_means(self) -> dict[str, float]:
         """The epoch's logged values, averaged over its counted steps."""
         counted = max(1, self.epoch_steps - self.epoch_skipped_steps)
         return {key: total / counted for key, total in self.epoch_sums.items()}
 
-    def epoch_record(self, epoch: int, global_step: int, batch_size: int,
-                     with_skipped: bool) -> Dict[str, Any]:
+    def epoch_record(
+        self, epoch: int, global_step: int, batch_size: int, with_skipped: bool
+    ) -> dict[str, Any]:
         """The completed epoch `epoch` (from 0) as metrics.json lists it,
         before evaluation and wall time are added."""
         record = {
             "epoch": epoch + 1,
             "global_step": global_step,
             "train": self.epoch_means(),
-            "images_per_second": (self.epoch_steps * batch_size
-                                  / max(self.epoch_train_seconds, 1e-9)),
+            "images_per_second": (
+                self.epoch_steps * batch_size / max(self.epoch_train_seconds, 1e-9)
+            ),
             "epoch_train_seconds": self.epoch_train_seconds,
             "total_train_seconds": self.total_train_seconds,
         }
@@ -97,15 +100,21 @@ class LoopState(tf.train.experimental.PythonState):
         return record
 
     def serialize(self) -> str:
-        return json.dumps(dataclasses.asdict(_Record(
-            epoch_sums=self.epoch_sums, epoch_steps=self.epoch_steps,
-            epoch_train_seconds=self.epoch_train_seconds,
-            total_train_seconds=self.total_train_seconds,
-            total_wall_seconds=self.total_wall_seconds,
-            steps_per_epoch=self.steps_per_epoch,
-            history=self.history,
-            epoch_skipped_steps=self.epoch_skipped_steps,
-            total_skipped_steps=self.total_skipped_steps)))
+        return json.dumps(
+            dataclasses.asdict(
+                _Record(
+                    epoch_sums=self.epoch_sums,
+                    epoch_steps=self.epoch_steps,
+                    epoch_train_seconds=self.epoch_train_seconds,
+                    total_train_seconds=self.total_train_seconds,
+                    total_wall_seconds=self.total_wall_seconds,
+                    steps_per_epoch=self.steps_per_epoch,
+                    history=self.history,
+                    epoch_skipped_steps=self.epoch_skipped_steps,
+                    total_skipped_steps=self.total_skipped_steps,
+                )
+            )
+        )
 
     def deserialize(self, string_value) -> None:
         if hasattr(string_value, "numpy"):
@@ -125,19 +134,23 @@ class LoopState(tf.train.experimental.PythonState):
         self.total_skipped_steps = int(record.get("total_skipped_steps", 0))
 
 
-def metrics_payload(history: List[Dict[str, Any]]) -> Dict[str, Any]:
+def metrics_payload(history: list[dict[str, Any]]) -> dict[str, Any]:
     """What metrics.json holds: every epoch's record and, once there is
     one, the last epoch's values as "final", with images/s over the whole
     run."""
-    payload: Dict[str, Any] = {"epochs": history}
+    payload: dict[str, Any] = {"epochs": history}
     if history:
         last = history[-1]
         total_images = sum(
             record["images_per_second"] * record["epoch_train_seconds"]
-            for record in history)
+            for record in history
+        )
         total_seconds = sum(record["epoch_train_seconds"] for record in history)
-        final = {key: value for key, value in last.items()
-                 if key not in ("images_per_second", "epoch_train_seconds")}
+        final = {
+            key: value
+            for key, value in last.items()
+            if key not in ("images_per_second", "epoch_train_seconds")
+        }
         final["images_per_second"] = total_images / max(total_seconds, 1e-9)
         payload["final"] = final
     return payload

@@ -28,7 +28,7 @@ All functions here take and return per-example tensors of shape [batch]; the
 trainers average them.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -49,14 +49,14 @@ class ElboTerms(NamedTuple):
         return -(self.distortion + self.rate)
 
 
-def analytic_kl(posterior: tfd.Distribution,
-                prior: tfd.Distribution) -> tf.Tensor:
+def analytic_kl(posterior: tfd.Distribution, prior: tfd.Distribution) -> tf.Tensor:
     """KL(posterior || prior) in closed form, shape [batch]."""
     return tfd.kl_divergence(posterior, prior)
 
 
-def monte_carlo_kl(posterior: tfd.Distribution, prior: tfd.Distribution,
-                   latent_sample: tf.Tensor) -> tf.Tensor:
+def monte_carlo_kl(
+    posterior: tfd.Distribution, prior: tfd.Distribution, latent_sample: tf.Tensor
+) -> tf.Tensor:
     """Single-sample estimate log q(z|x) - log p(z) at `latent_sample`.
 
     Args:
@@ -70,21 +70,32 @@ def monte_carlo_kl(posterior: tfd.Distribution, prior: tfd.Distribution,
     return posterior.log_prob(latent_sample) - prior.log_prob(latent_sample)
 
 
-def kl_divergence(posterior: tfd.Distribution, prior: tfd.Distribution,
-                  latent_sample: tf.Tensor, estimator: str) -> tf.Tensor:
+def kl_divergence(
+    posterior: tfd.Distribution,
+    prior: tfd.Distribution,
+    latent_sample: tf.Tensor,
+    estimator: str,
+) -> tf.Tensor:
     """The rate term with the named estimator ("analytic" or "mc")."""
     if estimator == "analytic":
         return analytic_kl(posterior, prior)
     if estimator == "mc":
         return monte_carlo_kl(posterior, prior, latent_sample)
-    raise ValueError(f"Unknown KL estimator {estimator!r}; expected one of "
-                     f"{KL_ESTIMATORS}.")
+    raise ValueError(
+        f"Unknown KL estimator {estimator!r}; expected one of {KL_ESTIMATORS}."
+    )
 
 
-def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
-               seed: tf.Tensor, is_training: bool,
-               labels: Optional[tf.Tensor] = None,
-               latent_noise: Optional[tf.Tensor] = None) -> ElboTerms:
+def elbo_terms(
+    model,
+    images: tf.Tensor,
+    *,
+    kl_estimator: str,
+    seed: tf.Tensor,
+    is_training: bool,
+    labels: tf.Tensor | None = None,
+    latent_noise: tf.Tensor | None = None,
+) -> ElboTerms:
     """Distortion and rate of a VAE on a batch of images.
 
     For a conditional VAE (labels given) these are the terms of the
@@ -111,29 +122,35 @@ def elbo_terms(model, images: tf.Tensor, *, kl_estimator: str,
     """
     if not getattr(model, "has_analytic_kl", True):
         return _monte_carlo_elbo_terms(
-            model, images, kl_estimator=kl_estimator, seed=seed,
-            is_training=is_training, labels=labels,
-            latent_noise=latent_noise)
+            model,
+            images,
+            kl_estimator=kl_estimator,
+            seed=seed,
+            is_training=is_training,
+            labels=labels,
+            latent_noise=latent_noise,
+        )
     encoder_seed = decoder_seed = None
     if is_training:
         encoder_seed = tf.random.experimental.stateless_fold_in(seed, 1)
         decoder_seed = tf.random.experimental.stateless_fold_in(seed, 2)
-    posterior = model.encode(images, labels, is_training=is_training,
-                             seed=encoder_seed)
+    posterior = model.encode(images, labels, is_training=is_training, seed=encoder_seed)
     if latent_noise is None:
         latent_sample = posterior.sample(seed=seed)
     else:
         # The posterior is a loc-scale transform of a standard normal.
         latent_sample = posterior.bijector.forward(latent_noise)
-    likelihood = model.decode(latent_sample, labels, is_training=is_training,
-                              seed=decoder_seed)
+    likelihood = model.decode(
+        latent_sample, labels, is_training=is_training, seed=decoder_seed
+    )
     distortion = -likelihood.log_prob(images)
     rate = kl_divergence(posterior, model.prior(), latent_sample, kl_estimator)
     return ElboTerms(distortion=distortion, rate=rate)
 
 
-def _monte_carlo_elbo_terms(model, images, *, kl_estimator, seed,
-                            is_training, labels, latent_noise) -> ElboTerms:
+def _monte_carlo_elbo_terms(
+    model, images, *, kl_estimator, seed, is_training, labels, latent_noise
+) -> ElboTerms:
     """`elbo_terms` of a model whose KL has no closed form.
 
     A learned prior, a flow posterior or a second latent layer: the model
@@ -145,26 +162,30 @@ def _monte_carlo_elbo_terms(model, images, *, kl_estimator, seed,
         raise ValueError(
             f"--kl={kl_estimator} needs a closed-form KL, which this model "
             "does not have (its prior is learned, its posterior a flow or "
-            "it has several latent layers); expected --kl=mc.")
+            "it has several latent layers); expected --kl=mc."
+        )
     if latent_noise is None:
-        latent_noise = standard_latent_noise(tf.shape(images)[0],
-                                             model.noise_dim, seed)
+        latent_noise = standard_latent_noise(tf.shape(images)[0], model.noise_dim, seed)
     terms = model.importance_terms(
-        images, labels, noise=latent_noise[tf.newaxis],
-        is_training=is_training, seed=seed)
-    return ElboTerms(distortion=-terms.log_likelihood[0],
-                     rate=terms.log_posterior[0] - terms.log_prior[0])
+        images, labels, noise=latent_noise[tf.newaxis], is_training=is_training, seed=seed
+    )
+    return ElboTerms(
+        distortion=-terms.log_likelihood[0],
+        rate=terms.log_posterior[0] - terms.log_prior[0],
+    )
 
 
-def standard_latent_noise(num_examples: tf.Tensor, latent_dim: int,
-                          seed: tf.Tensor) -> tf.Tensor:
+def standard_latent_noise(
+    num_examples: tf.Tensor, latent_dim: int, seed: tf.Tensor
+) -> tf.Tensor:
     """N(0, I) noise [num_examples, latent_dim], drawn from `seed` exactly as
     `posterior.sample(seed=seed)` draws it for a diagonal Gaussian posterior
     of that many examples (so passing it as `elbo_terms`' `latent_noise`
     gives the sample that `seed` alone gives)."""
     shape = tf.stack([num_examples, latent_dim])
     return tfd.MultivariateNormalDiag(
-        loc=tf.zeros(shape), scale_diag=tf.ones(shape)).sample(seed=seed)
+        loc=tf.zeros(shape), scale_diag=tf.ones(shape)
+    ).sample(seed=seed)
 
 
 def weighted_negative_elbo(terms: ElboTerms, kl_weight) -> tf.Tensor:
@@ -172,8 +193,7 @@ def weighted_negative_elbo(terms: ElboTerms, kl_weight) -> tf.Tensor:
     return tf.reduce_mean(terms.distortion + kl_weight * terms.rate)
 
 
-def linear_warmup(step: tf.Tensor, final_value: float,
-                  warmup_steps: int) -> tf.Tensor:
+def linear_warmup(step: tf.Tensor, final_value: float, warmup_steps: int) -> tf.Tensor:
     """A value that rises linearly from 0 at step 0 to `final_value`.
 
     With warmup_steps == 0 the value is `final_value` from the first step.
@@ -219,11 +239,11 @@ def prior_kl(loc: tf.Tensor, log_variance: tf.Tensor) -> tf.Tensor:
         [batch], in nats: 0.5 * sum(exp(lv) + loc^2 - 1 - lv).
     """
     return 0.5 * tf.reduce_sum(
-        tf.exp(log_variance) + tf.square(loc) - 1.0 - log_variance, axis=-1)
+        tf.exp(log_variance) + tf.square(loc) - 1.0 - log_variance, axis=-1
+    )
 
 
-def pixel_reconstruction_loss(images: tf.Tensor,
-                              logits: tf.Tensor) -> tf.Tensor:
+def pixel_reconstruction_loss(images: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """L_pixel: -log p(x | z) of a Bernoulli decoder, per image.
 
     Not a term of Larsen et al.'s VAE-GAN, whose reconstruction is measured
@@ -241,14 +261,17 @@ def pixel_reconstruction_loss(images: tf.Tensor,
     """
     images = tf.convert_to_tensor(images, tf.float32)
     axes = list(range(1, images.shape.rank))
-    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=images, logits=tf.convert_to_tensor(logits, tf.float32)),
-        axis=axes)
+    return tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=images, logits=tf.convert_to_tensor(logits, tf.float32)
+        ),
+        axis=axes,
+    )
 
 
-def feature_reconstruction_loss(real_features: tf.Tensor,
-                                reconstructed_features: tf.Tensor,
-                                form: str) -> tf.Tensor:
+def feature_reconstruction_loss(
+    real_features: tf.Tensor, reconstructed_features: tf.Tensor, form: str
+) -> tf.Tensor:
     """L_dis_llike: how far a reconstruction is from its image at layer l.
 
     The real image's features are the target and pass no gradient.
@@ -268,25 +291,28 @@ def feature_reconstruction_loss(real_features: tf.Tensor,
         [batch], summed over the feature dimensions.
     """
     target = tf.stop_gradient(tf.convert_to_tensor(real_features, tf.float32))
-    reconstructed_features = tf.convert_to_tensor(reconstructed_features,
-                                                  tf.float32)
+    reconstructed_features = tf.convert_to_tensor(reconstructed_features, tf.float32)
     axes = list(range(1, target.shape.rank))
     if form == "gaussian":
         return 0.5 * tf.reduce_sum(
-            tf.math.squared_difference(reconstructed_features, target),
-            axis=axes)
+            tf.math.squared_difference(reconstructed_features, target), axis=axes
+        )
     if form == "sigmoid_cross_entropy":
-        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.sigmoid(target), logits=reconstructed_features),
-            axis=axes)
-    raise ValueError(f"Unknown feature loss {form!r}; expected one of "
-                     f"{FEATURE_LOSSES}.")
+        return tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.sigmoid(target), logits=reconstructed_features
+            ),
+            axis=axes,
+        )
+    raise ValueError(f"Unknown feature loss {form!r}; expected one of {FEATURE_LOSSES}.")
 
 
-def gan_loss(real_logits: tf.Tensor, reconstruction_logits: tf.Tensor,
-             prior_logits: tf.Tensor,
-             weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
-             ) -> tf.Tensor:
+def gan_loss(
+    real_logits: tf.Tensor,
+    reconstruction_logits: tf.Tensor,
+    prior_logits: tf.Tensor,
+    weights: tuple[float, float, float] = (1.0, 1.0, 2.0),
+) -> tf.Tensor:
     """L_GAN: the discriminator's cross-entropy, real vs. both kinds of fake.
 
     -(w_r log D(x) + w_x log(1 - D(x~)) + w_p log(1 - D(x_p))) / (w_r + w_x
@@ -305,18 +331,23 @@ def gan_loss(real_logits: tf.Tensor, reconstruction_logits: tf.Tensor,
         [batch], in nats.
     """
     real_logits, reconstruction_logits, prior_logits = (
-        tf.convert_to_tensor(logits, tf.float32) for logits in
-        (real_logits, reconstruction_logits, prior_logits))
+        tf.convert_to_tensor(logits, tf.float32)
+        for logits in (real_logits, reconstruction_logits, prior_logits)
+    )
     real_weight, reconstruction_weight, prior_weight = weights
     total = real_weight + reconstruction_weight + prior_weight
-    return (real_weight * tf.nn.softplus(-real_logits)
-            + reconstruction_weight * tf.nn.softplus(reconstruction_logits)
-            + prior_weight * tf.nn.softplus(prior_logits)) / total
+    return (
+        real_weight * tf.nn.softplus(-real_logits)
+        + reconstruction_weight * tf.nn.softplus(reconstruction_logits)
+        + prior_weight * tf.nn.softplus(prior_logits)
+    ) / total
 
 
 def non_saturating_generator_loss(
-        reconstruction_logits: tf.Tensor, prior_logits: tf.Tensor,
-        weights: tuple[float, float, float] = (1.0, 1.0, 2.0)) -> tf.Tensor:
+    reconstruction_logits: tf.Tensor,
+    prior_logits: tf.Tensor,
+    weights: tuple[float, float, float] = (1.0, 1.0, 2.0),
+) -> tf.Tensor:
     """The decoder's adversarial term in Goodfellow et al.'s (2014)
     non-saturating form: -(w_x log D(x~) + w_p log D(x_p)) / (w_r + w_x + w_p).
 
@@ -337,14 +368,18 @@ def non_saturating_generator_loss(
     """
     reconstruction_logits, prior_logits = (
         tf.convert_to_tensor(logits, tf.float32)
-        for logits in (reconstruction_logits, prior_logits))
+        for logits in (reconstruction_logits, prior_logits)
+    )
     _, reconstruction_weight, prior_weight = weights
-    return (reconstruction_weight * tf.nn.softplus(-reconstruction_logits)
-            + prior_weight * tf.nn.softplus(-prior_logits)) / sum(weights)
+    return (
+        reconstruction_weight * tf.nn.softplus(-reconstruction_logits)
+        + prior_weight * tf.nn.softplus(-prior_logits)
+    ) / sum(weights)
 
 
-def mean_feature_matching_loss(real_features: tf.Tensor,
-                               generated_features: tf.Tensor) -> tf.Tensor:
+def mean_feature_matching_loss(
+    real_features: tf.Tensor, generated_features: tf.Tensor
+) -> tf.Tensor:
     """Mean feature matching (Salimans et al., 2016; Bao et al., 2017).
 
     0.5 * || mean_batch f(x) - mean_batch f(x_p) ||^2 over the discriminator's
@@ -361,9 +396,10 @@ def mean_feature_matching_loss(real_features: tf.Tensor,
     Returns:
         A scalar: it compares two batches, so it has no per-example value.
     """
-    real_mean = tf.stop_gradient(tf.reduce_mean(
-        tf.convert_to_tensor(real_features, tf.float32), axis=0))
+    real_mean = tf.stop_gradient(
+        tf.reduce_mean(tf.convert_to_tensor(real_features, tf.float32), axis=0)
+    )
     generated_mean = tf.reduce_mean(
-        tf.convert_to_tensor(generated_features, tf.float32), axis=0)
-    return 0.5 * tf.reduce_sum(tf.math.squared_difference(generated_mean,
-                                                          real_mean))
+        tf.convert_to_tensor(generated_features, tf.float32), axis=0
+    )
+    return 0.5 * tf.reduce_sum(tf.math.squared_difference(generated_mean, real_mean))

@@ -29,7 +29,7 @@ Two policies (`TrainerConfig.on_nonfinite`):
   for a skipped step, one write of every variable per step.
 """
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -45,15 +45,13 @@ class NonFiniteError(RuntimeError):
       quantities: what was non-finite (logged scalars by name, or weights).
     """
 
-    def __init__(self, message: str, global_step: int,
-                 quantities: Sequence[str]):
+    def __init__(self, message: str, global_step: int, quantities: Sequence[str]):
         super().__init__(message)
         self.global_step = global_step
         self.quantities = list(quantities)
 
 
-def unique_variables(groups: Sequence[Sequence[tf.Variable]]
-                     ) -> List[tf.Variable]:
+def unique_variables(groups: Sequence[Sequence[tf.Variable]]) -> list[tf.Variable]:
     """The variables of `groups`, each once, in order of first appearance."""
     seen, variables = set(), []
     for group in groups:
@@ -66,35 +64,44 @@ def unique_variables(groups: Sequence[Sequence[tf.Variable]]
 
 def all_finite(variables: Sequence[tf.Variable]) -> tf.Tensor:
     """Scalar bool: every element of every variable is finite."""
-    checks = [tf.reduce_all(tf.math.is_finite(variable))
-              for variable in variables
-              if variable.dtype.is_floating]
+    checks = [
+        tf.reduce_all(tf.math.is_finite(variable))
+        for variable in variables
+        if variable.dtype.is_floating
+    ]
     if not checks:
         return tf.constant(True)
     return tf.reduce_all(tf.stack(checks))
 
 
-def nonfinite_variable_names(variables: Sequence[tf.Variable],
-                             limit: int = 3) -> Tuple[List[str], int]:
+def nonfinite_variable_names(
+    variables: Sequence[tf.Variable], limit: int = 3
+) -> tuple[list[str], int]:
     """(names of up to `limit` variables holding a non-finite value, how
     many do); eager, for the error message."""
-    names = [variable.name for variable in variables
-             if variable.dtype.is_floating
-             and not np.all(np.isfinite(variable.numpy()))]
+    names = [
+        variable.name
+        for variable in variables
+        if variable.dtype.is_floating and not np.all(np.isfinite(variable.numpy()))
+    ]
     return names[:limit], len(names)
 
 
-def stop_message(global_step: int, quantities: Sequence[str],
-                 latest_checkpoint) -> str:
+def stop_message(global_step: int, quantities: Sequence[str], latest_checkpoint) -> str:
     """The paragraph a stopped run reports."""
-    where = (f"The latest checkpoint, {latest_checkpoint}, holds the last "
-             "good weights and stays the latest; running the same command "
-             "again resumes from it (and diverges the same way unless "
-             "something changes)." if latest_checkpoint else
-             "No checkpoint had been written yet.")
-    return (f"Training diverged: at global step {global_step} "
-            f"{' and '.join(quantities)} became non-finite (NaN or inf). "
-            "The weights in memory are no longer usable, so no checkpoint "
-            f"or export was written from them. {where} Lower the learning "
-            "rate (or check the data and the loss weights), or pass "
-            "--on_nonfinite=skip_step to skip the updates of such steps.")
+    where = (
+        f"The latest checkpoint, {latest_checkpoint}, holds the last "
+        "good weights and stays the latest; running the same command "
+        "again resumes from it (and diverges the same way unless "
+        "something changes)."
+        if latest_checkpoint
+        else "No checkpoint had been written yet."
+    )
+    return (
+        f"Training diverged: at global step {global_step} "
+        f"{' and '.join(quantities)} became non-finite (NaN or inf). "
+        "The weights in memory are no longer usable, so no checkpoint "
+        f"or export was written from them. {where} Lower the learning "
+        "rate (or check the data and the loss weights), or pass "
+        "--on_nonfinite=skip_step to skip the updates of such steps."
+    )

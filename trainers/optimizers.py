@@ -14,20 +14,20 @@ import tf_keras
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")
 
 
-def check_settings(name: str, learning_rate: float,
-                   what: str = "The learning rate") -> None:
+def check_settings(
+    name: str, learning_rate: float, what: str = "The learning rate"
+) -> None:
     """Raises ValueError unless `name` is an optimiser we make and
     `learning_rate` (the flag or field `what`) a positive finite number."""
     if name not in OPTIMIZER_NAMES:
-        raise ValueError(f"Unknown optimizer {name!r}; expected one of "
-                         f"{OPTIMIZER_NAMES}.")
+        raise ValueError(
+            f"Unknown optimizer {name!r}; expected one of {OPTIMIZER_NAMES}."
+        )
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"{what} must be positive and finite, got "
-                         f"{learning_rate}.")
+        raise ValueError(f"{what} must be positive and finite, got {learning_rate}.")
 
 
-def make_optimizer(name: str, learning_rate: float,
-                   cosine_decay_steps: int = 0):
+def make_optimizer(name: str, learning_rate: float, cosine_decay_steps: int = 0):
     """A tf-keras optimiser with the library defaults besides the rate.
 
     Args:
@@ -42,16 +42,18 @@ def make_optimizer(name: str, learning_rate: float,
     """
     check_settings(name, learning_rate)
     if cosine_decay_steps < 0:
-        raise ValueError(f"cosine_decay_steps must be 0 (constant rate) or "
-                         f"positive, got {cosine_decay_steps}.")
+        raise ValueError(
+            f"cosine_decay_steps must be 0 (constant rate) or "
+            f"positive, got {cosine_decay_steps}."
+        )
     if cosine_decay_steps:
         learning_rate = tf_keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=cosine_decay_steps)
+            learning_rate, decay_steps=cosine_decay_steps
+        )
     if name == "adam":
         return tf_keras.optimizers.Adam(learning_rate)
     if name == "rmsprop":
         return tf_keras.optimizers.RMSprop(learning_rate)
     if name == "sgd":
         return tf_keras.optimizers.SGD(learning_rate)
-    raise ValueError(f"Unknown optimiser {name!r}; expected one of "
-                     f"{OPTIMIZER_NAMES}.")
+    raise ValueError(f"Unknown optimiser {name!r}; expected one of {OPTIMIZER_NAMES}.")

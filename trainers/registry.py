@@ -24,12 +24,11 @@ find the same class.
 
 import dataclasses
 import importlib
-from typing import Dict
 
 from trainers import base
 
 # Name -> "module:Class" of the trainers that come with the framework.
-BUILT_IN: Dict[str, str] = {
+BUILT_IN: dict[str, str] = {
     "elbo": "trainers.elbo:ElboTrainer",
     "vaegan": "trainers.vaegan:VaeGanTrainer",
     "iwae": "trainers.iwae:IwaeTrainer",
@@ -48,9 +47,11 @@ class TrainerNotFoundError(ValueError):
 
 
 def _expected() -> str:
-    return (f"expected a built-in trainer ({', '.join(sorted(BUILT_IN))}) or "
-            "package.module:ClassName of a trainers.base.Trainer subclass "
-            "importable from the Python path (PYTHONPATH)")
+    return (
+        f"expected a built-in trainer ({', '.join(sorted(BUILT_IN))}) or "
+        "package.module:ClassName of a trainers.base.Trainer subclass "
+        "importable from the Python path (PYTHONPATH)"
+    )
 
 
 def resolve(name: str) -> type:
@@ -64,39 +65,45 @@ def resolve(name: str) -> type:
     path = BUILT_IN.get(name, name)
     module_name, _, class_name = path.partition(":")
     if not module_name or not class_name or ":" in class_name:
-        raise TrainerNotFoundError(f"--trainer={name!r} is not a trainer: "
-                                   f"{_expected()}.")
+        raise TrainerNotFoundError(f"--trainer={name!r} is not a trainer: {_expected()}.")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise TrainerNotFoundError(
             f"--trainer={name!r}: the module {module_name!r} cannot be "
-            f"imported ({error}); {_expected()}.") from None
+            f"imported ({error}); {_expected()}."
+        ) from None
     trainer_class = getattr(module, class_name, None)
     if trainer_class is None:
         raise TrainerNotFoundError(
             f"--trainer={name!r}: the module {module_name!r} "
             f"({getattr(module, '__file__', '?')}) has no {class_name!r}; "
-            f"{_expected()}.")
-    if not (isinstance(trainer_class, type)
-            and issubclass(trainer_class, base.Trainer)):
+            f"{_expected()}."
+        )
+    if not (isinstance(trainer_class, type) and issubclass(trainer_class, base.Trainer)):
         raise TrainerNotFoundError(
             f"--trainer={name!r} names {trainer_class!r}, which is not a "
-            f"trainer; {_expected()}.")
-    missing = [attribute for attribute in _REQUIRED_ATTRIBUTES
-               if getattr(trainer_class, attribute, None) is None]
+            f"trainer; {_expected()}."
+        )
+    missing = [
+        attribute
+        for attribute in _REQUIRED_ATTRIBUTES
+        if getattr(trainer_class, attribute, None) is None
+    ]
     if missing:
         raise TrainerNotFoundError(
             f"--trainer={name!r}: {trainer_class.__qualname__} does not "
             f"declare {', '.join(missing)}; a trainer the programs launch "
             "names its model class, its model config class and its "
             "objective class (a dataclass), as trainers.elbo.ElboTrainer "
-            "does.")
+            "does."
+        )
     for attribute in ("model_config_class", "objective_class"):
         if not dataclasses.is_dataclass(getattr(trainer_class, attribute)):
             raise TrainerNotFoundError(
                 f"--trainer={name!r}: {trainer_class.__qualname__}."
                 f"{attribute} is {getattr(trainer_class, attribute)!r}, "
                 "which is not a dataclass; expected a frozen dataclass whose "
-                "fields the command line sets.")
+                "fields the command line sets."
+            )
     return trainer_class

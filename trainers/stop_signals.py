@@ -22,7 +22,7 @@ second SIGINT (Ctrl-C pressed twice at a terminal) still means "now".
 
 import signal
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from absl import logging
 
@@ -38,29 +38,32 @@ class StopRequest:
     docstring."""
 
     def __init__(self):
-        self.received: List[int] = []
-        self._previous: Dict[int, Any] = {}
+        self.received: list[int] = []
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signal_number, frame):
         del frame
         name = signal.Signals(signal_number).name
         if not self.received:
             self.received.append(signal_number)
-            logging.warning("Received %s: finishing the current step, then "
-                            "writing a checkpoint and stopping.", name)
+            logging.warning(
+                "Received %s: finishing the current step, then "
+                "writing a checkpoint and stopping.",
+                name,
+            )
             return
-        if (signal_number == signal.SIGINT
-                and self.received == [signal.SIGINT]):
+        if signal_number == signal.SIGINT and self.received == [signal.SIGINT]:
             # Ctrl-C twice: the person wants out now; the last checkpoint
             # stays valid.
             raise KeyboardInterrupt
         if signal_number not in self.received:
             self.received.append(signal_number)
-        logging.warning("Received %s while stopping: the checkpoint is "
-                        "still written first.", name)
+        logging.warning(
+            "Received %s while stopping: the checkpoint is still written first.", name
+        )
 
     @property
-    def signal_number(self) -> Optional[int]:
+    def signal_number(self) -> int | None:
         """The signal to stop for: the first of STOP_SIGNALS received."""
         for signal_number in STOP_SIGNALS:
             if signal_number in self.received:
@@ -78,8 +81,7 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             return False
         for signal_number in STOP_SIGNALS:
-            self._previous[signal_number] = signal.signal(signal_number,
-                                                          self._handle)
+            self._previous[signal_number] = signal.signal(signal_number, self._handle)
         return True
 
     def uninstall(self) -> None:
@@ -88,10 +90,10 @@ class StopRequest:
         self._previous.clear()
 
 
-_process_request: Optional[StopRequest] = None
+_process_request: StopRequest | None = None
 
 
-def install_for_process() -> Optional[StopRequest]:
+def install_for_process() -> StopRequest | None:
     """Installs the process's stop handlers for good (idempotent); call it
     first thing in a training program.
 
@@ -112,6 +114,6 @@ def install_for_process() -> Optional[StopRequest]:
     return _process_request
 
 
-def process_request() -> Optional[StopRequest]:
+def process_request() -> StopRequest | None:
     """The request `install_for_process` installed, if any."""
     return _process_request

@@ -20,8 +20,8 @@ trainer's; the estimated terms are logged as "mutual_information",
 total correlation (beta) rises from 0 as the ELBO trainer's KL weight does.
 """
 
+from collections.abc import Mapping
 import dataclasses
-from typing import Mapping
 
 import tensorflow as tf
 
@@ -40,17 +40,20 @@ class BetaTcvaeObjective(elbo.ElboObjective):
 
     alpha: float = dataclasses.field(
         default=1.0,
-        metadata={"help": "beta-TCVAE: weight of the index-code mutual "
-                          "information."})
+        metadata={"help": "beta-TCVAE: weight of the index-code mutual information."},
+    )
     gamma: float = dataclasses.field(
-        default=1.0,
-        metadata={"help": "beta-TCVAE: weight of the dimension-wise KL."})
+        default=1.0, metadata={"help": "beta-TCVAE: weight of the dimension-wise KL."}
+    )
     tc_estimator: str = dataclasses.field(
         default="mws",
-        metadata={"help": "beta-TCVAE: estimator of q(z) from the batch, "
-                          "minibatch-weighted (mws) or stratified (mss) "
-                          "sampling.",
-                  "choices": total_correlation.ESTIMATORS})
+        metadata={
+            "help": "beta-TCVAE: estimator of q(z) from the batch, "
+            "minibatch-weighted (mws) or stratified (mss) "
+            "sampling.",
+            "choices": total_correlation.ESTIMATORS,
+        },
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -61,12 +64,21 @@ class BetaTcvaeObjective(elbo.ElboObjective):
         if self.tc_estimator not in total_correlation.ESTIMATORS:
             raise ValueError(
                 f"--tc_estimator must be one of "
-                f"{total_correlation.ESTIMATORS}; got {self.tc_estimator!r}.")
+                f"{total_correlation.ESTIMATORS}; got {self.tc_estimator!r}."
+            )
 
 
-def tcvae_terms(model, images: tf.Tensor, *, noise: tf.Tensor,
-                dataset_size, estimator: str, labels=None,
-                seed=None, is_training: bool = True) -> dict:
+def tcvae_terms(
+    model,
+    images: tf.Tensor,
+    *,
+    noise: tf.Tensor,
+    dataset_size,
+    estimator: str,
+    labels=None,
+    seed=None,
+    is_training: bool = True,
+) -> dict:
     """Distortion and the decomposed KL of one batch, per example.
 
     Args:
@@ -86,27 +98,26 @@ def tcvae_terms(model, images: tf.Tensor, *, noise: tf.Tensor,
     if seed is not None:
         encoder_seed = tf.random.experimental.stateless_fold_in(seed, 1)
         decoder_seed = tf.random.experimental.stateless_fold_in(seed, 2)
-    posterior = model.encode(images, labels, is_training=is_training,
-                             seed=encoder_seed)
+    posterior = model.encode(images, labels, is_training=is_training, seed=encoder_seed)
     loc = posterior.mean()
     scale = posterior.stddev()
     z = loc + scale * noise
-    likelihood = model.decode(z, labels, is_training=is_training,
-                              seed=decoder_seed)
+    likelihood = model.decode(z, labels, is_training=is_training, seed=decoder_seed)
     terms = total_correlation.kl_decomposition(
-        z, loc, 2.0 * tf.math.log(scale), dataset_size=dataset_size,
-        estimator=estimator)
+        z, loc, 2.0 * tf.math.log(scale), dataset_size=dataset_size, estimator=estimator
+    )
     terms["distortion"] = -likelihood.log_prob(images)
     return terms
 
 
-def tcvae_loss(terms: Mapping[str, tf.Tensor], *, alpha, beta,
-               gamma) -> tf.Tensor:
+def tcvae_loss(terms: Mapping[str, tf.Tensor], *, alpha, beta, gamma) -> tf.Tensor:
     """Mean of distortion + alpha MI + beta TC + gamma dimension-wise KL."""
-    return tf.reduce_mean(terms["distortion"] +
-                          alpha * terms["mutual_information"] +
-                          beta * terms["total_correlation"] +
-                          gamma * terms["dimension_kl"])
+    return tf.reduce_mean(
+        terms["distortion"]
+        + alpha * terms["mutual_information"]
+        + beta * terms["total_correlation"]
+        + gamma * terms["dimension_kl"]
+    )
 
 
 class BetaTcvaeTrainer(elbo.ElboTrainer):
@@ -123,17 +134,24 @@ class BetaTcvaeTrainer(elbo.ElboTrainer):
         images = batch["image"]
         objective = self.objective
         beta = self.kl_weight()
-        noise = self.example_noise(seed, tf.shape(images)[0],
-                                   [1, self.model.latent_dim])[:, 0]
+        noise = self.example_noise(seed, tf.shape(images)[0], [1, self.model.latent_dim])[
+            :, 0
+        ]
         variables = self.optimized_variables["vae"]
         with tf.GradientTape() as tape:
             terms = tcvae_terms(
-                self.model, images, noise=noise,
+                self.model,
+                images,
+                noise=noise,
                 dataset_size=self._dataset_size(),
-                estimator=objective.tc_estimator, labels=datasets.conditioning_labels(self.model, batch),
-                seed=self.replica_seed(seed), is_training=True)
-            loss = tcvae_loss(terms, alpha=objective.alpha, beta=beta,
-                              gamma=objective.gamma)
+                estimator=objective.tc_estimator,
+                labels=datasets.conditioning_labels(self.model, batch),
+                seed=self.replica_seed(seed),
+                is_training=True,
+            )
+            loss = tcvae_loss(
+                terms, alpha=objective.alpha, beta=beta, gamma=objective.gamma
+            )
         gradients = tape.gradient(loss, variables)
         self.optimizers["vae"].apply_gradients(zip(gradients, variables))
         rate = terms["log_qz_given_x"] - terms["log_pz"]

@@ -62,15 +62,14 @@ ESTIMATORS = ("mws", "mss")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def gaussian_log_density(z: tf.Tensor, loc: tf.Tensor,
-                         log_variance: tf.Tensor) -> tf.Tensor:
+def gaussian_log_density(
+    z: tf.Tensor, loc: tf.Tensor, log_variance: tf.Tensor
+) -> tf.Tensor:
     """log N(z; loc, exp(log_variance)) elementwise (broadcasting)."""
-    return -0.5 * (_LOG_2PI + log_variance +
-                   tf.square(z - loc) * tf.exp(-log_variance))
+    return -0.5 * (_LOG_2PI + log_variance + tf.square(z - loc) * tf.exp(-log_variance))
 
 
-def log_importance_weights(batch_size: int, dataset_size, estimator: str
-                           ) -> tf.Tensor:
+def log_importance_weights(batch_size: int, dataset_size, estimator: str) -> tf.Tensor:
     """log w [M, M]: the weight of q(z_i|x_j) in the estimate of q(z_i).
 
     Args:
@@ -87,16 +86,23 @@ def log_importance_weights(batch_size: int, dataset_size, estimator: str
     if estimator == "mws":
         return tf.fill(tf.stack([batch_size, batch_size]), -tf.math.log(n * m))
     if estimator != "mss":
-        raise ValueError(f"Unknown TC estimator {estimator!r}; expected one "
-                         f"of {ESTIMATORS}.")
+        raise ValueError(
+            f"Unknown TC estimator {estimator!r}; expected one of {ESTIMATORS}."
+        )
     index = tf.range(batch_size)
     diagonal = tf.cast(tf.equal(index[:, None], index[None, :]), tf.float32)
     weights = diagonal / n + (1.0 - diagonal) * (n - 1.0) / (n * (m - 1.0))
     return tf.math.log(weights)
 
 
-def kl_decomposition(z: tf.Tensor, loc: tf.Tensor, log_variance: tf.Tensor,
-                     *, dataset_size, estimator: str = "mws") -> dict:
+def kl_decomposition(
+    z: tf.Tensor,
+    loc: tf.Tensor,
+    log_variance: tf.Tensor,
+    *,
+    dataset_size,
+    estimator: str = "mws",
+) -> dict:
     """Per-example terms of the decomposition, estimated from one batch.
 
     Args:
@@ -115,18 +121,18 @@ def kl_decomposition(z: tf.Tensor, loc: tf.Tensor, log_variance: tf.Tensor,
       means are the three terms of the module docstring.
     """
     # [M (i), M (j), D]: log q(z_id | x_j).
-    pairwise = gaussian_log_density(z[:, None, :], loc[None, :, :],
-                                    log_variance[None, :, :])
-    log_weights = log_importance_weights(tf.shape(z)[0], dataset_size,
-                                         estimator)
-    log_qz = tf.reduce_logsumexp(
-        log_weights + tf.reduce_sum(pairwise, axis=2), axis=1)
-    log_prod_qzd = tf.reduce_sum(tf.reduce_logsumexp(
-        log_weights[:, :, None] + pairwise, axis=1), axis=1)
-    log_qz_given_x = tf.reduce_sum(
-        gaussian_log_density(z, loc, log_variance), axis=1)
+    pairwise = gaussian_log_density(
+        z[:, None, :], loc[None, :, :], log_variance[None, :, :]
+    )
+    log_weights = log_importance_weights(tf.shape(z)[0], dataset_size, estimator)
+    log_qz = tf.reduce_logsumexp(log_weights + tf.reduce_sum(pairwise, axis=2), axis=1)
+    log_prod_qzd = tf.reduce_sum(
+        tf.reduce_logsumexp(log_weights[:, :, None] + pairwise, axis=1), axis=1
+    )
+    log_qz_given_x = tf.reduce_sum(gaussian_log_density(z, loc, log_variance), axis=1)
     log_pz = tf.reduce_sum(
-        gaussian_log_density(z, tf.zeros_like(z), tf.zeros_like(z)), axis=1)
+        gaussian_log_density(z, tf.zeros_like(z), tf.zeros_like(z)), axis=1
+    )
     return {
         "log_qz_given_x": log_qz_given_x,
         "log_qz": log_qz,
@@ -144,15 +150,12 @@ def permute_dims(z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     The permutations are the argsorts of a stateless uniform [M, D] draw, so
     the same seed gives the same permutations.
     """
-    order = tf.argsort(tf.random.stateless_uniform(tf.shape(z), seed=seed),
-                       axis=0)
+    order = tf.argsort(tf.random.stateless_uniform(tf.shape(z), seed=seed), axis=0)
     # gather along rows per column: transpose so columns are the batch axis.
-    return tf.transpose(tf.gather(tf.transpose(z), tf.transpose(order),
-                                  batch_dims=1))
+    return tf.transpose(tf.gather(tf.transpose(z), tf.transpose(order), batch_dims=1))
 
 
-def discriminator_loss(real_logits: tf.Tensor,
-                       permuted_logits: tf.Tensor) -> tf.Tensor:
+def discriminator_loss(real_logits: tf.Tensor, permuted_logits: tf.Tensor) -> tf.Tensor:
     """Logistic loss of D: codes of q(z) are class 1, permuted codes class 0.
 
     Args:
@@ -162,9 +165,16 @@ def discriminator_loss(real_logits: tf.Tensor,
     Returns:
       scalar: mean softplus(-l(z)) + mean softplus(l(z~)).
     """
-    return (tf.reduce_mean(tf.nn.softplus(-real_logits)) +
-            tf.reduce_mean(tf.nn.softplus(permuted_logits)))
+    return tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(
+        tf.nn.softplus(permuted_logits)
+    )
 
 
-__all__ = ("ESTIMATORS", "discriminator_loss", "gaussian_log_density",
-           "kl_decomposition", "log_importance_weights", "permute_dims")
+__all__ = (
+    "ESTIMATORS",
+    "discriminator_loss",
+    "gaussian_log_density",
+    "kl_decomposition",
+    "log_importance_weights",
+    "permute_dims",
+)

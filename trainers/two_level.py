@@ -27,9 +27,12 @@ class TwoLevelObjective(iwae.IwaeObjective):
     """The IWAE objective with k = 1 (the two-level ELBO) by default."""
 
     num_importance_samples_train: int = dataclasses.field(
-        default=1, metadata={
+        default=1,
+        metadata={
             "help": "k of the importance-weighted bound over both latent "
-                    "layers; 1 trains the two-level ELBO."})
+            "layers; 1 trains the two-level ELBO."
+        },
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -38,7 +41,8 @@ class TwoLevelObjective(iwae.IwaeObjective):
             raise ValueError(
                 "--iwae_gradient=dreg needs one diagonal Gaussian posterior "
                 "layer, and the two-level model has two; use "
-                "--iwae_gradient=standard.")
+                "--iwae_gradient=standard."
+            )
 
 
 class TwoLevelTrainer(iwae.IwaeTrainer):

@@ -9,9 +9,10 @@ change the meaning of a checkpoint (number of epochs, logging, progress) may
 differ between launches: that is how a finished run is extended.
 """
 
+from collections.abc import Callable, Mapping
 import json
 import os
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any
 
 from vae import atomic_files
 
@@ -27,8 +28,14 @@ class WorkdirUnusableError(ValueError):
 
 
 # What a launch writes at the top of an existing workdir, besides new files.
-_WRITTEN_FILES = (RUN_FILE, "launches.log", "metrics.json", "flags.txt",
-                  "checkpoints", "lock")
+_WRITTEN_FILES = (
+    RUN_FILE,
+    "launches.log",
+    "metrics.json",
+    "flags.txt",
+    "checkpoints",
+    "lock",
+)
 
 
 def check_workdir_usable(workdir: str) -> None:
@@ -45,18 +52,21 @@ def check_workdir_usable(workdir: str) -> None:
         raise WorkdirUnusableError(
             f"--workdir={workdir} is a file, not a directory; expected a "
             "directory for the run's outputs (an existing run's, or a new "
-            "one). Nothing was changed.")
+            "one). Nothing was changed."
+        )
     if os.path.isdir(workdir):
         for name in ("", *_WRITTEN_FILES):
             path = os.path.join(workdir, name) if name else workdir
             if os.path.exists(path) and not os.access(
-                    path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)):
+                path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)
+            ):
                 raise WorkdirUnusableError(
                     f"The workdir {workdir} cannot be written: this process "
                     f"may not write {path} (permissions, or a read-only "
                     "filesystem). A run needs to write its checkpoints, "
                     "metrics and logs there; fix the permissions or use "
-                    "another --workdir. Nothing was changed.")
+                    "another --workdir. Nothing was changed."
+                )
         return
     # A new workdir: it is created under its nearest existing ancestor.
     ancestor = os.path.dirname(os.path.abspath(workdir))
@@ -66,15 +76,17 @@ def check_workdir_usable(workdir: str) -> None:
         raise WorkdirUnusableError(
             f"--workdir={workdir} cannot be created: {ancestor} is a file, "
             "not a directory. Expected a path whose parents are "
-            "directories.")
+            "directories."
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise WorkdirUnusableError(
             f"--workdir={workdir} cannot be created: this process may not "
             f"write in {ancestor} (permissions, or a read-only filesystem). "
-            "Choose a --workdir in a directory you can write.")
+            "Choose a --workdir in a directory you can write."
+        )
 
 
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
@@ -86,8 +98,9 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 def claim_workdir(
-        workdir: str, identity: Mapping[str, Any],
-        upgrade_recorded: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+    workdir: str,
+    identity: Mapping[str, Any],
+    upgrade_recorded: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> bool:
     """Checks that `workdir` is empty or holds this same run, and claims it.
 
@@ -115,8 +128,9 @@ def claim_workdir(
                 recorded = json.load(stream)
             if not isinstance(recorded, dict):
                 # Valid JSON but not a record (say `[]` or `null`).
-                raise ValueError("expected a JSON object, found "
-                                 f"{type(recorded).__name__}")
+                raise ValueError(
+                    f"expected a JSON object, found {type(recorded).__name__}"
+                )
         except (OSError, ValueError) as error:
             raise WorkdirConflictError(
                 f"The workdir {workdir} has a run record {run_path} that "
@@ -130,21 +144,24 @@ def claim_workdir(
             f"{key}: workdir has {theirs.get(key, '(unset)')!r}, this command "
             f"has {mine.get(key, '(unset)')!r}"
             for key in sorted(set(mine) | set(theirs))
-            if mine.get(key) != theirs.get(key)]
+            if mine.get(key) != theirs.get(key)
+        ]
         if differences:
             raise WorkdirConflictError(
                 f"The workdir {workdir} holds a different run, so this "
                 "command would mix its checkpoints with another model's. "
                 "Differences: " + "; ".join(differences) + ". Nothing was "
                 "changed. Use a new --workdir for the new configuration, or "
-                "repeat the original command to resume that run.")
+                "repeat the original command to resume that run."
+            )
         return True
     checkpoint_dir = os.path.join(workdir, "checkpoints")
     if os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir):
         raise WorkdirConflictError(
             f"The workdir {workdir} has checkpoints but no {RUN_FILE}, so we "
             "cannot tell which run they belong to. Nothing was changed; use a "
-            "new --workdir.")
+            "new --workdir."
+        )
     os.makedirs(workdir, exist_ok=True)
     atomic_files.write_json(run_path, identity)
     return False

@@ -18,7 +18,6 @@ import os
 import socket
 import sys
 import time
-from typing import Optional
 
 LOCK_FILE = "lock"
 
@@ -37,7 +36,7 @@ class WorkdirLock:
     def __init__(self, workdir: str):
         self.workdir = workdir
         self.path = os.path.join(workdir, LOCK_FILE)
-        self._fd: Optional[int] = None
+        self._fd: int | None = None
 
     def acquire(self) -> None:
         """Takes the lock, or raises `WorkdirBusyError` naming its holder.
@@ -59,7 +58,8 @@ class WorkdirLock:
                 "checkpoints and metrics, so this launch was refused and "
                 "nothing was changed. Wait for that run to finish (or stop "
                 "it), or use another --workdir. The lock is released when "
-                "its process ends, however it ends.") from None
+                "its process ends, however it ends."
+            ) from None
         except BaseException:
             os.close(fd)
             raise
@@ -70,9 +70,11 @@ class WorkdirLock:
         for the message of a launch that finds the lock taken."""
         if self._fd is None:
             raise RuntimeError("record_holder() before acquire().")
-        record = (f"pid {os.getpid()} on host {socket.gethostname()}, "
-                  f"since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                  f"{' '.join(sys.argv)}\n")
+        record = (
+            f"pid {os.getpid()} on host {socket.gethostname()}, "
+            f"since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+            f"{' '.join(sys.argv)}\n"
+        )
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, record.encode("utf-8"), 0)
 
@@ -103,6 +105,5 @@ def _read_holder(fd: int) -> str:
     except OSError:
         text = ""
     if not text:
-        return ("a process that is still starting; its id and host are not "
-                "recorded yet")
+        return "a process that is still starting; its id and host are not recorded yet"
     return text.splitlines()[0]

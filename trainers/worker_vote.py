@@ -8,8 +8,6 @@ first signal of `stop_signals.STOP_SIGNALS` that any of them received, and
 save when any of them is due.
 """
 
-from typing import Optional, Tuple
-
 import tensorflow as tf
 
 from trainers import distribute as distribute_lib
@@ -25,8 +23,9 @@ class WorkerVote:
         self._num_workers = distribute_lib.num_workers(strategy)
         self._vote_fn = None
 
-    def __call__(self, local_signal: Optional[int],
-                 saving_due: bool) -> Tuple[Optional[int], bool]:
+    def __call__(
+        self, local_signal: int | None, saving_due: bool
+    ) -> tuple[int | None, bool]:
         """The signal every worker stops for now (None: go on), and whether
         every worker checkpoints now if it goes on.
 
@@ -43,12 +42,18 @@ class WorkerVote:
             def vote(ballot):
                 return strategy.reduce(
                     tf.distribute.ReduceOp.SUM,
-                    strategy.run(tf.identity, args=(ballot,)), axis=None)
+                    strategy.run(tf.identity, args=(ballot,)),
+                    axis=None,
+                )
 
             self._vote_fn = vote
-        ballot = tf.constant([1.0 if local_signal == signal_number else 0.0
-                              for signal_number in stop_signals.STOP_SIGNALS]
-                             + [1.0 if saving_due else 0.0])
+        ballot = tf.constant(
+            [
+                1.0 if local_signal == signal_number else 0.0
+                for signal_number in stop_signals.STOP_SIGNALS
+            ]
+            + [1.0 if saving_due else 0.0]
+        )
         totals = self._vote_fn(ballot).numpy()
         for signal_number, total in zip(stop_signals.STOP_SIGNALS, totals):
             if total > 0:

@@ -8,17 +8,17 @@ previous file (or none), never half of a new one, and another process
 reading the target sees one version or the other.
 """
 
+from collections.abc import Callable, Mapping
 import json
 import math
 import os
+from typing import Any
 import uuid
-from typing import Any, Callable, Mapping
 
 import numpy as np
 
 
-def write_atomically(path: str | os.PathLike,
-                     write_fn: Callable[[str], None]) -> None:
+def write_atomically(path: str | os.PathLike, write_fn: Callable[[str], None]) -> None:
     """Calls `write_fn(temporary_path)`, then renames the result onto `path`.
 
     The temporary file lies in `path`'s directory (created if missing), so
@@ -35,7 +35,8 @@ def write_atomically(path: str | os.PathLike,
     # format by it (imageio). Not tempfile.mkstemp: its files are private
     # (mode 0600), and results are meant to be read by others.
     temporary_path = os.path.join(
-        directory, f".{stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+        directory, f".{stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+    )
     try:
         write_fn(temporary_path)
         os.replace(temporary_path, path)
@@ -62,17 +63,26 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
     as null, which every JSON reader accepts; Python's bare NaN and Infinity
     are not JSON.
     """
+
     def write(temporary_path):
         with open(temporary_path, "w") as stream:
-            json.dump(_finite_or_none(payload), stream, indent=2,
-                      sort_keys=True, allow_nan=False)
+            json.dump(
+                _finite_or_none(payload),
+                stream,
+                indent=2,
+                sort_keys=True,
+                allow_nan=False,
+            )
             stream.write("\n")
+
     write_atomically(path, write)
 
 
 def write_npz(path: str | os.PathLike, arrays: Mapping[str, Any]) -> None:
     """Writes an uncompressed .npz of `arrays`, atomically."""
+
     def write(temporary_path):
         with open(temporary_path, "wb") as stream:
             np.savez(stream, **arrays)
+
     write_atomically(path, write)

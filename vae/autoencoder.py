@@ -73,18 +73,21 @@ class AutoencoderConfig:
             if not config_dicts.is_int(getattr(self, name)) or getattr(self, name) <= 0:
                 self._fail(name, "a positive integer")
         if not isinstance(self.hidden_units, tuple) or not all(
-                config_dicts.is_int(units) and units > 0 for units in self.hidden_units):
+            config_dicts.is_int(units) and units > 0 for units in self.hidden_units
+        ):
             self._fail("hidden_units", "a tuple of positive integers")
         if self.activation not in layers.ACTIVATION_NAMES:
-            self._fail("activation", "one of " + ", ".join(
-                repr(name) for name in layers.ACTIVATION_NAMES))
+            self._fail(
+                "activation",
+                "one of " + ", ".join(repr(name) for name in layers.ACTIVATION_NAMES),
+            )
         if not config_dicts.is_int(self.num_classes) or self.num_classes < 0:
-            self._fail("num_classes",
-                       "0 (unconditional) or a positive number of classes")
+            self._fail("num_classes", "0 (unconditional) or a positive number of classes")
 
     def _fail(self, name: str, expected: str) -> None:
-        raise ValueError(f"AutoencoderConfig.{name} must be {expected}, got "
-                         f"{getattr(self, name)!r}.")
+        raise ValueError(
+            f"AutoencoderConfig.{name} must be {expected}, got {getattr(self, name)!r}."
+        )
 
     @property
     def is_conditional(self) -> bool:
@@ -103,30 +106,41 @@ class Autoencoder(tf.Module):
         name: module name.
     """
 
-    def __init__(self, config: AutoencoderConfig = AutoencoderConfig(),
-                 name: str | None = None):
+    def __init__(
+        self, config: AutoencoderConfig = AutoencoderConfig(), name: str | None = None
+    ):
         super().__init__(name=name)
         config.validate()
         self.config = config
         label_size = config.num_classes
         with self.name_scope:
-            self.encoder = self._mlp(config.input_dim + label_size,
-                                     config.hidden_units, config.code_dim,
-                                     name="encoder")
-            self.decoder = self._mlp(config.code_dim + label_size,
-                                     tuple(reversed(config.hidden_units)),
-                                     config.input_dim, name="decoder")
+            self.encoder = self._mlp(
+                config.input_dim + label_size,
+                config.hidden_units,
+                config.code_dim,
+                name="encoder",
+            )
+            self.decoder = self._mlp(
+                config.code_dim + label_size,
+                tuple(reversed(config.hidden_units)),
+                config.input_dim,
+                name="decoder",
+            )
 
-    def _mlp(self, input_size: int, hidden_units: tuple[int, ...],
-             output_size: int, name: str) -> layers.Sequential:
+    def _mlp(
+        self, input_size: int, hidden_units: tuple[int, ...], output_size: int, name: str
+    ) -> layers.Sequential:
         stack = []
         # Layers are built before the Sequential that holds them, so they
         # need its scope here: otherwise encoder and decoder variables would
         # share names such as dense_0/w.
         with tf.name_scope(name):
             for index, units in enumerate(hidden_units):
-                stack.append(layers.Dense(input_size, units, self.config.activation,
-                                          name=f"dense_{index}"))
+                stack.append(
+                    layers.Dense(
+                        input_size, units, self.config.activation, name=f"dense_{index}"
+                    )
+                )
                 input_size = units
             # A linear last layer: neither the code nor the points are bounded.
             stack.append(layers.Dense(input_size, output_size, name="output"))
@@ -137,8 +151,9 @@ class Autoencoder(tf.Module):
         """True when `encode` and `decode` need a one-hot label."""
         return self.config.is_conditional
 
-    def _with_label(self, inputs: tf.Tensor, label_onehot: tf.Tensor | None,
-                    method: str) -> tf.Tensor:
+    def _with_label(
+        self, inputs: tf.Tensor, label_onehot: tf.Tensor | None, method: str
+    ) -> tf.Tensor:
         """Appends the label to `inputs` for a conditional model, checking it."""
         if not self.is_conditional:
             if label_onehot is not None:
@@ -147,31 +162,36 @@ class Autoencoder(tf.Module):
                 raise ValueError(
                     f"{self.name}.{method} got label_onehot, but the model is "
                     "unconditional (num_classes=0); pass label_onehot=None, or "
-                    "build the model with num_classes > 0 to condition on labels.")
+                    "build the model with num_classes > 0 to condition on labels."
+                )
             return inputs
         if label_onehot is None:
             raise ValueError(
                 f"{self.name}.{method} needs label_onehot: the model is "
                 f"conditioned on {self.config.num_classes} classes, so expected "
-                f"a float tensor of shape [batch, {self.config.num_classes}].")
+                f"a float tensor of shape [batch, {self.config.num_classes}]."
+            )
         label_onehot = tf.convert_to_tensor(label_onehot, tf.float32)
-        if (label_onehot.shape.rank != 2
-                or label_onehot.shape[-1] != self.config.num_classes):
+        if (
+            label_onehot.shape.rank != 2
+            or label_onehot.shape[-1] != self.config.num_classes
+        ):
             raise ValueError(
                 f"{self.name}.{method} got label_onehot of shape "
                 f"{label_onehot.shape.as_list()}; expected [batch, "
                 f"{self.config.num_classes}] (one-hot over num_classes="
-                f"{self.config.num_classes}).")
+                f"{self.config.num_classes})."
+            )
         batch, label_batch = inputs.shape[0], label_onehot.shape[0]
         if batch is not None and label_batch is not None and batch != label_batch:
             raise ValueError(
                 f"{self.name}.{method} got {batch} examples but {label_batch} "
-                "labels; expected one label per example.")
+                "labels; expected one label per example."
+            )
         return tf.concat([inputs, label_onehot], axis=-1)
 
     @tf.Module.with_name_scope
-    def encode(self, x: tf.Tensor,
-               label_onehot: tf.Tensor | None = None) -> tf.Tensor:
+    def encode(self, x: tf.Tensor, label_onehot: tf.Tensor | None = None) -> tf.Tensor:
         """Maps examples to codes.
 
         Args:
@@ -190,8 +210,7 @@ class Autoencoder(tf.Module):
         return self.encoder(self._with_label(x, label_onehot, "encode"))
 
     @tf.Module.with_name_scope
-    def decode(self, code: tf.Tensor,
-               label_onehot: tf.Tensor | None = None) -> tf.Tensor:
+    def decode(self, code: tf.Tensor, label_onehot: tf.Tensor | None = None) -> tf.Tensor:
         """Maps codes back to examples.
 
         Args:
@@ -207,8 +226,9 @@ class Autoencoder(tf.Module):
         code = tf.convert_to_tensor(code, tf.float32)
         return self.decoder(self._with_label(code, label_onehot, "decode"))
 
-    def reconstruct(self, x: tf.Tensor,
-                    label_onehot: tf.Tensor | None = None) -> tf.Tensor:
+    def reconstruct(
+        self, x: tf.Tensor, label_onehot: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """`decode(encode(x))`, with the same label given to both halves.
 
         Args:
@@ -220,7 +240,6 @@ class Autoencoder(tf.Module):
         """
         return self.decode(self.encode(x, label_onehot), label_onehot)
 
-    def __call__(self, x: tf.Tensor,
-                 label_onehot: tf.Tensor | None = None) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, label_onehot: tf.Tensor | None = None) -> tf.Tensor:
         """Same as `reconstruct`."""
         return self.reconstruct(x, label_onehot)

@@ -28,34 +28,37 @@ holds no variable, and so does a dropout layer, whose index also seeds its mask.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import math
 from typing import Any
-from typing import Callable
-from typing import Sequence
 
 import tensorflow as tf
 
 from vae import layers
 
 
-def check_labels(labels: tf.Tensor | None, num_classes: int,
-                 module: tf.Module) -> tf.Tensor | None:
+def check_labels(
+    labels: tf.Tensor | None, num_classes: int, module: tf.Module
+) -> tf.Tensor | None:
     """Returns `labels` as float32 `[batch, num_classes]`, or raises a clear error."""
     if num_classes == 0:
         if labels is not None:
             raise ValueError(
                 f"{module.name}: this model is unconditional (num_classes=0) but was "
-                "given labels; build it with num_classes > 0 to condition on them.")
+                "given labels; build it with num_classes > 0 to condition on them."
+            )
         return None
     if labels is None:
         raise ValueError(
             f"{module.name}: this model is conditioned on {num_classes} classes and "
-            f"needs one-hot labels [batch, {num_classes}]; none were given.")
+            f"needs one-hot labels [batch, {num_classes}]; none were given."
+        )
     labels = tf.convert_to_tensor(labels, tf.float32)
     if labels.shape.rank != 2 or labels.shape[-1] != num_classes:
         raise ValueError(
             f"{module.name}: labels must be one-hot [batch, {num_classes}], got shape "
-            f"{labels.shape}.")
+            f"{labels.shape}."
+        )
     return labels
 
 
@@ -75,9 +78,14 @@ def join_label(x: tf.Tensor, labels: tf.Tensor, *, as_planes: bool) -> tf.Tensor
     return tf.concat([x, labels], axis=-1)
 
 
-def normalize_activate_drop(num_features: int, *, activation: str | None,
-                            batch_norm: bool, dropout_rate: float,
-                            name: str) -> list[Any]:
+def normalize_activate_drop(
+    num_features: int,
+    *,
+    activation: str | None,
+    batch_norm: bool,
+    dropout_rate: float,
+    name: str,
+) -> list[Any]:
     """What follows a hidden layer: [BatchNorm] -> [activation] -> [Dropout].
 
     Args:
@@ -98,20 +106,40 @@ def normalize_activate_drop(num_features: int, *, activation: str | None,
     return block
 
 
-def _dense_layer(input_size: int, units: int, name: str, *, activation: str,
-                 batch_norm: bool, dropout_rate: float,
-                 norm_before_activation: bool) -> list[Any]:
+def _dense_layer(
+    input_size: int,
+    units: int,
+    name: str,
+    *,
+    activation: str,
+    batch_norm: bool,
+    dropout_rate: float,
+    norm_before_activation: bool,
+) -> list[Any]:
     """Dense(units) and what follows it, the activation where the order puts it."""
-    return [layers.Dense(input_size, units,
-                         None if norm_before_activation else activation, name=name),
-            *normalize_activate_drop(
-                units, activation=activation if norm_before_activation else None,
-                batch_norm=batch_norm, dropout_rate=dropout_rate, name=name)]
+    return [
+        layers.Dense(
+            input_size, units, None if norm_before_activation else activation, name=name
+        ),
+        *normalize_activate_drop(
+            units,
+            activation=activation if norm_before_activation else None,
+            batch_norm=batch_norm,
+            dropout_rate=dropout_rate,
+            name=name,
+        ),
+    ]
 
 
-def dense_stack(input_size: int, units: Sequence[int], *, activation: str,
-                batch_norm: bool, dropout_rate: float,
-                norm_before_activation: bool) -> tuple[list[Any], int]:
+def dense_stack(
+    input_size: int,
+    units: Sequence[int],
+    *,
+    activation: str,
+    batch_norm: bool,
+    dropout_rate: float,
+    norm_before_activation: bool,
+) -> tuple[list[Any], int]:
     """Hidden dense layers `dense_0`, `dense_1`, ..., each with what follows it.
 
     Args:
@@ -129,24 +157,43 @@ def dense_stack(input_size: int, units: Sequence[int], *, activation: str,
     stack: list[Any] = []
     size = input_size
     for index, width in enumerate(units):
-        stack += _dense_layer(size, width, f"dense_{index}", activation=activation,
-                              batch_norm=batch_norm, dropout_rate=dropout_rate,
-                              norm_before_activation=norm_before_activation)
+        stack += _dense_layer(
+            size,
+            width,
+            f"dense_{index}",
+            activation=activation,
+            batch_norm=batch_norm,
+            dropout_rate=dropout_rate,
+            norm_before_activation=norm_before_activation,
+        )
         size = width
     return stack, size
 
 
-def dense_to_feature_map(input_size: int, shape: Sequence[int], *, activation: str,
-                         batch_norm: bool, dropout_rate: float,
-                         norm_before_activation: bool) -> list[Any]:
+def dense_to_feature_map(
+    input_size: int,
+    shape: Sequence[int],
+    *,
+    activation: str,
+    batch_norm: bool,
+    dropout_rate: float,
+    norm_before_activation: bool,
+) -> list[Any]:
     """Where a conv decoder starts: a dense layer `dense_to_base` to `prod(shape)`
     units, with what follows it, reshaped to the feature map `shape`
     (`[height, width, channels]`); arguments as `dense_stack` takes them."""
-    return [*_dense_layer(input_size, math.prod(shape), "dense_to_base",
-                          activation=activation, batch_norm=batch_norm,
-                          dropout_rate=dropout_rate,
-                          norm_before_activation=norm_before_activation),
-            layers.Reshape(shape, name="reshape")]
+    return [
+        *_dense_layer(
+            input_size,
+            math.prod(shape),
+            "dense_to_base",
+            activation=activation,
+            batch_norm=batch_norm,
+            dropout_rate=dropout_rate,
+            norm_before_activation=norm_before_activation,
+        ),
+        layers.Reshape(shape, name="reshape"),
+    ]
 
 
 def output_hw(stack: Sequence[Any], input_hw: Sequence[int]) -> tuple[int, int]:
@@ -167,9 +214,14 @@ class LabelledStack(tf.Module):
     with `_apply`.
     """
 
-    def __init__(self, config: Any,
-                 build_layers: Callable[[Any], tuple[Sequence[Any], int]], *,
-                 label_planes: bool, name: str | None = None):
+    def __init__(
+        self,
+        config: Any,
+        build_layers: Callable[[Any], tuple[Sequence[Any], int]],
+        *,
+        label_planes: bool,
+        name: str | None = None,
+    ):
         """Builds every layer (and so every variable).
 
         Args:
@@ -194,8 +246,15 @@ class LabelledStack(tf.Module):
             stack, self._label_index = build_layers(config)
             self.net = layers.Sequential(stack, name="net")
 
-    def _apply(self, inputs: tf.Tensor, labels: tf.Tensor | None, *, is_training: bool,
-               seed: tf.Tensor | None, stop: int | None = None) -> tf.Tensor:
+    def _apply(
+        self,
+        inputs: tf.Tensor,
+        labels: tf.Tensor | None,
+        *,
+        is_training: bool,
+        seed: tf.Tensor | None,
+        stop: int | None = None,
+    ) -> tf.Tensor:
         """Runs the layers before `stop` (all by default), joining the label in.
 
         Args:
@@ -218,10 +277,12 @@ class LabelledStack(tf.Module):
         x = tf.cast(tf.convert_to_tensor(inputs, tf.float32), self.compute_dtype)
         x = self.net(x, is_training=is_training, seed=seed, stop=self._label_index)
         if labels is not None:
-            x = join_label(x, tf.cast(labels, self.compute_dtype),
-                           as_planes=self.label_planes)
-        return self.net(x, is_training=is_training, seed=seed, start=self._label_index,
-                        stop=stop)
+            x = join_label(
+                x, tf.cast(labels, self.compute_dtype), as_planes=self.label_planes
+            )
+        return self.net(
+            x, is_training=is_training, seed=seed, start=self._label_index, stop=stop
+        )
 
 
 class GaussianEncoder(LabelledStack):
@@ -232,10 +293,15 @@ class GaussianEncoder(LabelledStack):
     Dense(latent_dim) heads, and one matmul is cheaper.
     """
 
-    def __init__(self, config: Any,
-                 build_layers: Callable[[Any], tuple[Sequence[Any], int]], *,
-                 label_planes: bool = False, log_variance_clip: float = 0.0,
-                 name: str | None = "encoder"):
+    def __init__(
+        self,
+        config: Any,
+        build_layers: Callable[[Any], tuple[Sequence[Any], int]],
+        *,
+        label_planes: bool = False,
+        log_variance_clip: float = 0.0,
+        name: str | None = "encoder",
+    ):
         """Builds every layer (and so every variable).
 
         Args:
@@ -252,9 +318,14 @@ class GaussianEncoder(LabelledStack):
         self.log_variance_clip = float(log_variance_clip)
 
     @tf.Module.with_name_scope
-    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False,
-                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Encodes a batch of images `[batch, *image_shape]`, as `_apply` takes them.
 
         Returns:
@@ -267,8 +338,9 @@ class GaussianEncoder(LabelledStack):
         loc, log_variance = tf.split(tf.cast(outputs, tf.float32), 2, axis=-1)
         if self.log_variance_clip > 0:
             # Clipped here, once, so that the KL term and the samples both see it.
-            log_variance = tf.clip_by_value(log_variance, -self.log_variance_clip,
-                                            self.log_variance_clip)
+            log_variance = tf.clip_by_value(
+                log_variance, -self.log_variance_clip, self.log_variance_clip
+            )
         return loc, log_variance
 
 
@@ -278,8 +350,13 @@ class LatentDecoder(LabelledStack):
     Its stack reads `concat(z, label)`, or z for an unconditional model.
     """
 
-    def __init__(self, config: Any, build_layers: Callable[[Any], Sequence[Any]], *,
-                 name: str | None = "decoder"):
+    def __init__(
+        self,
+        config: Any,
+        build_layers: Callable[[Any], Sequence[Any]],
+        *,
+        name: str | None = "decoder",
+    ):
         """Builds every layer (and so every variable).
 
         Args:
@@ -291,18 +368,29 @@ class LatentDecoder(LabelledStack):
             ValueError: if `config` is invalid.
         """
         # The label joins z before the first layer.
-        super().__init__(config, lambda config: (build_layers(config), 0),
-                         label_planes=False, name=name)
+        super().__init__(
+            config,
+            lambda config: (build_layers(config), 0),
+            label_planes=False,
+            name=name,
+        )
         self.latent_dim = config.latent_dim
 
     @tf.Module.with_name_scope
-    def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False, seed: tf.Tensor | None = None) -> tf.Tensor:
+    def __call__(
+        self,
+        z: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tf.Tensor:
         """Decodes a batch of latent codes `[batch, latent_dim]`, as `_apply` takes
         them.
 
         Returns:
             float32 `[batch, *image_shape]`: logits, or Gaussian means.
         """
-        return tf.cast(self._apply(z, labels, is_training=is_training, seed=seed),
-                       tf.float32)
+        return tf.cast(
+            self._apply(z, labels, is_training=is_training, seed=seed), tf.float32
+        )

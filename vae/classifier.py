@@ -21,9 +21,10 @@ Pooling uses SAME padding, so odd feature-map sizes round up instead of losing a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -71,27 +72,42 @@ class ClassifierConfig:
         Raises:
             ValueError: naming the first bad field, its value and what was expected.
         """
-        if (not isinstance(self.image_shape, tuple) or len(self.image_shape) != 3
-                or not all(config_dicts.is_int(v) and v > 0 for v in self.image_shape)):
-            self._fail("image_shape", "(height, width, channels), three positive integers")
+        if (
+            not isinstance(self.image_shape, tuple)
+            or len(self.image_shape) != 3
+            or not all(config_dicts.is_int(v) and v > 0 for v in self.image_shape)
+        ):
+            self._fail(
+                "image_shape", "(height, width, channels), three positive integers"
+            )
         if not config_dicts.is_int(self.num_classes) or self.num_classes < 2:
             self._fail("num_classes", "an integer of at least 2")
-        if (not isinstance(self.filters, tuple) or not self.filters
-                or not all(config_dicts.is_int(v) and v > 0 for v in self.filters)):
+        if (
+            not isinstance(self.filters, tuple)
+            or not self.filters
+            or not all(config_dicts.is_int(v) and v > 0 for v in self.filters)
+        ):
             self._fail("filters", "a non-empty tuple of positive integers")
         for name in ("kernel_size", "dense_units"):
             if not config_dicts.is_int(getattr(self, name)) or getattr(self, name) <= 0:
                 self._fail(name, "a positive integer")
         rate = self.dropout_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not 0 <= rate < 1
+        ):
             self._fail("dropout_rate", "a number in [0, 1)")
         if self.activation not in layers.ACTIVATION_NAMES:
-            self._fail("activation",
-                       "one of " + ", ".join(repr(name) for name in layers.ACTIVATION_NAMES))
+            self._fail(
+                "activation",
+                "one of " + ", ".join(repr(name) for name in layers.ACTIVATION_NAMES),
+            )
 
     def _fail(self, name: str, expected: str) -> None:
         raise ValueError(
-            f"ClassifierConfig.{name} must be {expected}, got {getattr(self, name)!r}.")
+            f"ClassifierConfig.{name} must be {expected}, got {getattr(self, name)!r}."
+        )
 
     def feature_map_shape(self) -> tuple[int, int, int]:
         """Returns `(height, width, channels)` of the last pooled feature map."""
@@ -127,8 +143,9 @@ class Classifier(tf.Module):
     All variables are created in the constructor. `__call__` is `logits`.
     """
 
-    def __init__(self, config: ClassifierConfig = ClassifierConfig(),
-                 name: str | None = None):
+    def __init__(
+        self, config: ClassifierConfig = ClassifierConfig(), name: str | None = None
+    ):
         """Builds the layers, with all their variables.
 
         Args:
@@ -148,17 +165,29 @@ class Classifier(tf.Module):
             channels = config.image_shape[-1]
             self.convolutions = []
             for index, filters in enumerate(config.filters):
-                self.convolutions.append(layers.Conv2D(
-                    channels, filters, config.kernel_size, stride=1, padding="SAME",
-                    activation=config.activation, name=f"conv_{index}"))
+                self.convolutions.append(
+                    layers.Conv2D(
+                        channels,
+                        filters,
+                        config.kernel_size,
+                        stride=1,
+                        padding="SAME",
+                        activation=config.activation,
+                        name=f"conv_{index}",
+                    )
+                )
                 channels = filters
             self.flatten = layers.Flatten(name="flatten")
-            self.hidden = layers.Dense(math.prod(config.feature_map_shape()),
-                                       config.dense_units, config.activation,
-                                       name="hidden")
+            self.hidden = layers.Dense(
+                math.prod(config.feature_map_shape()),
+                config.dense_units,
+                config.activation,
+                name="hidden",
+            )
             self.dropout = layers.Dropout(config.dropout_rate, name="dropout")
-            self.output_layer = layers.Dense(config.dense_units, config.num_classes,
-                                             name="output")
+            self.output_layer = layers.Dense(
+                config.dense_units, config.num_classes, name="output"
+            )
 
     def _check_images(self, images: tf.Tensor) -> tf.Tensor:
         images = tf.convert_to_tensor(images, tf.float32)
@@ -166,7 +195,8 @@ class Classifier(tf.Module):
             raise ValueError(
                 f"{self.name} was built for images of shape [batch, "
                 f"{', '.join(map(str, self.image_shape))}], but got a tensor of shape "
-                f"{images.shape.as_list() if images.shape.rank is not None else 'unknown'}.")
+                f"{images.shape.as_list() if images.shape.rank is not None else 'unknown'}."
+            )
         return images
 
     @tf.Module.with_name_scope
@@ -188,8 +218,13 @@ class Classifier(tf.Module):
         return self.hidden(self.flatten(outputs), is_training=is_training)
 
     @tf.Module.with_name_scope
-    def logits(self, images: tf.Tensor, *, is_training: bool = False,
-               seed: tf.Tensor | Sequence[int] | None = None) -> tf.Tensor:
+    def logits(
+        self,
+        images: tf.Tensor,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | Sequence[int] | None = None,
+    ) -> tf.Tensor:
         """Returns unnormalised class scores.
 
         Args:
@@ -206,8 +241,13 @@ class Classifier(tf.Module):
         return self.output_layer(features, is_training=is_training)
 
     @tf.Module.with_name_scope
-    def __call__(self, images: tf.Tensor, *, is_training: bool = False,
-                 seed: tf.Tensor | Sequence[int] | None = None) -> tf.Tensor:
+    def __call__(
+        self,
+        images: tf.Tensor,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | Sequence[int] | None = None,
+    ) -> tf.Tensor:
         """Same as `logits`: float32 `[batch, num_classes]`."""
         return self.logits(images, is_training=is_training, seed=seed)
 

@@ -1,7 +1,8 @@
 """Building frozen config dataclasses back from dicts (such as JSON records)."""
 
+from collections.abc import Mapping
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 
 def is_int(value: Any) -> bool:
@@ -33,7 +34,8 @@ def from_dict(cls, values: Mapping[str, Any]):
     if unknown:
         raise ValueError(
             f"{cls.__name__} has no field(s) {', '.join(map(repr, unknown))}; "
-            f"expected only fields among {', '.join(sorted(known))}.")
+            f"expected only fields among {', '.join(sorted(known))}."
+        )
     config = cls(**values)
     config.validate()
     return config
@@ -58,12 +60,17 @@ class ConfigRecord:
 
     @classmethod
     def _tuple_fields(cls) -> list:
-        return [field.name for field in dataclasses.fields(cls)
-                if isinstance(field.default, tuple)]
+        return [
+            field.name
+            for field in dataclasses.fields(cls)
+            if isinstance(field.default, tuple)
+        ]
 
     def _fail(self, name: str, expected: str) -> None:
-        raise ValueError(f"{type(self).__name__}.{name} must be {expected}, "
-                         f"got {getattr(self, name)!r}.")
+        raise ValueError(
+            f"{type(self).__name__}.{name} must be {expected}, "
+            f"got {getattr(self, name)!r}."
+        )
 
     # Checks the model configs share; each raises through `_fail`.
     def _require_positive_ints(self, *names: str) -> None:
@@ -76,13 +83,13 @@ class ConfigRecord:
         for name in self._tuple_fields():
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(
-                    is_int(v) and v > 0 for v in value):
+                is_int(v) and v > 0 for v in value
+            ):
                 self._fail(name, "a tuple of positive integers")
 
     def _require_num_classes(self) -> None:
         """num_classes: 0 (unconditional) or at least 2."""
-        if (not is_int(self.num_classes) or self.num_classes < 0
-                or self.num_classes == 1):
+        if not is_int(self.num_classes) or self.num_classes < 0 or self.num_classes == 1:
             self._fail("num_classes", "0 (unconditional) or an integer >= 2")
 
     def _require_flag(self, name: str) -> None:

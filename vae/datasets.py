@@ -43,12 +43,12 @@ convert them on loading. Every file is checked and a problem is reported as a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 import dataclasses
 import glob
 import gzip
 import math
 import os
-from typing import Dict, Mapping, Sequence, Tuple
 import weakref
 import zipfile
 import zlib
@@ -61,8 +61,7 @@ from vae import dsprites
 from vae import image_folders
 from vae import toy2d
 
-DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder",
-                 "dsprites")
+DATASET_NAMES = ("mnist", "fashion_mnist", "toy2d", "idx", "npz", "folder", "dsprites")
 # Datasets whose splits carry the generating factors (`ArraySplit.factors`).
 FACTOR_DATASETS = ("dsprites",)
 # Datasets whose example shape and number of classes only the data can tell.
@@ -70,10 +69,18 @@ DATA_DEFINED_DATASETS = ("idx", "npz", "folder")
 BINARIZATIONS = ("none", "static", "dynamic")
 # Label classes of each dataset of fixed shape: what a conditional model is
 # built for.
-NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "toy2d": 2,
-               "dsprites": dsprites.FACTOR_SIZES[0]}
-EXAMPLE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
-                  "toy2d": (2,), "dsprites": (64, 64, 1)}
+NUM_CLASSES = {
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "toy2d": 2,
+    "dsprites": dsprites.FACTOR_SIZES[0],
+}
+EXAMPLE_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "toy2d": (2,),
+    "dsprites": (64, 64, 1),
+}
 
 # File names as published by LeCun et al. and mirrored for Fashion-MNIST.
 IDX_FILE_NAMES = {
@@ -152,31 +159,37 @@ class ArraySplit:
             raise ValueError(
                 f"ArraySplit expects images of shape [N, ...] and labels of shape "
                 f"[N]; got images {self.images.shape} and labels "
-                f"{self.labels.shape}.")
+                f"{self.labels.shape}."
+            )
         if self.images.shape[0] != self.labels.shape[0]:
             raise ValueError(
                 f"ArraySplit has {self.images.shape[0]} images but "
-                f"{self.labels.shape[0]} labels; expected one label per image.")
+                f"{self.labels.shape[0]} labels; expected one label per image."
+            )
 
         for field in ("factors", "factor_values"):
             array = getattr(self, field)
-            if array is not None and (array.ndim != 2 or
-                                      array.shape[0] != self.labels.shape[0]):
+            if array is not None and (
+                array.ndim != 2 or array.shape[0] != self.labels.shape[0]
+            ):
                 raise ValueError(
                     f"ArraySplit has {self.labels.shape[0]} examples but {field} "
-                    f"of shape {array.shape}; expected [N, num_factors].")
+                    f"of shape {array.shape}; expected [N, num_factors]."
+                )
 
     @property
     def num_examples(self) -> int:
         """Number of examples N in the split."""
         return int(self.labels.shape[0])
 
-    def subset(self, indices: np.ndarray) -> "ArraySplit":
+    def subset(self, indices: np.ndarray) -> ArraySplit:
         """The examples at `indices`, with their factors."""
         return ArraySplit(
-            self.images[indices], self.labels[indices],
+            self.images[indices],
+            self.labels[indices],
             None if self.factors is None else self.factors[indices],
-            None if self.factor_values is None else self.factor_values[indices])
+            None if self.factor_values is None else self.factor_values[indices],
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,11 +259,13 @@ def read_idx(path: str) -> np.ndarray:
     except FileNotFoundError as err:
         raise DataNotFoundError(
             f"IDX file {path!r} does not exist; expected a gzip-compressed or "
-            f"plain IDX file at that path.") from err
+            f"plain IDX file at that path."
+        ) from err
     except OSError as err:
         raise DataError(
             f"IDX file {path!r} could not be read ({err.strerror or err}); "
-            f"expected a readable gzip-compressed or plain IDX file.") from err
+            f"expected a readable gzip-compressed or plain IDX file."
+        ) from err
 
     if raw[:2] == _GZIP_MAGIC:
         try:
@@ -259,14 +274,16 @@ def read_idx(path: str) -> np.ndarray:
             raise DataError(
                 f"IDX file {path!r} is not a complete gzip stream ({err}); the "
                 f"file is probably truncated or corrupt. Expected a gzip-compressed "
-                f"IDX file: download it again.") from err
+                f"IDX file: download it again."
+            ) from err
     else:
         data = raw
 
     if len(data) < 4:
         raise DataError(
             f"IDX file {path!r} holds only {len(data)} bytes after "
-            f"decompression; expected at least a 4-byte IDX magic number.")
+            f"decompression; expected at least a 4-byte IDX magic number."
+        )
     magic = int.from_bytes(data[:4], "big")
     type_code, num_dims = data[2], data[3]
     if data[:2] != b"\x00\x00" or type_code not in _IDX_DTYPES or num_dims == 0:
@@ -275,16 +292,19 @@ def read_idx(path: str) -> np.ndarray:
             f"not an IDX header; expected 0x0000TTDD with type code TT in "
             f"{{{', '.join(f'0x{code:02X}' for code in _IDX_DTYPES)}}} and DD >= 1 "
             f"dimensions (MNIST labels use 0x{_IDX_LABELS_MAGIC:08X}, images "
-            f"0x{_IDX_IMAGES_MAGIC:08X}).")
+            f"0x{_IDX_IMAGES_MAGIC:08X})."
+        )
 
     header_size = 4 + 4 * num_dims
     if len(data) < header_size:
         raise DataError(
             f"IDX file {path!r} ends inside its header: magic 0x{magic:08X} "
             f"announces {num_dims} dimension sizes ({header_size} header bytes) "
-            f"but the file holds {len(data)} bytes.")
+            f"but the file holds {len(data)} bytes."
+        )
     dims = tuple(
-        int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(num_dims))
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(num_dims)
+    )
     dtype = _IDX_DTYPES[type_code]
     expected_bytes = math.prod(dims) * dtype.itemsize
     payload_bytes = len(data) - header_size
@@ -293,7 +313,8 @@ def read_idx(path: str) -> np.ndarray:
             f"IDX file {path!r} has a header announcing shape {list(dims)} of "
             f"{dtype.itemsize}-byte values ({expected_bytes} data bytes) but holds "
             f"{payload_bytes} data bytes; the file is truncated or its header is "
-            f"wrong.")
+            f"wrong."
+        )
     values = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(dims)
     # astype copies into a writeable array in native byte order.
     return values.astype(dtype.newbyteorder("="))
@@ -303,18 +324,20 @@ def read_idx(path: str) -> np.ndarray:
 # Loading.
 
 
-def load_dataset(name: str,
-                 data_dir: str | None = None,
-                 *,
-                 validation_size: int = 0,
-                 seed: int = 0,
-                 allow_download: bool = True,
-                 image_size: Sequence[int] | int = (),
-                 channels: int = 0,
-                 test_fraction: float = 0.1,
-                 cache_dir: str | None = None,
-                 non_image_files: str = "skip",
-                 train_subset: int = 0) -> DatasetArrays:
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    validation_size: int = 0,
+    seed: int = 0,
+    allow_download: bool = True,
+    image_size: Sequence[int] | int = (),
+    channels: int = 0,
+    test_fraction: float = 0.1,
+    cache_dir: str | None = None,
+    non_image_files: str = "skip",
+    train_subset: int = 0,
+) -> DatasetArrays:
     """Loads a dataset into memory.
 
     For "mnist" and "fashion_mnist" the sources are tried in this order:
@@ -379,13 +402,17 @@ def load_dataset(name: str,
     """
     if name not in DATASET_NAMES:
         raise ValueError(
-            f"Unknown dataset name {name!r}; expected one of {DATASET_NAMES}.")
+            f"Unknown dataset name {name!r}; expected one of {DATASET_NAMES}."
+        )
     _check_seed(seed, "seed")
-    if (not isinstance(validation_size, (int, np.integer)) or
-            isinstance(validation_size, bool) or validation_size < 0):
+    if (
+        not isinstance(validation_size, (int, np.integer))
+        or isinstance(validation_size, bool)
+        or validation_size < 0
+    ):
         raise ValueError(
-            f"validation_size must be a non-negative integer; got "
-            f"{validation_size!r}.")
+            f"validation_size must be a non-negative integer; got {validation_size!r}."
+        )
     image_size = image_folders.normalize_image_size(image_size)
     channels = image_folders.check_channels(channels)
     if name not in DATA_DEFINED_DATASETS and (image_size or channels):
@@ -393,12 +420,14 @@ def load_dataset(name: str,
             f"image_size={image_size} and channels={channels} convert the images "
             f"of the datasets {DATA_DEFINED_DATASETS}; {name} has the fixed shape "
             f"{EXAMPLE_SHAPES[name]}, so expected image_size=() and channels=0. "
-            f"(Its IDX files can be read as dataset 'idx' and converted.)")
+            f"(Its IDX files can be read as dataset 'idx' and converted.)"
+        )
 
     if train_subset and name != "dsprites":
         raise ValueError(
             f"train_subset={train_subset} limits the training images of dsprites; "
-            f"dataset {name} has no such option, so expected train_subset=0.")
+            f"dataset {name} has no such option, so expected train_subset=0."
+        )
     class_names = ()
     factor_names, factor_sizes = (), ()
     if name == "dsprites":
@@ -413,26 +442,38 @@ def load_dataset(name: str,
         source = f"generated (seed {seed})"
     elif name == "folder":
         train, test, class_names, source = _load_folder(
-            data_dir, image_size=image_size, channels=channels,
-            test_fraction=test_fraction, cache_dir=cache_dir,
-            non_image_files=non_image_files)
+            data_dir,
+            image_size=image_size,
+            channels=channels,
+            test_fraction=test_fraction,
+            cache_dir=cache_dir,
+            non_image_files=non_image_files,
+        )
         num_classes = max(1, len(class_names))
     elif name in DATA_DEFINED_DATASETS:
-        train, test, source = (_load_idx_directory(data_dir) if name == "idx"
-                               else _load_any_npz(data_dir))
+        train, test, source = (
+            _load_idx_directory(data_dir) if name == "idx" else _load_any_npz(data_dir)
+        )
         train, test = (
-            ArraySplit(image_folders.convert_images(
-                split.images, image_size=image_size, channels=channels),
-                split.labels) for split in (train, test))
+            ArraySplit(
+                image_folders.convert_images(
+                    split.images, image_size=image_size, channels=channels
+                ),
+                split.labels,
+            )
+            for split in (train, test)
+        )
         if train.images.shape[1:] != test.images.shape[1:]:
             raise DataError(
                 f"The {source} hold training images of shape "
                 f"{train.images.shape[1:]} but test images of shape "
                 f"{test.images.shape[1:]}; expected one shape for both. Set "
                 f"image_size (--image_size) and channels (--channels) to "
-                f"convert both to one.")
-        num_classes = int(max(train.labels.max(initial=0),
-                              test.labels.max(initial=0))) + 1
+                f"convert both to one."
+            )
+        num_classes = (
+            int(max(train.labels.max(initial=0), test.labels.max(initial=0))) + 1
+        )
     else:
         train, test, source = _load_image_dataset(name, data_dir, allow_download)
         num_classes = _NUM_IMAGE_CLASSES
@@ -443,9 +484,11 @@ def load_dataset(name: str,
             raise ValueError(
                 f"validation_size={validation_size} leaves no training examples: "
                 f"the {name} training split has {train.num_examples} examples, so "
-                f"expected validation_size < {train.num_examples}.")
-        order = np.random.default_rng(
-            [_VALIDATION_STREAM, seed]).permutation(train.num_examples)
+                f"expected validation_size < {train.num_examples}."
+            )
+        order = np.random.default_rng([_VALIDATION_STREAM, seed]).permutation(
+            train.num_examples
+        )
         # Sorting keeps both parts in file order, which makes them easy to inspect.
         validation_indices = np.sort(order[:validation_size])
         train_indices = np.sort(order[validation_size:])
@@ -461,11 +504,13 @@ def load_dataset(name: str,
         source=source,
         class_names=tuple(class_names),
         factor_names=factor_names,
-        factor_sizes=factor_sizes)
+        factor_sizes=factor_sizes,
+    )
 
 
-def _load_dsprites(data_dir: str | None, cache_dir: str | None,
-                   train_subset: int) -> tuple[ArraySplit, ArraySplit, str]:
+def _load_dsprites(
+    data_dir: str | None, cache_dir: str | None, train_subset: int
+) -> tuple[ArraySplit, ArraySplit, str]:
     """Reads or renders dSprites; returns (train, test, source)."""
     try:
         arrays = dsprites.load(data_dir, cache_dir)
@@ -474,25 +519,41 @@ def _load_dsprites(data_dir: str | None, cache_dir: str | None,
     splits = []
     for indices in dsprites.split_indices(arrays.num_examples, train_subset):
         factors = arrays.factor_classes[indices]
-        splits.append(ArraySplit(arrays.images(indices), factors[:, 0].copy(),
-                                 factors, arrays.factor_values[indices]))
+        splits.append(
+            ArraySplit(
+                arrays.images(indices),
+                factors[:, 0].copy(),
+                factors,
+                arrays.factor_values[indices],
+            )
+        )
     return splits[0], splits[1], arrays.source
 
 
-def _load_folder(root: str | None, *, image_size: tuple[int, ...], channels: int,
-                 test_fraction: float, cache_dir: str | None,
-                 non_image_files: str
-                 ) -> tuple[ArraySplit, ArraySplit, tuple[str, ...], str]:
+def _load_folder(
+    root: str | None,
+    *,
+    image_size: tuple[int, ...],
+    channels: int,
+    test_fraction: float,
+    cache_dir: str | None,
+    non_image_files: str,
+) -> tuple[ArraySplit, ArraySplit, tuple[str, ...], str]:
     """Reads an image folder; returns (train, test, class names, source)."""
     image_folders.check_test_fraction(test_fraction)
     if root is None:
         raise DataNotFoundError(
             "Dataset 'folder' needs data_dir, the folder of images to read; none "
-            "was given.")
+            "was given."
+        )
     try:
         folder = image_folders.load_image_folder(
-            root, image_size=image_size, channels=channels, cache_dir=cache_dir,
-            non_image_files=non_image_files)
+            root,
+            image_size=image_size,
+            channels=channels,
+            cache_dir=cache_dir,
+            non_image_files=non_image_files,
+        )
         train_indices, test_indices = folder.split(test_fraction)
     except image_folders.ImageFolderNotFoundError as error:
         raise DataNotFoundError(str(error)) from None
@@ -510,24 +571,39 @@ def _load_idx_directory(data_dir: str | None) -> tuple[ArraySplit, ArraySplit, s
         raise DataNotFoundError(
             f"Data directory {data_dir!r} for dataset 'idx' does not exist (or is "
             f"not a directory); expected a directory holding four IDX files named "
-            f"like {patterns} (gzip-compressed or plain).")
+            f"like {patterns} (gzip-compressed or plain)."
+        )
     paths = {}
     for role, role_patterns in IDX_FILE_PATTERNS.items():
-        matches = sorted({path for pattern in role_patterns
-                          for path in glob.glob(os.path.join(data_dir, pattern))})
+        matches = sorted(
+            {
+                path
+                for pattern in role_patterns
+                for path in glob.glob(os.path.join(data_dir, pattern))
+            }
+        )
         if len(matches) != 1:
-            found = ("none" if not matches else
-                     ", ".join(os.path.basename(path) for path in matches))
+            found = (
+                "none"
+                if not matches
+                else ", ".join(os.path.basename(path) for path in matches)
+            )
             raise DataNotFoundError(
                 f"Data directory {data_dir!r} for dataset 'idx' should hold exactly "
                 f"one file named like {' or '.join(role_patterns)} (the "
                 f"{role.replace('_', ' ')}); found {found}. Expected the four files "
-                f"{patterns}; keep one dataset per directory.")
+                f"{patterns}; keep one dataset per directory."
+            )
         paths[role] = matches[0]
-    splits = [_checked_any_image_split(
-        read_idx(paths[f"{split}_images"]), read_idx(paths[f"{split}_labels"]),
-        images_origin=paths[f"{split}_images"],
-        labels_origin=paths[f"{split}_labels"]) for split in ("train", "test")]
+    splits = [
+        _checked_any_image_split(
+            read_idx(paths[f"{split}_images"]),
+            read_idx(paths[f"{split}_labels"]),
+            images_origin=paths[f"{split}_images"],
+            labels_origin=paths[f"{split}_labels"],
+        )
+        for split in ("train", "test")
+    ]
     return splits[0], splits[1], f"idx files in {data_dir}"
 
 
@@ -540,36 +616,43 @@ def _load_any_npz(path: str | None) -> tuple[ArraySplit, ArraySplit, str]:
                 f"Data directory {path!r} for dataset 'npz' holds "
                 f"{len(archives)} .npz files "
                 f"({', '.join(map(os.path.basename, archives)) or 'none'}); expected "
-                f"exactly one, or pass the archive's path itself.")
+                f"exactly one, or pass the archive's path itself."
+            )
         path = archives[0]
     if path is None or not os.path.isfile(path):
         raise DataNotFoundError(
             f"Archive {path!r} for dataset 'npz' does not exist; expected the path "
             f"of a Keras-style .npz file with keys {list(NPZ_KEYS)} (or a directory "
-            f"holding one).")
+            f"holding one)."
+        )
     train, test = _load_npz(path, check_split=_checked_any_image_split)
     return train, test, f"npz file {path}"
 
 
-def _load_image_dataset(name: str, data_dir: str | None,
-                        allow_download: bool) -> tuple[ArraySplit, ArraySplit, str]:
+def _load_image_dataset(
+    name: str, data_dir: str | None, allow_download: bool
+) -> tuple[ArraySplit, ArraySplit, str]:
     """Finds and reads MNIST or Fashion-MNIST; returns (train, test, source)."""
     npz_name = f"{name}.npz"
-    expected = (f"the four IDX files {', '.join(IDX_FILE_NAMES.values())}, or "
-                f"a Keras-style archive {npz_name}")
+    expected = (
+        f"the four IDX files {', '.join(IDX_FILE_NAMES.values())}, or "
+        f"a Keras-style archive {npz_name}"
+    )
 
     if data_dir is None:
         if not allow_download:
             raise DataNotFoundError(
                 f"No data_dir was given for {name} and allow_download is False, so "
                 f"there is nowhere to read the data from; pass a directory holding "
-                f"{expected}, or allow the Keras download.")
+                f"{expected}, or allow the Keras download."
+            )
         return _download_with_keras(name)
 
     if not os.path.isdir(data_dir):
         raise DataNotFoundError(
             f"Data directory {data_dir!r} for {name} does not exist (or is not a "
-            f"directory); expected a directory holding {expected}.")
+            f"directory); expected a directory holding {expected}."
+        )
 
     idx_paths = {
         key: os.path.join(data_dir, file_name)
@@ -580,13 +663,17 @@ def _load_image_dataset(name: str, data_dir: str | None,
 
     if len(present) == len(idx_paths):
         train = _checked_image_split(
-            read_idx(idx_paths["train_images"]), read_idx(idx_paths["train_labels"]),
+            read_idx(idx_paths["train_images"]),
+            read_idx(idx_paths["train_labels"]),
             images_origin=idx_paths["train_images"],
-            labels_origin=idx_paths["train_labels"])
+            labels_origin=idx_paths["train_labels"],
+        )
         test = _checked_image_split(
-            read_idx(idx_paths["test_images"]), read_idx(idx_paths["test_labels"]),
+            read_idx(idx_paths["test_images"]),
+            read_idx(idx_paths["test_labels"]),
             images_origin=idx_paths["test_images"],
-            labels_origin=idx_paths["test_labels"])
+            labels_origin=idx_paths["test_labels"],
+        )
         return train, test, f"idx files in {data_dir}"
 
     if os.path.exists(npz_path):
@@ -599,14 +686,20 @@ def _load_image_dataset(name: str, data_dir: str | None,
         raise DataNotFoundError(
             f"Data directory {data_dir!r} for {name} holds only some of the IDX "
             f"files: {', '.join(missing)} missing. Expected all four of "
-            f"{', '.join(IDX_FILE_NAMES.values())} (or an archive {npz_name}).")
+            f"{', '.join(IDX_FILE_NAMES.values())} (or an archive {npz_name})."
+        )
 
     if not allow_download:
         raise DataNotFoundError(
             f"Data directory {data_dir!r} holds no {name} data and "
-            f"allow_download is False; expected {expected} in that directory.")
-    logging.info("No %s files in %s (expected %s); trying the Keras download.",
-                 name, data_dir, expected)
+            f"allow_download is False; expected {expected} in that directory."
+        )
+    logging.info(
+        "No %s files in %s (expected %s); trying the Keras download.",
+        name,
+        data_dir,
+        expected,
+    )
     return _download_with_keras(name)
 
 
@@ -624,18 +717,26 @@ def _load_npz(path: str, check_split=None) -> tuple[ArraySplit, ArraySplit]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(
             f"Archive {path!r} could not be read as a NumPy .npz file ({err}); "
-            f"expected a Keras-style archive with keys {list(NPZ_KEYS)}.") from err
+            f"expected a Keras-style archive with keys {list(NPZ_KEYS)}."
+        ) from err
     missing = [key for key in NPZ_KEYS if key not in arrays]
     if missing:
         raise DataError(
             f"Archive {path!r} lacks the keys {missing}: it holds {present_keys} "
-            f"but expected {list(NPZ_KEYS)}, as written by the Keras datasets.")
+            f"but expected {list(NPZ_KEYS)}, as written by the Keras datasets."
+        )
     train = check_split(
-        arrays["x_train"], arrays["y_train"],
-        images_origin=f"{path} [x_train]", labels_origin=f"{path} [y_train]")
+        arrays["x_train"],
+        arrays["y_train"],
+        images_origin=f"{path} [x_train]",
+        labels_origin=f"{path} [y_train]",
+    )
     test = check_split(
-        arrays["x_test"], arrays["y_test"],
-        images_origin=f"{path} [x_test]", labels_origin=f"{path} [y_test]")
+        arrays["x_test"],
+        arrays["y_test"],
+        images_origin=f"{path} [x_test]",
+        labels_origin=f"{path} [y_test]",
+    )
     return train, test
 
 
@@ -644,6 +745,7 @@ def _download_with_keras(name: str) -> tuple[ArraySplit, ArraySplit, str]:
     logging.info("Downloading %s with the Keras dataset downloader.", name)
     try:
         import tf_keras  # pylint: disable=g-import-not-at-top
+
         keras_datasets = tf_keras.datasets
     except ImportError:
         keras_datasets = tf.keras.datasets
@@ -655,82 +757,106 @@ def _download_with_keras(name: str) -> tuple[ArraySplit, ArraySplit, str]:
         raise DataNotFoundError(
             f"Downloading {name} with Keras failed ({err}); expected network "
             f"access, or pass data_dir pointing at a directory holding the four "
-            f"IDX files {', '.join(IDX_FILE_NAMES.values())}.") from err
+            f"IDX files {', '.join(IDX_FILE_NAMES.values())}."
+        ) from err
     origin = f"Keras {name} download"
-    train = _checked_image_split(x_train, y_train, images_origin=origin,
-                                 labels_origin=origin)
-    test = _checked_image_split(x_test, y_test, images_origin=origin,
-                                labels_origin=origin)
+    train = _checked_image_split(
+        x_train, y_train, images_origin=origin, labels_origin=origin
+    )
+    test = _checked_image_split(
+        x_test, y_test, images_origin=origin, labels_origin=origin
+    )
     return train, test, "keras download"
 
 
-def _checked_image_split(images: np.ndarray, labels: np.ndarray, *,
-                         images_origin: str,
-                         labels_origin: str) -> ArraySplit:
+def _checked_image_split(
+    images: np.ndarray, labels: np.ndarray, *, images_origin: str, labels_origin: str
+) -> ArraySplit:
     """Checks raw image/label arrays and packs them as uint8 [N, 28, 28, 1]."""
     shape_ok = (
-        images.ndim in (3, 4) and
-        images.shape[1:3] == (_IMAGE_SIZE, _IMAGE_SIZE) and
-        (images.ndim == 3 or images.shape[3] == 1))
+        images.ndim in (3, 4)
+        and images.shape[1:3] == (_IMAGE_SIZE, _IMAGE_SIZE)
+        and (images.ndim == 3 or images.shape[3] == 1)
+    )
     if not shape_ok or images.dtype != np.uint8:
         raise DataError(
             f"Images from {images_origin} have shape {list(images.shape)} and "
             f"dtype {images.dtype}; expected uint8 images of shape "
             f"[N, {_IMAGE_SIZE}, {_IMAGE_SIZE}] (IDX magic "
-            f"0x{_IDX_IMAGES_MAGIC:08X}).")
-    _check_label_array(labels, images, labels_origin=labels_origin,
-                       images_origin=images_origin,
-                       format_note=f" (IDX magic 0x{_IDX_LABELS_MAGIC:08X})")
-    out_of_range = np.flatnonzero(
-        (labels < 0) | (labels >= _NUM_IMAGE_CLASSES))
+            f"0x{_IDX_IMAGES_MAGIC:08X})."
+        )
+    _check_label_array(
+        labels,
+        images,
+        labels_origin=labels_origin,
+        images_origin=images_origin,
+        format_note=f" (IDX magic 0x{_IDX_LABELS_MAGIC:08X})",
+    )
+    out_of_range = np.flatnonzero((labels < 0) | (labels >= _NUM_IMAGE_CLASSES))
     if out_of_range.size:
         first = int(out_of_range[0])
         raise DataError(
             f"Labels from {labels_origin} hold {out_of_range.size} values outside "
             f"[0, {_NUM_IMAGE_CLASSES - 1}] (the first is {labels[first]} at "
             f"index {first}); expected class indices 0 to "
-            f"{_NUM_IMAGE_CLASSES - 1}.")
+            f"{_NUM_IMAGE_CLASSES - 1}."
+        )
     return ArraySplit(
         images=images.reshape(images.shape[0], _IMAGE_SIZE, _IMAGE_SIZE, 1),
-        labels=labels.astype(np.int64))
+        labels=labels.astype(np.int64),
+    )
 
 
-def _check_label_array(labels: np.ndarray, images: np.ndarray, *,
-                       labels_origin: str, images_origin: str,
-                       format_note: str = "") -> None:
+def _check_label_array(
+    labels: np.ndarray,
+    images: np.ndarray,
+    *,
+    labels_origin: str,
+    images_origin: str,
+    format_note: str = "",
+) -> None:
     """Integer labels of shape [N], one per image, or a `DataError`."""
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
             f"Labels from {labels_origin} have shape {list(labels.shape)} and "
             f"dtype {labels.dtype}; expected integer labels of shape [N]"
-            f"{format_note}.")
+            f"{format_note}."
+        )
     if labels.shape[0] != images.shape[0]:
         raise DataError(
             f"Labels from {labels_origin} count {labels.shape[0]} examples but "
             f"images from {images_origin} count {images.shape[0]}; expected one "
-            f"label per image.")
+            f"label per image."
+        )
 
 
-def _checked_any_image_split(images: np.ndarray, labels: np.ndarray, *,
-                             images_origin: str,
-                             labels_origin: str) -> ArraySplit:
+def _checked_any_image_split(
+    images: np.ndarray, labels: np.ndarray, *, images_origin: str, labels_origin: str
+) -> ArraySplit:
     """Checks image/label arrays of any size; packs them as uint8 [N, h, w, c]."""
-    if (images.dtype != np.uint8 or images.ndim not in (3, 4) or
-            (images.ndim == 4 and images.shape[3] not in (1, 3)) or
-            images.shape[0] < 1 or min(images.shape[1:3]) < 1):
+    if (
+        images.dtype != np.uint8
+        or images.ndim not in (3, 4)
+        or (images.ndim == 4 and images.shape[3] not in (1, 3))
+        or images.shape[0] < 1
+        or min(images.shape[1:3]) < 1
+    ):
         raise DataError(
             f"Images from {images_origin} have shape {list(images.shape)} and "
             f"dtype {images.dtype}; expected at least one uint8 image, shaped "
             f"[N, height, width] (gray) or [N, height, width, 1 or 3] (gray or "
-            f"RGB).")
-    _check_label_array(labels, images, labels_origin=labels_origin,
-                       images_origin=images_origin)
+            f"RGB)."
+        )
+    _check_label_array(
+        labels, images, labels_origin=labels_origin, images_origin=images_origin
+    )
     negative = np.flatnonzero(labels < 0)
     if negative.size:
         raise DataError(
             f"Labels from {labels_origin} hold {negative.size} negative values "
             f"(the first is {labels[negative[0]]} at index {negative[0]}); "
-            f"expected class indices 0, 1, 2, ...")
+            f"expected class indices 0, 1, 2, ..."
+        )
     if images.ndim == 3:
         images = images[..., np.newaxis]
     return ArraySplit(images=images, labels=labels.astype(np.int64))
@@ -744,13 +870,11 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Number of full batches in one epoch (the remainder is dropped)."""
     _check_positive_int(batch_size, "batch_size")
     if num_examples < 0:
-        raise ValueError(
-            f"num_examples must be non-negative; got {num_examples!r}.")
+        raise ValueError(f"num_examples must be non-negative; got {num_examples!r}.")
     return int(num_examples) // int(batch_size)
 
 
-def binarize_numpy(images_uint8: np.ndarray, binarization: str,
-                   seed: int) -> np.ndarray:
+def binarize_numpy(images_uint8: np.ndarray, binarization: str, seed: int) -> np.ndarray:
     """Scales raw pixels to [0, 1] with the same rule as the tf.data pipelines.
 
     "none": x / 255. "static": 1 where x / 255 > 0.5, else 0. "dynamic": a
@@ -775,8 +899,9 @@ def binarize_numpy(images_uint8: np.ndarray, binarization: str,
     return values.astype(np.float32) / np.float32(scale)
 
 
-def _binarize_to_uint8(images: np.ndarray, binarization: str,
-                       seed: int) -> tuple[np.ndarray, float]:
+def _binarize_to_uint8(
+    images: np.ndarray, binarization: str, seed: int
+) -> tuple[np.ndarray, float]:
     """Returns (values, scale) with values / scale the [0, 1] image; uint8."""
     if binarization == "none":
         return images, 255.0
@@ -786,10 +911,10 @@ def _binarize_to_uint8(images: np.ndarray, binarization: str,
     rng = np.random.default_rng([_BINARIZE_STREAM, seed])
     binary = np.empty(images.shape, np.uint8)
     for start in range(0, images.shape[0], _BINARIZE_CHUNK):
-        chunk = images[start:start + _BINARIZE_CHUNK]
+        chunk = images[start : start + _BINARIZE_CHUNK]
         probabilities = chunk.astype(np.float32) / np.float32(255.0)
         uniform = rng.random(chunk.shape, dtype=np.float32)
-        binary[start:start + _BINARIZE_CHUNK] = uniform < probabilities
+        binary[start : start + _BINARIZE_CHUNK] = uniform < probabilities
     return binary, 1.0
 
 
@@ -798,15 +923,14 @@ def _binarize_to_uint8(images: np.ndarray, binarization: str,
 # dataset of an epoch captures them, and a dataset is only freed when
 # Python's cycle collector next runs, so a copy per epoch (47 MB for MNIST)
 # piled up between collections, which grow rarer as a run goes on.
-_SPLIT_TENSORS: Dict[Tuple[int, int], Tuple[tf.Tensor, tf.Tensor]] = {}
+_SPLIT_TENSORS: dict[tuple[int, int], tuple[tf.Tensor, tf.Tensor]] = {}
 
 
-def _split_tensors(split: ArraySplit) -> Tuple[tf.Tensor, tf.Tensor]:
+def _split_tensors(split: ArraySplit) -> tuple[tf.Tensor, tf.Tensor]:
     key = (id(split.images), id(split.labels))
     tensors = _SPLIT_TENSORS.get(key)
     if tensors is None:
-        tensors = (tf.constant(split.images),
-                   tf.constant(split.labels.astype(np.int32)))
+        tensors = (tf.constant(split.images), tf.constant(split.labels.astype(np.int32)))
         _SPLIT_TENSORS[key] = tensors
         # The entry goes with the arrays, so that a later array given the
         # same id never finds this one's tensors.
@@ -815,14 +939,16 @@ def _split_tensors(split: ArraySplit) -> Tuple[tf.Tensor, tf.Tensor]:
     return tensors
 
 
-def train_batches(split: ArraySplit,
-                  *,
-                  batch_size: int,
-                  epoch: int,
-                  seed: int,
-                  binarization: str,
-                  num_classes: int,
-                  skip_batches: int = 0) -> tf.data.Dataset:
+def train_batches(
+    split: ArraySplit,
+    *,
+    batch_size: int,
+    epoch: int,
+    seed: int,
+    binarization: str,
+    num_classes: int,
+    skip_batches: int = 0,
+) -> tf.data.Dataset:
     """One training epoch of full batches in an order fixed by (seed, epoch).
 
     The same (seed, epoch) always gives the same batches, so a run resumed
@@ -859,18 +985,24 @@ def train_batches(split: ArraySplit,
         raise ValueError(
             f"batch_size={batch_size} is larger than the split, which has "
             f"{split.num_examples} examples; expected batch_size <= "
-            f"{split.num_examples} so that an epoch has at least one full batch.")
-    if (not isinstance(skip_batches, (int, np.integer)) or
-            not 0 <= skip_batches <= num_batches):
+            f"{split.num_examples} so that an epoch has at least one full batch."
+        )
+    if (
+        not isinstance(skip_batches, (int, np.integer))
+        or not 0 <= skip_batches <= num_batches
+    ):
         raise ValueError(
             f"skip_batches must be an integer in [0, {num_batches}] (the number "
             f"of batches in an epoch of {split.num_examples} examples at batch "
-            f"size {batch_size}); got {skip_batches!r}.")
+            f"size {batch_size}); got {skip_batches!r}."
+        )
 
-    order = np.random.default_rng([_SHUFFLE_STREAM, seed,
-                                   epoch]).permutation(split.num_examples)
-    batch_indices = order[:num_batches * batch_size].reshape(
-        num_batches, batch_size)[skip_batches:]
+    order = np.random.default_rng([_SHUFFLE_STREAM, seed, epoch]).permutation(
+        split.num_examples
+    )
+    batch_indices = order[: num_batches * batch_size].reshape(num_batches, batch_size)[
+        skip_batches:
+    ]
     # Absolute batch numbers, so that dynamic binarization of a resumed epoch
     # matches the uninterrupted one.
     batch_numbers = np.arange(skip_batches, num_batches, dtype=np.int64)
@@ -889,10 +1021,10 @@ def train_batches(split: ArraySplit,
             image = tf.cast(pixels > 127, tf.float32)
         else:
             batch_seed = tf.random.experimental.stateless_fold_in(
-                epoch_seed, batch_number)
+                epoch_seed, batch_number
+            )
             uniform = tf.random.stateless_uniform(tf.shape(pixels), seed=batch_seed)
-            image = tf.cast(uniform < tf.cast(pixels, tf.float32) / 255.0,
-                            tf.float32)
+            image = tf.cast(uniform < tf.cast(pixels, tf.float32) / 255.0, tf.float32)
         label = tf.gather(labels, indices)
         return {
             "image": image,
@@ -902,12 +1034,14 @@ def train_batches(split: ArraySplit,
 
     dataset = tf.data.Dataset.from_tensor_slices((batch_numbers, batch_indices))
     dataset = dataset.map(
-        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_batches(split: ArraySplit, *, batch_size: int, seed: int,
-                 binarization: str, num_classes: int) -> tf.data.Dataset:
+def eval_batches(
+    split: ArraySplit, *, batch_size: int, seed: int, binarization: str, num_classes: int
+) -> tf.data.Dataset:
     """The whole split in order, in batches of one fixed shape.
 
     The last batch is padded up to `batch_size` with zero images and zero
@@ -936,12 +1070,12 @@ def eval_batches(split: ArraySplit, *, batch_size: int, seed: int,
     _check_seed(seed, "seed")
     _check_positive_int(batch_size, "batch_size")
     if split.num_examples == 0:
-        raise ValueError("eval_batches got an empty split; expected at least one "
-                         "example to evaluate.")
+        raise ValueError(
+            "eval_batches got an empty split; expected at least one example to evaluate."
+        )
 
     num_batches = -(-split.num_examples // batch_size)
-    positions = np.arange(num_batches * batch_size).reshape(
-        num_batches, batch_size)
+    positions = np.arange(num_batches * batch_size).reshape(num_batches, batch_size)
     masks = (positions < split.num_examples).astype(np.float32)
     indices = np.where(positions < split.num_examples, positions, 0)
 
@@ -969,7 +1103,8 @@ def eval_batches(split: ArraySplit, *, batch_size: int, seed: int,
 
     dataset = tf.data.Dataset.from_tensor_slices((indices, masks))
     dataset = dataset.map(
-        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -989,18 +1124,20 @@ def conditioning_labels(model, batch: Mapping[str, tf.Tensor]) -> tf.Tensor | No
 def _check_binarization(binarization: str, dtype: np.dtype) -> None:
     if binarization not in BINARIZATIONS:
         raise ValueError(
-            f"Unknown binarization {binarization!r}; expected one of "
-            f"{BINARIZATIONS}.")
+            f"Unknown binarization {binarization!r}; expected one of {BINARIZATIONS}."
+        )
     if np.issubdtype(dtype, np.floating):
         if binarization != "none":
             raise ValueError(
                 f"binarization={binarization!r} was requested for float data "
                 f"(dtype {dtype}, e.g. toy2d points), which are not pixel "
-                f"intensities; expected binarization='none'.")
+                f"intensities; expected binarization='none'."
+            )
     elif dtype != np.uint8:
         raise ValueError(
             f"Images have dtype {dtype}; expected uint8 pixels (0 to 255) or "
-            f"float points (toy2d).")
+            f"float points (toy2d)."
+        )
 
 
 def _check_labels(labels: np.ndarray, num_classes: int) -> None:
@@ -1009,20 +1146,22 @@ def _check_labels(labels: np.ndarray, num_classes: int) -> None:
         raise ValueError(
             f"Labels range over [{labels.min()}, {labels.max()}] but "
             f"num_classes={num_classes}; expected every label in "
-            f"[0, {num_classes - 1}].")
+            f"[0, {num_classes - 1}]."
+        )
 
 
 def _check_positive_int(value: int, what: str) -> None:
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or
-            value <= 0):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{what} must be a positive integer; got {value!r}.")
 
 
 def _check_seed(value: int, what: str) -> None:
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or
-            not 0 <= value < 2**63):
-        raise ValueError(
-            f"{what} must be an integer in [0, 2**63); got {value!r}.")
+    if (
+        not isinstance(value, (int, np.integer))
+        or isinstance(value, bool)
+        or not 0 <= value < 2**63
+    ):
+        raise ValueError(f"{what} must be an integer in [0, 2**63); got {value!r}.")
 
 
 __all__ = (

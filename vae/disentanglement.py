@@ -75,15 +75,23 @@ METRIC_NAMES = ("mig", "factor_vae", "dci")
 def _check(codes: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes = np.asarray(codes, np.float64)
     factors = np.asarray(factors)
-    if (codes.ndim != 2 or factors.ndim != 2 or codes.shape[0] != factors.shape[0] or
-            codes.shape[0] < 2 or not np.issubdtype(factors.dtype, np.integer)):
+    if (
+        codes.ndim != 2
+        or factors.ndim != 2
+        or codes.shape[0] != factors.shape[0]
+        or codes.shape[0] < 2
+        or not np.issubdtype(factors.dtype, np.integer)
+    ):
         raise ValueError(
             f"The disentanglement metrics take codes [N, D] and integer factors "
             f"[N, K] for the same N >= 2 examples; got codes {list(codes.shape)} and "
-            f"factors {factors.dtype} {list(factors.shape)}.")
+            f"factors {factors.dtype} {list(factors.shape)}."
+        )
     if not np.isfinite(codes).all():
-        raise ValueError("The codes hold NaN or infinite values; expected finite "
-                         "codes (a diverged model cannot be scored).")
+        raise ValueError(
+            "The codes hold NaN or infinite values; expected finite "
+            "codes (a diverged model cannot be scored)."
+        )
     return codes, factors
 
 
@@ -123,8 +131,9 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
     return float((joint[nonzero] * np.log(joint[nonzero] / outer[nonzero])).sum())
 
 
-def mutual_information_gap(codes: np.ndarray, factors: np.ndarray, *,
-                           num_bins: int = DEFAULT_NUM_BINS) -> dict:
+def mutual_information_gap(
+    codes: np.ndarray, factors: np.ndarray, *, num_bins: int = DEFAULT_NUM_BINS
+) -> dict:
     """MIG of codes [N, D] with respect to integer factors [N, K].
 
     Returns:
@@ -134,9 +143,15 @@ def mutual_information_gap(codes: np.ndarray, factors: np.ndarray, *,
     """
     codes, factors = _check(codes, factors)
     binned = discretize(codes, num_bins)
-    information = np.array([[mutual_information(binned[:, j], factors[:, k])
-                             for k in range(factors.shape[1])]
-                            for j in range(codes.shape[1])])
+    information = np.array(
+        [
+            [
+                mutual_information(binned[:, j], factors[:, k])
+                for k in range(factors.shape[1])
+            ]
+            for j in range(codes.shape[1])
+        ]
+    )
     gaps = []
     for k in range(factors.shape[1]):
         h = entropy(factors[:, k] - factors[:, k].min())
@@ -147,16 +162,23 @@ def mutual_information_gap(codes: np.ndarray, factors: np.ndarray, *,
         second = ordered[1] if len(ordered) > 1 else 0.0
         gaps.append(float((ordered[0] - second) / h))
     finite = [gap for gap in gaps if np.isfinite(gap)]
-    return {"mig": float(np.mean(finite)) if finite else 0.0,
-            "mig_per_factor": gaps,
-            "mutual_information": information.tolist()}
+    return {
+        "mig": float(np.mean(finite)) if finite else 0.0,
+        "mig_per_factor": gaps,
+        "mutual_information": information.tolist(),
+    }
 
 
-def factor_vae_score(codes: np.ndarray, factors: np.ndarray, *, seed: int,
-                     batch_size: int = DEFAULT_BATCH_SIZE,
-                     num_train_votes: int = DEFAULT_NUM_TRAIN_VOTES,
-                     num_eval_votes: int = DEFAULT_NUM_EVAL_VOTES,
-                     prune_threshold: float = DEFAULT_PRUNE_THRESHOLD) -> dict:
+def factor_vae_score(
+    codes: np.ndarray,
+    factors: np.ndarray,
+    *,
+    seed: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_train_votes: int = DEFAULT_NUM_TRAIN_VOTES,
+    num_eval_votes: int = DEFAULT_NUM_EVAL_VOTES,
+    prune_threshold: float = DEFAULT_PRUNE_THRESHOLD,
+) -> dict:
     """The FactorVAE metric of codes [N, D] with respect to integer factors [N, K].
 
     Returns:
@@ -175,8 +197,10 @@ def factor_vae_score(codes: np.ndarray, factors: np.ndarray, *, seed: int,
     variances = normalised.var(axis=0)
     num_factors = factors.shape[1]
     # Examples of each value of each factor, for the fixed-factor batches.
-    members = [[np.flatnonzero(factors[:, k] == value)
-                for value in np.unique(factors[:, k])] for k in range(num_factors)]
+    members = [
+        [np.flatnonzero(factors[:, k] == value) for value in np.unique(factors[:, k])]
+        for k in range(num_factors)
+    ]
 
     def votes(count):
         table = np.zeros((len(active), num_factors), np.int64)
@@ -190,8 +214,9 @@ def factor_vae_score(codes: np.ndarray, factors: np.ndarray, *, seed: int,
     train, evaluation = votes(num_train_votes), votes(num_eval_votes)
     classifier = np.argmax(train, axis=1)
     return {
-        "factor_vae": float(evaluation[np.arange(len(active)), classifier].sum() /
-                            num_eval_votes),
+        "factor_vae": float(
+            evaluation[np.arange(len(active)), classifier].sum() / num_eval_votes
+        ),
         "factor_vae_train": float(train.max(axis=1).sum() / num_train_votes),
         **result,
     }
@@ -200,8 +225,7 @@ def factor_vae_score(codes: np.ndarray, factors: np.ndarray, *, seed: int,
 def _normalised_entropy(p: np.ndarray, base: int) -> np.ndarray:
     """Entropy in base `base` of each row of a non-negative [R, C] matrix."""
     totals = p.sum(axis=1, keepdims=True)
-    p = np.divide(p, totals, out=np.full_like(p, 1.0 / p.shape[1]),
-                  where=totals > 0)
+    p = np.divide(p, totals, out=np.full_like(p, 1.0 / p.shape[1]), where=totals > 0)
     logs = np.log(np.where(p > 0, p, 1.0)) / np.log(base)
     return -(p * logs).sum(axis=1)
 
@@ -213,17 +237,28 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
     total = importance.sum()
     if total <= 0:
         return 0.0, 0.0
-    per_code = (1.0 - _normalised_entropy(importance, max(num_factors, 2))
-                if num_factors > 1 else np.ones(num_codes))
+    per_code = (
+        1.0 - _normalised_entropy(importance, max(num_factors, 2))
+        if num_factors > 1
+        else np.ones(num_codes)
+    )
     disentanglement = float((importance.sum(axis=1) / total * per_code).sum())
-    per_factor = (1.0 - _normalised_entropy(importance.T, max(num_codes, 2))
-                  if num_codes > 1 else np.ones(num_factors))
+    per_factor = (
+        1.0 - _normalised_entropy(importance.T, max(num_codes, 2))
+        if num_codes > 1
+        else np.ones(num_factors)
+    )
     completeness = float((importance.sum(axis=0) / total * per_factor).sum())
     return disentanglement, completeness
 
 
-def dci(codes: np.ndarray, factors: np.ndarray, *, seed: int,
-        train_fraction: float = DEFAULT_TRAIN_FRACTION) -> dict:
+def dci(
+    codes: np.ndarray,
+    factors: np.ndarray,
+    *,
+    seed: int,
+    train_fraction: float = DEFAULT_TRAIN_FRACTION,
+) -> dict:
     """DCI of codes [N, D] with respect to integer factors [N, K].
 
     Returns:
@@ -238,35 +273,43 @@ def dci(codes: np.ndarray, factors: np.ndarray, *, seed: int,
     order = np.random.default_rng(seed).permutation(len(codes))
     num_train = int(round(train_fraction * len(codes)))
     if not 1 <= num_train < len(codes):
-        raise ValueError(f"train_fraction={train_fraction} leaves no train or test "
-                         f"examples of {len(codes)}; expected it in (0, 1).")
+        raise ValueError(
+            f"train_fraction={train_fraction} leaves no train or test "
+            f"examples of {len(codes)}; expected it in (0, 1)."
+        )
     train, test = order[:num_train], order[num_train:]
     importance = np.zeros((codes.shape[1], factors.shape[1]))
     accuracies = []
     for k in range(factors.shape[1]):
-        forest = ensemble.RandomForestClassifier(random_state=seed, n_jobs=1,
-                                                 **DCI_FOREST)
+        forest = ensemble.RandomForestClassifier(
+            random_state=seed, n_jobs=1, **DCI_FOREST
+        )
         forest.fit(codes[train], factors[train, k])
         importance[:, k] = forest.feature_importances_
         accuracies.append(float(forest.score(codes[test], factors[test, k])))
     disentanglement, completeness = dci_from_importance(importance)
-    return {"dci_disentanglement": disentanglement,
-            "dci_completeness": completeness,
-            "dci_informativeness": float(np.mean(accuracies)),
-            "dci_importance": importance.tolist()}
+    return {
+        "dci_disentanglement": disentanglement,
+        "dci_completeness": completeness,
+        "dci_informativeness": float(np.mean(accuracies)),
+        "dci_importance": importance.tolist(),
+    }
 
 
 def check_metric_names(metrics) -> tuple[str, ...]:
     """`metrics` as a tuple, or ValueError naming the unknown ones."""
     unknown = [name for name in metrics if name not in METRIC_NAMES]
     if unknown:
-        raise ValueError(f"Unknown disentanglement metrics {unknown}; expected "
-                         f"names from {METRIC_NAMES}.")
+        raise ValueError(
+            f"Unknown disentanglement metrics {unknown}; expected "
+            f"names from {METRIC_NAMES}."
+        )
     return tuple(metrics)
 
 
-def evaluate(codes: np.ndarray, factors: np.ndarray, *, seed: int,
-             metrics=METRIC_NAMES) -> dict:
+def evaluate(
+    codes: np.ndarray, factors: np.ndarray, *, seed: int, metrics=METRIC_NAMES
+) -> dict:
     """The metrics named in `metrics` (a subset of METRIC_NAMES), one dict."""
     check_metric_names(metrics)
     result = {}
@@ -279,8 +322,9 @@ def evaluate(codes: np.ndarray, factors: np.ndarray, *, seed: int,
     return result
 
 
-def posterior_means(model, images: np.ndarray, labels: np.ndarray | None = None, *,
-                    batch_size: int = 500) -> np.ndarray:
+def posterior_means(
+    model, images: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 500
+) -> np.ndarray:
     """The means of q(z|x) of `images`, the codes the metrics score.
 
     Args:
@@ -297,14 +341,22 @@ def posterior_means(model, images: np.ndarray, labels: np.ndarray | None = None,
         stop = start + batch_size
         posterior = model.encode(
             tf.constant(images[start:stop]),
-            None if labels is None else tf.constant(labels[start:stop]))
+            None if labels is None else tf.constant(labels[start:stop]),
+        )
         means.append(posterior.mean().numpy())
     return np.concatenate(means, axis=0)
 
 
-def evaluate_model(model, images: np.ndarray, factors: np.ndarray, *, seed: int,
-                   metrics=METRIC_NAMES, labels: np.ndarray | None = None,
-                   batch_size: int = 500) -> dict:
+def evaluate_model(
+    model,
+    images: np.ndarray,
+    factors: np.ndarray,
+    *,
+    seed: int,
+    metrics=METRIC_NAMES,
+    labels: np.ndarray | None = None,
+    batch_size: int = 500,
+) -> dict:
     """Encodes `images` (posterior means) and scores the codes against `factors`.
 
     Returns:
@@ -313,8 +365,11 @@ def evaluate_model(model, images: np.ndarray, factors: np.ndarray, *, seed: int,
     start = time.perf_counter()
     codes = posterior_means(model, images, labels, batch_size=batch_size)
     result = evaluate(codes, factors, seed=seed, metrics=metrics)
-    result.update(num_examples=int(len(codes)), metrics=list(metrics),
-                  seconds=time.perf_counter() - start)
+    result.update(
+        num_examples=int(len(codes)),
+        metrics=list(metrics),
+        seconds=time.perf_counter() - start,
+    )
     return result
 
 

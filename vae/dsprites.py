@@ -145,15 +145,17 @@ class DspritesArrays:
 
 def factor_grid() -> np.ndarray:
     """int64 [NUM_IMAGES, 5]: the factor indices of every image in dataset order."""
-    return np.stack(np.unravel_index(np.arange(NUM_IMAGES), FACTOR_SIZES),
-                    axis=1).astype(np.int64)
+    return np.stack(np.unravel_index(np.arange(NUM_IMAGES), FACTOR_SIZES), axis=1).astype(
+        np.int64
+    )
 
 
 def factor_values_of(classes: np.ndarray) -> np.ndarray:
     """float32 [N, 5] values of int [N, 5] factor indices."""
     classes = np.asarray(classes)
-    return np.stack([FACTOR_VALUES[k][classes[:, k]] for k in range(len(FACTOR_SIZES))],
-                    axis=1).astype(np.float32)
+    return np.stack(
+        [FACTOR_VALUES[k][classes[:, k]] for k in range(len(FACTOR_SIZES))], axis=1
+    ).astype(np.float32)
 
 
 def _sprite_inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -162,11 +164,11 @@ def _sprite_inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.maximum(np.abs(u), np.abs(v)) <= _SQUARE_HALF_SIDE
     if shape == 1:
         a, b = _ELLIPSE_SEMI_AXES
-        return (u / a)**2 + (v / b)**2 <= 1.0
+        return (u / a) ** 2 + (v / b) ** 2 <= 1.0
     a = _HEART_SCALE * u
     b = _HEART_SCALE * v + _HEART_SHIFT
     a2 = a * a
-    return (a2 + b * b - 1.0)**3 - a2 * b**3 <= 0.0
+    return (a2 + b * b - 1.0) ** 3 - a2 * b**3 <= 0.0
 
 
 def render_triple(shape: int, scale_index: int, orientation_index: int) -> np.ndarray:
@@ -191,8 +193,12 @@ def render_triple(shape: int, scale_index: int, orientation_index: int) -> np.nd
     up = (-(pixels[np.newaxis, :] - centres[:, np.newaxis]) / unit).astype(np.float32)
     cos, sin = np.float32(np.cos(theta)), np.float32(np.sin(theta))
     # (u, v) = R(-theta) (dc, up): outer sums over [x, y, row, column].
-    u = (cos * dc)[:, np.newaxis, np.newaxis, :] + (sin * up)[np.newaxis, :, :, np.newaxis]
-    v = (-sin * dc)[:, np.newaxis, np.newaxis, :] + (cos * up)[np.newaxis, :, :, np.newaxis]
+    u = (cos * dc)[:, np.newaxis, np.newaxis, :] + (sin * up)[
+        np.newaxis, :, :, np.newaxis
+    ]
+    v = (-sin * dc)[:, np.newaxis, np.newaxis, :] + (cos * up)[
+        np.newaxis, :, :, np.newaxis
+    ]
     return _sprite_inside(shape, u, v)
 
 
@@ -206,23 +212,28 @@ def render_all() -> np.ndarray:
         for scale_index in range(FACTOR_SIZES[1]):
             for orientation_index in range(FACTOR_SIZES[2]):
                 bits = render_triple(shape, scale_index, orientation_index)
-                packed[triple * per_triple:(triple + 1) * per_triple] = np.packbits(
-                    bits.reshape(per_triple, IMAGE_SIZE, IMAGE_SIZE), axis=-1)
+                packed[triple * per_triple : (triple + 1) * per_triple] = np.packbits(
+                    bits.reshape(per_triple, IMAGE_SIZE, IMAGE_SIZE), axis=-1
+                )
                 triple += 1
-    logging.info("Rendered %d dSprites images in %.1f s.", NUM_IMAGES,
-                 time.perf_counter() - start)
+    logging.info(
+        "Rendered %d dSprites images in %.1f s.", NUM_IMAGES, time.perf_counter() - start
+    )
     return packed
 
 
 def render_key() -> str:
     """SHA-256 of the rendering procedure's constants: the cache entry's key."""
     definition = {
-        "version": _RENDER_VERSION, "image_size": IMAGE_SIZE,
+        "version": _RENDER_VERSION,
+        "image_size": IMAGE_SIZE,
         "factor_sizes": FACTOR_SIZES,
         "factor_values": [values.tolist() for values in FACTOR_VALUES],
         "position": [_POSITION_OFFSET, _POSITION_RANGE],
-        "pixels_per_unit": _PIXELS_PER_UNIT, "square": _SQUARE_HALF_SIDE,
-        "ellipse": _ELLIPSE_SEMI_AXES, "heart": [_HEART_SCALE, _HEART_SHIFT],
+        "pixels_per_unit": _PIXELS_PER_UNIT,
+        "square": _SQUARE_HALF_SIDE,
+        "ellipse": _ELLIPSE_SEMI_AXES,
+        "heart": [_HEART_SCALE, _HEART_SHIFT],
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
 
@@ -244,8 +255,12 @@ def _read_cache(path: str, key: str) -> np.ndarray | None:
             raise ValueError(f"holds images of shape {packed.shape}")
         return packed
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        logging.warning("Ignoring the unusable dSprites cache entry %s (%s); "
-                        "rendering the images again.", path, error)
+        logging.warning(
+            "Ignoring the unusable dSprites cache entry %s (%s); "
+            "rendering the images again.",
+            path,
+            error,
+        )
         return None
 
 
@@ -260,17 +275,23 @@ def rendered(cache_dir: str | None) -> DspritesArrays:
         source = "rendered dSprites"
         if path:
             try:
-                atomic_files.write_npz(
-                    path, {"key": np.array(key), "packed": packed})
+                atomic_files.write_npz(path, {"key": np.array(key), "packed": packed})
                 logging.info("Cached the rendered dSprites images in %s.", path)
             except OSError as error:
                 # The cache only saves time: a run without it is still right.
-                logging.warning("Could not cache the rendered dSprites images in %s "
-                                "(%s); the next run will render them again.", path,
-                                error)
+                logging.warning(
+                    "Could not cache the rendered dSprites images in %s "
+                    "(%s); the next run will render them again.",
+                    path,
+                    error,
+                )
     classes = factor_grid()
-    return DspritesArrays(packed=packed, factor_classes=classes,
-                          factor_values=factor_values_of(classes), source=source)
+    return DspritesArrays(
+        packed=packed,
+        factor_classes=classes,
+        factor_values=factor_values_of(classes),
+        source=source,
+    )
 
 
 def read_archive(path: str) -> DspritesArrays:
@@ -281,9 +302,11 @@ def read_archive(path: str) -> DspritesArrays:
             have the archive's shapes (imgs [N, 64, 64] of 0/1; latents [N, 6] with
             factor indices in range).
     """
-    expected = (f"the dSprites archive {ARCHIVE_NAME} with keys {list(ARCHIVE_KEYS)}: "
-                f"imgs uint8 [N, 64, 64] of 0/1, latents_values and latents_classes "
-                f"[N, 6] (colour, then {', '.join(FACTOR_NAMES)})")
+    expected = (
+        f"the dSprites archive {ARCHIVE_NAME} with keys {list(ARCHIVE_KEYS)}: "
+        f"imgs uint8 [N, 64, 64] of 0/1, latents_values and latents_classes "
+        f"[N, 6] (colour, then {', '.join(FACTOR_NAMES)})"
+    )
     try:
         # The published archive also holds a pickled `metadata` entry, which
         # allow_pickle=False never reads because it is never asked for.
@@ -292,34 +315,46 @@ def read_archive(path: str) -> DspritesArrays:
             if missing:
                 raise DspritesError(
                     f"Archive {path!r} lacks the keys {missing} (it holds "
-                    f"{sorted(archive.files)}); expected {expected}.")
+                    f"{sorted(archive.files)}); expected {expected}."
+                )
             imgs = archive["imgs"]
             values = archive["latents_values"]
             classes = archive["latents_classes"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         if isinstance(error, DspritesError):
             raise
-        raise DspritesError(f"Archive {path!r} could not be read as a NumPy .npz "
-                            f"file ({error}); expected {expected}.") from error
+        raise DspritesError(
+            f"Archive {path!r} could not be read as a NumPy .npz "
+            f"file ({error}); expected {expected}."
+        ) from error
     n = imgs.shape[0] if imgs.ndim else 0
-    if (imgs.ndim != 3 or imgs.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or n == 0 or
-            values.shape != (n, 6) or classes.shape != (n, 6) or
-            not np.issubdtype(classes.dtype, np.integer) or imgs.max() > 1):
+    if (
+        imgs.ndim != 3
+        or imgs.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE)
+        or n == 0
+        or values.shape != (n, 6)
+        or classes.shape != (n, 6)
+        or not np.issubdtype(classes.dtype, np.integer)
+        or imgs.max() > 1
+    ):
         raise DspritesError(
             f"Archive {path!r} holds imgs {imgs.dtype} {list(imgs.shape)} (largest "
             f"value {imgs.max() if imgs.size else 'none'}), latents_values "
             f"{list(values.shape)} and latents_classes {classes.dtype} "
-            f"{list(classes.shape)}; expected {expected}.")
+            f"{list(classes.shape)}; expected {expected}."
+        )
     factor_classes = classes[:, 1:].astype(np.int64)
     if ((factor_classes < 0) | (factor_classes >= np.asarray(FACTOR_SIZES))).any():
         raise DspritesError(
             f"Archive {path!r} has latents_classes outside the factor sizes "
-            f"{FACTOR_SIZES} ({', '.join(FACTOR_NAMES)}); expected {expected}.")
+            f"{FACTOR_SIZES} ({', '.join(FACTOR_NAMES)}); expected {expected}."
+        )
     return DspritesArrays(
         packed=np.packbits(imgs.astype(bool), axis=-1),
         factor_classes=factor_classes,
         factor_values=values[:, 1:].astype(np.float32),
-        source=f"dSprites archive {path}")
+        source=f"dSprites archive {path}",
+    )
 
 
 def load(data_dir: str | None, cache_dir: str | None) -> DspritesArrays:
@@ -335,8 +370,9 @@ def load(data_dir: str | None, cache_dir: str | None) -> DspritesArrays:
     return rendered(cache_dir)
 
 
-def split_indices(num_examples: int, train_subset: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    num_examples: int, train_subset: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """The (train, test) example indices, each sorted.
 
     The test split is `min(TEST_SIZE, num_examples // 10)` examples chosen by a
@@ -350,15 +386,20 @@ def split_indices(num_examples: int, train_subset: int = 0
     order = np.random.default_rng(_TEST_STREAM).permutation(num_examples)
     test = np.sort(order[:test_size])
     train = np.sort(order[test_size:])
-    if (not isinstance(train_subset, (int, np.integer)) or
-            isinstance(train_subset, bool) or not 0 <= train_subset <= len(train)):
+    if (
+        not isinstance(train_subset, (int, np.integer))
+        or isinstance(train_subset, bool)
+        or not 0 <= train_subset <= len(train)
+    ):
         raise ValueError(
             f"train_subset={train_subset!r} training images of dSprites were asked "
             f"for; expected an integer from 0 (all) to {len(train)}, the images "
-            f"outside the test split.")
+            f"outside the test split."
+        )
     if train_subset:
         chosen = np.random.default_rng(_SUBSET_STREAM).choice(
-            len(train), size=train_subset, replace=False)
+            len(train), size=train_subset, replace=False
+        )
         train = np.sort(train[chosen])
     return train, test
 

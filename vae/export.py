@@ -23,7 +23,6 @@ Load it anywhere TensorFlow runs, without installing this package:
 
 import os
 import shutil
-from typing import Tuple
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -38,21 +37,21 @@ class _ServingModule(tf.Module):
         super().__init__(name="vae_serving")
         self.model = model
         self.num_classes_value = int(getattr(model, "num_classes", 0))
-        self.num_classes = tf.Variable(self.num_classes_value, trainable=False,
-                                       name="num_classes")
-        image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32,
-                                   name="images")
-        latent_spec = tf.TensorSpec([None, model.latent_dim], tf.float32,
-                                    name="latent")
+        self.num_classes = tf.Variable(
+            self.num_classes_value, trainable=False, name="num_classes"
+        )
+        image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
+        latent_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="latent")
         label_spec = tf.TensorSpec([None], tf.int32, name="labels")
         count_spec = tf.TensorSpec([], tf.int32, name="num_samples")
         if self.num_classes_value:
-            self.encode = tf.function(self._encode,
-                                      input_signature=[image_spec, label_spec])
-            self.decode = tf.function(self._decode,
-                                      input_signature=[latent_spec, label_spec])
-            self.sample = tf.function(self._sample_labels,
-                                      input_signature=[label_spec])
+            self.encode = tf.function(
+                self._encode, input_signature=[image_spec, label_spec]
+            )
+            self.decode = tf.function(
+                self._decode, input_signature=[latent_spec, label_spec]
+            )
+            self.sample = tf.function(self._sample_labels, input_signature=[label_spec])
         else:
             self.encode = tf.function(self._encode, input_signature=[image_spec])
             self.decode = tf.function(self._decode, input_signature=[latent_spec])
@@ -65,13 +64,11 @@ class _ServingModule(tf.Module):
         return [tf.one_hot(labels, self.num_classes_value, dtype=tf.float32)]
 
     def _encode(self, images, labels=None):
-        posterior = self.model.encode(images, *self._one_hot(labels),
-                                      is_training=False)
+        posterior = self.model.encode(images, *self._one_hot(labels), is_training=False)
         return {"mean": posterior.mean(), "stddev": posterior.stddev()}
 
     def _decode(self, latent, labels=None):
-        likelihood = self.model.decode(latent, *self._one_hot(labels),
-                                       is_training=False)
+        likelihood = self.model.decode(latent, *self._one_hot(labels), is_training=False)
         outputs = {"images": likelihood.mean()}
         pixels = likelihood.distribution
         if self.model.config.likelihood == "bernoulli":
@@ -79,8 +76,7 @@ class _ServingModule(tf.Module):
         elif self.model.config.likelihood == "continuous_bernoulli":
             outputs["continuous_bernoulli_logits"] = pixels.logits_parameter()
         else:
-            outputs["scale"] = tf.broadcast_to(pixels.scale,
-                                               tf.shape(outputs["images"]))
+            outputs["scale"] = tf.broadcast_to(pixels.scale, tf.shape(outputs["images"]))
         return outputs
 
     def _sample(self, num_samples):
@@ -88,8 +84,9 @@ class _ServingModule(tf.Module):
         if hasattr(self.model, "prior_latents"):
             # The model's own prior (a VampPrior's mixture, a two-level
             # model's p(z1)); the N(0, I) prior returns the noise.
-            latent = self.model.prior_latents(latent, tf.random.uniform(
-                [2], maxval=2**31 - 1, dtype=tf.int32))
+            latent = self.model.prior_latents(
+                latent, tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+            )
         return {"images": self.model.decode_mean(latent)}
 
     def _sample_labels(self, labels):
@@ -141,14 +138,13 @@ class SavedModelVae:
             raise FileNotFoundError(
                 f"{export_dir} holds no SavedModel (no saved_model.pb); "
                 "expected the export/ folder that training writes when it "
-                "completes.")
+                "completes."
+            )
         self._loaded = tf.saved_model.load(export_dir)
         self._signatures = self._loaded.signatures
-        image_spec = self._signatures["encode"].structured_input_signature[
-            1]["images"]
-        latent_spec = self._signatures["decode"].structured_input_signature[
-            1]["latent"]
-        self.image_shape: Tuple[int, ...] = tuple(image_spec.shape[1:])
+        image_spec = self._signatures["encode"].structured_input_signature[1]["images"]
+        latent_spec = self._signatures["decode"].structured_input_signature[1]["latent"]
+        self.image_shape: tuple[int, ...] = tuple(image_spec.shape[1:])
         self.latent_dim: int = int(latent_spec.shape[-1])
         # Exports written before conditioning existed have no such variable.
         recorded = getattr(self._loaded, "num_classes", None)
@@ -160,40 +156,38 @@ class SavedModelVae:
             if self.is_conditional:
                 raise ValueError(
                     f"This exported model is conditioned on {self.num_classes} "
-                    "classes and needs labels.")
+                    "classes and needs labels."
+                )
             return {}
         if not self.is_conditional:
-            raise ValueError("This exported model is unconditional but was "
-                             "given labels.")
+            raise ValueError("This exported model is unconditional but was given labels.")
         return {"labels": tf.argmax(labels, axis=-1, output_type=tf.int32)}
 
     def prior(self) -> tfd.Distribution:
         return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
 
-    def encode(self, images, labels=None, *, is_training: bool = False,
-               seed=None):
+    def encode(self, images, labels=None, *, is_training: bool = False, seed=None):
         del is_training, seed  # The export is in inference mode.
-        outputs = self._signatures["encode"](images=images,
-                                             **self._label_inputs(labels))
-        return tfd.MultivariateNormalDiag(loc=outputs["mean"],
-                                          scale_diag=outputs["stddev"])
+        outputs = self._signatures["encode"](images=images, **self._label_inputs(labels))
+        return tfd.MultivariateNormalDiag(
+            loc=outputs["mean"], scale_diag=outputs["stddev"]
+        )
 
-    def decode(self, latent, labels=None, *, is_training: bool = False,
-               seed=None):
+    def decode(self, latent, labels=None, *, is_training: bool = False, seed=None):
         del is_training, seed
-        outputs = self._signatures["decode"](latent=latent,
-                                             **self._label_inputs(labels))
+        outputs = self._signatures["decode"](latent=latent, **self._label_inputs(labels))
         if "logits" in outputs:
             pixels = tfd.Bernoulli(logits=outputs["logits"], dtype=tf.float32)
         elif "continuous_bernoulli_logits" in outputs:
             pixels = tfd.ContinuousBernoulli(
-                logits=outputs["continuous_bernoulli_logits"])
+                logits=outputs["continuous_bernoulli_logits"]
+            )
         else:
             pixels = tfd.Normal(loc=outputs["images"], scale=outputs["scale"])
-        return tfd.Independent(pixels,
-                               reinterpreted_batch_ndims=len(self.image_shape))
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.image_shape))
 
     def decode_mean(self, latent, labels=None, *, is_training: bool = False):
         del is_training
-        return self._signatures["decode"](
-            latent=latent, **self._label_inputs(labels))["images"]
+        return self._signatures["decode"](latent=latent, **self._label_inputs(labels))[
+            "images"
+        ]

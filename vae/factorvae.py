@@ -31,12 +31,18 @@ class FactorVaeConfig(models.ModelConfig):
 
     discriminator_units: tuple[int, ...] = dataclasses.field(
         default=(1000, 1000, 1000, 1000, 1000, 1000),
-        metadata={"help": "Hidden layer sizes of the FactorVAE discriminator "
-                          "(Kim and Mnih: six of 1000)."})
+        metadata={
+            "help": "Hidden layer sizes of the FactorVAE discriminator "
+            "(Kim and Mnih: six of 1000)."
+        },
+    )
     discriminator_activation: str = dataclasses.field(
         default="leaky_relu",
-        metadata={"help": "Activation of the discriminator's hidden layers.",
-                  "choices": layers.ACTIVATION_NAMES})
+        metadata={
+            "help": "Activation of the discriminator's hidden layers.",
+            "choices": layers.ACTIVATION_NAMES,
+        },
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -57,9 +63,14 @@ class FactorVAE(models.VAE):
         size = config.latent_dim
         with self.name_scope:
             for index, units in enumerate(config.discriminator_units):
-                hidden.append(layers.Dense(size, units,
-                                           config.discriminator_activation,
-                                           name=f"discriminator_{index}"))
+                hidden.append(
+                    layers.Dense(
+                        size,
+                        units,
+                        config.discriminator_activation,
+                        name=f"discriminator_{index}",
+                    )
+                )
                 size = units
             hidden.append(layers.Dense(size, 1, name="discriminator_logit"))
             self.discriminator = layers.Sequential(hidden, name="discriminator")
@@ -68,8 +79,9 @@ class FactorVAE(models.VAE):
     def vae_variables(self) -> tuple[tf.Variable, ...]:
         """The encoder's and decoder's trainable variables (not the
         discriminator's)."""
-        return (tuple(self.encoder.trainable_variables) +
-                tuple(self.decoder.trainable_variables))
+        return tuple(self.encoder.trainable_variables) + tuple(
+            self.decoder.trainable_variables
+        )
 
     def discriminate(self, z: tf.Tensor) -> tf.Tensor:
         """l(z): float32 [batch] logits that z [batch, latent_dim] came from q(z)."""

@@ -64,7 +64,7 @@ log-determinant against the log |det| of the autodiff Jacobian.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -86,8 +86,15 @@ class MADE(tf.Module):
     z' = sigmoid(2) * z.
     """
 
-    def __init__(self, latent_dim: int, context_dim: int, hidden_units: Sequence[int],
-                 activation="relu", reverse: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        latent_dim: int,
+        context_dim: int,
+        hidden_units: Sequence[int],
+        activation="relu",
+        reverse: bool = False,
+        name: str | None = None,
+    ):
         """Builds the weights and masks.
 
         Args:
@@ -107,8 +114,10 @@ class MADE(tf.Module):
         degrees = [input_degrees]
         for units in hidden_units:
             degrees.append(np.arange(units) % max(1, latent_dim - 1) + 1)
-        masks = [(later[None, :] >= earlier[:, None])
-                 for earlier, later in zip(degrees[:-1], degrees[1:])]
+        masks = [
+            (later[None, :] >= earlier[:, None])
+            for earlier, later in zip(degrees[:-1], degrees[1:])
+        ]
         # Output unit (i, param) has input i's degree; strictly greater.
         output_degrees = np.repeat(input_degrees, 2)
         masks.append(output_degrees[None, :] > degrees[-1][:, None])
@@ -119,21 +128,29 @@ class MADE(tf.Module):
             self.biases = []
             for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
                 last = index == len(sizes) - 2
-                self.kernels.append(tf.Variable(
-                    tf.zeros([fan_in, fan_out]) if last else
-                    layers._glorot_uniform([fan_in, fan_out], fan_in, fan_out),
-                    name=f"kernel_{index}"))
+                self.kernels.append(
+                    tf.Variable(
+                        tf.zeros([fan_in, fan_out])
+                        if last
+                        else layers._glorot_uniform([fan_in, fan_out], fan_in, fan_out),
+                        name=f"kernel_{index}",
+                    )
+                )
                 self.biases.append(tf.Variable(tf.zeros([fan_out]), name=f"bias_{index}"))
             first_size = sizes[1]
             self.context_kernel = tf.Variable(
-                layers._glorot_uniform([context_dim, first_size], context_dim,
-                                       first_size), name="context_kernel")
+                layers._glorot_uniform(
+                    [context_dim, first_size], context_dim, first_size
+                ),
+                name="context_kernel",
+            )
 
     def __call__(self, z: tf.Tensor, context: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = z
         last = len(self.kernels) - 1
         for index, (kernel, bias, mask) in enumerate(
-                zip(self.kernels, self.biases, self.masks)):
+            zip(self.kernels, self.biases, self.masks)
+        ):
             x = tf.matmul(x, kernel * mask) + bias
             if index == 0:
                 x += tf.matmul(context, self.context_kernel)
@@ -147,9 +164,15 @@ class MADE(tf.Module):
 class InverseAutoregressiveFlow(tf.Module):
     """T IAF steps over `latent_dim` dimensions, conditioned on a context vector."""
 
-    def __init__(self, latent_dim: int, context_dim: int, num_steps: int,
-                 hidden_units: Sequence[int], activation="relu",
-                 name: str | None = "flow"):
+    def __init__(
+        self,
+        latent_dim: int,
+        context_dim: int,
+        num_steps: int,
+        hidden_units: Sequence[int],
+        activation="relu",
+        name: str | None = "flow",
+    ):
         """Builds the steps.
 
         Args:
@@ -169,8 +192,15 @@ class InverseAutoregressiveFlow(tf.Module):
                 # Alternate the ordering, so that after two steps every latent
                 # can depend on every other.
                 self.networks.append(
-                    MADE(latent_dim, context_dim, hidden_units, activation,
-                         reverse=step % 2 == 1, name=f"made_{step}"))
+                    MADE(
+                        latent_dim,
+                        context_dim,
+                        hidden_units,
+                        activation,
+                        reverse=step % 2 == 1,
+                        name=f"made_{step}",
+                    )
+                )
 
     def bijectors(self) -> list[tfb.Bijector]:
         """The steps as `tfb.Invert(tfb.MaskedAutoregressiveFlow(...))` bijectors.
@@ -179,9 +209,14 @@ class InverseAutoregressiveFlow(tf.Module):
         networks, and keeping them would put TFP objects in the model's
         checkpoint and SavedModel graphs for nothing.
         """
-        return [tfb.Invert(tfb.MaskedAutoregressiveFlow(
-                    shift_and_log_scale_fn=_gated(network), name=f"maf_{step}"))
-                for step, network in enumerate(self.networks)]
+        return [
+            tfb.Invert(
+                tfb.MaskedAutoregressiveFlow(
+                    shift_and_log_scale_fn=_gated(network), name=f"maf_{step}"
+                )
+            )
+            for step, network in enumerate(self.networks)
+        ]
 
     def __call__(self, z: tf.Tensor, context: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Pushes `z` through every step.
@@ -197,8 +232,9 @@ class InverseAutoregressiveFlow(tf.Module):
         """
         log_det = tf.zeros(tf.shape(z)[:-1])
         for step in self.bijectors():
-            log_det += step.forward_log_det_jacobian(z, event_ndims=1,
-                                                     conditional_input=context)
+            log_det += step.forward_log_det_jacobian(
+                z, event_ndims=1, conditional_input=context
+            )
             z = step.forward(z, conditional_input=context)
         return z, log_det
 

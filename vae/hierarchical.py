@@ -59,10 +59,16 @@ class TwoLevelConfig(models.ModelConfig):
             p(z1|z2).
     """
 
-    top_latent_dim: int = dataclasses.field(default=16, metadata={
-        "help": "Dimensions of the top latent layer z2 of the two-level model."})
-    top_hidden_units: tuple[int, ...] = dataclasses.field(default=(128,), metadata={
-        "help": "Hidden layer sizes of the MLPs q(z2|z1) and p(z1|z2)."})
+    top_latent_dim: int = dataclasses.field(
+        default=16,
+        metadata={
+            "help": "Dimensions of the top latent layer z2 of the two-level model."
+        },
+    )
+    top_hidden_units: tuple[int, ...] = dataclasses.field(
+        default=(128,),
+        metadata={"help": "Hidden layer sizes of the MLPs q(z2|z1) and p(z1|z2)."},
+    )
 
     @property
     def has_analytic_kl(self) -> bool:
@@ -76,8 +82,10 @@ class TwoLevelConfig(models.ModelConfig):
         super().validate()
         self._require_positive_ints("top_latent_dim")
         if self.prior != "standard":
-            self._fail("prior", "'standard' for the two-level model (its prior is "
-                       "p(z1|z2) p(z2))")
+            self._fail(
+                "prior",
+                "'standard' for the two-level model (its prior is p(z1|z2) p(z2))",
+            )
         if self.posterior_flow != "none":
             self._fail("posterior_flow", "'none' for the two-level model")
         if self.num_classes:
@@ -87,18 +95,26 @@ class TwoLevelConfig(models.ModelConfig):
 class GaussianMLP(tf.Module):
     """Dense layers from `[n, input_dim]` to a diagonal Gaussian over `output_dim`."""
 
-    def __init__(self, input_dim: int, output_dim: int, hidden_units, activation: str,
-                 name: str | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        hidden_units,
+        activation: str,
+        name: str | None = None,
+    ):
         super().__init__(name=name)
         with self.name_scope:
             self.hidden = []
             size = input_dim
             for index, units in enumerate(hidden_units):
-                self.hidden.append(layers.Dense(size, units, activation,
-                                                name=f"dense_{index}"))
+                self.hidden.append(
+                    layers.Dense(size, units, activation, name=f"dense_{index}")
+                )
                 size = units
-            self.output = layers.Dense(size, 2 * output_dim, None,
-                                       name="loc_and_log_variance")
+            self.output = layers.Dense(
+                size, 2 * output_dim, None, name="loc_and_log_variance"
+            )
 
     def __call__(self, inputs: tf.Tensor) -> tfd.MultivariateNormalDiag:
         """The Gaussian for `inputs` `[..., input_dim]`; batch shape `[...]`."""
@@ -110,7 +126,8 @@ class GaussianMLP(tf.Module):
         shape = tf.concat([leading, tf.shape(loc)[-1:]], axis=0)
         return tfd.MultivariateNormalDiag(
             loc=tf.reshape(loc, shape),
-            scale_diag=tf.reshape(tf.exp(0.5 * log_variance), shape))
+            scale_diag=tf.reshape(tf.exp(0.5 * log_variance), shape),
+        )
 
 
 class TwoLevelVAE(models.LatentVariableModel):
@@ -126,12 +143,20 @@ class TwoLevelVAE(models.LatentVariableModel):
         with self.name_scope:
             self.encoder = networks.build_encoder(config)
             self.decoder = networks.build_decoder(config)
-            self.top_encoder = GaussianMLP(config.latent_dim, config.top_latent_dim,
-                                           config.top_hidden_units, config.activation,
-                                           name="top_encoder")
-            self.top_decoder = GaussianMLP(config.top_latent_dim, config.latent_dim,
-                                           config.top_hidden_units, config.activation,
-                                           name="top_decoder")
+            self.top_encoder = GaussianMLP(
+                config.latent_dim,
+                config.top_latent_dim,
+                config.top_hidden_units,
+                config.activation,
+                name="top_encoder",
+            )
+            self.top_decoder = GaussianMLP(
+                config.top_latent_dim,
+                config.latent_dim,
+                config.top_hidden_units,
+                config.activation,
+                name="top_decoder",
+            )
 
     @property
     def has_analytic_kl(self) -> bool:
@@ -148,13 +173,19 @@ class TwoLevelVAE(models.LatentVariableModel):
     def prior(self) -> tfd.Distribution:
         raise NotImplementedError(
             "TwoLevelVAE has no closed-form prior p(z1); use importance_terms for "
-            "densities and sample or prior_latents for draws.")
+            "densities and sample or prior_latents for draws."
+        )
 
-    def importance_terms(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                         noise: tf.Tensor, is_training: bool = False,
-                         seed: tf.Tensor | None = None,
-                         posterior: tfd.Distribution | None = None
-                         ) -> models.LatentTerms:
+    def importance_terms(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        noise: tf.Tensor,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+        posterior: tfd.Distribution | None = None,
+    ) -> models.LatentTerms:
         """The log-densities over both layers; see the module docstring.
 
         Args:
@@ -170,17 +201,19 @@ class TwoLevelVAE(models.LatentVariableModel):
         """
         encoder_seed, decoder_seed = models._network_seeds(seed, is_training)
         if posterior is None:
-            posterior = self.encode(images, labels, is_training=is_training,
-                                    seed=encoder_seed)
-        bottom_noise = noise[..., :self.latent_dim]
-        top_noise = noise[..., self.latent_dim:]
+            posterior = self.encode(
+                images, labels, is_training=is_training, seed=encoder_seed
+            )
+        bottom_noise = noise[..., : self.latent_dim]
+        top_noise = noise[..., self.latent_dim :]
         z1 = posterior.bijector.forward(bottom_noise)
         top_posterior = self.top_encoder(z1)
         z2 = top_posterior.bijector.forward(top_noise)
         log_posterior = posterior.log_prob(z1) + top_posterior.log_prob(z2)
         log_prior = self.top_decoder(z2).log_prob(z1) + self.top_prior().log_prob(z2)
         log_likelihood = models.decoded_log_likelihood(
-            self, z1, images, labels, is_training=is_training, seed=decoder_seed)
+            self, z1, images, labels, is_training=is_training, seed=decoder_seed
+        )
         return models.LatentTerms(log_likelihood, log_prior, log_posterior)
 
     def prior_latents(self, noise: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
@@ -195,19 +228,27 @@ class TwoLevelVAE(models.LatentVariableModel):
         """
         seed = tf.constant([0, 0], tf.int32) if seed is None else seed
         z2 = tf.random.stateless_normal(
-            tf.stack([tf.shape(noise)[0], self.top_latent_dim]), seed=seed)
+            tf.stack([tf.shape(noise)[0], self.top_latent_dim]), seed=seed
+        )
         return self.top_decoder(z2).bijector.forward(noise)
 
     @tf.Module.with_name_scope
-    def sample(self, num: int, labels: tf.Tensor | None = None, *,
-               seed: int | tf.Tensor | None = None) -> tf.Tensor:
+    def sample(
+        self,
+        num: int,
+        labels: tf.Tensor | None = None,
+        *,
+        seed: int | tf.Tensor | None = None,
+    ) -> tf.Tensor:
         """Decodes `num` draws of z2 -> z1 to the means of p(x|z1)."""
         if seed is None:
             seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
         elif isinstance(seed, int):
             seed = tf.constant([seed, 0], tf.int32)
         noise = tf.random.stateless_normal(
-            [num, self.latent_dim],
-            seed=tf.random.experimental.stateless_fold_in(seed, 1))
-        return self.decode_mean(self.prior_latents(
-            noise, tf.random.experimental.stateless_fold_in(seed, 2)), labels)
+            [num, self.latent_dim], seed=tf.random.experimental.stateless_fold_in(seed, 1)
+        )
+        return self.decode_mean(
+            self.prior_latents(noise, tf.random.experimental.stateless_fold_in(seed, 2)),
+            labels,
+        )

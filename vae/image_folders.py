@@ -51,6 +51,7 @@ an image extension that cannot be decoded is always an error.
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 import dataclasses
 import hashlib
 import json
@@ -58,7 +59,6 @@ import math
 import os
 import time
 import zipfile
-from typing import Sequence
 
 from absl import logging
 import imageio.v3 as iio
@@ -133,14 +133,14 @@ class ImageFolderArrays:
         if self.has_split_folders:
             is_test = self.in_test_folder
         else:
-            is_test = held_out_test_mask(self.relative_paths, self.labels,
-                                         test_fraction)
+            is_test = held_out_test_mask(self.relative_paths, self.labels, test_fraction)
         train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
         if self.has_split_folders and (not len(train) or not len(test)):
             empty = TRAIN_FOLDER if not len(train) else TEST_FOLDER
             raise ImageFolderError(
                 f"{self.source}: its {empty}/ subfolder holds no images; expected "
-                f"images in both {TRAIN_FOLDER}/ and {TEST_FOLDER}/.")
+                f"images in both {TRAIN_FOLDER}/ and {TEST_FOLDER}/."
+            )
         if not len(train) or not len(test):
             empty = "training" if not len(train) else "test"
             raise ImageFolderError(
@@ -148,7 +148,8 @@ class ImageFolderArrays:
                 f"{len(self.labels)} images leaves the {empty} split empty; expected "
                 f"at least one image in each. Add images, change test_fraction "
                 f"(--test_fraction), or put the images in {TRAIN_FOLDER}/ and "
-                f"{TEST_FOLDER}/ subfolders.")
+                f"{TEST_FOLDER}/ subfolders."
+            )
         return train, test
 
 
@@ -164,14 +165,17 @@ def normalize_image_size(image_size: Sequence[int] | int | None) -> tuple[int, .
     """
     if image_size is None:
         return ()
-    values = (image_size,) if isinstance(image_size, (int, np.integer)) else tuple(
-        image_size)
+    values = (
+        (image_size,) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+    )
     if len(values) > 2 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-            for v in values):
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+        for v in values
+    ):
         raise ValueError(
             f"image_size must be empty (keep the images' own size), one positive "
-            f"integer n (n x n) or two (height, width); got {image_size!r}.")
+            f"integer n (n x n) or two (height, width); got {image_size!r}."
+        )
     if len(values) == 1:
         return (int(values[0]), int(values[0]))
     return tuple(int(v) for v in values)
@@ -179,21 +183,29 @@ def normalize_image_size(image_size: Sequence[int] | int | None) -> tuple[int, .
 
 def check_channels(channels: int) -> int:
     """Returns `channels` if it is one of `CHANNEL_CHOICES`; raises ValueError."""
-    if (not isinstance(channels, (int, np.integer)) or isinstance(channels, bool)
-            or channels not in CHANNEL_CHOICES):
+    if (
+        not isinstance(channels, (int, np.integer))
+        or isinstance(channels, bool)
+        or channels not in CHANNEL_CHOICES
+    ):
         raise ValueError(
             f"channels must be 1 (grayscale), 3 (RGB) or 0 (gray if every image "
-            f"is gray, else RGB); got {channels!r}.")
+            f"is gray, else RGB); got {channels!r}."
+        )
     return int(channels)
 
 
 def check_test_fraction(test_fraction: float) -> float:
     """Returns `test_fraction` if it lies strictly between 0 and 1; raises ValueError."""
-    if (not isinstance(test_fraction, (int, float, np.floating)) or
-            isinstance(test_fraction, bool) or not 0 < test_fraction < 1):
+    if (
+        not isinstance(test_fraction, (int, float, np.floating))
+        or isinstance(test_fraction, bool)
+        or not 0 < test_fraction < 1
+    ):
         raise ValueError(
             f"test_fraction must be a number strictly between 0 and 1 (the share "
-            f"of each class held out as the test split); got {test_fraction!r}.")
+            f"of each class held out as the test split); got {test_fraction!r}."
+        )
     return float(test_fraction)
 
 
@@ -209,7 +221,8 @@ def _to_uint8(raw: np.ndarray, origin: str) -> np.ndarray:
         raise ImageFolderError(
             f"{origin} decodes to an array of shape {list(raw.shape)}; expected one "
             f"picture of height x width pixels with 1 (gray), 2 (gray and alpha), "
-            f"3 (RGB) or 4 (RGBA) channels.")
+            f"3 (RGB) or 4 (RGBA) channels."
+        )
     if raw.dtype == np.uint8:
         return raw
     if raw.dtype == bool:
@@ -218,7 +231,8 @@ def _to_uint8(raw: np.ndarray, origin: str) -> np.ndarray:
         return ((raw.astype(np.uint32) + 128) // 257).astype(np.uint8)
     raise ImageFolderError(
         f"{origin} decodes to pixels of dtype {raw.dtype}; expected 8-bit or "
-        f"16-bit unsigned integers (or 1-bit).")
+        f"16-bit unsigned integers (or 1-bit)."
+    )
 
 
 def _without_alpha(pixels: np.ndarray) -> np.ndarray:
@@ -234,8 +248,9 @@ def _without_alpha(pixels: np.ndarray) -> np.ndarray:
 def _is_gray(pixels: np.ndarray) -> bool:
     """One channel, or three equal ones."""
     return pixels.shape[-1] == 1 or bool(
-        (pixels[..., 0] == pixels[..., 1]).all() and
-        (pixels[..., 0] == pixels[..., 2]).all())
+        (pixels[..., 0] == pixels[..., 1]).all()
+        and (pixels[..., 0] == pixels[..., 2]).all()
+    )
 
 
 def _with_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
@@ -257,13 +272,18 @@ def resize_images(images: np.ndarray, image_size: tuple[int, int]) -> np.ndarray
     """
     if tuple(images.shape[1:3]) == tuple(image_size):
         return images
-    resized = tf.image.resize(tf.convert_to_tensor(images, tf.float32), image_size,
-                              method="bilinear", antialias=True)
+    resized = tf.image.resize(
+        tf.convert_to_tensor(images, tf.float32),
+        image_size,
+        method="bilinear",
+        antialias=True,
+    )
     return np.round(resized.numpy()).clip(0, 255).astype(np.uint8)
 
 
-def convert_images(images: np.ndarray, *, image_size: Sequence[int] = (),
-                   channels: int = 0) -> np.ndarray:
+def convert_images(
+    images: np.ndarray, *, image_size: Sequence[int] = (), channels: int = 0
+) -> np.ndarray:
     """Applies a folder's conversion to an in-memory uint8 `[N, h, w, c]` batch.
 
     For datasets read from IDX or .npz files: `channels` 0 keeps the channels,
@@ -316,8 +336,10 @@ class _ImageFile:
 
 def _visible_entries(directory: str) -> list[os.DirEntry]:
     with os.scandir(directory) as entries:
-        return sorted((entry for entry in entries if not entry.name.startswith(".")),
-                      key=lambda entry: entry.name)
+        return sorted(
+            (entry for entry in entries if not entry.name.startswith(".")),
+            key=lambda entry: entry.name,
+        )
 
 
 def _is_image_name(name: str) -> bool:
@@ -352,26 +374,36 @@ class _Scan:
 
     def _scan_split_folders(self, entries, directories) -> None:
         missing = {TRAIN_FOLDER, TEST_FOLDER} - directories
-        others = sorted(entry.name for entry in entries if entry.name not in
-                        (TRAIN_FOLDER, TEST_FOLDER) and entry.is_dir())
+        others = sorted(
+            entry.name
+            for entry in entries
+            if entry.name not in (TRAIN_FOLDER, TEST_FOLDER) and entry.is_dir()
+        )
         if missing or others:
-            problem = (f"has no {missing.pop()}/ subfolder" if missing else
-                       f"also holds the subfolders {others}")
+            problem = (
+                f"has no {missing.pop()}/ subfolder"
+                if missing
+                else f"also holds the subfolders {others}"
+            )
             raise ImageFolderError(
                 f"Image folder {self.root!r} has a {TRAIN_FOLDER}/ or {TEST_FOLDER}/ "
                 f"subfolder but {problem}; expected either both {TRAIN_FOLDER}/ and "
                 f"{TEST_FOLDER}/ and nothing else (each holding class subfolders "
-                f"or images), or class subfolders / images without them.")
+                f"or images), or class subfolders / images without them."
+            )
         for entry in entries:
             if not entry.is_dir():
                 self._stray_file(entry.path, f"beside {TRAIN_FOLDER}/ and {TEST_FOLDER}/")
         train_classes = self._scan_split(TRAIN_FOLDER, labelled=None)
         first_test = len(self.files)
-        self._scan_split(TEST_FOLDER, labelled=bool(train_classes),
-                         class_names=train_classes)
+        self._scan_split(
+            TEST_FOLDER, labelled=bool(train_classes), class_names=train_classes
+        )
         self.class_names = train_classes
-        self.files[first_test:] = [dataclasses.replace(file, in_test_folder=True)
-                                   for file in self.files[first_test:]]
+        self.files[first_test:] = [
+            dataclasses.replace(file, in_test_folder=True)
+            for file in self.files[first_test:]
+        ]
 
     def _stray_file(self, path: str, where: str) -> None:
         relative = self._relative(path)
@@ -380,15 +412,22 @@ class _Scan:
                 f"Image folder {self.root!r} holds the image {relative} {where}; "
                 f"expected images only inside the class subfolders (or no "
                 f"subfolders at all, for unlabelled images). Move it into a class "
-                f"subfolder or out of the folder.")
+                f"subfolder or out of the folder."
+            )
         self.non_image_files.append(relative)
 
     def _add_file(self, path: str, label: int, stat: os.stat_result) -> None:
-        self.files.append(_ImageFile(self._relative(path), label, False,
-                                     stat.st_size, stat.st_mtime_ns))
+        self.files.append(
+            _ImageFile(self._relative(path), label, False, stat.st_size, stat.st_mtime_ns)
+        )
 
-    def _scan_split(self, split: str, *, labelled: bool | None,
-                    class_names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    def _scan_split(
+        self,
+        split: str,
+        *,
+        labelled: bool | None,
+        class_names: tuple[str, ...] | None = None,
+    ) -> tuple[str, ...]:
         """Scans ROOT/split (ROOT for ""); returns its class names ((): unlabelled).
 
         `labelled` None lets the folder decide; `class_names`, when given, are
@@ -406,7 +445,8 @@ class _Scan:
                     f"Image folder {self.root!r}: {TRAIN_FOLDER}/ holds images "
                     f"directly (unlabelled) but {where} has the subfolders "
                     f"{[entry.name for entry in subfolders]}; expected the same "
-                    f"layout in both.")
+                    f"layout in both."
+                )
             for entry in entries:
                 if _is_image_name(entry.name):
                     self._add_file(entry.path, 0, entry.stat())
@@ -418,16 +458,22 @@ class _Scan:
         if not names:
             raise ImageFolderError(
                 f"Image folder {self.root!r}: {TRAIN_FOLDER}/ has class subfolders "
-                f"but {where} has none; expected the same layout in both.")
+                f"but {where} has none; expected the same layout in both."
+            )
         if class_names is not None:
             unknown = sorted(set(names) - set(class_names))
             if unknown:
                 raise ImageFolderError(
                     f"Image folder {self.root!r}: {where} has the class subfolders "
                     f"{unknown}, which {TRAIN_FOLDER}/ lacks; expected only classes "
-                    f"that {TRAIN_FOLDER}/ has ({list(class_names)}).")
-        label_of = {name: index for index, name in
-                    enumerate(class_names if class_names is not None else names)}
+                    f"that {TRAIN_FOLDER}/ has ({list(class_names)})."
+                )
+        label_of = {
+            name: index
+            for index, name in enumerate(
+                class_names if class_names is not None else names
+            )
+        }
         for entry in entries:
             if not entry.is_dir():
                 self._stray_file(entry.path, f"in {where}, beside the class subfolders")
@@ -445,15 +491,17 @@ class _Scan:
                         self.non_image_files.append(self._relative(path))
             # os.walk lists a folder's files before its subfolders' files; the
             # order of the relative paths is what every run agrees on.
-            self.files[count:] = sorted(self.files[count:],
-                                        key=lambda file: file.relative_path)
+            self.files[count:] = sorted(
+                self.files[count:], key=lambda file: file.relative_path
+            )
             # test/ may lack images of a class; train/ may not.
             if len(self.files) == count and class_names is None:
                 raise ImageFolderError(
                     f"Image folder {self.root!r}: the class subfolder "
                     f"{self._relative(class_entry.path)}/ holds no images "
                     f"({', '.join(IMAGE_EXTENSIONS)}); expected at least one per "
-                    f"class. Remove the empty class or add its images.")
+                    f"class. Remove the empty class or add its images."
+                )
         return names
 
     def cache_key(self, image_size: tuple[int, ...], channels: int) -> str:
@@ -462,8 +510,9 @@ class _Scan:
             "format": _CACHE_FORMAT,
             "image_size": list(image_size),
             "channels": channels,
-            "files": [[file.relative_path, file.size, file.mtime_ns]
-                      for file in self.files],
+            "files": [
+                [file.relative_path, file.size, file.mtime_ns] for file in self.files
+            ],
         }
         return hashlib.sha256(json.dumps(record).encode()).hexdigest()
 
@@ -472,8 +521,9 @@ class _Scan:
 # The held-out test split.
 
 
-def held_out_test_mask(relative_paths: Sequence[str], labels: np.ndarray,
-                       test_fraction: float) -> np.ndarray:
+def held_out_test_mask(
+    relative_paths: Sequence[str], labels: np.ndarray, test_fraction: float
+) -> np.ndarray:
     """Which examples form the test split of a folder without `test/`.
 
     In each class, the `floor(test_fraction * n + 0.5)` examples whose relative
@@ -518,29 +568,40 @@ def _read_cache(path: str, key: str) -> dict | None:
             raise ValueError("written for another key")
         return arrays
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        logging.warning("Ignoring the unusable cache entry %s (%s); converting the "
-                        "folder again.", path, error)
+        logging.warning(
+            "Ignoring the unusable cache entry %s (%s); converting the folder again.",
+            path,
+            error,
+        )
         return None
 
 
-def _convert(root: str, scan: _Scan, image_size: tuple[int, ...],
-             channels: int) -> np.ndarray:
+def _convert(
+    root: str, scan: _Scan, image_size: tuple[int, ...], channels: int
+) -> np.ndarray:
     """Reads and converts every image of the scan; uint8 `[N, h, w, c]`."""
     start = time.perf_counter()
-    decoded = [_decode(os.path.join(root, file.relative_path),
-                       repr(os.path.join(root, file.relative_path)))
-               for file in scan.files]
+    decoded = [
+        _decode(
+            os.path.join(root, file.relative_path),
+            repr(os.path.join(root, file.relative_path)),
+        )
+        for file in scan.files
+    ]
     if not image_size:
         sizes = collections.defaultdict(list)
         for file, pixels in zip(scan.files, decoded):
             sizes[pixels.shape[:2]].append(file.relative_path)
         if len(sizes) > 1:
-            examples = "; ".join(f"{paths[0]} is {size[0]}x{size[1]} (height x width)"
-                                 for size, paths in list(sizes.items())[:3])
+            examples = "; ".join(
+                f"{paths[0]} is {size[0]}x{size[1]} (height x width)"
+                for size, paths in list(sizes.items())[:3]
+            )
             raise ImageFolderError(
                 f"Image folder {root!r} holds images of {len(sizes)} different sizes "
                 f"({examples}); expected all of one size, or an image_size "
-                f"(--image_size=H,W or --image_size=N) to resize them to.")
+                f"(--image_size=H,W or --image_size=N) to resize them to."
+            )
     if not channels:
         channels = 1 if all(_is_gray(pixels) for pixels in decoded) else 3
     by_size = collections.defaultdict(list)
@@ -551,14 +612,23 @@ def _convert(root: str, scan: _Scan, image_size: tuple[int, ...],
     for indices in by_size.values():
         batch = np.stack([_with_channels(decoded[index], channels) for index in indices])
         images[indices] = resize_images(batch, output_size)
-    logging.info("Converted %d images of %s in %.1f s.", len(decoded), root,
-                 time.perf_counter() - start)
+    logging.info(
+        "Converted %d images of %s in %.1f s.",
+        len(decoded),
+        root,
+        time.perf_counter() - start,
+    )
     return images
 
 
-def load_image_folder(root: str, *, image_size: Sequence[int] | int = (),
-                      channels: int = 0, cache_dir: str | None = None,
-                      non_image_files: str = "skip") -> ImageFolderArrays:
+def load_image_folder(
+    root: str,
+    *,
+    image_size: Sequence[int] | int = (),
+    channels: int = 0,
+    cache_dir: str | None = None,
+    non_image_files: str = "skip",
+) -> ImageFolderArrays:
     """Reads (or loads from the cache) every image of a folder.
 
     Args:
@@ -584,35 +654,45 @@ def load_image_folder(root: str, *, image_size: Sequence[int] | int = (),
     image_size = normalize_image_size(image_size)
     channels = check_channels(channels)
     if non_image_files not in NON_IMAGE_POLICIES:
-        raise ValueError(f"non_image_files must be one of {NON_IMAGE_POLICIES}; got "
-                         f"{non_image_files!r}.")
+        raise ValueError(
+            f"non_image_files must be one of {NON_IMAGE_POLICIES}; got "
+            f"{non_image_files!r}."
+        )
     if not os.path.isdir(root):
         raise ImageFolderNotFoundError(
             f"Image folder {root!r} does not exist (or is not a directory); expected "
             f"a directory of {', '.join(IMAGE_EXTENSIONS)} images, in class "
-            f"subfolders or directly inside it.")
+            f"subfolders or directly inside it."
+        )
     try:
         scan = _Scan(root)
     except OSError as error:
         raise ImageFolderError(
             f"Image folder {root!r} could not be listed ({error}); expected a "
-            f"readable directory.") from None
+            f"readable directory."
+        ) from None
     if scan.non_image_files:
         if non_image_files == "refuse":
             raise ImageFolderError(
                 f"Image folder {root!r} holds {len(scan.non_image_files)} file(s) that "
                 f"are not images by their extension ({_named(scan.non_image_files)}); "
                 f"expected only {', '.join(IMAGE_EXTENSIONS)} files. Remove them, or "
-                f"skip them (--non_image_files=skip).")
+                f"skip them (--non_image_files=skip)."
+            )
         logging.warning(
             "Skipping %d files in %s that are not images by their extension "
-            "(%s): only %s files are read.", len(scan.non_image_files), root,
-            _named(scan.non_image_files), ", ".join(IMAGE_EXTENSIONS))
+            "(%s): only %s files are read.",
+            len(scan.non_image_files),
+            root,
+            _named(scan.non_image_files),
+            ", ".join(IMAGE_EXTENSIONS),
+        )
     if not scan.files:
         raise ImageFolderError(
             f"Image folder {root!r} holds no images; expected "
             f"{', '.join(IMAGE_EXTENSIONS)} files in class subfolders or directly "
-            f"inside it.")
+            f"inside it."
+        )
 
     key = scan.cache_key(image_size, channels)
     cache_path = _cache_path(cache_dir, key) if cache_dir else None
@@ -625,15 +705,19 @@ def load_image_folder(root: str, *, image_size: Sequence[int] | int = (),
         source = f"image folder {root}"
         if cache_path:
             try:
-                atomic_files.write_npz(cache_path,
-                                     {"key": np.array(key), "images": images})
-                logging.info("Cached the converted images of %s in %s.", root,
-                             cache_path)
+                atomic_files.write_npz(
+                    cache_path, {"key": np.array(key), "images": images}
+                )
+                logging.info("Cached the converted images of %s in %s.", root, cache_path)
             except OSError as error:
                 # The cache only saves time: a run without it is still right.
-                logging.warning("Could not cache the converted images of %s in %s "
-                                "(%s); the next run will convert them again.", root,
-                                cache_path, error)
+                logging.warning(
+                    "Could not cache the converted images of %s in %s "
+                    "(%s); the next run will convert them again.",
+                    root,
+                    cache_path,
+                    error,
+                )
     return ImageFolderArrays(
         images=images,
         labels=np.array([file.label for file in scan.files], np.int64),
@@ -641,4 +725,5 @@ def load_image_folder(root: str, *, image_size: Sequence[int] | int = (),
         in_test_folder=np.array([file.in_test_folder for file in scan.files], bool),
         class_names=scan.class_names,
         has_split_folders=scan.has_split_folders,
-        source=source)
+        source=source,
+    )

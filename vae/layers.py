@@ -16,9 +16,10 @@ its Keras reference model. Initial values come from `tf.random`, so
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import inspect
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -59,7 +60,8 @@ def get_activation(name: str | ActivationFn | None) -> ActivationFn:
         return _ACTIVATIONS[name]
     raise ValueError(
         f"Unknown activation {name!r}: expected one of {', '.join(ACTIVATION_NAMES)}, "
-        "or None for no activation.")
+        "or None for no activation."
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -79,7 +81,8 @@ def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
     if len(pair) != 2 or not all(_is_int(v) and v > 0 for v in pair):
         raise ValueError(
             f"{what} must be a positive integer or a pair of positive integers, "
-            f"got {value!r}.")
+            f"got {value!r}."
+        )
     return pair
 
 
@@ -105,13 +108,16 @@ def as_floating(x) -> tf.Tensor:
     return tf.cast(x, tf.float32)
 
 
-def _check_last_dimension(x: tf.Tensor, expected: int, module: tf.Module, what: str) -> None:
+def _check_last_dimension(
+    x: tf.Tensor, expected: int, module: tf.Module, what: str
+) -> None:
     """Fails with a readable message instead of a deep TensorFlow shape error."""
     actual = x.shape[-1] if x.shape.rank else None
     if actual is not None and actual != expected:
         raise ValueError(
             f"{module.name} was built for inputs with {expected} {what} in the last "
-            f"dimension, but got a tensor of shape {x.shape.as_list()}.")
+            f"dimension, but got a tensor of shape {x.shape.as_list()}."
+        )
 
 
 def _glorot_uniform(shape: Sequence[int], fan_in: int, fan_out: int) -> tf.Tensor:
@@ -137,8 +143,9 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int, padding: st
     return (input_size - kernel_size) // stride + 1
 
 
-def conv_transpose_output_size(input_size: int, kernel_size: int, stride: int,
-                               padding: str) -> int:
+def conv_transpose_output_size(
+    input_size: int, kernel_size: int, stride: int, padding: str
+) -> int:
     """Output length of a transposed convolution along one axis, as Keras chooses it.
 
     Several output sizes convolve back down to the same input size, so a transposed
@@ -162,12 +169,14 @@ def conv_transpose_output_size(input_size: int, kernel_size: int, stride: int,
 class Dense(tf.Module):
     """Fully connected layer, `activation(x @ w + b)`."""
 
-    def __init__(self,
-                 input_size: int,
-                 output_size: int,
-                 activation: str | ActivationFn | None = None,
-                 use_bias: bool = True,
-                 name: str | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        activation: str | ActivationFn | None = None,
+        use_bias: bool = True,
+        name: str | None = None,
+    ):
         """Creates the weights `w` `[input_size, output_size]` and bias `b` `[output_size]`.
 
         Args:
@@ -184,7 +193,8 @@ class Dense(tf.Module):
         with self.name_scope:
             self.w = tf.Variable(
                 _glorot_uniform([input_size, output_size], input_size, output_size),
-                name="w")
+                name="w",
+            )
             self.b = tf.Variable(tf.zeros([output_size]), name="b") if use_bias else None
 
     @tf.Module.with_name_scope
@@ -210,15 +220,17 @@ class Dense(tf.Module):
 class Conv2D(tf.Module):
     """2-D convolution over NHWC images, `activation(conv2d(x, w) + b)`."""
 
-    def __init__(self,
-                 input_channels: int,
-                 filters: int,
-                 kernel_size: int | Sequence[int],
-                 stride: int | Sequence[int] = 1,
-                 padding: str = "SAME",
-                 activation: str | ActivationFn | None = None,
-                 use_bias: bool = True,
-                 name: str | None = None):
+    def __init__(
+        self,
+        input_channels: int,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: str = "SAME",
+        activation: str | ActivationFn | None = None,
+        use_bias: bool = True,
+        name: str | None = None,
+    ):
         """Creates the kernel `w` `[kernel_h, kernel_w, input_channels, filters]` and bias.
 
         Args:
@@ -241,17 +253,21 @@ class Conv2D(tf.Module):
         receptive_field = self.kernel_size[0] * self.kernel_size[1]
         with self.name_scope:
             self.w = tf.Variable(
-                _glorot_uniform([*self.kernel_size, input_channels, filters],
-                                fan_in=receptive_field * input_channels,
-                                fan_out=receptive_field * filters),
-                name="w")
+                _glorot_uniform(
+                    [*self.kernel_size, input_channels, filters],
+                    fan_in=receptive_field * input_channels,
+                    fan_out=receptive_field * filters,
+                ),
+                name="w",
+            )
             self.b = tf.Variable(tf.zeros([filters]), name="b") if use_bias else None
 
     def output_shape_for(self, input_hw: Sequence[int]) -> tuple[int, int]:
         """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
         return tuple(
             conv_output_size(size, kernel, stride, self.padding)
-            for size, kernel, stride in zip(input_hw, self.kernel_size, self.stride))
+            for size, kernel, stride in zip(input_hw, self.kernel_size, self.stride)
+        )
 
     @tf.Module.with_name_scope
     def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
@@ -268,8 +284,12 @@ class Conv2D(tf.Module):
         del is_training  # Same output in training and evaluation.
         x = as_floating(x)
         _check_last_dimension(x, self.input_channels, self, "channels")
-        outputs = tf.nn.conv2d(x, tf.cast(self.w, x.dtype), strides=[1, *self.stride, 1],
-                               padding=self.padding)
+        outputs = tf.nn.conv2d(
+            x,
+            tf.cast(self.w, x.dtype),
+            strides=[1, *self.stride, 1],
+            padding=self.padding,
+        )
         if self.b is not None:
             outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
         return self.activation(outputs)
@@ -282,15 +302,17 @@ class Conv2DTranspose(tf.Module):
     `conv_transpose_output_size`): with SAME padding and stride 2, 7 -> 14 -> 28.
     """
 
-    def __init__(self,
-                 input_channels: int,
-                 filters: int,
-                 kernel_size: int | Sequence[int],
-                 stride: int | Sequence[int] = 1,
-                 padding: str = "SAME",
-                 activation: str | ActivationFn | None = None,
-                 use_bias: bool = True,
-                 name: str | None = None):
+    def __init__(
+        self,
+        input_channels: int,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: str = "SAME",
+        activation: str | ActivationFn | None = None,
+        use_bias: bool = True,
+        name: str | None = None,
+    ):
         """Creates the kernel `w` `[kernel_h, kernel_w, filters, input_channels]` and bias.
 
         The kernel layout (output channels before input channels) is the one
@@ -307,7 +329,9 @@ class Conv2DTranspose(tf.Module):
             name: module name.
         """
         super().__init__(name=name)
-        self.input_channels = _check_positive(input_channels, "Conv2DTranspose input_channels")
+        self.input_channels = _check_positive(
+            input_channels, "Conv2DTranspose input_channels"
+        )
         self.filters = _check_positive(filters, "Conv2DTranspose filters")
         self.kernel_size = _pair(kernel_size, "Conv2DTranspose kernel_size")
         self.stride = _pair(stride, "Conv2DTranspose stride")
@@ -318,17 +342,21 @@ class Conv2DTranspose(tf.Module):
             # Keras takes the fans from the stored kernel shape, whose "input" axis is the
             # filters axis here; the Glorot limit only depends on their sum, so it agrees.
             self.w = tf.Variable(
-                _glorot_uniform([*self.kernel_size, filters, input_channels],
-                                fan_in=receptive_field * filters,
-                                fan_out=receptive_field * input_channels),
-                name="w")
+                _glorot_uniform(
+                    [*self.kernel_size, filters, input_channels],
+                    fan_in=receptive_field * filters,
+                    fan_out=receptive_field * input_channels,
+                ),
+                name="w",
+            )
             self.b = tf.Variable(tf.zeros([filters]), name="b") if use_bias else None
 
     def output_shape_for(self, input_hw: Sequence[int]) -> tuple[int, int]:
         """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
         return tuple(
             conv_transpose_output_size(size, kernel, stride, self.padding)
-            for size, kernel, stride in zip(input_hw, self.kernel_size, self.stride))
+            for size, kernel, stride in zip(input_hw, self.kernel_size, self.stride)
+        )
 
     @tf.Module.with_name_scope
     def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
@@ -349,13 +377,18 @@ class Conv2DTranspose(tf.Module):
         if x.shape.rank != 4 or x.shape[1] is None or x.shape[2] is None:
             raise ValueError(
                 f"{self.name} needs a [batch, height, width, channels] input with a known "
-                f"height and width, but got a tensor of shape {x.shape}.")
+                f"height and width, but got a tensor of shape {x.shape}."
+            )
         out_height, out_width = self.output_shape_for((x.shape[1], x.shape[2]))
         # The batch size may be unknown while tracing, so it comes from the runtime shape.
         output_shape = tf.stack([tf.shape(x)[0], out_height, out_width, self.filters])
         outputs = tf.nn.conv2d_transpose(
-            x, tf.cast(self.w, x.dtype), output_shape, strides=[1, *self.stride, 1],
-            padding=self.padding)
+            x,
+            tf.cast(self.w, x.dtype),
+            output_shape,
+            strides=[1, *self.stride, 1],
+            padding=self.padding,
+        )
         outputs.set_shape([x.shape[0], out_height, out_width, self.filters])
         if self.b is not None:
             outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
@@ -370,8 +403,12 @@ class MaxPool2D(tf.Module):
     covers whatever pixels remain: 7 -> 4 -> 2 -> 1 for a pool of 2.
     """
 
-    def __init__(self, pool_size: int | Sequence[int] = 2, padding: str = "SAME",
-                 name: str | None = None):
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = 2,
+        padding: str = "SAME",
+        name: str | None = None,
+    ):
         """Stores the pool size and padding.
 
         Args:
@@ -387,7 +424,8 @@ class MaxPool2D(tf.Module):
         """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
         return tuple(
             conv_output_size(size, pool, pool, self.padding)
-            for size, pool in zip(input_hw, self.pool_size))
+            for size, pool in zip(input_hw, self.pool_size)
+        )
 
     @tf.Module.with_name_scope
     def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
@@ -403,8 +441,12 @@ class MaxPool2D(tf.Module):
         """
         del is_training  # Same output in training and evaluation.
         x = as_floating(x)
-        return tf.nn.max_pool2d(x, ksize=[1, *self.pool_size, 1],
-                                strides=[1, *self.pool_size, 1], padding=self.padding)
+        return tf.nn.max_pool2d(
+            x,
+            ksize=[1, *self.pool_size, 1],
+            strides=[1, *self.pool_size, 1],
+            padding=self.padding,
+        )
 
 
 class UpSampling2D(tf.Module):
@@ -464,11 +506,13 @@ class BatchNorm(tf.Module):
     at 1) are not, so optimisers never touch them while checkpoints still save them.
     """
 
-    def __init__(self,
-                 num_features: int,
-                 momentum: float = 0.99,
-                 epsilon: float = 1e-3,
-                 name: str | None = None):
+    def __init__(
+        self,
+        num_features: int,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        name: str | None = None,
+    ):
         """Creates the variables.
 
         Args:
@@ -494,11 +538,17 @@ class BatchNorm(tf.Module):
             # replica may not assign a mirrored variable at all). Alone on
             # one device it changes nothing.
             self.moving_mean = tf.Variable(
-                tf.zeros([num_features]), trainable=False, name="moving_mean",
-                aggregation=tf.VariableAggregation.MEAN)
+                tf.zeros([num_features]),
+                trainable=False,
+                name="moving_mean",
+                aggregation=tf.VariableAggregation.MEAN,
+            )
             self.moving_variance = tf.Variable(
-                tf.ones([num_features]), trainable=False, name="moving_variance",
-                aggregation=tf.VariableAggregation.MEAN)
+                tf.ones([num_features]),
+                trainable=False,
+                name="moving_variance",
+                aggregation=tf.VariableAggregation.MEAN,
+            )
 
     @tf.Module.with_name_scope
     def __call__(self, x: tf.Tensor, *, is_training: bool) -> tf.Tensor:
@@ -526,9 +576,17 @@ class BatchNorm(tf.Module):
             self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return tf.cast(tf.nn.batch_normalization(
-            x, mean, variance, offset=self.offset, scale=self.scale,
-            variance_epsilon=self.epsilon), compute_dtype)
+        return tf.cast(
+            tf.nn.batch_normalization(
+                x,
+                mean,
+                variance,
+                offset=self.offset,
+                scale=self.scale,
+                variance_epsilon=self.epsilon,
+            ),
+            compute_dtype,
+        )
 
 
 class Dropout(tf.Module):
@@ -547,13 +605,22 @@ class Dropout(tf.Module):
             name: module name.
         """
         super().__init__(name=name)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not 0 <= rate < 1
+        ):
             raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}.")
         self.rate = float(rate)
 
     @tf.Module.with_name_scope
-    def __call__(self, x: tf.Tensor, *, is_training: bool,
-                 seed: tf.Tensor | Sequence[int] | None = None) -> tf.Tensor:
+    def __call__(
+        self,
+        x: tf.Tensor,
+        *,
+        is_training: bool,
+        seed: tf.Tensor | Sequence[int] | None = None,
+    ) -> tf.Tensor:
         """Applies dropout.
 
         Args:
@@ -644,7 +711,9 @@ class Sequential(tf.Module):
     an `is_training` parameter.
     """
 
-    def __init__(self, layers: Sequence[Callable[..., tf.Tensor]], name: str | None = None):
+    def __init__(
+        self, layers: Sequence[Callable[..., tf.Tensor]], name: str | None = None
+    ):
         """Stores the layers.
 
         Args:
@@ -659,9 +728,15 @@ class Sequential(tf.Module):
         self._passes_seed = [_takes_seed(layer) for layer in self.layers]
 
     @tf.Module.with_name_scope
-    def __call__(self, x: tf.Tensor, *, is_training: bool = False,
-                 seed: tf.Tensor | None = None, start: int = 0,
-                 stop: int | None = None) -> tf.Tensor:
+    def __call__(
+        self,
+        x: tf.Tensor,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> tf.Tensor:
         """Applies the layers `start` to `stop` (default: all of them) in order.
 
         Args:

@@ -58,8 +58,9 @@ same estimate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -78,36 +79,45 @@ def _check_count(name: str, value: Any) -> None:
     if not _is_int(value) or value < 1:
         raise ValueError(
             f"importance_sampled_log_likelihood: {name} must be a positive Python "
-            f"integer, got {value!r}.")
+            f"integer, got {value!r}."
+        )
 
 
 def _stateless_seed(seed: SeedLike) -> tf.Tensor:
     """Turns an int, a pair or a `[2]` tensor into an int32 `[2]` stateless seed."""
     if _is_int(seed):
-        if not -2**31 <= seed < 2**31:
+        if not -(2**31) <= seed < 2**31:
             raise ValueError(
                 f"importance_sampled_log_likelihood: an integer seed must fit in 32 bits "
-                f"(as TFP's stateless samplers need), got {seed}.")
+                f"(as TFP's stateless samplers need), got {seed}."
+            )
         return tf.constant([seed, 0], tf.int32)
     if seed is None or isinstance(seed, (bool, float, str, bytes)):
         raise ValueError(
             f"importance_sampled_log_likelihood: seed must be an integer, a pair of "
             f"integers or an integer tensor of shape [2], got {seed!r}; the estimate "
-            "is random and needs an explicit seed to be reproducible.")
+            "is random and needs an explicit seed to be reproducible."
+        )
     seed_tensor = tf.convert_to_tensor(seed)
     if not seed_tensor.dtype.is_integer or seed_tensor.shape != (2,):
         raise ValueError(
             f"importance_sampled_log_likelihood: seed must be an integer, a pair of "
             f"integers or an integer tensor of shape [2], got {seed!r} (dtype "
-            f"{seed_tensor.dtype.name}, shape {seed_tensor.shape}).")
+            f"{seed_tensor.dtype.name}, shape {seed_tensor.shape})."
+        )
     # TFP's samplers take int32 seeds; larger values wrap, which keeps them seeds.
     return tf.cast(seed_tensor, tf.int32)
 
 
-def log_importance_weights(model: Any, images: tf.Tensor,
-                           posterior: tfd.Distribution, *, num_samples: int,
-                           seed: tf.Tensor,
-                           labels: tf.Tensor | None = None) -> tf.Tensor:
+def log_importance_weights(
+    model: Any,
+    images: tf.Tensor,
+    posterior: tfd.Distribution,
+    *,
+    num_samples: int,
+    seed: tf.Tensor,
+    labels: tf.Tensor | None = None,
+) -> tf.Tensor:
     """Draws `num_samples` latents per image from `posterior` and returns log w.
 
     log w = log p(x|z) + log p(z) - log q(z|x), for one chunk of samples. The
@@ -136,24 +146,38 @@ def log_importance_weights(model: Any, images: tf.Tensor,
     # the row-major flattening of the latents.
     flat_images = tf.reshape(
         tf.repeat(images[tf.newaxis], num_samples, axis=0),
-        tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0))
+        tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0),
+    )
     decoder_inputs = [flat_latents]
     if labels is not None:
-        decoder_inputs.append(tf.reshape(tf.repeat(labels[tf.newaxis], num_samples, axis=0),
-                                         [num_samples * batch_size, -1]))
-    flat_log_likelihood = model.decode(*decoder_inputs,
-                                       is_training=False).log_prob(flat_images)
+        decoder_inputs.append(
+            tf.reshape(
+                tf.repeat(labels[tf.newaxis], num_samples, axis=0),
+                [num_samples * batch_size, -1],
+            )
+        )
+    flat_log_likelihood = model.decode(*decoder_inputs, is_training=False).log_prob(
+        flat_images
+    )
     log_likelihood = tf.reshape(flat_log_likelihood, [num_samples, batch_size])
-    return (tf.cast(log_likelihood, tf.float64) + tf.cast(log_prior, tf.float64)
-            - tf.cast(log_posterior, tf.float64))
+    return (
+        tf.cast(log_likelihood, tf.float64)
+        + tf.cast(log_prior, tf.float64)
+        - tf.cast(log_posterior, tf.float64)
+    )
 
 
 # No autograph: the loop is an explicit tf.while_loop and every Python branch is on
 # static values, so converting the model's code would only slow tracing down.
 @tf.function(autograph=False)
-def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
-                          chunk_size: int, seed: tf.Tensor,
-                          labels: tf.Tensor | None) -> tf.Tensor:
+def _log_likelihood_graph(
+    model: Any,
+    images: tf.Tensor,
+    num_samples: int,
+    chunk_size: int,
+    seed: tf.Tensor,
+    labels: tf.Tensor | None,
+) -> tf.Tensor:
     # num_samples and chunk_size are Python ints, so each (k, chunk_size) pair is
     # traced once; the seed is a tensor, so new seeds reuse the trace.
     # Unconditional models are called without labels, so any object with
@@ -165,17 +189,19 @@ def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
 
     def add_chunk(running_logsumexp, size, chunk_index):
         chunk_seed = tf.cast(
-            tf.random.experimental.stateless_fold_in(seed, chunk_index), tf.int32)
+            tf.random.experimental.stateless_fold_in(seed, chunk_index), tf.int32
+        )
         if hasattr(model, "log_importance_weights"):
             # The model knows its own latents (a learned prior, a flow
             # posterior, several layers); see
             # `vae.models.LatentVariableModel.log_importance_weights`.
             log_weights = model.log_importance_weights(
-                images, labels, num_samples=size, seed=chunk_seed, posterior=posterior)
+                images, labels, num_samples=size, seed=chunk_seed, posterior=posterior
+            )
         else:
             log_weights = log_importance_weights(
-                model, images, posterior, num_samples=size, seed=chunk_seed,
-                labels=labels)
+                model, images, posterior, num_samples=size, seed=chunk_seed, labels=labels
+            )
         chunk_logsumexp = tf.reduce_logsumexp(log_weights, axis=0)
         # reduce_logsumexp of -inf and a finite value is that value, so the
         # running total may start at -inf.
@@ -186,20 +212,27 @@ def _log_likelihood_graph(model: Any, images: tf.Tensor, num_samples: int,
 
     start = tf.fill([tf.shape(images)[0]], tf.constant(-math.inf, tf.float64))
     _, total = tf.while_loop(
-        lambda chunk_index, _: chunk_index < num_full_chunks, body,
+        lambda chunk_index, _: chunk_index < num_full_chunks,
+        body,
         (tf.constant(0, tf.int64), start),
         # One chunk at a time: otherwise TF may run several iterations at once
         # and the memory bound of one chunk no longer holds.
-        parallel_iterations=1)
+        parallel_iterations=1,
+    )
     if remainder:
         total = add_chunk(total, remainder, tf.constant(num_full_chunks, tf.int64))
     return tf.cast(total - math.log(num_samples), tf.float32)
 
 
-def importance_sampled_log_likelihood(model: Any, images: tf.Tensor, *,
-                                      num_samples: int, chunk_size: int = 500,
-                                      seed: SeedLike,
-                                      labels: tf.Tensor | None = None) -> tf.Tensor:
+def importance_sampled_log_likelihood(
+    model: Any,
+    images: tf.Tensor,
+    *,
+    num_samples: int,
+    chunk_size: int = 500,
+    seed: SeedLike,
+    labels: tf.Tensor | None = None,
+) -> tf.Tensor:
     """Estimates log p(x) per image with `num_samples` importance samples from q(z|x).
 
     Returns logmeanexp over z_1..z_k ~ q(z|x) of log p(x|z) + log p(z) - log q(z|x),
@@ -239,7 +272,8 @@ def importance_sampled_log_likelihood(model: Any, images: tf.Tensor, *,
         raise ValueError(
             f"importance_sampled_log_likelihood: images have shape {tuple(images.shape)}, "
             f"expected [batch, {', '.join(map(str, image_shape))}] to match the "
-            f"model's image_shape {tuple(image_shape)}.")
+            f"model's image_shape {tuple(image_shape)}."
+        )
     if labels is not None:
         labels = tf.convert_to_tensor(labels, tf.float32)
     return _log_likelihood_graph(model, images, num_samples, chunk_size, seed, labels)

@@ -33,9 +33,10 @@ This module only defines the distributions; losses live in `trainers/`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -138,21 +139,37 @@ class ModelConfig(config_dicts.ConfigRecord):
     compute_dtype: str = "float32"
     # The defaults below mean "as before": a run recorded before these options
     # existed reads back as the model it trained.
-    prior: str = dataclasses.field(default="standard", metadata={
-        "help": "Prior p(z): 'standard' normal, or 'vamp' (a mixture of the "
-                "encoder's posteriors at learned pseudo-inputs, Tomczak and "
-                "Welling 2018; needs --kl=mc).",
-        "choices": PRIORS})
-    num_pseudo_inputs: int = dataclasses.field(default=500, metadata={
-        "help": "Number of pseudo-inputs of the VampPrior (--prior=vamp)."})
-    posterior_flow: str = dataclasses.field(default="none", metadata={
-        "help": "Flow on top of the Gaussian q(z|x): 'none', or 'iaf' (inverse "
-                "autoregressive flow, Kingma et al. 2016; needs --kl=mc).",
-        "choices": POSTERIOR_FLOWS})
-    flow_steps: int = dataclasses.field(default=2, metadata={
-        "help": "Steps of the inverse autoregressive flow (--posterior_flow=iaf)."})
-    flow_hidden_units: tuple[int, ...] = dataclasses.field(default=(256, 256), metadata={
-        "help": "Hidden layer sizes of each flow step's MADE network."})
+    prior: str = dataclasses.field(
+        default="standard",
+        metadata={
+            "help": "Prior p(z): 'standard' normal, or 'vamp' (a mixture of the "
+            "encoder's posteriors at learned pseudo-inputs, Tomczak and "
+            "Welling 2018; needs --kl=mc).",
+            "choices": PRIORS,
+        },
+    )
+    num_pseudo_inputs: int = dataclasses.field(
+        default=500,
+        metadata={"help": "Number of pseudo-inputs of the VampPrior (--prior=vamp)."},
+    )
+    posterior_flow: str = dataclasses.field(
+        default="none",
+        metadata={
+            "help": "Flow on top of the Gaussian q(z|x): 'none', or 'iaf' (inverse "
+            "autoregressive flow, Kingma et al. 2016; needs --kl=mc).",
+            "choices": POSTERIOR_FLOWS,
+        },
+    )
+    flow_steps: int = dataclasses.field(
+        default=2,
+        metadata={
+            "help": "Steps of the inverse autoregressive flow (--posterior_flow=iaf)."
+        },
+    )
+    flow_hidden_units: tuple[int, ...] = dataclasses.field(
+        default=(256, 256),
+        metadata={"help": "Hidden layer sizes of each flow step's MADE network."},
+    )
 
     def validate(self) -> None:
         """Checks every field.
@@ -172,15 +189,22 @@ class ModelConfig(config_dicts.ConfigRecord):
         self._require_num_classes()
         self._require_flag("hidden_batch_norm")
         self._require_rate("hidden_dropout_rate")
-        self._require_positive_ints("latent_dim", "encoder_kernel_size",
-                                    "decoder_kernel_size", "decoder_base_channels")
+        self._require_positive_ints(
+            "latent_dim",
+            "encoder_kernel_size",
+            "decoder_kernel_size",
+            "decoder_base_channels",
+        )
         self._require_positive_int_tuples()
         self._check_choice("prior", PRIORS)
         self._check_choice("posterior_flow", POSTERIOR_FLOWS)
         self._require_positive_ints("num_pseudo_inputs", "flow_steps")
         if self.prior == "vamp" and self.num_classes:
-            self._fail("prior", "'standard' for a conditional model (num_classes > 0): "
-                       "the VampPrior's pseudo-inputs carry no label")
+            self._fail(
+                "prior",
+                "'standard' for a conditional model (num_classes > 0): "
+                "the VampPrior's pseudo-inputs carry no label",
+            )
         if not self.image_shape:
             self._fail("image_shape", "a non-empty tuple of positive integers")
         if self.architecture == "conv":
@@ -201,19 +225,25 @@ class ModelConfig(config_dicts.ConfigRecord):
         if len(self.image_shape) != 3:
             self._fail("image_shape", "(height, width, channels) for architecture 'conv'")
         if len(self.encoder_strides) != len(self.encoder_filters):
-            self._fail("encoder_strides",
-                       f"one stride per encoder filter ({len(self.encoder_filters)} values, "
-                       f"as in encoder_filters={self.encoder_filters})")
+            self._fail(
+                "encoder_strides",
+                f"one stride per encoder filter ({len(self.encoder_filters)} values, "
+                f"as in encoder_filters={self.encoder_filters})",
+            )
         if len(self.decoder_strides) != len(self.decoder_filters):
-            self._fail("decoder_strides",
-                       f"one stride per decoder filter ({len(self.decoder_filters)} values, "
-                       f"as in decoder_filters={self.decoder_filters})")
+            self._fail(
+                "decoder_strides",
+                f"one stride per decoder filter ({len(self.decoder_filters)} values, "
+                f"as in decoder_filters={self.decoder_filters})",
+            )
         height, width = self.image_shape[:2]
         for stride in self.encoder_strides:
-            height = layers.conv_output_size(height, self.encoder_kernel_size, stride,
-                                             self.encoder_padding)
-            width = layers.conv_output_size(width, self.encoder_kernel_size, stride,
-                                            self.encoder_padding)
+            height = layers.conv_output_size(
+                height, self.encoder_kernel_size, stride, self.encoder_padding
+            )
+            width = layers.conv_output_size(
+                width, self.encoder_kernel_size, stride, self.encoder_padding
+            )
             if height < 1 or width < 1:
                 raise ValueError(
                     f"ModelConfig: the encoder convolutions (encoder_filters="
@@ -221,7 +251,8 @@ class ModelConfig(config_dicts.ConfigRecord):
                     f"encoder_kernel_size={self.encoder_kernel_size}, encoder_padding="
                     f"{self.encoder_padding!r}) shrink image_shape={self.image_shape} to "
                     "nothing; expected every feature map to keep at least 1x1 pixels. "
-                    "Use fewer or smaller strides, a smaller kernel or SAME padding.")
+                    "Use fewer or smaller strides, a smaller kernel or SAME padding."
+                )
         networks.decoder_base_shape(self)  # Raises if the decoder cannot reach the size.
 
     def _check_choice(self, name: str, choices: Sequence[str]) -> None:
@@ -274,12 +305,18 @@ class LatentVariableModel(tf.Module):
         as the integral of p(x|z, y) p(z) over z.
         """
         return tfd.MultivariateNormalDiag(
-            loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
+            loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim])
+        )
 
     @tf.Module.with_name_scope
-    def encode(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-               is_training: bool = False,
-               seed: tf.Tensor | None = None) -> tfd.MultivariateNormalDiag:
+    def encode(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tfd.MultivariateNormalDiag:
         """Returns q(z|x), or q(z|x, y) for a conditional model.
 
         Args:
@@ -297,13 +334,20 @@ class LatentVariableModel(tf.Module):
             ValueError: labels missing for a conditional model, given to an
                 unconditional one, or of the wrong shape.
         """
-        loc, log_variance = self.encoder(images, labels, is_training=is_training,
-                                         seed=seed)
+        loc, log_variance = self.encoder(
+            images, labels, is_training=is_training, seed=seed
+        )
         return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(0.5 * log_variance))
 
     @tf.Module.with_name_scope
-    def decode(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-               is_training: bool = False, seed: tf.Tensor | None = None) -> tfd.Distribution:
+    def decode(
+        self,
+        z: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tfd.Distribution:
         """Returns p(x|z) (or p(x|z, y)), independent over the image dimensions.
 
         Args:
@@ -333,8 +377,9 @@ class LatentVariableModel(tf.Module):
         return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.image_shape))
 
     @tf.Module.with_name_scope
-    def decode_mean(self, z: tf.Tensor, labels: tf.Tensor | None = None, *,
-                    is_training: bool = False) -> tf.Tensor:
+    def decode_mean(
+        self, z: tf.Tensor, labels: tf.Tensor | None = None, *, is_training: bool = False
+    ) -> tf.Tensor:
         """Returns the mean of p(x|z): pixel probabilities or Gaussian means.
 
         Args:
@@ -369,8 +414,9 @@ class LatentVariableModel(tf.Module):
         """Size of the standard normal noise `importance_terms` turns into latents."""
         return self.latent_dim
 
-    def posterior_latents(self, posterior: tfd.MultivariateNormalDiag,
-                          noise: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def posterior_latents(
+        self, posterior: tfd.MultivariateNormalDiag, noise: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Reparameterised draws from q(z|x) and their log-density.
 
         Args:
@@ -383,10 +429,16 @@ class LatentVariableModel(tf.Module):
         z = posterior.bijector.forward(noise)  # loc + scale * noise
         return z, posterior.log_prob(z)
 
-    def importance_terms(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                         noise: tf.Tensor, is_training: bool = False,
-                         seed: tf.Tensor | None = None,
-                         posterior: tfd.Distribution | None = None) -> LatentTerms:
+    def importance_terms(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        noise: tf.Tensor,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+        posterior: tfd.Distribution | None = None,
+    ) -> LatentTerms:
         """The three log-densities of the importance weights at k latents per image.
 
         log w = log p(x|z) + log p(z) - log q(z|x); the ELBO's distortion is
@@ -408,17 +460,25 @@ class LatentVariableModel(tf.Module):
         """
         encoder_seed, decoder_seed = _network_seeds(seed, is_training)
         if posterior is None:
-            posterior = self.encode(images, labels, is_training=is_training,
-                                    seed=encoder_seed)
+            posterior = self.encode(
+                images, labels, is_training=is_training, seed=encoder_seed
+            )
         z, log_posterior = self.posterior_latents(posterior, noise)
         log_prior = self.prior().log_prob(z)
         log_likelihood = decoded_log_likelihood(
-            self, z, images, labels, is_training=is_training, seed=decoder_seed)
+            self, z, images, labels, is_training=is_training, seed=decoder_seed
+        )
         return LatentTerms(log_likelihood, log_prior, log_posterior)
 
-    def log_importance_weights(self, images: tf.Tensor, labels: tf.Tensor | None = None,
-                               *, num_samples: int, seed: tf.Tensor,
-                               posterior: tfd.Distribution | None = None) -> tf.Tensor:
+    def log_importance_weights(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        num_samples: int,
+        seed: tf.Tensor,
+        posterior: tfd.Distribution | None = None,
+    ) -> tf.Tensor:
         """log w of `num_samples` draws per image, float64 `[num_samples, batch]`.
 
         The noise is drawn from `seed` exactly as `posterior.sample(num_samples,
@@ -440,8 +500,13 @@ class LatentVariableModel(tf.Module):
         return noise
 
     @tf.Module.with_name_scope
-    def sample(self, num: int, labels: tf.Tensor | None = None, *,
-               seed: int | tf.Tensor | None = None) -> tf.Tensor:
+    def sample(
+        self,
+        num: int,
+        labels: tf.Tensor | None = None,
+        *,
+        seed: int | tf.Tensor | None = None,
+    ) -> tf.Tensor:
         """Decodes `num` draws from the prior to their means (not noisy pixel draws).
 
         Args:
@@ -457,8 +522,12 @@ class LatentVariableModel(tf.Module):
         return self.decode_mean(z, labels)
 
     @tf.Module.with_name_scope
-    def reconstruct(self, images: tf.Tensor, labels: tf.Tensor | None = None,
-                    target_labels: tf.Tensor | None = None) -> tf.Tensor:
+    def reconstruct(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        target_labels: tf.Tensor | None = None,
+    ) -> tf.Tensor:
         """Decodes the mean of q(z|x) to the mean of p(x|z).
 
         For a conditional model, `target_labels` (default: `labels`) choose the label
@@ -494,22 +563,28 @@ class LatentTerms(NamedTuple):
         The terms are hundreds of nats for MNIST; float64 keeps the sum's rounding
         far below the Monte Carlo error.
         """
-        return (tf.cast(self.log_likelihood, tf.float64)
-                + tf.cast(self.log_prior, tf.float64)
-                - tf.cast(self.log_posterior, tf.float64))
+        return (
+            tf.cast(self.log_likelihood, tf.float64)
+            + tf.cast(self.log_prior, tf.float64)
+            - tf.cast(self.log_posterior, tf.float64)
+        )
 
 
-def _network_seeds(seed: tf.Tensor | None,
-                   is_training: bool) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+def _network_seeds(
+    seed: tf.Tensor | None, is_training: bool
+) -> tuple[tf.Tensor | None, tf.Tensor | None]:
     """Dropout seeds of the encoder and decoder, folded from `seed` in training."""
     if not is_training or seed is None:
         return None, None
-    return (tf.random.experimental.stateless_fold_in(seed, 1),
-            tf.random.experimental.stateless_fold_in(seed, 2))
+    return (
+        tf.random.experimental.stateless_fold_in(seed, 1),
+        tf.random.experimental.stateless_fold_in(seed, 2),
+    )
 
 
-def standard_noise(num_samples: int, batch_size: tf.Tensor, dim: int,
-                   seed: tf.Tensor) -> tf.Tensor:
+def standard_noise(
+    num_samples: int, batch_size: tf.Tensor, dim: int, seed: tf.Tensor
+) -> tf.Tensor:
     """N(0, I) noise `[num_samples, batch_size, dim]` drawn from a stateless seed.
 
     The draw of `tfd.MultivariateNormalDiag(...).sample(num_samples, seed=seed)`
@@ -520,9 +595,15 @@ def standard_noise(num_samples: int, batch_size: tf.Tensor, dim: int,
     return tfd.MultivariateNormalDiag(loc=tf.zeros(shape)).sample(num_samples, seed=seed)
 
 
-def decoded_log_likelihood(model: LatentVariableModel, z: tf.Tensor, images: tf.Tensor,
-                           labels: tf.Tensor | None = None, *, is_training: bool = False,
-                           seed: tf.Tensor | None = None) -> tf.Tensor:
+def decoded_log_likelihood(
+    model: LatentVariableModel,
+    z: tf.Tensor,
+    images: tf.Tensor,
+    labels: tf.Tensor | None = None,
+    *,
+    is_training: bool = False,
+    seed: tf.Tensor | None = None,
+) -> tf.Tensor:
     """log p(x|z) for k latents per image, with one decoder call on all of them.
 
     Args:
@@ -540,15 +621,18 @@ def decoded_log_likelihood(model: LatentVariableModel, z: tf.Tensor, images: tf.
     # Row i * batch + b is image b, matching the row-major flattening of z.
     flat_images = tf.reshape(
         tf.repeat(images[tf.newaxis], num_samples, axis=0),
-        tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0))
+        tf.concat([[num_samples * batch_size], tf.shape(images)[1:]], axis=0),
+    )
     flat_labels = None
     if labels is not None:
         flat_labels = tf.reshape(
             tf.repeat(labels[tf.newaxis], num_samples, axis=0),
-            tf.stack([num_samples * batch_size, tf.shape(labels)[1]]))
+            tf.stack([num_samples * batch_size, tf.shape(labels)[1]]),
+        )
     likelihood = model.decode(flat_z, flat_labels, is_training=is_training, seed=seed)
-    return tf.reshape(likelihood.log_prob(flat_images),
-                      tf.stack([num_samples, batch_size]))
+    return tf.reshape(
+        likelihood.log_prob(flat_images), tf.stack([num_samples, batch_size])
+    )
 
 
 class VAE(LatentVariableModel):
@@ -583,14 +667,17 @@ class VAE(LatentVariableModel):
             self.pseudo_inputs = None
             self.flow = None
             if config.prior == "vamp":
-                self.pseudo_inputs = priors.PseudoInputs(config.num_pseudo_inputs,
-                                                         self.image_shape)
+                self.pseudo_inputs = priors.PseudoInputs(
+                    config.num_pseudo_inputs, self.image_shape
+                )
             if config.posterior_flow == "iaf":
                 self.flow = flows.InverseAutoregressiveFlow(
-                    config.latent_dim, context_dim=2 * config.latent_dim,
+                    config.latent_dim,
+                    context_dim=2 * config.latent_dim,
                     num_steps=config.flow_steps,
                     hidden_units=config.flow_hidden_units,
-                    activation=config.activation)
+                    activation=config.activation,
+                )
 
     @property
     def has_analytic_kl(self) -> bool:
@@ -602,11 +689,11 @@ class VAE(LatentVariableModel):
         if self.pseudo_inputs is None:
             return super().prior()
         # Evaluation mode: the prior is a density, not a dropout draw.
-        return priors.vamp_prior(lambda images: self.encode(images),
-                                 self.pseudo_inputs)
+        return priors.vamp_prior(lambda images: self.encode(images), self.pseudo_inputs)
 
-    def posterior_latents(self, posterior: tfd.MultivariateNormalDiag,
-                          noise: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def posterior_latents(
+        self, posterior: tfd.MultivariateNormalDiag, noise: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """As `LatentVariableModel.posterior_latents`, through the flow if any.
 
         With the flow, z0 = loc + scale * noise, z = flow(z0; h) with context
@@ -615,10 +702,13 @@ class VAE(LatentVariableModel):
         base_latents, log_base = super().posterior_latents(posterior, noise)
         if self.flow is None:
             return base_latents, log_base
-        context = tf.concat([posterior.loc, tf.math.log(posterior.scale.diag_part())],
-                            axis=-1)
-        context = tf.broadcast_to(context, tf.concat(
-            [tf.shape(base_latents)[:-1], tf.shape(context)[-1:]], axis=0))
+        context = tf.concat(
+            [posterior.loc, tf.math.log(posterior.scale.diag_part())], axis=-1
+        )
+        context = tf.broadcast_to(
+            context,
+            tf.concat([tf.shape(base_latents)[:-1], tf.shape(context)[-1:]], axis=0),
+        )
         latents, log_det = self.flow(base_latents, context)
         return latents, log_base - log_det
 
@@ -627,7 +717,6 @@ class VAE(LatentVariableModel):
             return noise
         seed = tf.constant([0, 0], tf.int32) if seed is None else seed
         return priors.prior_latents(self.prior(), noise, seed)
-
 
 
 def prior_draws(model: tf.Module, noise, seed: int = 0) -> tf.Tensor:

@@ -55,13 +55,18 @@ if TYPE_CHECKING:  # Only for annotations: vae.models imports this module.
     from vae.models import ModelConfig
 
 
-def _dense_layers(input_size: int, units: tuple[int, ...], activation: str,
-                  config: ModelConfig) -> tuple[list[tf.Module], int]:
+def _dense_layers(
+    input_size: int, units: tuple[int, ...], activation: str, config: ModelConfig
+) -> tuple[list[tf.Module], int]:
     """Dense(h, activation) -> [BatchNorm] -> [Dropout] for each h, as the config asks."""
-    return blocks.dense_stack(input_size, units, activation=activation,
-                              batch_norm=config.hidden_batch_norm,
-                              dropout_rate=config.hidden_dropout_rate,
-                              norm_before_activation=False)
+    return blocks.dense_stack(
+        input_size,
+        units,
+        activation=activation,
+        batch_norm=config.hidden_batch_norm,
+        dropout_rate=config.hidden_dropout_rate,
+        norm_before_activation=False,
+    )
 
 
 def _encoder_layers(config: ModelConfig) -> tuple[list[tf.Module], int]:
@@ -76,8 +81,12 @@ def _encoder_layers(config: ModelConfig) -> tuple[list[tf.Module], int]:
     if config.architecture == "mlp":
         stack.append(layers.Flatten(name="flatten"))
         label_index = len(stack)
-        dense, size = _dense_layers(math.prod(config.image_shape) + label_size,
-                                    config.hidden_units, config.activation, config)
+        dense, size = _dense_layers(
+            math.prod(config.image_shape) + label_size,
+            config.hidden_units,
+            config.activation,
+            config,
+        )
         stack += dense
     else:
         height, width, channels = config.image_shape
@@ -85,17 +94,29 @@ def _encoder_layers(config: ModelConfig) -> tuple[list[tf.Module], int]:
         if label_maps:
             channels += label_size
         for index, (filters, stride) in enumerate(
-                zip(config.encoder_filters, config.encoder_strides)):
-            stack.append(layers.Conv2D(channels, filters, config.encoder_kernel_size,
-                                       stride, config.encoder_padding, config.activation,
-                                       name=f"conv_{index}"))
+            zip(config.encoder_filters, config.encoder_strides)
+        ):
+            stack.append(
+                layers.Conv2D(
+                    channels,
+                    filters,
+                    config.encoder_kernel_size,
+                    stride,
+                    config.encoder_padding,
+                    config.activation,
+                    name=f"conv_{index}",
+                )
+            )
             channels = filters
         height, width = blocks.output_hw(stack, (height, width))
         stack.append(layers.Flatten(name="flatten"))
         label_index = 0 if label_maps else len(stack)
         dense, size = _dense_layers(
             height * width * channels + (0 if label_maps else label_size),
-            config.encoder_dense_units, config.activation, config)
+            config.encoder_dense_units,
+            config.activation,
+            config,
+        )
         stack += dense
     stack.append(layers.Dense(size, 2 * config.latent_dim, name="loc_and_log_variance"))
     return stack, label_index
@@ -123,7 +144,8 @@ def decoder_base_shape(config: ModelConfig) -> tuple[int, int, int]:
             f"The conv decoder upsamples by the product of decoder_strides "
             f"{tuple(config.decoder_strides)} = {upsampling}, so the image height and width "
             f"must both be divisible by {upsampling}; image_shape "
-            f"{tuple(config.image_shape)} is not. Change decoder_strides or image_shape.")
+            f"{tuple(config.image_shape)} is not. Change decoder_strides or image_shape."
+        )
     return height // upsampling, width // upsampling, config.decoder_base_channels
 
 
@@ -135,8 +157,9 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
     size = config.latent_dim + config.num_classes
     activation = config.decoder_activation or config.activation
     if config.architecture == "mlp":
-        stack, size = _dense_layers(size, tuple(reversed(config.hidden_units)),
-                                    activation, config)
+        stack, size = _dense_layers(
+            size, tuple(reversed(config.hidden_units)), activation, config
+        )
         stack.append(layers.Dense(size, math.prod(config.image_shape), name="output"))
         stack.append(layers.Reshape(config.image_shape, name="reshape"))
         return stack
@@ -145,19 +168,45 @@ def _decoder_layers(config: ModelConfig) -> list[tf.Module]:
     channels = base_shape[-1]
     stack, size = _dense_layers(size, config.decoder_dense_units, activation, config)
     # Unlike the hidden dense layers, this one has no batch norm or dropout.
-    stack += blocks.dense_to_feature_map(size, base_shape, activation=activation,
-                                         batch_norm=False, dropout_rate=0.0,
-                                         norm_before_activation=False)
+    stack += blocks.dense_to_feature_map(
+        size,
+        base_shape,
+        activation=activation,
+        batch_norm=False,
+        dropout_rate=0.0,
+        norm_before_activation=False,
+    )
     for index, (filters, stride) in enumerate(
-            zip(config.decoder_filters, config.decoder_strides)):
-        stack.append(layers.Conv2DTranspose(channels, filters, config.decoder_kernel_size,
-                                            stride, "SAME", activation,
-                                            name=f"conv_transpose_{index}"))
+        zip(config.decoder_filters, config.decoder_strides)
+    ):
+        stack.append(
+            layers.Conv2DTranspose(
+                channels,
+                filters,
+                config.decoder_kernel_size,
+                stride,
+                "SAME",
+                activation,
+                name=f"conv_transpose_{index}",
+            )
+        )
         channels = filters
-    output_layer = (layers.Conv2DTranspose if config.decoder_output == "conv_transpose"
-                    else layers.Conv2D)
-    stack.append(output_layer(channels, config.image_shape[-1], config.decoder_kernel_size,
-                              1, "SAME", None, name="output"))
+    output_layer = (
+        layers.Conv2DTranspose
+        if config.decoder_output == "conv_transpose"
+        else layers.Conv2D
+    )
+    stack.append(
+        output_layer(
+            channels,
+            config.image_shape[-1],
+            config.decoder_kernel_size,
+            1,
+            "SAME",
+            None,
+            name="output",
+        )
+    )
     return stack
 
 
@@ -174,8 +223,12 @@ class Encoder(blocks.GaussianEncoder):
         Raises:
             ValueError: if `config` is invalid (see `ModelConfig.validate`).
         """
-        super().__init__(config, _encoder_layers,
-                         label_planes=config.conditioning == "label_maps", name=name)
+        super().__init__(
+            config,
+            _encoder_layers,
+            label_planes=config.conditioning == "label_maps",
+            name=name,
+        )
 
 
 class Decoder(blocks.LatentDecoder):
@@ -202,7 +255,9 @@ class Decoder(blocks.LatentDecoder):
         with self.name_scope:  # So the variable's name reads "decoder/log_scale".
             self.log_scale = (
                 tf.Variable(tf.zeros([self.image_shape[-1]]), name="log_scale")
-                if config.likelihood == "gaussian" else None)
+                if config.likelihood == "gaussian"
+                else None
+            )
 
 
 def build_encoder(config: ModelConfig) -> Encoder:

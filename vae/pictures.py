@@ -19,9 +19,9 @@ Conventions shared by all functions:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import os
 import statistics
-from typing import Callable, Sequence
 
 import imageio.v3 as iio
 import numpy as np
@@ -93,12 +93,16 @@ def _is_integer_at_least(value, minimum: int) -> bool:
 
 def _check_grid_arguments(num_columns: int, padding: int, pad_value: float) -> None:
     if not _is_integer_at_least(num_columns, 1):
-        raise ValueError(f"`num_columns` is {num_columns!r}, but a positive integer was expected.")
+        raise ValueError(
+            f"`num_columns` is {num_columns!r}, but a positive integer was expected."
+        )
     if not _is_integer_at_least(padding, 0):
         raise ValueError(
             f"`padding` is {padding!r}, but a non-negative integer number of pixels was expected."
         )
-    if not (isinstance(pad_value, (int, float, np.number)) and 0.0 <= float(pad_value) <= 1.0):
+    if not (
+        isinstance(pad_value, (int, float, np.number)) and 0.0 <= float(pad_value) <= 1.0
+    ):
         raise ValueError(
             f"`pad_value` is {pad_value!r}, but a brightness in [0, 1] (0 black, 1 white) "
             "was expected."
@@ -206,11 +210,15 @@ def reconstruction_grid(
         dtype=np.uint8,
     )
     for chunk in range(num_chunks):
-        chunk_images = slice(chunk * num_columns, min((chunk + 1) * num_columns, num_images))
+        chunk_images = slice(
+            chunk * num_columns, min((chunk + 1) * num_columns, num_images)
+        )
         count = chunk_images.stop - chunk_images.start
         first_original = 2 * chunk * num_columns
         first_reconstruction = first_original + num_columns
-        interleaved[first_original : first_original + count] = original_tiles[chunk_images]
+        interleaved[first_original : first_original + count] = original_tiles[
+            chunk_images
+        ]
         interleaved[first_reconstruction : first_reconstruction + count] = (
             reconstruction_tiles[chunk_images]
         )
@@ -222,7 +230,9 @@ def reconstruction_grid(
 # ----------------------------------------------------------------------------
 
 
-def gaussian_quantile_grid(grid_size: int, low: float = 0.05, high: float = 0.95) -> np.ndarray:
+def gaussian_quantile_grid(
+    grid_size: int, low: float = 0.05, high: float = 0.95
+) -> np.ndarray:
     """Standard-normal quantiles at evenly spaced probabilities.
 
     Spacing the grid evenly in probability rather than in `z` puts as many
@@ -244,7 +254,9 @@ def gaussian_quantile_grid(grid_size: int, low: float = 0.05, high: float = 0.95
       ValueError: If `grid_size < 1` or not `0 < low < high < 1`.
     """
     if not _is_integer_at_least(grid_size, 1):
-        raise ValueError(f"`grid_size` is {grid_size!r}, but a positive integer was expected.")
+        raise ValueError(
+            f"`grid_size` is {grid_size!r}, but a positive integer was expected."
+        )
     if not 0.0 < low < high < 1.0:
         raise ValueError(
             f"The quantile bounds are low={low!r}, high={high!r}, but probabilities with "
@@ -255,10 +267,14 @@ def gaussian_quantile_grid(grid_size: int, low: float = 0.05, high: float = 0.95
     else:
         probabilities = np.linspace(low, high, int(grid_size))
     standard_normal = statistics.NormalDist()
-    return np.array([standard_normal.inv_cdf(float(p)) for p in probabilities], dtype=np.float64)
+    return np.array(
+        [standard_normal.inv_cdf(float(p)) for p in probabilities], dtype=np.float64
+    )
 
 
-def _manifold_latents(latent_dim: int, grid_size: int, low: float, high: float) -> np.ndarray:
+def _manifold_latents(
+    latent_dim: int, grid_size: int, low: float, high: float
+) -> np.ndarray:
     """The `z` values `latent_manifold` decodes, in row-major grid order."""
     quantiles = gaussian_quantile_grid(grid_size, low, high)
     if latent_dim == 1:
@@ -313,7 +329,9 @@ def latent_manifold(
         `decode_fn` returns the wrong shape.
     """
     if not _is_integer_at_least(latent_dim, 1):
-        raise ValueError(f"`latent_dim` is {latent_dim!r}, but a positive integer was expected.")
+        raise ValueError(
+            f"`latent_dim` is {latent_dim!r}, but a positive integer was expected."
+        )
     image_shape = tuple(int(size) for size in image_shape)
     if (
         len(image_shape) not in (2, 3)
@@ -404,16 +422,22 @@ def save_gif(
         is not positive.
       OSError: If the file cannot be written; no partial file is left.
     """
-    frames = [_as_savable(frame, f"frames[{index}]") for index, frame in enumerate(frames)]
+    frames = [
+        _as_savable(frame, f"frames[{index}]") for index, frame in enumerate(frames)
+    ]
     if not frames:
-        raise ValueError("`frames` is empty, but at least one picture was expected for the GIF.")
+        raise ValueError(
+            "`frames` is empty, but at least one picture was expected for the GIF."
+        )
     shapes = sorted({frame.shape for frame in frames})
     if len(shapes) > 1:
         raise ValueError(
             f"`frames` have different shapes {shapes}, but every frame of a GIF was expected "
             "to have the same shape."
         )
-    if not (isinstance(seconds_per_frame, (int, float, np.number)) and seconds_per_frame > 0):
+    if not (
+        isinstance(seconds_per_frame, (int, float, np.number)) and seconds_per_frame > 0
+    ):
         raise ValueError(
             f"`seconds_per_frame` is {seconds_per_frame!r}, but a positive number of seconds "
             "was expected."

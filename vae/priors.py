@@ -37,8 +37,8 @@ quadrature in one and two dimensions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
-from typing import Callable
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -53,8 +53,13 @@ _INITIAL_SPREAD = 0.5
 class PseudoInputs(tf.Module):
     """K learned images in [0, 1]: `sigmoid(variables)`, `[K, *image_shape]`."""
 
-    def __init__(self, num_pseudo_inputs: int, image_shape: tuple[int, ...],
-                 seed: int = 0, name: str | None = "pseudo_inputs"):
+    def __init__(
+        self,
+        num_pseudo_inputs: int,
+        image_shape: tuple[int, ...],
+        seed: int = 0,
+        name: str | None = "pseudo_inputs",
+    ):
         """Creates the unconstrained variable.
 
         Args:
@@ -66,9 +71,12 @@ class PseudoInputs(tf.Module):
         super().__init__(name=name)
         with self.name_scope:
             self.logits = tf.Variable(
-                _INITIAL_SPREAD * tf.random.stateless_normal(
-                    [num_pseudo_inputs, *image_shape], seed=[seed, 16]),
-                name="logits")
+                _INITIAL_SPREAD
+                * tf.random.stateless_normal(
+                    [num_pseudo_inputs, *image_shape], seed=[seed, 16]
+                ),
+                name="logits",
+            )
 
     def __call__(self) -> tf.Tensor:
         """The pseudo-inputs, float32 `[K, *image_shape]` in (0, 1)."""
@@ -92,20 +100,24 @@ class _UniformGaussianMixture(tfd.MixtureSameFamily):
 
     def _log_prob(self, x):
         components = self.components_distribution
-        loc = tf.cast(components.loc, tf.float64)                  # [K, d]
+        loc = tf.cast(components.loc, tf.float64)  # [K, d]
         precision = tf.cast(components.scale.diag_part(), tf.float64) ** -2
         z = tf.cast(x, tf.float64)
         leading = tf.shape(z)[:-1]
-        flat = tf.reshape(z, [-1, tf.shape(z)[-1]])                # [n, d]
-        squared = (tf.matmul(tf.square(flat), precision, transpose_b=True)
-                   - 2.0 * tf.matmul(flat, loc * precision, transpose_b=True)
-                   + tf.reduce_sum(tf.square(loc) * precision, axis=-1))
+        flat = tf.reshape(z, [-1, tf.shape(z)[-1]])  # [n, d]
+        squared = (
+            tf.matmul(tf.square(flat), precision, transpose_b=True)
+            - 2.0 * tf.matmul(flat, loc * precision, transpose_b=True)
+            + tf.reduce_sum(tf.square(loc) * precision, axis=-1)
+        )
         dim = tf.cast(tf.shape(loc)[-1], tf.float64)
-        log_normaliser = 0.5 * (tf.reduce_sum(tf.math.log(precision), axis=-1)
-                                - dim * math.log(2.0 * math.pi))    # [K]
+        log_normaliser = 0.5 * (
+            tf.reduce_sum(tf.math.log(precision), axis=-1) - dim * math.log(2.0 * math.pi)
+        )  # [K]
         num_components = tf.cast(tf.shape(loc)[0], tf.float64)
-        log_density = (tf.reduce_logsumexp(log_normaliser - 0.5 * squared, axis=-1)
-                       - tf.math.log(num_components))
+        log_density = tf.reduce_logsumexp(
+            log_normaliser - 0.5 * squared, axis=-1
+        ) - tf.math.log(num_components)
         return tf.cast(tf.reshape(log_density, leading), x.dtype)
 
 
@@ -124,11 +136,13 @@ def mixture_of_posteriors(loc: tf.Tensor, scale: tf.Tensor) -> tfd.Distribution:
     num_components = tf.shape(loc)[0]
     return _UniformGaussianMixture(
         mixture_distribution=tfd.Categorical(logits=tf.zeros([num_components])),
-        components_distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale))
+        components_distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale),
+    )
 
 
-def vamp_prior(encode: Callable[[tf.Tensor], tfd.MultivariateNormalDiag],
-               pseudo_inputs: PseudoInputs) -> tfd.Distribution:
+def vamp_prior(
+    encode: Callable[[tf.Tensor], tfd.MultivariateNormalDiag], pseudo_inputs: PseudoInputs
+) -> tfd.Distribution:
     """p(z) = (1/K) sum_k q(z | u_k), with q the encoder (evaluation mode).
 
     Args:
@@ -143,8 +157,9 @@ def vamp_prior(encode: Callable[[tf.Tensor], tfd.MultivariateNormalDiag],
     return mixture_of_posteriors(components.loc, components.scale.diag_part())
 
 
-def prior_latents(prior: tfd.Distribution, noise: tf.Tensor,
-                  seed: tf.Tensor) -> tf.Tensor:
+def prior_latents(
+    prior: tfd.Distribution, noise: tf.Tensor, seed: tf.Tensor
+) -> tf.Tensor:
     """Draws from a mixture prior with the Gaussian noise given.
 
     z = loc_c + scale_c * noise with component c drawn uniformly from `seed`; so
@@ -161,8 +176,9 @@ def prior_latents(prior: tfd.Distribution, noise: tf.Tensor,
     """
     components = prior.components_distribution
     num_components = tf.shape(components.loc)[0]
-    index = tf.random.stateless_uniform(tf.shape(noise)[:1], seed=seed, minval=0,
-                                        maxval=num_components, dtype=tf.int32)
+    index = tf.random.stateless_uniform(
+        tf.shape(noise)[:1], seed=seed, minval=0, maxval=num_components, dtype=tf.int32
+    )
     loc = tf.gather(components.loc, index)
     scale = tf.gather(components.scale.diag_part(), index)
     return loc + scale * noise

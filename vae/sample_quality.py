@@ -79,12 +79,14 @@ def _as_float64(values: Any, name: str) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"{name} could not be read as an array of numbers ({error}); expected a NumPy "
-            f"array or tensor of real values.") from None
+            f"array or tensor of real values."
+        ) from None
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(
             f"{name} has {bad} NaN or infinite value(s) out of {array.size}; expected finite "
-            f"numbers (a diverged model or a broken feature extractor produces these).")
+            f"numbers (a diverged model or a broken feature extractor produces these)."
+        )
     return array
 
 
@@ -97,7 +99,9 @@ def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (eigenvectors * roots) @ eigenvectors.T
 
 
-def gaussian_statistics(features: Any, *, name: str = "features") -> tuple[np.ndarray, np.ndarray]:
+def gaussian_statistics(
+    features: Any, *, name: str = "features"
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of a feature set, the Gaussian the Frechet distance compares.
 
     Computing these once for the real test set and passing them to
@@ -119,19 +123,22 @@ def gaussian_statistics(features: Any, *, name: str = "features") -> tuple[np.nd
     if array.ndim != 2:
         raise ValueError(
             f"{name} has shape {array.shape}; expected a 2-D array [num_examples, feature_dim] "
-            f"(flatten per-example features before calling).")
+            f"(flatten per-example features before calling)."
+        )
     if array.shape[0] < 2 or array.shape[1] < 1:
         raise ValueError(
             f"{name} has shape {array.shape}; expected at least 2 examples and 1 feature, "
-            f"since a covariance needs two or more examples.")
+            f"since a covariance needs two or more examples."
+        )
     mean = array.mean(axis=0)
     centred = array - mean
     covariance = centred.T @ centred / (array.shape[0] - 1)
     return mean, covariance
 
 
-def frechet_distance_from_statistics(mean_a: Any, covariance_a: Any, mean_b: Any,
-                                     covariance_b: Any) -> float:
+def frechet_distance_from_statistics(
+    mean_a: Any, covariance_a: Any, mean_b: Any, covariance_b: Any
+) -> float:
     """Squared 2-Wasserstein distance between N(mean_a, covariance_a) and N(mean_b, covariance_b).
 
     Args:
@@ -153,13 +160,18 @@ def frechet_distance_from_statistics(mean_a: Any, covariance_a: Any, mean_b: Any
     if mean_a.ndim != 1 or mean_a.shape != mean_b.shape:
         raise ValueError(
             f"mean_a has shape {mean_a.shape} and mean_b has shape {mean_b.shape}; expected "
-            f"two 1-D vectors of the same length feature_dim.")
+            f"two 1-D vectors of the same length feature_dim."
+        )
     expected = (mean_a.shape[0], mean_a.shape[0])
-    for name, covariance in (("covariance_a", covariance_a), ("covariance_b", covariance_b)):
+    for name, covariance in (
+        ("covariance_a", covariance_a),
+        ("covariance_b", covariance_b),
+    ):
         if covariance.shape != expected:
             raise ValueError(
                 f"{name} has shape {covariance.shape}; expected {expected}, a square matrix "
-                f"matching the means' feature_dim {mean_a.shape[0]}.")
+                f"matching the means' feature_dim {mean_a.shape[0]}."
+            )
     # Symmetrise: a covariance read back from disk or computed in float32 may be
     # asymmetric by rounding, and eigh silently reads only one triangle.
     covariance_a = 0.5 * (covariance_a + covariance_a.T)
@@ -169,7 +181,12 @@ def frechet_distance_from_statistics(mean_a: Any, covariance_a: Any, mean_b: Any
     middle = 0.5 * (middle + middle.T)
     trace_sqrt_product = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)))
     mean_term = np.sum((mean_a - mean_b) ** 2)
-    distance = mean_term + np.trace(covariance_a) + np.trace(covariance_b) - 2.0 * trace_sqrt_product
+    distance = (
+        mean_term
+        + np.trace(covariance_a)
+        + np.trace(covariance_b)
+        - 2.0 * trace_sqrt_product
+    )
     # The exact value is >= 0; identical sets give rounding noise around 0.
     return float(max(distance, 0.0))
 
@@ -198,7 +215,8 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
         raise ValueError(
             f"features_a has {mean_a.shape[0]} features per example and features_b has "
             f"{mean_b.shape[0]}; expected the same feature_dim (features from the same "
-            f"extractor layer).")
+            f"extractor layer)."
+        )
     return frechet_distance_from_statistics(mean_a, covariance_a, mean_b, covariance_b)
 
 
@@ -220,17 +238,20 @@ def classifier_score(probabilities: Any) -> float:
     if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(
             f"probabilities has shape {array.shape}; expected a non-empty 2-D array "
-            f"[num_examples, num_classes].")
+            f"[num_examples, num_classes]."
+        )
     if np.any(array < 0.0):
         raise ValueError(
             f"probabilities has negative entries (smallest {array.min():.6g}); expected class "
-            f"probabilities in [0, 1] (apply softmax to logits first).")
+            f"probabilities in [0, 1] (apply softmax to logits first)."
+        )
     row_sums = array.sum(axis=1)
     worst = int(np.argmax(np.abs(row_sums - 1.0)))
     if abs(row_sums[worst] - 1.0) > _ROW_SUM_TOLERANCE:
         raise ValueError(
             f"probabilities row {worst} sums to {row_sums[worst]:.6g}; expected every row to "
-            f"sum to 1 (apply softmax to logits first).")
+            f"sum to 1 (apply softmax to logits first)."
+        )
     array = array / row_sums[:, None]
     marginal = array.mean(axis=0)
     # Where p(y|x) > 0 the marginal is >= p(y|x) / n > 0, so only p(y|x) == 0 needs
@@ -249,25 +270,29 @@ def _as_labels(values: Any, name: str, num_classes: int) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(
-            f"{name} has shape {array.shape}; expected a 1-D array of integer labels [num_examples].")
+            f"{name} has shape {array.shape}; expected a 1-D array of integer labels [num_examples]."
+        )
     if array.dtype.kind not in "iub":
         as_float = _as_float64(array, name)
         if not np.all(as_float == np.round(as_float)):
             raise ValueError(
                 f"{name} has non-integer values (dtype {array.dtype}); expected integer class "
-                f"labels (take the argmax of probabilities first).")
+                f"labels (take the argmax of probabilities first)."
+            )
         array = as_float
     array = array.astype(np.int64)
     if array.size and (array.min() < 0 or array.max() >= num_classes):
         bad = array[(array < 0) | (array >= num_classes)][0]
         raise ValueError(
             f"{name} contains label {bad}; expected labels in [0, {num_classes - 1}] for "
-            f"num_classes={num_classes}.")
+            f"num_classes={num_classes}."
+        )
     return array
 
 
-def conditional_accuracy(predicted_labels: Any, target_labels: Any,
-                         num_classes: int) -> dict[str, Any]:
+def conditional_accuracy(
+    predicted_labels: Any, target_labels: Any, num_classes: int
+) -> dict[str, Any]:
     """How often generated images are classified as the label they were made for.
 
     Used both for conditional generation (target = the label the sample was
@@ -291,24 +316,33 @@ def conditional_accuracy(predicted_labels: Any, target_labels: Any,
         ValueError: shapes differ, no examples, non-integer or out-of-range labels, or
             num_classes is not a positive integer.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(
-            f"num_classes is {num_classes!r}; expected a positive integer.")
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 1
+    ):
+        raise ValueError(f"num_classes is {num_classes!r}; expected a positive integer.")
     num_classes = int(num_classes)
     predicted = _as_labels(predicted_labels, "predicted_labels", num_classes)
     target = _as_labels(target_labels, "target_labels", num_classes)
     if predicted.shape != target.shape:
         raise ValueError(
             f"predicted_labels has {predicted.shape[0]} entries and target_labels has "
-            f"{target.shape[0]}; expected one prediction per target.")
+            f"{target.shape[0]}; expected one prediction per target."
+        )
     if predicted.size == 0:
         raise ValueError(
-            "predicted_labels and target_labels are empty; expected at least one example.")
+            "predicted_labels and target_labels are empty; expected at least one example."
+        )
     correct = predicted == target
     counts = np.bincount(target, minlength=num_classes)
-    correct_counts = np.bincount(target, weights=correct.astype(np.float64), minlength=num_classes)
-    per_label = [float(correct_counts[k] / counts[k]) if counts[k] else None
-                 for k in range(num_classes)]
+    correct_counts = np.bincount(
+        target, weights=correct.astype(np.float64), minlength=num_classes
+    )
+    per_label = [
+        float(correct_counts[k] / counts[k]) if counts[k] else None
+        for k in range(num_classes)
+    ]
     return {
         "overall": float(correct.mean()),
         "per_label": per_label,
@@ -339,14 +373,18 @@ def reconstruction_errors(images: Any, reconstructions: Any) -> dict[str, float]
     if targets.shape != predictions.shape:
         raise ValueError(
             f"images has shape {targets.shape} and reconstructions has shape "
-            f"{predictions.shape}; expected the same shape.")
+            f"{predictions.shape}; expected the same shape."
+        )
     if targets.size == 0:
-        raise ValueError(f"images has shape {targets.shape}; expected at least one pixel.")
+        raise ValueError(
+            f"images has shape {targets.shape}; expected at least one pixel."
+        )
     for name, array in (("images", targets), ("reconstructions", predictions)):
         if array.min() < 0.0 or array.max() > 1.0:
             raise ValueError(
                 f"{name} has values in [{array.min():.6g}, {array.max():.6g}]; expected values "
-                f"in [0, 1] (divide uint8 images by 255; pass probabilities, not logits).")
+                f"in [0, 1] (divide uint8 images by 255; pass probabilities, not logits)."
+            )
     clipped = np.clip(predictions, PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON)
     cross_entropy = -(targets * np.log(clipped) + (1.0 - targets) * np.log1p(-clipped))
     return {

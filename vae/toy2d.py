@@ -64,9 +64,9 @@ def draw_points(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     arc = np.stack([arc_x, np.sin(arc_x)], axis=1)
     angles = rng.uniform(0.0, 2.0 * np.pi, size=n)
     circle = np.asarray(CIRCLE_CENTER) + CIRCLE_RADIUS * np.stack(
-        [np.cos(angles), np.sin(angles)], axis=1)
-    points = np.concatenate([arc, circle]) + rng.normal(
-        0.0, NOISE_STD, size=(2 * n, 2))
+        [np.cos(angles), np.sin(angles)], axis=1
+    )
+    points = np.concatenate([arc, circle]) + rng.normal(0.0, NOISE_STD, size=(2 * n, 2))
     labels = np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)])
     order = rng.permutation(2 * n)
     return points[order].astype(np.float32), labels[order]
@@ -84,13 +84,13 @@ def true_curves(num_points: int) -> list[np.ndarray]:
         [arc, circle], each float32 `[num_points, 2]`.
     """
     if not isinstance(num_points, (int, np.integer)) or num_points < 2:
-        raise ValueError(
-            f"num_points must be an integer >= 2; got {num_points!r}.")
+        raise ValueError(f"num_points must be an integer >= 2; got {num_points!r}.")
     arc_x = np.linspace(*ARC_X_RANGE, num_points)
     arc = np.stack([arc_x, np.sin(arc_x)], axis=1)
     angles = np.linspace(0.0, 2.0 * np.pi, num_points)
     circle = np.asarray(CIRCLE_CENTER) + CIRCLE_RADIUS * np.stack(
-        [np.cos(angles), np.sin(angles)], axis=1)
+        [np.cos(angles), np.sin(angles)], axis=1
+    )
     return [arc.astype(np.float32), circle.astype(np.float32)]
 
 
@@ -111,10 +111,11 @@ def distance_to_manifold(points: np.ndarray) -> np.ndarray:
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(
             f"distance_to_manifold expects points of shape [N, 2]; got "
-            f"{list(points.shape)}.")
+            f"{list(points.shape)}."
+        )
     circle_distance = np.abs(
-        np.linalg.norm(points - np.asarray(CIRCLE_CENTER), axis=1)
-        - CIRCLE_RADIUS)
+        np.linalg.norm(points - np.asarray(CIRCLE_CENTER), axis=1) - CIRCLE_RADIUS
+    )
     return np.minimum(circle_distance, _distance_to_arc(points))
 
 
@@ -126,14 +127,14 @@ def _distance_to_arc(points: np.ndarray) -> np.ndarray:
     px, py = points[:, :1], points[:, 1:]
 
     def squared_distance(x):
-        return (x - px[:, 0])**2 + (np.sin(x) - py[:, 0])**2
+        return (x - px[:, 0]) ** 2 + (np.sin(x) - py[:, 0]) ** 2
 
     # Coarse search in chunks, bounding memory at ~chunk x samples floats.
     nearest = np.empty(points.shape[0])
     chunk = 1024
     for start in range(0, points.shape[0], chunk):
         stop = start + chunk
-        d2 = (px[start:stop] - grid)**2 + (py[start:stop] - np.sin(grid))**2
+        d2 = (px[start:stop] - grid) ** 2 + (py[start:stop] - np.sin(grid)) ** 2
         nearest[start:stop] = grid[np.argmin(d2, axis=1)]
     coarse = squared_distance(nearest)
 
@@ -164,14 +165,16 @@ def manifold_distance_summary(points: np.ndarray) -> dict[str, float]:
         `OFF_MANIFOLD_DISTANCE`.
     """
     distances = distance_to_manifold(points)
-    return {"mean": float(np.mean(distances)),
-            "median": float(np.median(distances)),
-            "fraction_off_manifold": float(
-                np.mean(distances > OFF_MANIFOLD_DISTANCE))}
+    return {
+        "mean": float(np.mean(distances)),
+        "median": float(np.median(distances)),
+        "fraction_off_manifold": float(np.mean(distances > OFF_MANIFOLD_DISTANCE)),
+    }
 
 
-def reconstruction_report(points: np.ndarray,
-                          reconstructions: np.ndarray) -> dict[str, float]:
+def reconstruction_report(
+    points: np.ndarray, reconstructions: np.ndarray
+) -> dict[str, float]:
     """The experiment's numbers for one model.
 
     Args:
@@ -190,10 +193,11 @@ def reconstruction_report(points: np.ndarray,
         raise ValueError(
             f"Got points of shape {list(points.shape)} but reconstructions of "
             f"shape {list(reconstructions.shape)}; expected one reconstruction "
-            "per point.")
+            "per point."
+        )
     distance = manifold_distance_summary(reconstructions)
     return {
-        "test_mse": float(np.mean((points - reconstructions)**2)),
+        "test_mse": float(np.mean((points - reconstructions) ** 2)),
         "mean_distance_to_manifold": distance["mean"],
         "median_distance_to_manifold": distance["median"],
         "fraction_off_manifold": distance["fraction_off_manifold"],

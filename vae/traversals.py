@@ -41,9 +41,13 @@ def dimension_kl(means: np.ndarray, stddevs: np.ndarray) -> np.ndarray:
     return np.mean(0.5 * (means**2 + variances - np.log(variances) - 1.0), axis=0)
 
 
-def traversal_codes(base_code: np.ndarray, order: np.ndarray, *,
-                    num_steps: int = DEFAULT_NUM_STEPS,
-                    limit: float = DEFAULT_LIMIT) -> np.ndarray:
+def traversal_codes(
+    base_code: np.ndarray,
+    order: np.ndarray,
+    *,
+    num_steps: int = DEFAULT_NUM_STEPS,
+    limit: float = DEFAULT_LIMIT,
+) -> np.ndarray:
     """The codes of a traversal grid, row by row.
 
     Args:
@@ -57,8 +61,10 @@ def traversal_codes(base_code: np.ndarray, order: np.ndarray, *,
         `order[r]` replaced by linspace(-limit, limit, num_steps).
     """
     if num_steps < 2 or limit <= 0:
-        raise ValueError(f"A traversal needs num_steps >= 2 and limit > 0; got "
-                         f"num_steps={num_steps} and limit={limit}.")
+        raise ValueError(
+            f"A traversal needs num_steps >= 2 and limit > 0; got "
+            f"num_steps={num_steps} and limit={limit}."
+        )
     base_code = np.asarray(base_code, np.float32)
     values = np.linspace(-limit, limit, num_steps, dtype=np.float32)
     codes = np.tile(base_code, (len(order), num_steps, 1))
@@ -66,9 +72,14 @@ def traversal_codes(base_code: np.ndarray, order: np.ndarray, *,
     return codes.reshape(len(order) * num_steps, len(base_code))
 
 
-def traversal_grid(decode_mean, base_code: np.ndarray, kl_per_dimension: np.ndarray,
-                   *, num_steps: int = DEFAULT_NUM_STEPS,
-                   limit: float = DEFAULT_LIMIT) -> tuple[np.ndarray, np.ndarray]:
+def traversal_grid(
+    decode_mean,
+    base_code: np.ndarray,
+    kl_per_dimension: np.ndarray,
+    *,
+    num_steps: int = DEFAULT_NUM_STEPS,
+    limit: float = DEFAULT_LIMIT,
+) -> tuple[np.ndarray, np.ndarray]:
     """A picture with one traversal row per dimension, the most used first.
 
     Args:
@@ -84,8 +95,9 @@ def traversal_grid(decode_mean, base_code: np.ndarray, kl_per_dimension: np.ndar
     """
     # A stable sort keeps ties (e.g. several unused dimensions) in index order.
     order = np.argsort(-np.asarray(kl_per_dimension), kind="stable")
-    images = np.asarray(decode_mean(traversal_codes(
-        base_code, order, num_steps=num_steps, limit=limit)))
+    images = np.asarray(
+        decode_mean(traversal_codes(base_code, order, num_steps=num_steps, limit=limit))
+    )
     return pictures.image_grid(images, num_columns=num_steps), order
 
 

@@ -52,10 +52,10 @@ code take it unchanged. It computes no losses; the VAE-GAN trainer in `trainers/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import dataclasses
 import math
 from typing import Any
-from typing import Mapping
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -178,8 +178,9 @@ class VaeGanConfig(config_dicts.ConfigRecord):
         clip = self.log_variance_clip
         if not config_dicts.is_number(clip) or not math.isfinite(clip) or clip < 0:
             self._fail("log_variance_clip", "a finite number >= 0 (0: no clipping)")
-        self._require_positive_ints("latent_dim", "decoder_base_channels",
-                                    "similarity_channels")
+        self._require_positive_ints(
+            "latent_dim", "decoder_base_channels", "similarity_channels"
+        )
         self._require_positive_int_tuples()
         for name in ("encoder_filters", "decoder_filters", "discriminator_filters"):
             if len(getattr(self, name)) != 2:
@@ -191,17 +192,24 @@ class VaeGanConfig(config_dicts.ConfigRecord):
             self._fail("image_shape", "(height, width, channels)")
         height, width = self.image_shape[:2]
         if height % DECODER_UPSAMPLING or width % DECODER_UPSAMPLING:
-            self._fail("image_shape",
-                       f"(height, width, channels) with height and width multiples of "
-                       f"{DECODER_UPSAMPLING}, since the decoder upsamples twice by 2")
+            self._fail(
+                "image_shape",
+                f"(height, width, channels) with height and width multiples of "
+                f"{DECODER_UPSAMPLING}, since the decoder upsamples twice by 2",
+            )
 
 
-def _after_layer(num_features: int, config: VaeGanConfig, name: str,
-                 dropout_rate: float) -> list[Any]:
+def _after_layer(
+    num_features: int, config: VaeGanConfig, name: str, dropout_rate: float
+) -> list[Any]:
     """[BatchNorm] -> activation -> [Dropout], the block after every hidden layer."""
     return blocks.normalize_activate_drop(
-        num_features, activation=config.activation, batch_norm=config.batch_norm,
-        dropout_rate=dropout_rate, name=name)
+        num_features,
+        activation=config.activation,
+        batch_norm=config.batch_norm,
+        dropout_rate=dropout_rate,
+        name=name,
+    )
 
 
 def _encoder_decoder_dropout(config: VaeGanConfig) -> float:
@@ -213,21 +221,29 @@ def _encoder_layers(config: VaeGanConfig) -> tuple[list[Any], int]:
     dropout_rate = _encoder_decoder_dropout(config)
     height, width, channels = config.image_shape
     first_filters, second_filters = config.encoder_filters
-    stack = [layers.Conv2D(channels, first_filters, 3, 2, "SAME", name="conv_0"),
-             *_after_layer(first_filters, config, "conv_0", dropout_rate),
-             layers.MaxPool2D(2, "SAME", name="pool_0"),
-             layers.Conv2D(first_filters, second_filters, 3, 1, "SAME", name="conv_1"),
-             *_after_layer(second_filters, config, "conv_1", dropout_rate),
-             layers.Flatten(name="flatten")]
+    stack = [
+        layers.Conv2D(channels, first_filters, 3, 2, "SAME", name="conv_0"),
+        *_after_layer(first_filters, config, "conv_0", dropout_rate),
+        layers.MaxPool2D(2, "SAME", name="pool_0"),
+        layers.Conv2D(first_filters, second_filters, 3, 1, "SAME", name="conv_1"),
+        *_after_layer(second_filters, config, "conv_1", dropout_rate),
+        layers.Flatten(name="flatten"),
+    ]
     height, width = blocks.output_hw(stack, (height, width))
     # The label joins the flattened features, before the dense layers.
     label_index = len(stack)
     dense, size = blocks.dense_stack(
-        height * width * second_filters + config.num_classes, config.encoder_dense_units,
-        activation=config.activation, batch_norm=config.batch_norm,
-        dropout_rate=dropout_rate, norm_before_activation=True)
-    stack += [*dense, layers.Dense(size, 2 * config.latent_dim,
-                                   name="loc_and_log_variance")]
+        height * width * second_filters + config.num_classes,
+        config.encoder_dense_units,
+        activation=config.activation,
+        batch_norm=config.batch_norm,
+        dropout_rate=dropout_rate,
+        norm_before_activation=True,
+    )
+    stack += [
+        *dense,
+        layers.Dense(size, 2 * config.latent_dim, name="loc_and_log_variance"),
+    ]
     return stack, label_index
 
 
@@ -235,26 +251,38 @@ def _decoder_layers(config: VaeGanConfig) -> list[Any]:
     """The decoder's layers, from `concat(z, label)` to per-pixel logits."""
     dropout_rate = _encoder_decoder_dropout(config)
     height, width, channels = config.image_shape
-    base_shape = (height // DECODER_UPSAMPLING, width // DECODER_UPSAMPLING,
-                  config.decoder_base_channels)
+    base_shape = (
+        height // DECODER_UPSAMPLING,
+        width // DECODER_UPSAMPLING,
+        config.decoder_base_channels,
+    )
     first_filters, second_filters = config.decoder_filters
     first_kernel, second_kernel, output_kernel = config.decoder_kernel_sizes
-    hidden_options = dict(activation=config.activation, batch_norm=config.batch_norm,
-                          dropout_rate=dropout_rate, norm_before_activation=True)
-    stack, size = blocks.dense_stack(config.latent_dim + config.num_classes,
-                                     config.decoder_dense_units, **hidden_options)
+    hidden_options = dict(
+        activation=config.activation,
+        batch_norm=config.batch_norm,
+        dropout_rate=dropout_rate,
+        norm_before_activation=True,
+    )
+    stack, size = blocks.dense_stack(
+        config.latent_dim + config.num_classes,
+        config.decoder_dense_units,
+        **hidden_options,
+    )
     return stack + [
         *blocks.dense_to_feature_map(size, base_shape, **hidden_options),
         layers.UpSampling2D(2, name="upsampling_0"),
-        layers.Conv2D(base_shape[-1], first_filters, first_kernel, 1, "SAME",
-                      name="conv_0"),
+        layers.Conv2D(
+            base_shape[-1], first_filters, first_kernel, 1, "SAME", name="conv_0"
+        ),
         *_after_layer(first_filters, config, "conv_0", dropout_rate),
         # The reference upsamples between this convolution and its activation.
         # Batch norm and the activation commute with nearest-neighbour
         # upsampling (every pixel is copied equally often, so batch statistics
         # do not change); dropout does not, so it stays after the upsampling.
-        layers.Conv2D(first_filters, second_filters, second_kernel, 1, "SAME",
-                      name="conv_1"),
+        layers.Conv2D(
+            first_filters, second_filters, second_kernel, 1, "SAME", name="conv_1"
+        ),
         layers.UpSampling2D(2, name="upsampling_1"),
         *_after_layer(second_filters, config, "conv_1", dropout_rate),
         # No activation: logits, so that log-likelihoods are computed stably.
@@ -278,8 +306,9 @@ class Encoder(blocks.GaussianEncoder):
         # The reference clips log-variance to [-2, 2] in its KL but log-stddev (half
         # of it) to [-2, 2] when sampling, which disagree beyond |2|; the encoder
         # clips once, so the KL term and the samples agree.
-        super().__init__(config, _encoder_layers,
-                         log_variance_clip=config.log_variance_clip, name=name)
+        super().__init__(
+            config, _encoder_layers, log_variance_clip=config.log_variance_clip, name=name
+        )
 
 
 class Decoder(blocks.LatentDecoder):
@@ -305,28 +334,43 @@ def _discriminator_layers(config: VaeGanConfig) -> tuple[list[Any], int]:
     first_filters, second_filters = config.discriminator_filters
     first_kernel, second_kernel, similarity_kernel = config.discriminator_kernel_sizes
     dropout_rate = config.dropout_rate
-    stack = [layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME",
-                           name="conv_0"),
-             layers.MaxPool2D(2, "SAME", name="pool_0"),
-             *_after_layer(first_filters, config, "conv_0", dropout_rate)]
+    stack = [
+        layers.Conv2D(channels, first_filters, first_kernel, 2, "SAME", name="conv_0"),
+        layers.MaxPool2D(2, "SAME", name="pool_0"),
+        *_after_layer(first_filters, config, "conv_0", dropout_rate),
+    ]
     # The label enters here as constant planes, so every later layer sees it.
     label_index = len(stack)
-    stack += [layers.Conv2D(first_filters + config.num_classes, second_filters,
-                            second_kernel, 1, "SAME", name="conv_1"),
-              layers.MaxPool2D(2, "SAME", name="pool_1"),
-              *_after_layer(second_filters, config, "conv_1", dropout_rate),
-              layers.Conv2D(second_filters, config.similarity_channels,
-                            similarity_kernel, 1, "SAME", name="similarity")]
+    stack += [
+        layers.Conv2D(
+            first_filters + config.num_classes,
+            second_filters,
+            second_kernel,
+            1,
+            "SAME",
+            name="conv_1",
+        ),
+        layers.MaxPool2D(2, "SAME", name="pool_1"),
+        *_after_layer(second_filters, config, "conv_1", dropout_rate),
+        layers.Conv2D(
+            second_filters,
+            config.similarity_channels,
+            similarity_kernel,
+            1,
+            "SAME",
+            name="similarity",
+        ),
+    ]
     # The features are similarity's pre-activation output. Unlike the reference,
     # whose output layer reads the layer before l (so l is a side branch its loss
     # never trains), l lies on the path to the output, as in Larsen et al., so the
     # discriminator learns the features reconstructions are measured in.
     height, width = blocks.output_hw(stack, config.image_shape[:2])
-    stack += [*_after_layer(config.similarity_channels, config, "similarity",
-                            dropout_rate),
-              layers.Flatten(name="flatten"),
-              layers.Dense(height * width * config.similarity_channels, 1,
-                           name="output")]
+    stack += [
+        *_after_layer(config.similarity_channels, config, "similarity", dropout_rate),
+        layers.Flatten(name="flatten"),
+        layers.Dense(height * width * config.similarity_channels, 1, name="output"),
+    ]
     return stack, label_index
 
 
@@ -349,14 +393,21 @@ class Discriminator(blocks.LabelledStack):
         # make them, the layers after it score them.
         self._features_index = names.index("similarity") + 1
         self.features_shape = (
-            *blocks.output_hw(self.net.layers[:self._features_index],
-                              self.image_shape[:2]),
-            config.similarity_channels)
+            *blocks.output_hw(
+                self.net.layers[: self._features_index], self.image_shape[:2]
+            ),
+            config.similarity_channels,
+        )
 
     @tf.Module.with_name_scope
-    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                 is_training: bool = False,
-                 seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Scores a batch of images `[batch, height, width, channels]`, pixels in
         [0, 1], as `blocks.LabelledStack._apply` takes them.
 
@@ -365,12 +416,16 @@ class Discriminator(blocks.LabelledStack):
             `features_shape` per image, `[batch, ceil(height / 8), ceil(width / 8),
             similarity_channels]`, the similarity layer's pre-activation output.
         """
-        features = self._apply(images, labels, is_training=is_training, seed=seed,
-                               stop=self._features_index)
-        logits = self.net(features, is_training=is_training, seed=seed,
-                          start=self._features_index)
-        return (tf.cast(tf.squeeze(logits, axis=-1), tf.float32),
-                tf.cast(features, tf.float32))
+        features = self._apply(
+            images, labels, is_training=is_training, seed=seed, stop=self._features_index
+        )
+        logits = self.net(
+            features, is_training=is_training, seed=seed, start=self._features_index
+        )
+        return (
+            tf.cast(tf.squeeze(logits, axis=-1), tf.float32),
+            tf.cast(features, tf.float32),
+        )
 
 
 class VaeGan(models.LatentVariableModel):
@@ -400,9 +455,14 @@ class VaeGan(models.LatentVariableModel):
             self.discriminator = Discriminator(config)
 
     @tf.Module.with_name_scope
-    def encoder_outputs(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                        is_training: bool = False,
-                        seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def encoder_outputs(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns the encoder's `(loc, log_variance)`, each `[batch, latent_dim]`.
 
         The log-variance is clipped as `config.log_variance_clip` says; a trainer that
@@ -418,9 +478,14 @@ class VaeGan(models.LatentVariableModel):
         return self.encoder(images, labels, is_training=is_training, seed=seed)
 
     @tf.Module.with_name_scope
-    def discriminate(self, images: tf.Tensor, labels: tf.Tensor | None = None, *,
-                     is_training: bool = False,
-                     seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def discriminate(
+        self,
+        images: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        *,
+        is_training: bool = False,
+        seed: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns the discriminator's `(logits [batch], features)`.
 
         Args:

@@ -36,15 +36,19 @@ from vae import datasets
 class FreeBitsObjective(elbo.ElboObjective):
     """The ELBO trainer's objective and one field more."""
 
-    free_bits: float = dataclasses.field(default=0.25, metadata={
-        "help": "Nats of KL per latent dimension (batch mean) that cost "
-                "nothing."})
+    free_bits: float = dataclasses.field(
+        default=0.25,
+        metadata={
+            "help": "Nats of KL per latent dimension (batch mean) that cost nothing."
+        },
+    )
 
     def validate(self) -> None:
         super().validate()
         if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
-            raise ValueError("--free_bits must be a finite number >= 0, got "
-                             f"{self.free_bits}.")
+            raise ValueError(
+                f"--free_bits must be a finite number >= 0, got {self.free_bits}."
+            )
 
 
 class FreeBitsTrainer(elbo.ElboTrainer):
@@ -55,23 +59,28 @@ class FreeBitsTrainer(elbo.ElboTrainer):
     def train_step(self, batch, seed):
         images, labels = batch["image"], datasets.conditioning_labels(self.model, batch)
         variables = self.optimized_variables["vae"]
-        noise = self.example_noise(seed, tf.shape(images)[0],
-                                   [self.model.latent_dim])
+        noise = self.example_noise(seed, tf.shape(images)[0], [self.model.latent_dim])
         with tf.GradientTape() as tape:
             posterior = self.model.encode(images, labels, is_training=True)
             mean, stddev = posterior.mean(), posterior.stddev()
             z = mean + stddev * noise
-            distortion = -self.model.decode(z, labels,
-                                            is_training=True).log_prob(images)
-            kl_per_dimension = (0.5 * (tf.square(mean) + tf.square(stddev)
-                                       - 1.0) - tf.math.log(stddev))
-            floored_kl = tf.reduce_sum(tf.maximum(
-                self.objective.free_bits,
-                tf.reduce_mean(kl_per_dimension, axis=0)))
+            distortion = -self.model.decode(z, labels, is_training=True).log_prob(images)
+            kl_per_dimension = 0.5 * (
+                tf.square(mean) + tf.square(stddev) - 1.0
+            ) - tf.math.log(stddev)
+            floored_kl = tf.reduce_sum(
+                tf.maximum(
+                    self.objective.free_bits, tf.reduce_mean(kl_per_dimension, axis=0)
+                )
+            )
             loss = tf.reduce_mean(distortion) + self.kl_weight() * floored_kl
         gradients = tape.gradient(loss, variables)
         self.optimizers["vae"].apply_gradients(zip(gradients, variables))
         kl = tf.reduce_mean(tf.reduce_sum(kl_per_dimension, axis=1))
-        return {"loss": loss, "elbo": -(tf.reduce_mean(distortion) + kl),
-                "reconstruction": tf.reduce_mean(distortion), "kl": kl,
-                "floored_kl": floored_kl}
+        return {
+            "loss": loss,
+            "elbo": -(tf.reduce_mean(distortion) + kl),
+            "reconstruction": tf.reduce_mean(distortion),
+            "kl": kl,
+            "floored_kl": floored_kl,
+        }
