@@ -20,9 +20,9 @@ if not flags.FLAGS.is_parsed():
 # The tests left out of the fast tier (`pytest -m "not slow"`): each took
 # more than 5 seconds on two CPU cores, or belongs to a class whose set-up
 # does (trains a model, runs a program): whole programs run in subprocesses,
-# training to the end and resuming. Given as "file::Class" (every test of the class) or
-# "file::Class::test" (parameterised variants included). Tests marked
-# `slurm` are slow too. A new test that takes longer belongs here.
+# training to the end and resuming. Given as "file::Class" (every test of
+# the class) or "file::Class::test" (parameterised variants included).
+# Tests marked `slurm` are slow too. A new test that takes longer belongs here.
 SLOW_TESTS = (
     "test_base.py::ResumeTest::test_sigterm_checkpoints_and_resume_matches_uninterrupted_run",
     "test_base.py::XlaTest::test_jit_compiled_vae_step_trains",
