@@ -2,7 +2,7 @@ r"""Resident memory of a training run at every epoch end, and its slope.
 
     python -m launch.memory_benchmark --rss_log=rss.json \
         --flagfile=launch/configs/keras_blog_mlp.flags \
-        --data_dir=../shared/data/mnist --epochs=30 --workdir=/tmp/rss_run
+        --data_dir=../shared/data/mnist --epochs=30 --workdir=runs/rss_run
 
 runs `vae-train` in this process with the given flags (put `train_vaegan`
 first, before the flags, to run `vae-train-vaegan` instead) and reads the
