@@ -1,9 +1,12 @@
 """How the launch programs report mistakes in what the user asked for."""
 
+import contextlib
 import errno
 import os
 
 import tensorflow as tf
+
+from launch import user_errors
 
 # Re-exported: the reporting itself is free of TensorFlow (vae-submit uses it).
 from launch.user_errors import ConfigError  # noqa: F401
@@ -25,6 +28,13 @@ USER_ERRORS = (
     checkpointing.CheckpointUnreadableError,
     checkpointing.CheckpointWriteError,
 )
+
+
+def exit_on_user_error() -> contextlib.AbstractContextManager[None]:
+    """A `with` block whose `USER_ERRORS` end the program: one paragraph on
+    stderr, exit status 2. Programs wrap their work in it."""
+    return user_errors.exit_on(USER_ERRORS)
+
 
 # OSError numbers that mean the disk (or the workdir's filesystem), not the
 # program, is at fault: full, over quota, read-only, or no permission.

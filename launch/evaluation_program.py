@@ -87,6 +87,15 @@ class EvaluationData:
     reference_real: np.ndarray  # grayscale, first half of the test split
     heldout_real: np.ndarray  # grayscale, second half of the test split
 
+    def images(self) -> dict[str, np.ndarray]:
+        """The image arguments of `evaluation.evaluate_vae` (and of its hook)."""
+        return {
+            "test_images": self.model_view,
+            "test_labels": self.labels,
+            "real_test_images": self.reference_real,
+            "real_reference_images": self.heldout_real,
+        }
+
 
 def evaluation_data(
     arrays: datasets.DatasetArrays, binarization: str, seed: int
@@ -179,10 +188,7 @@ def make_evaluation_hook(
     data = evaluation_data(arrays, binarization, seed)
     return evaluation.EvaluationHook(
         every_epochs=config.every_epochs,
-        test_images=data.model_view,
-        test_labels=data.labels,
-        real_test_images=data.reference_real,
-        real_reference_images=data.heldout_real,
+        **data.images(),
         classifier=classifier,
         config=evaluation.EvaluationConfig(
             num_importance_samples=config.num_importance_samples,
@@ -324,10 +330,7 @@ def run_evaluation(
 
     results = evaluation.evaluate_vae(
         model,
-        test_images=data.model_view,
-        test_labels=data.labels,
-        real_test_images=data.reference_real,
-        real_reference_images=data.heldout_real,
+        **data.images(),
         classifier=classifier,
         config=evaluation.EvaluationConfig(
             num_importance_samples=config.num_importance_samples,

@@ -20,7 +20,6 @@ its export.
 import dataclasses
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -189,11 +188,8 @@ def main(argv):
         seed=_SEED.value,
         zoom=_ZOOM.value,
     )
-    try:
+    with errors.exit_on_user_error():
         written = run_generation(config)
-    except errors.USER_ERRORS as error:
-        errors.report_user_error(error)
-        sys.exit(2)
     for key, path in written.items():
         if key != "source":
             logging.info("Wrote %s.", path)

@@ -26,7 +26,6 @@ The output folder must not exist yet, or be empty.
 from collections.abc import Sequence
 import dataclasses
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -180,11 +179,8 @@ def main(argv):
         image_format=_FORMAT.value,
         seed=_SEED.value,
     )
-    try:
+    with errors.exit_on_user_error():
         counts = make_image_folder(config)
-    except errors.USER_ERRORS as error:
-        errors.report_user_error(error)
-        sys.exit(2)
     print(" ".join(f"{name}={count}" for name, count in counts.items()))
 
 

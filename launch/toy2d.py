@@ -64,9 +64,7 @@ import tensorflow as tf
 
 from launch import errors
 from launch import flag_types
-from launch.errors import USER_ERRORS
 from launch.errors import ConfigError
-from launch.errors import report_user_error
 from trainers import autoencoder as autoencoder_trainer
 from trainers import base
 from trainers import optimizers as optimizers_lib
@@ -367,11 +365,8 @@ def config_from_flags() -> Toy2dConfig:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
-    try:
+    with errors.exit_on_user_error():
         result = run_experiment(config_from_flags())
-    except USER_ERRORS as error:
-        report_user_error(error)
-        sys.exit(2)
     if result.stop_signal is not None:
         sys.exit(128 + result.stop_signal)
 

@@ -6,7 +6,8 @@ writing a batch script does not load TensorFlow (seconds, and a CUDA probe
 on a login node).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+import contextlib
 import os
 import sys
 
@@ -22,6 +23,18 @@ class ConfigError(ValueError):
 def report_user_error(error: Exception) -> None:
     program = os.path.basename(sys.argv[0]) or "vae"
     print(f"{program}: error: {error}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def exit_on(error_types: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Reports an error of `error_types` raised inside as one paragraph and
+    exits with status 2 (`exit_codes.USER_ERROR`); anything else is a bug and
+    keeps its traceback."""
+    try:
+        yield
+    except error_types as error:
+        report_user_error(error)
+        sys.exit(2)
 
 
 def parse_flags_or_exit(argv: Sequence[str]) -> list[str]:

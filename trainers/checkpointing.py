@@ -230,30 +230,31 @@ def remove_temporary_leftovers(directory: str) -> list[str]:
     for name in names:
         if _TEMPORARY_PATTERN.match(name):
             path = os.path.join(directory, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.remove(path)
-                except FileNotFoundError:
-                    pass
+            _remove_quietly(path)
             removed.append(path)
     if removed:
         logging.info("Removed what interrupted saves left: %s.", ", ".join(removed))
     return removed
 
 
+def _remove_quietly(path: str) -> None:
+    """Removes a file or folder, best effort: what is left is cleaned up by
+    the next run's `remove_temporary_leftovers`, so a failure here must not
+    hide the error that made the clean-up necessary."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 def _remove_checkpoint_files(prefix: str) -> None:
     for path in glob.glob(glob.escape(prefix) + ".*") + glob.glob(
         glob.escape(prefix) + "_temp*"
     ):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+        _remove_quietly(path)
 
 
 def save(manager: tf.train.CheckpointManager) -> str:

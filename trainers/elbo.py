@@ -93,7 +93,7 @@ class ElboTrainer(base.Trainer):
         and for a conditional model (`model.is_conditional`) a one-hot
         "label_onehot" entry [batch, num_classes].
       objective: the objective (its optimiser fields are not read here: the
-        optimiser is given).
+        optimiser is given); by default `objective_class()`.
       hooks: epoch-end hooks.
       name: module name.
       strategy: see `base.Trainer`.
@@ -109,15 +109,17 @@ class ElboTrainer(base.Trainer):
         optimizer: Any,
         config: base.TrainerConfig,
         data: base.DataSource,
-        objective: ElboObjective = ElboObjective(),
+        objective: ElboObjective | None = None,
         hooks: Sequence[base.Hook] = (),
         name: str | None = None,
         strategy: tf.distribute.Strategy | None = None,
     ):
+        if objective is None:
+            objective = self.objective_class()
         objective.validate()
         super().__init__(
             model=model,
-            optimizers={"vae": (optimizer, model.trainable_variables)},
+            optimizers=self.players(model, optimizer),
             config=config,
             data=data,
             hooks=hooks,
@@ -128,6 +130,12 @@ class ElboTrainer(base.Trainer):
         self.kl_warmup_steps = int(
             round(objective.kl_warmup_epochs * data.steps_per_epoch)
         )
+
+    @staticmethod
+    def players(model: tf.Module, optimizer: Any) -> dict[str, tuple[Any, Any]]:
+        """What each optimiser updates: here one optimiser, every variable. A
+        trainer with more players (FactorVAE's discriminator) names each."""
+        return {"vae": (optimizer, model.trainable_variables)}
 
     @classmethod
     def check_configs(cls, model_config: Any, objective: ElboObjective) -> None:

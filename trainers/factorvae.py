@@ -27,7 +27,6 @@ from M / replicas codes instead of M. The reparameterisation noise of example i
 is the same on any number of replicas (`example_noise`).
 """
 
-from collections.abc import Sequence
 import dataclasses
 
 import tensorflow as tf
@@ -82,40 +81,17 @@ class FactorVaeTrainer(elbo.ElboTrainer):
     model_config_class = factorvae.FactorVaeConfig
     objective_class = FactorVaeObjective
 
-    def __init__(
-        self,
-        model,
-        optimizers,
-        config,
-        data,
-        objective: FactorVaeObjective = FactorVaeObjective(),
-        hooks: Sequence[base.Hook] = (),
-        name: str | None = None,
-        strategy=None,
-    ):
-        """Args as `ElboTrainer`'s, but `optimizers` maps "vae" and
-        "discriminator" to their optimisers."""
-        objective.validate()
-        base.Trainer.__init__(
-            self,
-            model=model,
-            optimizers={
-                "vae": (optimizers["vae"], model.vae_variables),
-                "discriminator": (
-                    optimizers["discriminator"],
-                    model.discriminator.trainable_variables,
-                ),
-            },
-            config=config,
-            data=data,
-            hooks=hooks,
-            name=name,
-            strategy=strategy,
-        )
-        self.objective = objective
-        self.kl_warmup_steps = int(
-            round(objective.kl_warmup_epochs * data.steps_per_epoch)
-        )
+    @staticmethod
+    def players(model, optimizers):
+        """`optimizers` (the constructor's `optimizer`) maps "vae" and
+        "discriminator" to their optimisers; each updates its own variables."""
+        return {
+            "vae": (optimizers["vae"], model.vae_variables),
+            "discriminator": (
+                optimizers["discriminator"],
+                model.discriminator.trainable_variables,
+            ),
+        }
 
     @classmethod
     def from_objective(cls, model, objective, config, data, hooks=()):

@@ -217,8 +217,14 @@ class Dense(tf.Module):
         return self.activation(outputs)
 
 
-class Conv2D(tf.Module):
-    """2-D convolution over NHWC images, `activation(conv2d(x, w) + b)`."""
+class _Convolution(tf.Module):
+    """What a convolution and a transposed convolution share: checks, kernel, bias.
+
+    Subclasses say how the kernel is laid out, how the spatial size changes and
+    which op convolves; the rest, `activation(convolve(x, w) + b)`, is here.
+    """
+
+    _output_size = staticmethod(conv_output_size)
 
     def __init__(
         self,
@@ -231,7 +237,7 @@ class Conv2D(tf.Module):
         use_bias: bool = True,
         name: str | None = None,
     ):
-        """Creates the kernel `w` `[kernel_h, kernel_w, input_channels, filters]` and bias.
+        """Creates the kernel `w` and the bias `b`.
 
         Args:
             input_channels: number of input channels.
@@ -244,34 +250,44 @@ class Conv2D(tf.Module):
             name: module name.
         """
         super().__init__(name=name)
-        self.input_channels = _check_positive(input_channels, "Conv2D input_channels")
-        self.filters = _check_positive(filters, "Conv2D filters")
-        self.kernel_size = _pair(kernel_size, "Conv2D kernel_size")
-        self.stride = _pair(stride, "Conv2D stride")
+        kind = type(self).__name__
+        self.input_channels = _check_positive(input_channels, f"{kind} input_channels")
+        self.filters = _check_positive(filters, f"{kind} filters")
+        self.kernel_size = _pair(kernel_size, f"{kind} kernel_size")
+        self.stride = _pair(stride, f"{kind} stride")
         self.padding = _check_padding(padding)
         self.activation = get_activation(activation)
         receptive_field = self.kernel_size[0] * self.kernel_size[1]
+        kernel_in, kernel_out = self._kernel_channels(input_channels, filters)
         with self.name_scope:
             self.w = tf.Variable(
                 _glorot_uniform(
-                    [*self.kernel_size, input_channels, filters],
-                    fan_in=receptive_field * input_channels,
-                    fan_out=receptive_field * filters,
+                    [*self.kernel_size, kernel_in, kernel_out],
+                    fan_in=receptive_field * kernel_in,
+                    fan_out=receptive_field * kernel_out,
                 ),
                 name="w",
             )
             self.b = tf.Variable(tf.zeros([filters]), name="b") if use_bias else None
 
+    @staticmethod
+    def _kernel_channels(input_channels: int, filters: int) -> tuple[int, int]:
+        """The kernel's last two axes."""
+        return input_channels, filters
+
     def output_shape_for(self, input_hw: Sequence[int]) -> tuple[int, int]:
         """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
         return tuple(
-            conv_output_size(size, kernel, stride, self.padding)
+            self._output_size(size, kernel, stride, self.padding)
             for size, kernel, stride in zip(input_hw, self.kernel_size, self.stride)
         )
 
+    def _convolve(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
     @tf.Module.with_name_scope
     def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
-        """Applies the convolution.
+        """Applies the layer.
 
         Args:
             x: float32 `[batch, height, width, input_channels]`.
@@ -284,96 +300,41 @@ class Conv2D(tf.Module):
         del is_training  # Same output in training and evaluation.
         x = as_floating(x)
         _check_last_dimension(x, self.input_channels, self, "channels")
-        outputs = tf.nn.conv2d(
-            x,
-            tf.cast(self.w, x.dtype),
-            strides=[1, *self.stride, 1],
-            padding=self.padding,
-        )
+        outputs = self._convolve(x, tf.cast(self.w, x.dtype))
         if self.b is not None:
             outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
         return self.activation(outputs)
 
 
-class Conv2DTranspose(tf.Module):
+class Conv2D(_Convolution):
+    """2-D convolution over NHWC images, `activation(conv2d(x, w) + b)`.
+
+    The kernel `w` is `[kernel_h, kernel_w, input_channels, filters]`.
+    """
+
+    def _convolve(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        return tf.nn.conv2d(x, kernel, strides=[1, *self.stride, 1], padding=self.padding)
+
+
+class Conv2DTranspose(_Convolution):
     """Transposed 2-D convolution ("deconvolution") over NHWC images.
 
     The output spatial size follows Keras' `Conv2DTranspose` (see
     `conv_transpose_output_size`): with SAME padding and stride 2, 7 -> 14 -> 28.
+    The kernel `w` is `[kernel_h, kernel_w, filters, input_channels]` (output channels
+    before input channels), the layout `tf.nn.conv2d_transpose` expects and Keras
+    stores. Keras takes the Glorot fans from that stored shape, whose "input" axis is
+    the filters axis; the limit only depends on their sum, so it agrees. Inputs need
+    a height and width known statically.
     """
 
-    def __init__(
-        self,
-        input_channels: int,
-        filters: int,
-        kernel_size: int | Sequence[int],
-        stride: int | Sequence[int] = 1,
-        padding: str = "SAME",
-        activation: str | ActivationFn | None = None,
-        use_bias: bool = True,
-        name: str | None = None,
-    ):
-        """Creates the kernel `w` `[kernel_h, kernel_w, filters, input_channels]` and bias.
+    _output_size = staticmethod(conv_transpose_output_size)
 
-        The kernel layout (output channels before input channels) is the one
-        `tf.nn.conv2d_transpose` expects and the one Keras stores.
+    @staticmethod
+    def _kernel_channels(input_channels: int, filters: int) -> tuple[int, int]:
+        return filters, input_channels
 
-        Args:
-            input_channels: number of input channels.
-            filters: number of output channels.
-            kernel_size: int or (height, width).
-            stride: int or (height, width).
-            padding: "SAME" or "VALID" (either case).
-            activation: activation name (see `get_activation`), callable, or None.
-            use_bias: whether to add a per-channel bias `b` `[filters]` (starts at zero).
-            name: module name.
-        """
-        super().__init__(name=name)
-        self.input_channels = _check_positive(
-            input_channels, "Conv2DTranspose input_channels"
-        )
-        self.filters = _check_positive(filters, "Conv2DTranspose filters")
-        self.kernel_size = _pair(kernel_size, "Conv2DTranspose kernel_size")
-        self.stride = _pair(stride, "Conv2DTranspose stride")
-        self.padding = _check_padding(padding)
-        self.activation = get_activation(activation)
-        receptive_field = self.kernel_size[0] * self.kernel_size[1]
-        with self.name_scope:
-            # Keras takes the fans from the stored kernel shape, whose "input" axis is the
-            # filters axis here; the Glorot limit only depends on their sum, so it agrees.
-            self.w = tf.Variable(
-                _glorot_uniform(
-                    [*self.kernel_size, filters, input_channels],
-                    fan_in=receptive_field * filters,
-                    fan_out=receptive_field * input_channels,
-                ),
-                name="w",
-            )
-            self.b = tf.Variable(tf.zeros([filters]), name="b") if use_bias else None
-
-    def output_shape_for(self, input_hw: Sequence[int]) -> tuple[int, int]:
-        """Returns the output `(height, width)` for inputs of spatial size `input_hw`."""
-        return tuple(
-            conv_transpose_output_size(size, kernel, stride, self.padding)
-            for size, kernel, stride in zip(input_hw, self.kernel_size, self.stride)
-        )
-
-    @tf.Module.with_name_scope
-    def __call__(self, x: tf.Tensor, *, is_training: bool = False) -> tf.Tensor:
-        """Applies the transposed convolution.
-
-        Args:
-            x: float32 `[batch, height, width, input_channels]`, with height and width
-                known statically.
-            is_training: unused; accepted so that every layer has the same signature.
-
-        Returns:
-            float32 `[batch, out_height, out_width, filters]`, spatial size as given by
-            `output_shape_for`.
-        """
-        del is_training  # Same output in training and evaluation.
-        x = as_floating(x)
-        _check_last_dimension(x, self.input_channels, self, "channels")
+    def _convolve(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         if x.shape.rank != 4 or x.shape[1] is None or x.shape[2] is None:
             raise ValueError(
                 f"{self.name} needs a [batch, height, width, channels] input with a known "
@@ -383,16 +344,10 @@ class Conv2DTranspose(tf.Module):
         # The batch size may be unknown while tracing, so it comes from the runtime shape.
         output_shape = tf.stack([tf.shape(x)[0], out_height, out_width, self.filters])
         outputs = tf.nn.conv2d_transpose(
-            x,
-            tf.cast(self.w, x.dtype),
-            output_shape,
-            strides=[1, *self.stride, 1],
-            padding=self.padding,
+            x, kernel, output_shape, strides=[1, *self.stride, 1], padding=self.padding
         )
         outputs.set_shape([x.shape[0], out_height, out_width, self.filters])
-        if self.b is not None:
-            outputs = tf.nn.bias_add(outputs, tf.cast(self.b, x.dtype))
-        return self.activation(outputs)
+        return outputs
 
 
 class MaxPool2D(tf.Module):
