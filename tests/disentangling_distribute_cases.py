@@ -8,15 +8,14 @@ must be set up before anything else runs; see tests/distribute_cases.py):
 import json
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
+from tests import distribute_cases
 from tests import test_factorvae_trainer
 from tests import test_tcvae_trainer
-from trainers import base
 from trainers import factorvae as factorvae_trainer
 from trainers import tcvae
 from trainers import total_correlation
@@ -31,13 +30,7 @@ def _train(strategy, trainer_class, model_class, model_config, objective):
         trainer = trainer_class.from_objective(
             model,
             objective,
-            base.TrainerConfig(
-                workdir=tempfile.mkdtemp(),
-                epochs=2,
-                seed=5,
-                steps_per_loop=2,
-                progress="none",
-            ),
+            distribute_cases.two_epoch_config(),
             test_tcvae_trainer.data_source(),
         )
     metrics = trainer.train().metrics

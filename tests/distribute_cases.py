@@ -30,6 +30,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 import tf_keras
 
+from tests import testing_utils
 from trainers import autoencoder as autoencoder_trainer
 from trainers import base
 from trainers import elbo
@@ -50,52 +51,27 @@ def _toy2d_data(kill_at_batch=None):
     With `kill_at_batch=(epoch, batch)`, the pipeline sends SIGUSR1 to this
     process when it makes that batch, as Slurm would before a time limit.
     """
-    arrays = datasets.load_dataset("toy2d", seed=0)
-    num_train = AUTOENCODER_BATCH_SIZE * AUTOENCODER_STEPS_PER_EPOCH
-    train = datasets.ArraySplit(
-        arrays.train.images[:num_train], arrays.train.labels[:num_train]
+    train, test = testing_utils.toy2d_splits(
+        AUTOENCODER_BATCH_SIZE * AUTOENCODER_STEPS_PER_EPOCH
     )
-    test = datasets.ArraySplit(arrays.test.images[:60], arrays.test.labels[:60])
-
-    def train_batches(epoch, skip_batches):
-        dataset = datasets.train_batches(
-            train,
-            batch_size=AUTOENCODER_BATCH_SIZE,
-            epoch=epoch,
-            seed=0,
-            binarization="none",
-            num_classes=2,
-            skip_batches=skip_batches,
-        )
-        if kill_at_batch is None or kill_at_batch[0] != epoch:
-            return dataset
-
-        def maybe_signal(index):
-            if int(index) == kill_at_batch[1]:
-                os.kill(os.getpid(), signal.SIGUSR1)
-            return index
-
-        indices = tf.data.Dataset.range(skip_batches, AUTOENCODER_STEPS_PER_EPOCH)
-        return (
-            tf.data.Dataset.zip((dataset, indices))
-            .map(
-                lambda batch, index: (
-                    batch,
-                    tf.py_function(maybe_signal, [index], tf.int64),
-                )
-            )
-            .map(lambda batch, index: batch)
-        )
-
-    return base.DataSource(
-        train_batches=train_batches,
-        steps_per_epoch=AUTOENCODER_STEPS_PER_EPOCH,
+    return testing_utils.array_data_source(
+        train,
+        test,
         batch_size=AUTOENCODER_BATCH_SIZE,
-        eval_batches={
-            "test": lambda: datasets.eval_batches(
-                test, batch_size=25, seed=0, binarization="none", num_classes=2
-            )
-        },
+        eval_batch_size=25,
+        binarization="none",
+        num_classes=2,
+        signal_at_batch=kill_at_batch,
+        signal_number=signal.SIGUSR1,
+    )
+
+
+def two_epoch_config():
+    """Two epochs in loops of two steps, in a workdir of the run's own: the
+    config of the cases that compare strategies (tests/
+    disentangling_distribute_cases.py's too)."""
+    return base.TrainerConfig(
+        workdir=tempfile.mkdtemp(), epochs=2, seed=5, steps_per_loop=2, progress="none"
     )
 
 
@@ -308,32 +284,21 @@ def _elbo_run(strategy, regularised=True):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (32, 8, 8, 1), dtype=np.uint8)
     split = datasets.ArraySplit(images, np.zeros(32, np.int64))
-    data = base.DataSource(
-        train_batches=lambda epoch, skip: datasets.train_batches(
-            split,
-            batch_size=16,
-            epoch=epoch,
-            seed=3,
-            binarization="dynamic",
-            num_classes=1,
-            skip_batches=skip,
-        ),
-        steps_per_epoch=2,
+    data = testing_utils.array_data_source(
+        split,
+        split,
         batch_size=16,
-        eval_batches={
-            "test": lambda: datasets.eval_batches(
-                split, batch_size=16, seed=3, binarization="dynamic", num_classes=1
-            )
-        },
+        eval_batch_size=16,
+        binarization="dynamic",
+        num_classes=1,
+        seed=3,
     )
     with strategy.scope():
         tf.random.set_seed(7)
         model = models.VAE(
-            models.ModelConfig(
-                architecture="mlp",
-                image_shape=(8, 8, 1),
-                latent_dim=2,
-                hidden_units=(16,),
+            testing_utils.mlp_config(
+                (8, 8, 1),
+                (16,),
                 hidden_batch_norm=regularised,
                 hidden_dropout_rate=0.1 if regularised else 0.0,
             )
@@ -341,13 +306,7 @@ def _elbo_run(strategy, regularised=True):
         trainer = elbo.ElboTrainer(
             model,
             tf_keras.optimizers.Adam(1e-2),
-            base.TrainerConfig(
-                workdir=tempfile.mkdtemp(),
-                epochs=2,
-                seed=5,
-                steps_per_loop=2,
-                progress="none",
-            ),
+            two_epoch_config(),
             data,
         )
     metrics = trainer.train().metrics

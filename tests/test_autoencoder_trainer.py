@@ -7,11 +7,10 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from trainers import autoencoder as autoencoder_trainer
-from trainers import base
 from trainers import optimizers
 from vae import autoencoder
-from vae import datasets
 
 BATCH_SIZE = 20
 NUM_TRAIN = 200
@@ -19,39 +18,15 @@ STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
 TINY = autoencoder.AutoencoderConfig(hidden_units=(16,), code_dim=1)
 
 
-def _toy_splits(seed=0):
-    """A small subset of the toy2d data: 200 training and 60 test points."""
-    arrays = datasets.load_dataset("toy2d", seed=seed)
-    train = datasets.ArraySplit(
-        arrays.train.images[:NUM_TRAIN], arrays.train.labels[:NUM_TRAIN]
-    )
-    test = datasets.ArraySplit(arrays.test.images[:60], arrays.test.labels[:60])
-    return train, test
-
-
 def _data_source(train, test):
-    def train_batches(epoch, skip_batches):
-        return datasets.train_batches(
-            train,
-            batch_size=BATCH_SIZE,
-            epoch=epoch,
-            seed=0,
-            binarization="none",
-            num_classes=2,
-            skip_batches=skip_batches,
-        )
-
-    def test_batches():
-        # 60 points in batches of 25: the last batch is padded.
-        return datasets.eval_batches(
-            test, batch_size=25, seed=0, binarization="none", num_classes=2
-        )
-
-    return base.DataSource(
-        train_batches=train_batches,
-        steps_per_epoch=STEPS_PER_EPOCH,
+    # 60 test points in batches of 25: the last batch is padded.
+    return testing_utils.array_data_source(
+        train,
+        test,
         batch_size=BATCH_SIZE,
-        eval_batches={"test": test_batches},
+        eval_batch_size=25,
+        binarization="none",
+        num_classes=2,
     )
 
 
@@ -69,7 +44,7 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
     def setUp(self):
         super().setUp()
         tf.random.set_seed(0)
-        self.train_split, self.test_split = _toy_splits()
+        self.train_split, self.test_split = testing_utils.toy2d_splits(NUM_TRAIN)
 
     def _trainer(
         self, num_classes, epochs=3, trainer_class=autoencoder_trainer.AutoencoderTrainer
@@ -79,13 +54,11 @@ class AutoencoderTrainerTest(tf.test.TestCase, parameterized.TestCase):
                 hidden_units=(16,), code_dim=1, num_classes=num_classes
             )
         )
-        config = base.TrainerConfig(
-            workdir=self.create_tempdir().full_path,
+        config = testing_utils.looped_trainer_config(
+            self.create_tempdir().full_path,
             epochs=epochs,
             seed=0,
             steps_per_loop=STEPS_PER_EPOCH,
-            log_every_steps=STEPS_PER_EPOCH,
-            progress="none",
         )
         return trainer_class(
             model,

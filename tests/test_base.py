@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tests import testing_utils
 from trainers import base
 from trainers import elbo
 from vae import atomic_files
@@ -217,39 +218,16 @@ def _tiny_vae_setup(
     split = datasets.ArraySplit(images, np.zeros(len(images), np.int64))
     test = datasets.ArraySplit(images[:20], np.zeros(20, np.int64))
 
-    def train_batches(epoch, skip_batches):
-        dataset = datasets.train_batches(
-            split,
-            batch_size=_BATCH_SIZE,
-            epoch=epoch,
-            seed=3,
-            binarization="dynamic",
-            num_classes=1,
-            skip_batches=skip_batches,
-        )
-        if kill_at_batch is None or kill_at_batch[0] != epoch:
-            return dataset
-
-        def maybe_kill(index):
-            if int(index) == kill_at_batch[1]:
-                os.kill(os.getpid(), kill_signal)
-            return index
-
-        indices = tf.data.Dataset.range(skip_batches, _STEPS_PER_EPOCH)
-        zipped = tf.data.Dataset.zip((dataset, indices))
-        return zipped.map(
-            lambda batch, index: (batch, tf.py_function(maybe_kill, [index], tf.int64))
-        ).map(lambda batch, index: batch)
-
-    data = base.DataSource(
-        train_batches=train_batches,
-        steps_per_epoch=_STEPS_PER_EPOCH,
+    data = testing_utils.array_data_source(
+        split,
+        test,
         batch_size=_BATCH_SIZE,
-        eval_batches={
-            "test": lambda: datasets.eval_batches(
-                test, batch_size=8, seed=3, binarization="dynamic", num_classes=1
-            )
-        },
+        eval_batch_size=8,
+        binarization="dynamic",
+        num_classes=1,
+        seed=3,
+        signal_at_batch=kill_at_batch,
+        signal_number=kill_signal,
     )
     tf.random.set_seed(7)
     model = models.VAE(

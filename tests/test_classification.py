@@ -28,14 +28,8 @@ TINY_RECIPE = classification.TrainingRecipe(epochs=1, batch_size=10)
 
 
 def _separable_split(num_examples: int, seed: int) -> datasets.ArraySplit:
-    """Two classes of 8x8 uint8 images: a bright top half or a bright left half."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=num_examples)
-    images = rng.integers(0, 60, size=(num_examples, *IMAGE_SHAPE))
-    images[labels == 0, :4, :, :] += 180
-    images[labels == 1, :, :4, :] += 180
-    return datasets.ArraySplit(
-        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
+    return testing_utils.two_class_split(
+        num_examples, seed, IMAGE_SHAPE, noise=60, brightness=180
     )
 
 
@@ -48,27 +42,13 @@ class ClassificationTrainerTest(tf.test.TestCase, parameterized.TestCase):
         self.test_split = _separable_split(30, seed=2)
 
     def _trainer(self, *, epochs, config=SMALL, label_smoothing=0.0, learning_rate=1e-2):
-        data = base.DataSource(
-            train_batches=lambda epoch, skip: datasets.train_batches(
-                self.train_split,
-                batch_size=BATCH_SIZE,
-                epoch=epoch,
-                seed=0,
-                binarization="none",
-                num_classes=2,
-                skip_batches=skip,
-            ),
-            steps_per_epoch=NUM_TRAIN // BATCH_SIZE,
+        data = testing_utils.array_data_source(
+            self.train_split,
+            self.test_split,
             batch_size=BATCH_SIZE,
-            eval_batches={
-                "test": lambda: datasets.eval_batches(
-                    self.test_split,
-                    batch_size=8,
-                    seed=0,
-                    binarization="none",
-                    num_classes=2,
-                )
-            },
+            eval_batch_size=8,
+            binarization="none",
+            num_classes=2,
         )
         return classification.ClassificationTrainer(
             classifier.Classifier(config),

@@ -4,6 +4,7 @@ Bernoulli likelihood; colour in the pictures, the export and user images.
 Tiny models on 8x8 to 12x12 images; one optimisation step at most.
 """
 
+import dataclasses
 import os
 import types
 
@@ -12,36 +13,18 @@ import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from trainers import hooks
 from vae import export
 from vae import generation
 from vae import models
 from vae import vaegan
 
-
-def _conv_config(image_shape, **overrides):
-    return models.ModelConfig(
-        architecture="conv",
-        image_shape=image_shape,
-        latent_dim=2,
-        encoder_filters=(4, 4),
-        encoder_strides=(2, 2),
-        encoder_padding="SAME",
-        decoder_base_channels=4,
-        decoder_filters=(4, 4),
-        decoder_strides=(2, 2),
-        **overrides,
-    )
+_conv_config = testing_utils.tiny_conv_config
 
 
 def _mlp_config(image_shape, **overrides):
-    return models.ModelConfig(
-        architecture="mlp",
-        image_shape=image_shape,
-        latent_dim=2,
-        hidden_units=(8,),
-        **overrides,
-    )
+    return testing_utils.mlp_config(image_shape, (8,), **overrides)
 
 
 def _continuous_bernoulli_log_density(x, logits):
@@ -108,16 +91,8 @@ class ShapesTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_vaegan_takes_colour(self):
         model = vaegan.VaeGan(
-            vaegan.VaeGanConfig(
-                image_shape=(8, 8, 3),
-                latent_dim=2,
-                num_classes=2,
-                encoder_filters=(4, 4),
-                encoder_dense_units=(8,),
-                decoder_base_channels=4,
-                decoder_filters=(4, 4),
-                discriminator_filters=(4, 4),
-                similarity_channels=2,
+            dataclasses.replace(
+                testing_utils.TINY_VAEGAN, image_shape=(8, 8, 3), num_classes=2
             )
         )
         labels = tf.one_hot([0, 1], 2)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from trainers import base
 from trainers import elbo
 from trainers import losses
@@ -19,23 +20,13 @@ IMAGE_SHAPE = (4, 4, 1)
 NUM_TRAIN = 64
 BATCH_SIZE = 16
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
-MODEL_CONFIG = models.ModelConfig(
-    architecture="mlp", image_shape=IMAGE_SHAPE, latent_dim=2, hidden_units=(16,)
-)
+MODEL_CONFIG = testing_utils.mlp_config(IMAGE_SHAPE, (16,))
 TRAIN_KEYS = {"loss", "elbo", "reconstruction", "kl", "kl_weight"}
 EVAL_KEYS = {"elbo", "reconstruction", "kl"}
 
 
 def _synthetic_split(num_examples: int, seed: int) -> datasets.ArraySplit:
-    """Two classes of 4x4 uint8 images: bright top half or bright left half."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=num_examples)
-    images = rng.integers(0, 40, size=(num_examples, *IMAGE_SHAPE))
-    images[labels == 0, :2, :, :] += 200
-    images[labels == 1, :, :2, :] += 200
-    return datasets.ArraySplit(
-        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
-    )
+    return testing_utils.two_class_split(num_examples, seed, IMAGE_SHAPE)
 
 
 def _data_source(
@@ -44,31 +35,14 @@ def _data_source(
     eval_batch_size: int = 8,
     seed: int = 0,
 ) -> base.DataSource:
-    def train_batches(epoch, skip_batches):
-        return datasets.train_batches(
-            train,
-            batch_size=BATCH_SIZE,
-            epoch=epoch,
-            seed=seed,
-            binarization="static",
-            num_classes=2,
-            skip_batches=skip_batches,
-        )
-
-    def test_batches():
-        return datasets.eval_batches(
-            test,
-            batch_size=eval_batch_size,
-            seed=seed,
-            binarization="static",
-            num_classes=2,
-        )
-
-    return base.DataSource(
-        train_batches=train_batches,
-        steps_per_epoch=datasets.steps_per_epoch(train.num_examples, BATCH_SIZE),
+    return testing_utils.array_data_source(
+        train,
+        test,
         batch_size=BATCH_SIZE,
-        eval_batches={"test": test_batches},
+        eval_batch_size=eval_batch_size,
+        binarization="static",
+        num_classes=2,
+        seed=seed,
     )
 
 
@@ -89,13 +63,10 @@ class ElboTrainerTest(tf.test.TestCase, parameterized.TestCase):
         eval_batch_size=8,
     ):
         model = models.VAE(MODEL_CONFIG)
-        config = base.TrainerConfig(
-            workdir=self.create_tempdir().full_path,
+        config = testing_utils.looped_trainer_config(
+            self.create_tempdir().full_path,
             epochs=epochs,
-            seed=3,
             steps_per_loop=STEPS_PER_EPOCH,
-            log_every_steps=STEPS_PER_EPOCH,
-            progress="none",
         )
         return trainer_class(
             model=model,

@@ -7,13 +7,12 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from trainers import evaluation
 from vae import classifier as classifier_lib
 from vae import models
 
-_TINY_MODEL = models.ModelConfig(
-    architecture="mlp", image_shape=(28, 28, 1), latent_dim=2, hidden_units=(8,)
-)
+_TINY_MODEL = testing_utils.mlp_config((28, 28, 1), (8,))
 _SMALL_EVALUATION = evaluation.EvaluationConfig(
     num_importance_samples=20,
     likelihood_examples=12,
@@ -289,13 +288,7 @@ class _LabelDrawingVae:
 
     def __init__(self, follow_label=True):
         self._model = models.VAE(
-            models.ModelConfig(
-                architecture="mlp",
-                image_shape=(28, 28, 1),
-                latent_dim=2,
-                hidden_units=(4,),
-                num_classes=10,
-            )
+            testing_utils.mlp_config((28, 28, 1), (4,), num_classes=10)
         )
         self.follow_label = follow_label
 

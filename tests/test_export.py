@@ -1,5 +1,6 @@
 """Tests for vae/export.py: the SavedModel works without this package."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,12 +10,11 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from vae import export
 from vae import models
 
-MODEL_CONFIG = models.ModelConfig(
-    architecture="mlp", image_shape=(4, 4, 1), latent_dim=2, hidden_units=(8,)
-)
+MODEL_CONFIG = testing_utils.mlp_config((4, 4, 1), (8,))
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Runs in a fresh interpreter. The repository may be installed in development
@@ -156,15 +156,7 @@ if __name__ == "__main__":
 class ConditionalExportTest(tf.test.TestCase):
     def test_signatures_take_labels_and_match_the_model(self):
         tf.random.set_seed(0)
-        model = models.VAE(
-            models.ModelConfig(
-                architecture="mlp",
-                image_shape=(4, 4, 1),
-                latent_dim=2,
-                hidden_units=(8,),
-                num_classes=3,
-            )
-        )
+        model = models.VAE(dataclasses.replace(MODEL_CONFIG, num_classes=3))
         export_dir = export.export_saved_model(
             model, os.path.join(self.get_temp_dir(), "export")
         )

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from tests import test_tcvae_trainer
-from trainers import base
+from tests import testing_utils
 from trainers import factorvae as factorvae_trainer
 from trainers import total_correlation
 from vae import factorvae
@@ -33,13 +33,8 @@ class FactorVaeTrainerTest(tf.test.TestCase):
         workdir=None,
         optimizers=None,
     ):
-        config = base.TrainerConfig(
-            workdir=workdir or self.create_tempdir().full_path,
-            epochs=epochs,
-            seed=3,
-            steps_per_loop=2,
-            log_every_steps=2,
-            progress="none",
+        config = testing_utils.looped_trainer_config(
+            workdir or self.create_tempdir().full_path, epochs=epochs
         )
         model = factorvae.FactorVAE(TINY)
         data = test_tcvae_trainer.data_source()

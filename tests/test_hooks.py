@@ -10,21 +10,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tests import testing_utils
 from trainers import base
 from trainers import hooks
 from vae import figures
 from vae import models
 
-# 8x8 -> 3x3 -> 1x1 in the encoder, 2x2 -> 4x4 -> 8x8 in the decoder.
-SMALL_CONV = models.ModelConfig(
-    image_shape=(8, 8, 1),
-    latent_dim=2,
-    encoder_filters=(4, 8),
-    encoder_strides=(2, 2),
-    decoder_base_channels=4,
-    decoder_filters=(8, 4),
-    decoder_strides=(2, 2),
-)
+SMALL_CONV = testing_utils.SMALL_CONV
 PICTURE_NAMES = ("reconstructions", "samples", "manifold", "latent_scatter")
 NUM_IMAGES = 12
 NUM_SAMPLES = 9
@@ -237,15 +229,7 @@ class VaePicturesTest(tf.test.TestCase):
 class ConditionalPicturesTest(tf.test.TestCase):
     def test_per_label_manifolds_scatters_gifs_and_style_transfer(self):
         tf.random.set_seed(0)
-        model = models.VAE(
-            models.ModelConfig(
-                architecture="mlp",
-                image_shape=(8, 8, 1),
-                latent_dim=2,
-                hidden_units=(4,),
-                num_classes=3,
-            )
-        )
+        model = models.VAE(testing_utils.mlp_config((8, 8, 1), (4,), num_classes=3))
         workdir = self.create_tempdir().full_path
         trainer = _fake_trainer(model, workdir)
         rng = np.random.default_rng(0)

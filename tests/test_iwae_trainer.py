@@ -6,11 +6,10 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from trainers import base
+from tests import testing_utils
 from trainers import iwae
 from trainers import registry
 from trainers import two_level
-from vae import datasets
 from vae import hierarchical
 from vae import models
 
@@ -41,38 +40,18 @@ MODELS = {
 
 
 def _split(num_examples, seed):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=num_examples)
-    images = rng.integers(0, 40, size=(num_examples, *IMAGE_SHAPE))
-    images[labels == 0, :2] += 200
-    images[labels == 1, :, :2] += 200
-    return datasets.ArraySplit(
-        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
-    )
+    return testing_utils.two_class_split(num_examples, seed, IMAGE_SHAPE)
 
 
 def _data(train, test):
-    def train_batches(epoch, skip_batches):
-        return datasets.train_batches(
-            train,
-            batch_size=BATCH_SIZE,
-            epoch=epoch,
-            seed=0,
-            binarization="dynamic",
-            num_classes=2,
-            skip_batches=skip_batches,
-        )
-
-    def test_batches():
-        return datasets.eval_batches(
-            test, batch_size=8, seed=0, binarization="static", num_classes=2
-        )
-
-    return base.DataSource(
-        train_batches=train_batches,
-        steps_per_epoch=STEPS_PER_EPOCH,
+    return testing_utils.array_data_source(
+        train,
+        test,
         batch_size=BATCH_SIZE,
-        eval_batches={"test": test_batches},
+        eval_batch_size=8,
+        binarization="dynamic",
+        eval_binarization="static",
+        num_classes=2,
     )
 
 
@@ -93,13 +72,10 @@ class IwaeTrainerTest(tf.test.TestCase, parameterized.TestCase):
     ):
         tf.random.set_seed(0)
         model = MODELS[model_name]()
-        config = base.TrainerConfig(
-            workdir=workdir or self.create_tempdir().full_path,
+        config = testing_utils.looped_trainer_config(
+            workdir or self.create_tempdir().full_path,
             epochs=epochs,
-            seed=3,
-            steps_per_loop=2,
-            log_every_steps=STEPS_PER_EPOCH,
-            progress="none",
+            steps_per_loop=STEPS_PER_EPOCH,
         )
         objective = trainer_class.objective_class(learning_rate=1e-2, **objective)
         return trainer_class.from_objective(

@@ -1,5 +1,6 @@
 """Mixed precision: bfloat16 arithmetic, float32 variables, float32 losses."""
 
+import dataclasses
 import json
 import os
 
@@ -12,16 +13,8 @@ from vae import layers
 from vae import models
 from vae import vaegan
 
-TINY_CONV = dict(
-    architecture="conv",
-    image_shape=(8, 8, 1),
-    latent_dim=2,
-    encoder_filters=(4, 4),
-    encoder_strides=(2, 2),
-    encoder_padding="SAME",
-    decoder_base_channels=4,
-    decoder_filters=(4, 4),
-    decoder_strides=(2, 2),
+TINY_CONV = testing_utils.tiny_conv_config(
+    (8, 8, 1),
     num_classes=3,
     conditioning="label_maps",
     hidden_batch_norm=True,
@@ -57,8 +50,8 @@ class ModelsTest(tf.test.TestCase):
             tf.random.stateless_uniform([6, 8, 8, 1], seed=[3, 4]) > 0.5, tf.float32
         )
         labels = tf.one_hot([0, 1, 2, 0, 1, 2], 3)
-        full = models.VAE(models.ModelConfig(**TINY_CONV))
-        half = models.VAE(models.ModelConfig(compute_dtype="bfloat16", **TINY_CONV))
+        full = models.VAE(TINY_CONV)
+        half = models.VAE(dataclasses.replace(TINY_CONV, compute_dtype="bfloat16"))
         for source, target in zip(full.trainable_variables, half.trainable_variables):
             target.assign(source)
         terms = {}
@@ -85,18 +78,7 @@ class ModelsTest(tf.test.TestCase):
 
     def test_a_bfloat16_vaegan_discriminator_returns_float32(self):
         model = vaegan.VaeGan(
-            vaegan.VaeGanConfig(
-                image_shape=(8, 8, 1),
-                latent_dim=2,
-                num_classes=3,
-                encoder_filters=(4, 4),
-                encoder_dense_units=(8,),
-                decoder_base_channels=4,
-                decoder_filters=(4, 4),
-                discriminator_filters=(4, 4),
-                similarity_channels=2,
-                compute_dtype="bfloat16",
-            )
+            dataclasses.replace(testing_utils.TINY_VAEGAN, compute_dtype="bfloat16")
         )
         logits, features = model.discriminate(
             tf.zeros([2, 8, 8, 1]), tf.one_hot([0, 2], 3)

@@ -8,31 +8,17 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests import testing_utils
 from vae import models
 
 tfd = tfp.distributions
 
-# Small enough to run in milliseconds: 8x8 -> 3x3 -> 1x1 in the encoder,
-# 2x2 -> 4x4 -> 8x8 in the decoder.
-SMALL_CONV = models.ModelConfig(
-    image_shape=(8, 8, 1),
-    latent_dim=3,
-    encoder_filters=(4, 8),
-    encoder_strides=(2, 2),
-    decoder_base_channels=4,
-    decoder_filters=(8, 4),
-    decoder_strides=(2, 2),
-)
+# Small enough to run in milliseconds.
+SMALL_CONV = dataclasses.replace(testing_utils.SMALL_CONV, latent_dim=3)
 SMALL_GAUSSIAN = dataclasses.replace(
     SMALL_CONV, image_shape=(8, 8, 2), likelihood="gaussian", decoder_output="conv"
 )
-TOY_MLP = models.ModelConfig(
-    architecture="mlp",
-    image_shape=(2,),
-    latent_dim=2,
-    hidden_units=(8,),
-    likelihood="gaussian",
-)
+TOY_MLP = testing_utils.mlp_config((2,), (8,), likelihood="gaussian")
 
 
 def _log_sigmoid(logits):

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from trainers import base
+from tests import testing_utils
 from trainers import optimizers
 from trainers import tcvae
 from trainers import total_correlation
@@ -13,9 +13,7 @@ from vae import models
 IMAGE_SHAPE = (4, 4, 1)
 BATCH_SIZE = 8
 NUM_TRAIN = 32
-TINY = models.ModelConfig(
-    architecture="mlp", image_shape=IMAGE_SHAPE, latent_dim=3, hidden_units=(8,)
-)
+TINY = testing_utils.mlp_config(IMAGE_SHAPE, (8,), latent_dim=3)
 
 
 def data_source(seed=0):
@@ -29,23 +27,14 @@ def data_source(seed=0):
         )
 
     train, test = split(NUM_TRAIN), split(8)
-    return base.DataSource(
-        train_batches=lambda epoch, skip: datasets.train_batches(
-            train,
-            batch_size=BATCH_SIZE,
-            epoch=epoch,
-            seed=seed,
-            binarization="none",
-            num_classes=1,
-            skip_batches=skip,
-        ),
-        steps_per_epoch=NUM_TRAIN // BATCH_SIZE,
+    return testing_utils.array_data_source(
+        train,
+        test,
         batch_size=BATCH_SIZE,
-        eval_batches={
-            "test": lambda: datasets.eval_batches(
-                test, batch_size=4, seed=seed, binarization="none", num_classes=1
-            )
-        },
+        eval_batch_size=4,
+        binarization="none",
+        num_classes=1,
+        seed=seed,
     )
 
 
@@ -62,13 +51,8 @@ class BetaTcvaeTrainerTest(tf.test.TestCase):
         workdir=None,
         optimizer=None,
     ):
-        config = base.TrainerConfig(
-            workdir=workdir or self.create_tempdir().full_path,
-            epochs=epochs,
-            seed=3,
-            steps_per_loop=2,
-            log_every_steps=2,
-            progress="none",
+        config = testing_utils.looped_trainer_config(
+            workdir or self.create_tempdir().full_path, epochs=epochs
         )
         if optimizer is None:
             return tcvae.BetaTcvaeTrainer.from_objective(

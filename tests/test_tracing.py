@@ -10,6 +10,7 @@ have their own test in test_vaegan_trainer.py.)
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from trainers import base
 from trainers import elbo
 from trainers import optimizers
@@ -31,24 +32,13 @@ def _split(num_examples, seed):
 
 
 def _data_source():
-    train, test = _split(NUM_TRAIN, 1), _split(12, 2)
-    return base.DataSource(
-        train_batches=lambda epoch, skip: datasets.train_batches(
-            train,
-            batch_size=BATCH_SIZE,
-            epoch=epoch,
-            seed=0,
-            binarization="dynamic",
-            num_classes=2,
-            skip_batches=skip,
-        ),
-        steps_per_epoch=NUM_TRAIN // BATCH_SIZE,
+    return testing_utils.array_data_source(
+        _split(NUM_TRAIN, 1),
+        _split(12, 2),
         batch_size=BATCH_SIZE,
-        eval_batches={
-            "test": lambda: datasets.eval_batches(
-                test, batch_size=5, seed=0, binarization="dynamic", num_classes=2
-            )
-        },
+        eval_batch_size=5,
+        binarization="dynamic",
+        num_classes=2,
     )
 
 
@@ -78,14 +68,7 @@ class NoRetracingTest(tf.test.TestCase):
 
     def _elbo_trainer(self, workdir, epochs):
         trainer_class = _counting(elbo.ElboTrainer)
-        model = models.VAE(
-            models.ModelConfig(
-                architecture="mlp",
-                image_shape=IMAGE_SHAPE,
-                latent_dim=2,
-                hidden_units=(8,),
-            )
-        )
+        model = models.VAE(testing_utils.mlp_config(IMAGE_SHAPE, (8,)))
         return trainer_class(
             model,
             optimizers.make_optimizer("adam", 1e-3),

@@ -7,24 +7,14 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from vae import export
 from vae import layers
 from vae import models
 from vae import vaegan
 
 BATCH = 5
-# Tiny on purpose: the tests share two CPU cores with training runs.
-TINY = vaegan.VaeGanConfig(
-    image_shape=(8, 8, 1),
-    latent_dim=2,
-    num_classes=3,
-    encoder_filters=(4, 4),
-    encoder_dense_units=(8,),
-    decoder_base_channels=4,
-    decoder_filters=(4, 4),
-    discriminator_filters=(4, 4),
-    similarity_channels=2,
-)
+TINY = testing_utils.TINY_VAEGAN
 TINY_UNCONDITIONAL = dataclasses.replace(TINY, num_classes=0)
 
 CONFIGS = (("conditional", TINY), ("unconditional", TINY_UNCONDITIONAL))

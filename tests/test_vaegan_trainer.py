@@ -1,9 +1,12 @@
 """Tests for trainers/vaegan.py: three players, their updates and the balance."""
 
+import dataclasses
+
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from tests import testing_utils
 from trainers import base
 from trainers import optimizers
 from trainers import vaegan as vaegan_trainer
@@ -15,16 +18,8 @@ NUM_CLASSES = 3
 BATCH_SIZE = 6
 NUM_TRAIN = 24
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH_SIZE
-TINY = dict(
-    image_shape=IMAGE_SHAPE,
-    latent_dim=2,
-    encoder_filters=(4, 4),
-    encoder_dense_units=(8,),
-    decoder_base_channels=4,
-    decoder_filters=(4, 4),
-    discriminator_filters=(4, 4),
-    similarity_channels=2,
-)
+# The shared tiny VAE-GAN, for this file's images and classes.
+TINY = testing_utils.TINY_VAEGAN
 
 
 def _split(num_examples, seed):
@@ -39,28 +34,14 @@ def _split(num_examples, seed):
 
 
 def _data_source(seed=0):
-    train, test = _split(NUM_TRAIN, 1), _split(8, 2)
-    return base.DataSource(
-        train_batches=lambda epoch, skip: datasets.train_batches(
-            train,
-            batch_size=BATCH_SIZE,
-            epoch=epoch,
-            seed=seed,
-            binarization="none",
-            num_classes=NUM_CLASSES,
-            skip_batches=skip,
-        ),
-        steps_per_epoch=STEPS_PER_EPOCH,
+    return testing_utils.array_data_source(
+        _split(NUM_TRAIN, 1),
+        _split(8, 2),
         batch_size=BATCH_SIZE,
-        eval_batches={
-            "test": lambda: datasets.eval_batches(
-                test,
-                batch_size=4,
-                seed=seed,
-                binarization="none",
-                num_classes=NUM_CLASSES,
-            )
-        },
+        eval_batch_size=4,
+        binarization="none",
+        num_classes=NUM_CLASSES,
+        seed=seed,
     )
 
 
@@ -115,16 +96,9 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         epochs=1,
         workdir=None,
     ):
-        model = model or vaegan.VaeGan(
-            vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY)
-        )
-        config = base.TrainerConfig(
-            workdir=workdir or self.create_tempdir().full_path,
-            epochs=epochs,
-            seed=3,
-            steps_per_loop=2,
-            log_every_steps=2,
-            progress="none",
+        model = model or vaegan.VaeGan(TINY)
+        config = testing_utils.looped_trainer_config(
+            workdir or self.create_tempdir().full_path, epochs=epochs
         )
         return vaegan_trainer.VaeGanTrainer(
             model,
@@ -284,9 +258,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             # generator does.
             ([-0.5414, -0.5412, 0.7099, -3.0], 2, 2),
         ]
-        model = ScheduledVaeGan(
-            vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY), [0.0] * 6
-        )
+        model = ScheduledVaeGan(TINY, [0.0] * 6)
         trainer = self._trainer(model)
         step = tf.function(trainer.train_step)
         batch = self._batch(trainer)
@@ -367,7 +339,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # updates each (D loses, G loses): the simultaneous schedule still
         # takes exactly one forward pass and one step of each side per batch.
         model = ScheduledVaeGan(
-            vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY),
+            TINY,
             [-3.0] * 4 * STEPS_PER_EPOCH,
         )
         trainer = self._trainer(
@@ -392,7 +364,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             )
 
     def test_a_prior_weight_of_zero_decodes_no_prior_images(self):
-        model = vaegan.VaeGan(vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY))
+        model = vaegan.VaeGan(TINY)
         calls = {"decoder": 0, "discriminate": 0}
         decoder, discriminate = model.decoder, model.discriminate
 
@@ -439,7 +411,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
         # Two epochs whose iterations take different numbers of updates run
         # on one trace of the step: the decisions are tensors, not Python.
         model = ScheduledVaeGan(
-            vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY),
+            TINY,
             [-3.0, 3.0, 3.0, -3.0, 3.0, 3.0, 3.0] * 10,
         )
         trainer = self._trainer(model, epochs=2)
@@ -531,7 +503,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
     def test_optimizers_must_name_the_three_players(self):
         with self.assertRaisesRegex(ValueError, "one optimiser for each"):
             vaegan_trainer.VaeGanTrainer(
-                vaegan.VaeGan(vaegan.VaeGanConfig(num_classes=NUM_CLASSES, **TINY)),
+                vaegan.VaeGan(TINY),
                 {"encoder": optimizers.make_optimizer("sgd", 0.1)},
                 base.TrainerConfig(workdir=self.create_tempdir().full_path, epochs=1),
                 _data_source(),
@@ -561,7 +533,7 @@ class VaeGanTrainerTest(tf.test.TestCase, parameterized.TestCase):
             vaegan_trainer.VaeGanObjective(**fields).validate()
 
     def test_unconditional_variant_trains(self):
-        model = vaegan.VaeGan(vaegan.VaeGanConfig(num_classes=0, **TINY))
+        model = vaegan.VaeGan(dataclasses.replace(TINY, num_classes=0))
         trainer = self._trainer(model)
         result = trainer.train()
         self.assertTrue(np.isfinite(result.metrics["final"]["test"]["gan"]))

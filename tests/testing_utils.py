@@ -1,4 +1,6 @@
-"""Helpers shared by the tests: tiny IDX datasets written on the fly."""
+"""Helpers shared by the tests: tiny IDX datasets written on the fly, tiny
+models and data sources to train them on, and the launch programs run as a
+user runs them."""
 
 import gzip
 import os
@@ -10,7 +12,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from trainers import base
 from vae import datasets
+from vae import models
+from vae import vaegan
 
 _IDX_TYPE_CODES = {
     np.dtype(np.uint8): 0x08,
@@ -75,6 +80,173 @@ def write_fake_mnist(directory, *, num_train=20, num_test=7, train_labels=None, 
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# The smallest model the launch programs train in seconds on two cores; each
+# test adds the flags it needs after these.
+TINY_MLP_FLAGS = (
+    "--architecture=mlp",
+    "--hidden_units=8",
+    "--latent_dim=2",
+    "--batch_size=32",
+    "--eval_batch_size=64",
+)
+
+# Tiny on purpose: the tests share two CPU cores with training runs.
+TINY_VAEGAN = vaegan.VaeGanConfig(
+    image_shape=(8, 8, 1),
+    latent_dim=2,
+    num_classes=3,
+    encoder_filters=(4, 4),
+    encoder_dense_units=(8,),
+    decoder_base_channels=4,
+    decoder_filters=(4, 4),
+    discriminator_filters=(4, 4),
+    similarity_channels=2,
+)
+
+# 8x8 -> 3x3 -> 1x1 in the encoder, 2x2 -> 4x4 -> 8x8 in the decoder.
+SMALL_CONV = models.ModelConfig(
+    image_shape=(8, 8, 1),
+    latent_dim=2,
+    encoder_filters=(4, 8),
+    encoder_strides=(2, 2),
+    decoder_base_channels=4,
+    decoder_filters=(8, 4),
+    decoder_strides=(2, 2),
+)
+
+
+def tiny_conv_config(image_shape, **settings):
+    """A two-layer SAME-padded conv VAE with four channels a layer."""
+    return models.ModelConfig(
+        architecture="conv",
+        image_shape=image_shape,
+        latent_dim=2,
+        encoder_filters=(4, 4),
+        encoder_strides=(2, 2),
+        encoder_padding="SAME",
+        decoder_base_channels=4,
+        decoder_filters=(4, 4),
+        decoder_strides=(2, 2),
+        **settings,
+    )
+
+
+def mlp_config(image_shape, hidden_units, *, latent_dim=2, **settings):
+    """An MLP VAE's config: the quickest model to build and train."""
+    return models.ModelConfig(
+        architecture="mlp",
+        image_shape=image_shape,
+        latent_dim=latent_dim,
+        hidden_units=hidden_units,
+        **settings,
+    )
+
+
+def toy2d_splits(num_train=200, num_test=60):
+    """The first points of the toy2d data set's training and test splits."""
+    arrays = datasets.load_dataset("toy2d", seed=0)
+    train = datasets.ArraySplit(
+        arrays.train.images[:num_train], arrays.train.labels[:num_train]
+    )
+    test = datasets.ArraySplit(
+        arrays.test.images[:num_test], arrays.test.labels[:num_test]
+    )
+    return train, test
+
+
+def two_class_split(num_examples, seed, image_shape, *, noise=40, brightness=200):
+    """uint8 images of two classes a model tells apart at once: label 0 has a
+    bright top half, label 1 a bright left half, over uniform noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=num_examples)
+    images = rng.integers(0, noise, size=(num_examples, *image_shape))
+    images[labels == 0, : image_shape[0] // 2] += brightness
+    images[labels == 1, :, : image_shape[1] // 2] += brightness
+    return datasets.ArraySplit(
+        images=np.clip(images, 0, 255).astype(np.uint8), labels=labels.astype(np.int64)
+    )
+
+
+def array_data_source(
+    train,
+    test,
+    *,
+    batch_size,
+    eval_batch_size,
+    binarization,
+    num_classes,
+    seed=0,
+    eval_binarization=None,
+    signal_at_batch=None,
+    signal_number=None,
+):
+    """A DataSource over two in-memory splits, evaluated on `test`.
+
+    With `signal_at_batch=(epoch, batch)`, the input pipeline sends
+    `signal_number` to this process when it makes that batch, as a cluster
+    scheduler would before a time limit.
+    """
+    steps_per_epoch = datasets.steps_per_epoch(train.num_examples, batch_size)
+
+    def train_batches(epoch, skip_batches):
+        dataset = datasets.train_batches(
+            train,
+            batch_size=batch_size,
+            epoch=epoch,
+            seed=seed,
+            binarization=binarization,
+            num_classes=num_classes,
+            skip_batches=skip_batches,
+        )
+        if signal_at_batch is None or signal_at_batch[0] != epoch:
+            return dataset
+
+        def maybe_signal(index):
+            if int(index) == signal_at_batch[1]:
+                os.kill(os.getpid(), signal_number)
+            return index
+
+        indices = tf.data.Dataset.range(skip_batches, steps_per_epoch)
+        return (
+            tf.data.Dataset.zip((dataset, indices))
+            .map(
+                lambda batch, index: (
+                    batch,
+                    tf.py_function(maybe_signal, [index], tf.int64),
+                )
+            )
+            .map(lambda batch, index: batch)
+        )
+
+    def test_batches():
+        return datasets.eval_batches(
+            test,
+            batch_size=eval_batch_size,
+            seed=seed,
+            binarization=eval_binarization or binarization,
+            num_classes=num_classes,
+        )
+
+    return base.DataSource(
+        train_batches=train_batches,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        eval_batches={"test": test_batches},
+    )
+
+
+def looped_trainer_config(workdir, *, epochs, seed=3, steps_per_loop=2):
+    """A TrainerConfig that logs once a loop and draws no progress bar."""
+    return base.TrainerConfig(
+        workdir=workdir,
+        epochs=epochs,
+        seed=seed,
+        steps_per_loop=steps_per_loop,
+        log_every_steps=steps_per_loop,
+        progress="none",
+    )
 
 
 def program_environment(extra_environment=None):
