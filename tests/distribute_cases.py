@@ -117,43 +117,6 @@ def autoencoder_run(workdir, strategy, *, epochs=3, kill_at_batch=None):
 # Cases under MirroredStrategy.
 
 
-class _LinearModel(tf.Module):
-    def __init__(self):
-        super().__init__()
-        self.weight = tf.Variable(0.0, name="weight")
-        self.bias = tf.Variable(0.0, name="bias")
-
-    def __call__(self, x):
-        return self.weight * x + self.bias
-
-
-class _RegressionTrainer(base.Trainer):
-    """Least squares with plain SGD: the update is linear in the gradient, so
-    a wrong scaling over replicas shows at once."""
-
-    def __init__(self, model, config, data):
-        super().__init__(
-            model=model,
-            optimizers={
-                "regression": (tf_keras.optimizers.SGD(0.1), model.trainable_variables)
-            },
-            config=config,
-            data=data,
-        )
-
-    def train_step(self, batch, seed):
-        del seed  # Deterministic.
-        variables = self.optimized_variables["regression"]
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(self.model(batch["x"]) - batch["y"]))
-        gradients = tape.gradient(loss, variables)
-        self.optimizers["regression"].apply_gradients(zip(gradients, variables))
-        return {"loss": loss, "steps": tf.constant(1, tf.int32)}
-
-    def eval_step(self, batch):
-        return {"squared_error": tf.square(self.model(batch["x"]) - batch["y"])}
-
-
 def _regression_run(strategy):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, 64).astype(np.float32)
@@ -181,8 +144,8 @@ def _regression_run(strategy):
         eval_batches={"test": eval_batches},
     )
     with strategy.scope():
-        model = _LinearModel()
-        trainer = _RegressionTrainer(
+        model = testing_utils.LinearModel()
+        trainer = testing_utils.RegressionTrainer(
             model,
             base.TrainerConfig(
                 workdir=tempfile.mkdtemp(), epochs=3, steps_per_loop=3, progress="none"
@@ -343,11 +306,11 @@ def _elbo_run(strategy, regularised=True):
 
 
 def _refused_model_outside_scope(strategy):
-    model = _LinearModel()  # Not in the strategy's scope.
+    model = testing_utils.LinearModel()  # Not in the strategy's scope.
     data = base.DataSource(train_batches=None, steps_per_epoch=1, batch_size=2)
     try:
         with strategy.scope():
-            _RegressionTrainer(
+            testing_utils.RegressionTrainer(
                 model,
                 base.TrainerConfig(workdir=tempfile.mkdtemp(), epochs=1, progress="none"),
                 data,
@@ -361,8 +324,8 @@ def _refused_odd_batch(strategy):
     data = base.DataSource(train_batches=None, steps_per_epoch=1, batch_size=7)
     try:
         with strategy.scope():
-            _RegressionTrainer(
-                _LinearModel(),
+            testing_utils.RegressionTrainer(
+                testing_utils.LinearModel(),
                 base.TrainerConfig(workdir=tempfile.mkdtemp(), epochs=1, progress="none"),
                 data,
             )

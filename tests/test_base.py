@@ -15,43 +15,10 @@ from vae import atomic_files
 from vae import datasets
 from vae import models
 
-
-class LinearModel(tf.Module):
-    """y = w * x + b with scalar w and b."""
-
-    def __init__(self, name=None):
-        super().__init__(name=name)
-        self.weight = tf.Variable(0.0, name="weight")
-        self.bias = tf.Variable(0.0, name="bias")
-
-    def __call__(self, x):
-        return self.weight * x + self.bias
-
-
-class RegressionTrainer(base.Trainer):
-    """A subclass written the way users write one: only the maths of a step."""
-
-    def __init__(self, model, config, data):
-        super().__init__(
-            model=model,
-            optimizers={
-                "regression": (tf_keras.optimizers.SGD(0.1), model.trainable_variables)
-            },
-            config=config,
-            data=data,
-        )
-
-    def train_step(self, batch, seed):
-        variables = self.optimized_variables["regression"]
-        with tf.GradientTape() as tape:
-            error = self.model(batch["x"]) - batch["y"]
-            loss = tf.reduce_mean(tf.square(error))
-        gradients = tape.gradient(loss, variables)
-        self.optimizers["regression"].apply_gradients(zip(gradients, variables))
-        return {"loss": loss}
-
-    def eval_step(self, batch):
-        return {"squared_error": tf.square(self.model(batch["x"]) - batch["y"])}
+# The shared linear model and least-squares trainer, under the names the
+# tests of this file (and test_checkpoint_by_time.py) use.
+LinearModel = testing_utils.LinearModel
+RegressionTrainer = testing_utils.RegressionTrainer
 
 
 def regression_data(num_examples=64, batch_size=8, eval_batch_size=5):

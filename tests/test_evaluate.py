@@ -17,11 +17,7 @@ from tests import testing_utils
 from vae import classifier as classifier_lib
 
 _TINY_MODEL_FLAGS = [
-    "--architecture=mlp",
-    "--hidden_units=8",
-    "--latent_dim=2",
-    "--batch_size=32",
-    "--eval_batch_size=64",
+    *testing_utils.TINY_MLP_FLAGS,
     "--learning_rate=1e-3",
     "--binarization=dynamic",
     "--progress=log",
@@ -34,15 +30,8 @@ _CHEAP_EVALUATION_FLAGS = [
 ]
 
 
-def run_module(module, arguments):
-    # Never touch the user's real classifier cache from a test.
-    return testing_utils.run_module(
-        module,
-        arguments,
-        extra_environment={
-            "VAE_CACHE_DIR": os.path.join(tf.compat.v1.test.get_temp_dir(), "cache")
-        },
-    )
+# Never touch the user's real classifier cache from a test.
+run_module = testing_utils.run_module_with_private_cache
 
 
 class EvaluateProgramTest(tf.test.TestCase):

@@ -33,14 +33,7 @@ _CHEAP_EVALUATION_FLAGS = [
 ]
 
 
-def run_module(module, arguments):
-    return testing_utils.run_module(
-        module,
-        arguments,
-        extra_environment={
-            "VAE_CACHE_DIR": os.path.join(tf.compat.v1.test.get_temp_dir(), "cache")
-        },
-    )
+run_module = testing_utils.run_module_with_private_cache
 
 
 class EvaluateDisentanglementTest(tf.test.TestCase):
@@ -85,9 +78,7 @@ class EvaluateDisentanglementTest(tf.test.TestCase):
                 for arguments in runs
             ],
             timeout=900,
-            extra_environment={
-                "VAE_CACHE_DIR": os.path.join(tf.compat.v1.test.get_temp_dir(), "cache")
-            },
+            extra_environment=testing_utils.private_cache_environment(),
         ):
             if run.returncode != 0:
                 raise AssertionError(run.stderr[-3000:])

@@ -10,6 +10,17 @@ import tensorflow as tf
 from vae import flows
 from vae import models
 
+# A two-step IAF posterior on a 2-d latent space of a tiny MLP VAE.
+_IAF_MLP = models.ModelConfig(
+    architecture="mlp",
+    image_shape=(4,),
+    latent_dim=2,
+    hidden_units=(5,),
+    posterior_flow="iaf",
+    flow_steps=2,
+    flow_hidden_units=(6,),
+)
+
 
 def _randomise(module, seed):
     """Replaces every variable with a random value, so no step is near the
@@ -39,16 +50,7 @@ def test_log_det_is_the_autodiff_jacobians():
 
 
 def test_flow_posterior_log_density_is_base_less_log_det():
-    config = models.ModelConfig(
-        architecture="mlp",
-        image_shape=(4,),
-        latent_dim=2,
-        hidden_units=(5,),
-        posterior_flow="iaf",
-        flow_steps=2,
-        flow_hidden_units=(6,),
-    )
-    model = models.VAE(config)
+    model = models.VAE(_IAF_MLP)
     _randomise(model.flow, 3)
     assert not model.has_analytic_kl
     images = tf.constant([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
@@ -80,16 +82,7 @@ def test_flow_posterior_log_density_is_base_less_log_det():
 
 
 def test_flow_variables_exist_at_construction_and_train():
-    config = models.ModelConfig(
-        architecture="mlp",
-        image_shape=(4,),
-        latent_dim=2,
-        hidden_units=(5,),
-        posterior_flow="iaf",
-        flow_steps=2,
-        flow_hidden_units=(6,),
-    )
-    model = models.VAE(config)
+    model = models.VAE(_IAF_MLP)
     flow_variables = model.flow.trainable_variables
     assert flow_variables  # Built before any call.
     assert all(any(v is w for w in model.trainable_variables) for v in flow_variables)
@@ -102,19 +95,10 @@ def test_flow_variables_exist_at_construction_and_train():
 
 
 def test_flow_model_checkpoint_round_trip():
-    config = models.ModelConfig(
-        architecture="mlp",
-        image_shape=(4,),
-        latent_dim=2,
-        hidden_units=(5,),
-        posterior_flow="iaf",
-        flow_steps=2,
-        flow_hidden_units=(6,),
-    )
-    model = models.VAE(config)
+    model = models.VAE(_IAF_MLP)
     _randomise(model, 5)
     path = tf.train.Checkpoint(model=model).save(os.path.join(tempfile.mkdtemp(), "ckpt"))
-    restored = models.VAE(config)
+    restored = models.VAE(_IAF_MLP)
     tf.train.Checkpoint(model=restored).restore(path).assert_consumed()
     for a, b in zip(model.trainable_variables, restored.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

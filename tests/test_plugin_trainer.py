@@ -10,7 +10,6 @@ a user's own file would be.
 import json
 import os
 import shutil
-import signal
 
 import tensorflow as tf
 
@@ -75,16 +74,9 @@ class PluginTrainerTest(tf.test.TestCase):
     def test_sigterm_and_rerun_match_the_uninterrupted_run(self):
         workdir = os.path.join(self.root, "interrupted")
         arguments = [f"--workdir={workdir}", *self.common]
-        process = testing_utils.start_module(
-            "launch.train", arguments, extra_environment=self.environment
+        testing_utils.stop_after_first_epoch(
+            self, arguments, workdir, extra_environment=self.environment
         )
-        metrics_path = os.path.join(workdir, "metrics.json")
-        testing_utils.wait_while_running(
-            self, process, lambda: os.path.exists(metrics_path)
-        )
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-        self.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)
         self.assertLen(self.read_json(workdir, "metrics.json")["epochs"], 1)
 
         resumed = self.run_train(arguments)

@@ -1,5 +1,6 @@
 """Tests of the VampPrior (vae/priors.py) and of a VAE built with it."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,6 +9,16 @@ import tensorflow as tf
 
 from vae import models
 from vae import priors
+
+# A VampPrior of three pseudo-inputs on a 2-d latent space of a tiny MLP VAE.
+_VAMP_MLP = models.ModelConfig(
+    architecture="mlp",
+    image_shape=(4,),
+    latent_dim=2,
+    hidden_units=(5,),
+    prior="vamp",
+    num_pseudo_inputs=3,
+)
 
 
 def _normal_log_density(z, loc, scale):
@@ -45,15 +56,7 @@ def test_mixture_log_density_is_the_formula():
 def test_vamp_prior_of_a_model_is_normalised(latent_dim):
     # A tiny VAE whose VampPrior is the encoder's posteriors at 3
     # pseudo-inputs; integrate exp(log p(z)) on a grid (trapezoid rule).
-    config = models.ModelConfig(
-        architecture="mlp",
-        image_shape=(4,),
-        latent_dim=latent_dim,
-        hidden_units=(5,),
-        prior="vamp",
-        num_pseudo_inputs=3,
-    )
-    model = models.VAE(config)
+    model = models.VAE(dataclasses.replace(_VAMP_MLP, latent_dim=latent_dim))
     axis = np.linspace(-12.0, 12.0, 601 if latent_dim == 1 else 241)
     grids = np.meshgrid(*([axis] * latent_dim), indexing="ij")
     points = np.stack([g.ravel() for g in grids], axis=-1).astype(np.float32)
@@ -65,15 +68,7 @@ def test_vamp_prior_of_a_model_is_normalised(latent_dim):
 
 
 def test_vamp_prior_components_are_the_encoders_posteriors():
-    config = models.ModelConfig(
-        architecture="mlp",
-        image_shape=(4,),
-        latent_dim=2,
-        hidden_units=(5,),
-        prior="vamp",
-        num_pseudo_inputs=3,
-    )
-    model = models.VAE(config)
+    model = models.VAE(_VAMP_MLP)
     pseudo = tf.sigmoid(model.pseudo_inputs.logits)
     posterior = model.encode(pseudo)
     loc = posterior.loc.numpy()
@@ -91,15 +86,7 @@ def test_vamp_prior_components_are_the_encoders_posteriors():
 
 
 def test_samples_and_pictures_draw_from_the_mixture():
-    config = models.ModelConfig(
-        architecture="mlp",
-        image_shape=(4,),
-        latent_dim=2,
-        hidden_units=(5,),
-        prior="vamp",
-        num_pseudo_inputs=3,
-    )
-    model = models.VAE(config)
+    model = models.VAE(_VAMP_MLP)
     prior = model.prior()
     loc = prior.components_distribution.loc.numpy()
     scale = prior.components_distribution.scale.diag_part().numpy()

@@ -17,27 +17,13 @@ from tests import testing_utils
 from vae import dsprites
 
 _TINY_MODEL_FLAGS = [
-    "--architecture=mlp",
-    "--hidden_units=8",
-    "--latent_dim=2",
-    "--batch_size=32",
-    "--eval_batch_size=64",
+    *testing_utils.TINY_MLP_FLAGS,
     "--optimizer=adam",
     "--binarization=dynamic",
     "--progress=log",
     "--pictures=false",
 ]
 
-# Holds the lock of the workdir given as argv[1], says so, then waits.
-_LOCK_HOLDER = """
-import sys, time
-from trainers import workdir_lock
-lock = workdir_lock.WorkdirLock(sys.argv[1])
-lock.acquire()
-lock.record_holder()
-print("held", flush=True)
-time.sleep(300)
-"""
 
 # vae-train whose second checkpoint save stops half-way (its data file cut
 # short, a temporary folder left), touches argv[1], and waits to be killed.
@@ -86,7 +72,7 @@ class RefusedLaunchTest(tf.test.TestCase):
         busy = os.path.join(root, "busy")
         os.makedirs(busy)
         holder = subprocess.Popen(
-            [sys.executable, "-c", _LOCK_HOLDER, busy],
+            [sys.executable, "-c", testing_utils.LOCK_HOLDER_SCRIPT, busy],
             env=testing_utils.program_environment(),
             stdout=subprocess.PIPE,
             text=True,

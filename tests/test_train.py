@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 
 import tensorflow as tf
 
@@ -13,11 +12,7 @@ from trainers import workdir_lock
 
 # A model small enough that a few epochs take seconds on two cores.
 _TINY_MODEL_FLAGS = [
-    "--architecture=mlp",
-    "--hidden_units=8",
-    "--latent_dim=2",
-    "--batch_size=32",
-    "--eval_batch_size=64",
+    *testing_utils.TINY_MLP_FLAGS,
     "--optimizer=adam",
     "--learning_rate=1e-3",
     "--binarization=dynamic",
@@ -211,14 +206,8 @@ class SignalTest(tf.test.TestCase):
 
         workdir = os.path.join(root, "interrupted")
         arguments = [f"--workdir={workdir}", *common]
-        process = testing_utils.start_module("launch.train", arguments)
+        stderr = testing_utils.stop_after_first_epoch(self, arguments, workdir)
         metrics_path = os.path.join(workdir, "metrics.json")
-        testing_utils.wait_while_running(
-            self, process, lambda: os.path.exists(metrics_path)
-        )
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-        self.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)
         self.assertIn("Run the same command again to resume", stderr)
         with open(metrics_path) as stream:
             self.assertLen(json.load(stream)["epochs"], 1)

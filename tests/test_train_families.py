@@ -12,11 +12,7 @@ import tensorflow as tf
 from tests import testing_utils
 
 _TINY = [
-    "--architecture=mlp",
-    "--hidden_units=8",
-    "--latent_dim=2",
-    "--batch_size=32",
-    "--eval_batch_size=64",
+    *testing_utils.TINY_MLP_FLAGS,
     "--learning_rate=1e-3",
     "--binarization=dynamic",
     "--progress=log",

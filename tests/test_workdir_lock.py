@@ -11,17 +11,6 @@ import tensorflow as tf
 from tests import testing_utils
 from trainers import workdir_lock
 
-# Holds the lock of the workdir given as argv[1], says so, then waits.
-_HOLDER = """
-import sys, time
-from trainers import workdir_lock
-lock = workdir_lock.WorkdirLock(sys.argv[1])
-lock.acquire()
-lock.record_holder()
-print("held", flush=True)
-time.sleep(300)
-"""
-
 
 class WorkdirLockTest(tf.test.TestCase):
     def test_second_holder_is_refused_with_the_first_ones_pid_and_host(self):
@@ -57,7 +46,7 @@ class WorkdirLockTest(tf.test.TestCase):
     def test_lock_is_recovered_after_its_holder_is_killed(self):
         workdir = self.create_tempdir().full_path
         process = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, workdir],
+            [sys.executable, "-c", testing_utils.LOCK_HOLDER_SCRIPT, workdir],
             env=testing_utils.program_environment(),
             stdout=subprocess.PIPE,
             text=True,

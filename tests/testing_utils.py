@@ -4,6 +4,7 @@ user runs them."""
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from trainers import base
 from vae import datasets
@@ -249,6 +251,61 @@ def looped_trainer_config(workdir, *, epochs, seed=3, steps_per_loop=2):
     )
 
 
+class LinearModel(tf.Module):
+    """y = w * x + b with scalar w and b."""
+
+    def __init__(self, name=None):
+        super().__init__(name=name)
+        self.weight = tf.Variable(0.0, name="weight")
+        self.bias = tf.Variable(0.0, name="bias")
+
+    def __call__(self, x):
+        return self.weight * x + self.bias
+
+
+class RegressionTrainer(base.Trainer):
+    """A subclass written the way users write one: only the maths of a step.
+
+    Least squares with plain SGD: the update is linear in the gradient, so a
+    wrong scaling over replicas shows at once."""
+
+    def __init__(self, model, config, data):
+        super().__init__(
+            model=model,
+            optimizers={
+                "regression": (tf_keras.optimizers.SGD(0.1), model.trainable_variables)
+            },
+            config=config,
+            data=data,
+        )
+
+    def train_step(self, batch, seed):
+        variables = self.optimized_variables["regression"]
+        with tf.GradientTape() as tape:
+            error = self.model(batch["x"]) - batch["y"]
+            loss = tf.reduce_mean(tf.square(error))
+        gradients = tape.gradient(loss, variables)
+        self.optimizers["regression"].apply_gradients(zip(gradients, variables))
+        # A constant metric: a mean over replicas keeps it 1 (a sum would not).
+        return {"loss": loss, "steps": tf.constant(1, tf.int32)}
+
+    def eval_step(self, batch):
+        return {"squared_error": tf.square(self.model(batch["x"]) - batch["y"])}
+
+
+# A Python program that holds the lock of the workdir given as argv[1], says
+# "held", then waits: another process holding a run's workdir.
+LOCK_HOLDER_SCRIPT = """
+import sys, time
+from trainers import workdir_lock
+lock = workdir_lock.WorkdirLock(sys.argv[1])
+lock.acquire()
+lock.record_holder()
+print("held", flush=True)
+time.sleep(300)
+"""
+
+
 def program_environment(extra_environment=None):
     """The environment a launch program runs in under test: this checkout
     importable, TensorFlow's C++ logging quiet."""
@@ -273,6 +330,19 @@ def run_module(module, arguments, *, timeout=300, extra_environment=None):
     )
 
 
+def private_cache_environment():
+    """Environment that keeps the programs' dataset and classifier caches in
+    the test's temporary directory, never in the user's cache."""
+    return {"VAE_CACHE_DIR": os.path.join(tf.compat.v1.test.get_temp_dir(), "cache")}
+
+
+def run_module_with_private_cache(module, arguments, **settings):
+    """`run_module` in `private_cache_environment()`."""
+    return run_module(
+        module, arguments, extra_environment=private_cache_environment(), **settings
+    )
+
+
 def start_module(module, arguments, *, extra_environment=None):
     """Starts `python -m module arguments...` as `run_module` runs it, and
     returns the process (stderr piped as text, stdout discarded)."""
@@ -284,6 +354,19 @@ def start_module(module, arguments, *, extra_environment=None):
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def stop_after_first_epoch(test_case, arguments, workdir, *, extra_environment=None):
+    """Starts `launch.train arguments...`, sends it SIGTERM once it has
+    written `metrics.json` (its first epoch), and checks that it stopped with
+    status 128 + SIGTERM; returns its stderr."""
+    process = start_module("launch.train", arguments, extra_environment=extra_environment)
+    metrics_path = os.path.join(workdir, "metrics.json")
+    wait_while_running(test_case, process, lambda: os.path.exists(metrics_path))
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    test_case.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)
+    return stderr
 
 
 def wait_while_running(test_case, process, done, timeout=240):
