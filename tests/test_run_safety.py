@@ -71,14 +71,7 @@ class RefusedLaunchTest(tf.test.TestCase):
         open(a_file, "w").close()
         busy = os.path.join(root, "busy")
         os.makedirs(busy)
-        holder = subprocess.Popen(
-            [sys.executable, "-c", testing_utils.LOCK_HOLDER_SCRIPT, busy],
-            env=testing_utils.program_environment(),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            self.assertEqual(holder.stdout.readline().strip(), "held")
+        with testing_utils.workdir_lock_holder(busy) as holder:
             diverging = os.path.join(root, "diverging")
             results = testing_utils.run_modules_concurrently(
                 [
@@ -94,10 +87,6 @@ class RefusedLaunchTest(tf.test.TestCase):
                     ),
                 ]
             )
-        finally:
-            holder.kill()
-            holder.wait()
-            holder.stdout.close()
         workdir_file, parent_file, in_use, diverged = results
         testing_utils.assert_clear_error(
             self, workdir_file, a_file, "is a file, not a directory"

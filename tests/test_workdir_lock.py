@@ -3,8 +3,6 @@
 import os
 import signal
 import socket
-import subprocess
-import sys
 
 import tensorflow as tf
 
@@ -45,25 +43,13 @@ class WorkdirLockTest(tf.test.TestCase):
 
     def test_lock_is_recovered_after_its_holder_is_killed(self):
         workdir = self.create_tempdir().full_path
-        process = subprocess.Popen(
-            [sys.executable, "-c", testing_utils.LOCK_HOLDER_SCRIPT, workdir],
-            env=testing_utils.program_environment(),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            self.assertEqual(process.stdout.readline().strip(), "held")
+        with testing_utils.workdir_lock_holder(workdir) as process:
             with self.assertRaisesRegex(
                 workdir_lock.WorkdirBusyError, f"pid {process.pid} "
             ):
                 workdir_lock.WorkdirLock(workdir).acquire()
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
         # The file stays behind, but the kernel dropped the lock.
         self.assertTrue(os.path.exists(os.path.join(workdir, "lock")))
         with workdir_lock.WorkdirLock(workdir) as lock:

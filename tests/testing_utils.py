@@ -2,6 +2,7 @@
 models and data sources to train them on, and the launch programs run as a
 user runs them."""
 
+import contextlib
 import gzip
 import os
 import signal
@@ -293,19 +294,6 @@ class RegressionTrainer(base.Trainer):
         return {"squared_error": tf.square(self.model(batch["x"]) - batch["y"])}
 
 
-# A Python program that holds the lock of the workdir given as argv[1], says
-# "held", then waits: another process holding a run's workdir.
-LOCK_HOLDER_SCRIPT = """
-import sys, time
-from trainers import workdir_lock
-lock = workdir_lock.WorkdirLock(sys.argv[1])
-lock.acquire()
-lock.record_holder()
-print("held", flush=True)
-time.sleep(300)
-"""
-
-
 def program_environment(extra_environment=None):
     """The environment a launch program runs in under test: this checkout
     importable, TensorFlow's C++ logging quiet."""
@@ -367,6 +355,39 @@ def stop_after_first_epoch(test_case, arguments, workdir, *, extra_environment=N
     _, stderr = process.communicate(timeout=120)
     test_case.assertEqual(process.returncode, 128 + signal.SIGTERM, stderr)
     return stderr
+
+
+# Holds the lock of the workdir given as argv[1], says "held", then waits.
+_LOCK_HOLDER_SCRIPT = """
+import sys, time
+from trainers import workdir_lock
+lock = workdir_lock.WorkdirLock(sys.argv[1])
+lock.acquire()
+lock.record_holder()
+print("held", flush=True)
+time.sleep(300)
+"""
+
+
+@contextlib.contextmanager
+def workdir_lock_holder(workdir):
+    """Another process that holds `workdir`'s lock for the `with` block (or
+    until the block kills it); yields the process."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER_SCRIPT, workdir],
+        env=program_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if process.stdout.readline().strip() != "held":
+            raise AssertionError(f"the lock holder of {workdir} did not start")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
 
 
 def wait_while_running(test_case, process, done, timeout=240):
