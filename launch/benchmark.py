@@ -87,8 +87,7 @@ _OUTPUT = flags.DEFINE_string(
 
 
 def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
+    errors.reject_positional_arguments(argv)
     unknown = [name for name in _PRESETS.value if name not in benchmarking.PRESETS]
     if unknown or not _PRESETS.value:
         errors.report_user_error(

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 import dataclasses
 import sys
 
-from absl import app
 from absl import flags
 import tensorflow as tf
 
@@ -431,8 +430,7 @@ def train_main(
         # Before any work (the console scripts install them even before
         # TensorFlow loads, see launch/entry_points.py).
         stop_signals.install_for_process()
-        if len(argv) > 1:
-            raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
+        errors.reject_positional_arguments(argv)
         try:
             result = experiment.run_training(
                 config_from_flags(), flags_text=flags.FLAGS.flags_into_string()

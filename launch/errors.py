@@ -11,6 +11,7 @@ from launch import user_errors
 # Re-exported: the reporting itself is free of TensorFlow (vae-submit uses it).
 from launch.user_errors import ConfigError  # noqa: F401
 from launch.user_errors import parse_flags_or_exit  # noqa: F401
+from launch.user_errors import reject_positional_arguments  # noqa: F401
 from launch.user_errors import report_user_error  # noqa: F401
 from trainers import checkpointing
 from trainers import workdir as workdir_lib

@@ -101,8 +101,7 @@ def _disentanglement_request(values):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
+    errors.reject_positional_arguments(argv)
     config = evaluation_program.EvaluateProgramConfig(
         workdir=_WORKDIR.value,
         data_dir=_DATA_DIR.value,

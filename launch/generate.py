@@ -172,8 +172,7 @@ def run_generation(config: GenerateConfig) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
+    errors.reject_positional_arguments(argv)
     config = GenerateConfig(
         workdir=_WORKDIR.value,
         source=_SOURCE.value,

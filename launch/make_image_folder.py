@@ -167,8 +167,7 @@ def make_image_folder(config: MakeFolderConfig) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
+    errors.reject_positional_arguments(argv)
     config = MakeFolderConfig(
         source=_SOURCE.value,
         output_dir=_OUTPUT_DIR.value,

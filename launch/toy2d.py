@@ -363,8 +363,7 @@ def config_from_flags() -> Toy2dConfig:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
+    errors.reject_positional_arguments(argv)
     with errors.exit_on_user_error():
         result = run_experiment(config_from_flags())
     if result.stop_signal is not None:

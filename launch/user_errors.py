@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 
+from absl import app
 from absl import flags
 
 from launch import flagfiles
@@ -35,6 +36,13 @@ def exit_on(error_types: tuple[type[BaseException], ...]) -> Iterator[None]:
     except error_types as error:
         report_user_error(error)
         sys.exit(2)
+
+
+def reject_positional_arguments(argv: Sequence[str]) -> None:
+    """absl's usage error (the program's usage, exit status 1) for words on the
+    command line that are not flags: every program takes flags only."""
+    if len(argv) > 1:
+        raise app.UsageError("Unexpected arguments: " + " ".join(argv[1:]))
 
 
 def parse_flags_or_exit(argv: Sequence[str]) -> list[str]:
