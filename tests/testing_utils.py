@@ -5,6 +5,7 @@ user runs them."""
 import contextlib
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -428,7 +429,25 @@ def train_on_fake_mnist(root, workdir_name, train_flags, *, num_train=64, num_te
     )
     if result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
+    assert_logs_no_errors(result.stderr)
     return data_dir, workdir
+
+
+# An error-level line of absl or TensorFlow's C++ logging: "E1206 22:01:02..."
+_ERROR_LINE = re.compile(r"^E\d{4} ", re.MULTILINE)
+
+
+def assert_logs_no_errors(stderr):
+    """A successful run logs no errors. The one exception is TensorFlow's
+    CUDA probe on a machine with CUDA libraries but no GPU driver ("failed
+    call to cuInit"), which is the machine's, not the run's."""
+    errors = [
+        line
+        for line in stderr.splitlines()
+        if _ERROR_LINE.match(line) and "failed call to cuInit" not in line
+    ]
+    if errors:
+        raise AssertionError("a successful run logged errors:\n" + "\n".join(errors))
 
 
 def run_modules_concurrently(runs, *, timeout=300, extra_environment=None):

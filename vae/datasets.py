@@ -1102,9 +1102,12 @@ def eval_batches(
         }
 
     dataset = tf.data.Dataset.from_tensor_slices((indices, masks))
-    dataset = dataset.map(
-        make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    # A sequential map: a gather is cheap next to the model's step, and the
+    # prefetch below overlaps it. A parallel one here is rewritten by
+    # TensorFlow 2.21 under op determinism (the programs' default) when the
+    # trainer evaluates, and the rewrite logs an error every epoch ("NodeDef
+    # mentions attribute use_unbounded_threadpool").
+    dataset = dataset.map(make_batch)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
