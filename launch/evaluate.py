@@ -17,7 +17,6 @@ node, the same command resumes where it stopped and ends with the numbers
 an uninterrupted evaluation gives.
 """
 
-import signal
 import sys
 
 from absl import app
@@ -30,9 +29,7 @@ from launch import exit_codes
 from launch import flag_types
 from launch import runs
 from trainers import evaluation
-
-# As for training: the signals that stop the evaluation, resumably.
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+from trainers import stop_signals
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
 _DATA_DIR = flags.DEFINE_string(
@@ -116,30 +113,19 @@ def main(argv):
         output=_OUTPUT.value,
         disentanglement=_disentanglement_request(_DISENTANGLEMENT.value),
     )
-    received = []
-
-    def request_stop(signal_number, frame):
-        del frame
-        if not received:
-            logging.warning(
-                "Received %s: finishing the current batch of "
-                "the likelihood estimate, then stopping.",
-                signal.Signals(signal_number).name,
-            )
-        received.append(signal_number)
-
-    for signal_number in _STOP_SIGNALS:
-        signal.signal(signal_number, request_stop)
+    # The signals that stop training stop the evaluation too, resumably.
+    stop = stop_signals.StopRequest(
+        stopping="finishing the current batch of the likelihood estimate, then stopping"
+    )
+    stop.install()
     try:
-        results = evaluation_program.run_evaluation(
-            config, stop_requested=lambda: bool(received)
-        )
-    except evaluation_program.USER_ERRORS as error:
-        evaluation_program.report_user_error(error)
-        sys.exit(exit_codes.USER_ERROR)
+        with errors.exit_on_user_error():
+            results = evaluation_program.run_evaluation(
+                config, stop_requested=lambda: stop.requested
+            )
     except evaluation.EvaluationInterrupted as stopped:
         logging.warning("Evaluation %s. Run the same command again to resume.", stopped)
-        sys.exit(exit_codes.stopped_by(received[0]))
+        sys.exit(exit_codes.stopped_by(stop.signal_number))
     print(evaluation_program.format_table(results))
 
 

@@ -37,8 +37,15 @@ class StopRequest:
     """Records the stop signals a process received; see the module
     docstring."""
 
-    def __init__(self):
+    def __init__(
+        self,
+        stopping: str = "finishing the current step, then writing a checkpoint "
+        "and stopping",
+    ):
+        """`stopping` says, in the log, what the program does on the first
+        signal."""
         self.received: list[int] = []
+        self._stopping = stopping
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signal_number, frame):
@@ -46,11 +53,7 @@ class StopRequest:
         name = signal.Signals(signal_number).name
         if not self.received:
             self.received.append(signal_number)
-            logging.warning(
-                "Received %s: finishing the current step, then "
-                "writing a checkpoint and stopping.",
-                name,
-            )
+            logging.warning("Received %s: %s.", name, self._stopping)
             return
         if signal_number == signal.SIGINT and self.received == [signal.SIGINT]:
             # Ctrl-C twice: the person wants out now; the last checkpoint
@@ -58,9 +61,7 @@ class StopRequest:
             raise KeyboardInterrupt
         if signal_number not in self.received:
             self.received.append(signal_number)
-        logging.warning(
-            "Received %s while stopping: the checkpoint is still written first.", name
-        )
+        logging.warning("Received %s while stopping: still %s.", name, self._stopping)
 
     @property
     def signal_number(self) -> int | None:
