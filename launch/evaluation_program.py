@@ -24,8 +24,6 @@ from vae import atomic_files
 from vae import datasets
 from vae import disentanglement
 
-USER_ERRORS = errors.USER_ERRORS
-report_user_error = errors.report_user_error
 CLASSIFIER_DATASETS = ("mnist", "fashion_mnist")
 
 
