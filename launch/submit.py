@@ -29,8 +29,9 @@ The script
   grid point: the task's point is picked by $SLURM_ARRAY_TASK_ID, its flags
   are added after the command's (so they override it), and its workdir is
   WORKDIR/NAME1=V1,NAME2=V2;
-* asks Slurm for SIGUSR1 `--signal_seconds` before the time limit and marks
-  the job requeueable. The trainer checkpoints on SIGUSR1 and exits with
+* asks Slurm for SIGUSR1 `--signal_seconds` before the time limit, sent to
+  the script, which forwards it (and SIGTERM) to the training processes,
+  and marks the job requeueable. The trainer checkpoints on SIGUSR1 and exits with
   `exit_codes.REQUEUE` (138); the script then requeues the job, and the
   requeued job runs the same command, which resumes from the checkpoint.
   A SIGTERM (scancel, or preemption) also checkpoints, but is not requeued
@@ -448,9 +449,11 @@ def batch_script(config: SubmitConfig) -> str:
         f"--output={log_path}",
         # A requeued job writes on at the end of the same log.
         "--open-mode=append",
-        # To the training processes (no "B:"); the script forwards what it
-        # gets itself (scancel --batch or --full) to them too.
-        f"--signal={signal_name}@{config.signal_seconds}",
+        # To the batch script ("B:"), which runs from the job's start and
+        # forwards it: sent to the job step, a warning that came before srun
+        # had started the step (Slurm sends it up to a minute early, so at
+        # the start of a short job) was lost.
+        f"--signal=B:{signal_name}@{config.signal_seconds}",
         "--requeue",
         *config.sbatch_options,
     ]
@@ -468,6 +471,31 @@ def batch_script(config: SubmitConfig) -> str:
         )
     lines += [f"#SBATCH {shlex.quote(directive)}" for directive in directives]
     lines.append("")
+    lines += [
+        "# SIGUSR1 (the time-limit warning, sent here by --signal=B:...; or",
+        "# scancel --signal=USR1 --batch or --full) and SIGTERM (scancel,",
+        "# preemption) are forwarded to srun, which passes them to the training",
+        "# processes. srun drops a signal that comes before it has started",
+        "# them, so each is sent again 2 and 10 s after it came, or after srun",
+        "# started if it came before; the programs take a repeat as the same",
+        "# request.",
+        "got_usr1=0",
+        "got_term=0",
+        "srun_pid=",
+        "last_signal=",
+        "signalled_at=0",
+        "resends=0",
+        "forward() {",
+        '  if [ "$1" = USR1 ]; then got_usr1=1; else got_term=1; fi',
+        '  last_signal="$1"',
+        "  signalled_at=$SECONDS",
+        "  resends=0",
+        '  if [ -n "$srun_pid" ]; then kill -s "$1" "$srun_pid" 2>/dev/null; fi',
+        "}",
+        "trap 'forward USR1' USR1",
+        "trap 'forward TERM' TERM",
+        "",
+    ]
     lines.append(f"cd {shlex.quote(config.working_directory)} || exit 1")
     lines += list(config.setup)
 
@@ -506,27 +534,23 @@ def batch_script(config: SubmitConfig) -> str:
         srun_line += ' "${point[@]}"'
     lines += [
         "",
-        "# SIGUSR1 (the time-limit warning, or scancel --signal=USR1 to any",
-        "# process of the job) and SIGTERM (scancel, preemption) reach the",
-        "# training processes whichever process Slurm sent them to: the",
-        "# script forwards what it gets and keeps waiting for them.",
-        "got_usr1=0",
-        "got_term=0",
-        "srun_pid=",
-        "forward() {",
-        '  if [ "$1" = USR1 ]; then got_usr1=1; else got_term=1; fi',
-        '  if [ -n "$srun_pid" ]; then kill -s "$1" "$srun_pid" 2>/dev/null; fi',
-        "}",
-        "trap 'forward USR1' USR1",
-        "trap 'forward TERM' TERM",
+        "# Stopped before training started: nothing to checkpoint or resume.",
+        f'if [ "$got_term" -eq 1 ]; then exit {exit_codes.stopped_by(signal.SIGTERM)}; fi',
         f"{srun_line} &",
         "srun_pid=$!",
-        "# wait returns early when a trapped signal arrives: wait on.",
-        "while :; do",
-        '  wait "$srun_pid"',
-        "  status=$?",
-        '  kill -0 "$srun_pid" 2>/dev/null || break',
+        "signalled_at=$SECONDS",
+        "# Trapped signals are handled between the one-second sleeps.",
+        'while kill -0 "$srun_pid" 2>/dev/null; do',
+        "  sleep 1",
+        '  if [ -n "$last_signal" ] && [ "$resends" -lt 2 ] && '
+        "[ $((SECONDS - signalled_at)) -ge $((2 + 8 * resends)) ]; then",
+        '    kill -s "$last_signal" "$srun_pid" 2>/dev/null',
+        "    resends=$((resends + 1))",
+        "  fi",
         "done",
+        "# srun has ended: wait gives its exit status.",
+        'wait "$srun_pid"',
+        "status=$?",
         "",
         "# An array task requeues itself only, not the whole array.",
         'if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then',

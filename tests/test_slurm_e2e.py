@@ -178,9 +178,11 @@ class Scenarios:
         return self.finish(job_id, workdir)
 
     def time_limit(self):
-        # The warning is due 20 s after the start; slurmctld checks time
-        # limits every 30 s, so it lands while TensorFlow loads or early in
-        # training: either way a checkpoint, exit 138 and a requeue.
+        # The warning is due 20 s after the start, and Slurm sends it up to
+        # a minute early: at its first time-limit check (every 30 s), which
+        # may come before srun has started the training step. The batch
+        # script gets it (--signal=B:...) and forwards it: while TensorFlow
+        # loads or early in training, a checkpoint, exit 138 and a requeue.
         job_id, workdir = self.submit("time_limit", "--time=2", "--signal_seconds=100")
         deadline = time.monotonic() + _TIMEOUT
         while int(self.cluster.job_field(job_id, "Restarts") or 0) < 1:

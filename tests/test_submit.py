@@ -183,7 +183,7 @@ class BatchScriptTest(tf.test.TestCase):
                 "--account=proj",
                 "--output=/home/me/vae/runs/sweep/slurm-%j.out",
                 "--open-mode=append",
-                "--signal=USR1@180",
+                "--signal=B:USR1@180",
                 "--requeue",
                 "--qos=high",
             ],
@@ -335,11 +335,15 @@ class BatchScriptTest(tf.test.TestCase):
                     submit.batch_script(_config(**overrides))
 
 
-def _run_script(test_case, config, srun_body, environment=(), signal_to=None):
+def _run_script(
+    test_case, config, srun_body, environment=(), signal_to=None, signal_when="ready"
+):
     """Runs `config`'s batch script with stand-ins for Slurm, srun running
     `srun_body` (bash) instead of the training command. With `signal_to`,
-    sends that signal to the script once srun has started (as scancel
-    --batch does). Returns (exit status, the stand-ins' directory)."""
+    sends that signal to the script (as Slurm's time-limit warning and
+    scancel --batch do) once the file `signal_when` exists in the stand-ins'
+    directory ("ready": srun has started). Returns (exit status, the
+    stand-ins' directory)."""
     root = test_case.create_tempdir().full_path
     fake = _fake_slurm(root)
     _write_executable(
@@ -363,7 +367,7 @@ def _run_script(test_case, config, srun_body, environment=(), signal_to=None):
         text=True,
     )
     if signal_to is not None:
-        ready = os.path.join(root, "ready")
+        ready = os.path.join(root, signal_when)
         deadline = time.monotonic() + 30
         while not os.path.exists(ready):
             test_case.assertLess(time.monotonic(), deadline)
@@ -409,6 +413,45 @@ class ScriptBehaviourTest(tf.test.TestCase):
     def test_usr1_to_the_script_reaches_training_and_requeues(self):
         status, root = _run_script(
             self, _config(), _WAITING_TRAINER, signal_to=signal.SIGUSR1
+        )
+        self.assertEqual(status, 0)
+        self.assertEqual(_read(os.path.join(root, "got")).split(), ["USR1"])
+        self.assertEqual(_scontrol_calls(root), ["requeue 77"])
+
+    def test_usr1_before_srun_started_reaches_training(self):
+        # Slurm may send the time-limit warning up to a minute early: at the
+        # start of a short job, while the setup lines run.
+        status, root = _run_script(
+            self,
+            _config(setup=('touch "$FAKE_SLURM/setup"', "sleep 1")),
+            _WAITING_TRAINER,
+            signal_to=signal.SIGUSR1,
+            signal_when="setup",
+        )
+        self.assertEqual(status, 0)
+        self.assertEqual(_read(os.path.join(root, "got")).split(), ["USR1"])
+        self.assertEqual(_scontrol_calls(root), ["requeue 77"])
+
+    def test_term_before_srun_started_ends_the_job_without_training(self):
+        status, root = _run_script(
+            self,
+            _config(setup=('touch "$FAKE_SLURM/setup"', "sleep 1")),
+            _WAITING_TRAINER,
+            signal_to=signal.SIGTERM,
+            signal_when="setup",
+        )
+        self.assertEqual(status, exit_codes.stopped_by(signal.SIGTERM))
+        self.assertFalse(os.path.exists(os.path.join(root, "srun.log")))
+        self.assertEqual(_scontrol_calls(root), [])
+
+    def test_usr1_that_srun_drops_is_sent_again(self):
+        # srun drops a signal that comes before it has started the training
+        # processes; here srun ignores the first one.
+        status, root = _run_script(
+            self,
+            _config(),
+            "trap '' USR1\ntouch \"$FAKE_SLURM/ready\"\nsleep 0.5\n" + _WAITING_TRAINER,
+            signal_to=signal.SIGUSR1,
         )
         self.assertEqual(status, 0)
         self.assertEqual(_read(os.path.join(root, "got")).split(), ["USR1"])
