@@ -31,9 +31,10 @@ The script
   WORKDIR/NAME1=V1,NAME2=V2;
 * asks Slurm for SIGUSR1 `--signal_seconds` before the time limit, sent to
   the script, which forwards it (and SIGTERM) to the training processes,
-  and marks the job requeueable. The trainer checkpoints on SIGUSR1 and exits with
-  `exit_codes.REQUEUE` (138); the script then requeues the job, and the
-  requeued job runs the same command, which resumes from the checkpoint.
+  and marks the job requeueable. The trainer checkpoints on SIGUSR1 and
+  exits with `exit_codes.REQUEUE` (138); the script then requeues the job,
+  and the requeued job runs the same command, which resumes from the
+  checkpoint.
   A SIGTERM (scancel, or preemption) also checkpoints, but is not requeued
   by the script: after a scancel the job should end, and a preempted job is
   requeued by Slurm itself (`--requeue`).

@@ -10,8 +10,9 @@ the trainer installed its handlers only once training started, 15-40 s
 after a Slurm job step began).
 
 Several signals may arrive together (Slurm's `scancel --full` sends SIGUSR1
-to the batch shell and the step; srun forwards what it gets, so a process can
-receive the same signal twice, or SIGUSR1 then SIGTERM). The first one starts
+to the batch shell and the step; srun forwards what it gets, and vae-submit's
+script sends each signal again a few seconds later, so a process can receive
+the same signal several times, or SIGUSR1 then SIGTERM). The first one starts
 the stop; later ones are logged and otherwise ignored while the checkpoint is
 written, so a second signal never aborts the stop (a KeyboardInterrupt
 traceback and no checkpoint, as before). The run then exits for the most
