@@ -382,6 +382,17 @@ def _scontrol_calls(root):
     return _read(path).splitlines() if os.path.exists(path) else []
 
 
+def _signal_during_setup(test_case, signal_number):
+    """`_run_script` with a signal to the script while its setup lines run."""
+    return _run_script(
+        test_case,
+        _config(setup=('touch "$FAKE_SLURM/setup"', "sleep 1")),
+        _WAITING_TRAINER,
+        signal_to=signal_number,
+        signal_when="setup",
+    )
+
+
 # A training process that waits for a signal and exits as the trainer does.
 _WAITING_TRAINER = (
     "trap 'echo USR1 >> \"$FAKE_SLURM/got\"; exit 138' USR1\n"
@@ -421,25 +432,13 @@ class ScriptBehaviourTest(tf.test.TestCase):
     def test_usr1_before_srun_started_reaches_training(self):
         # Slurm may send the time-limit warning up to a minute early: at the
         # start of a short job, while the setup lines run.
-        status, root = _run_script(
-            self,
-            _config(setup=('touch "$FAKE_SLURM/setup"', "sleep 1")),
-            _WAITING_TRAINER,
-            signal_to=signal.SIGUSR1,
-            signal_when="setup",
-        )
+        status, root = _signal_during_setup(self, signal.SIGUSR1)
         self.assertEqual(status, 0)
         self.assertEqual(_read(os.path.join(root, "got")).split(), ["USR1"])
         self.assertEqual(_scontrol_calls(root), ["requeue 77"])
 
     def test_term_before_srun_started_ends_the_job_without_training(self):
-        status, root = _run_script(
-            self,
-            _config(setup=('touch "$FAKE_SLURM/setup"', "sleep 1")),
-            _WAITING_TRAINER,
-            signal_to=signal.SIGTERM,
-            signal_when="setup",
-        )
+        status, root = _signal_during_setup(self, signal.SIGTERM)
         self.assertEqual(status, exit_codes.stopped_by(signal.SIGTERM))
         self.assertFalse(os.path.exists(os.path.join(root, "srun.log")))
         self.assertEqual(_scontrol_calls(root), [])
