@@ -251,6 +251,16 @@ class ElboObjectiveTest(tf.test.TestCase, parameterized.TestCase):
         ("optimizer", dict(optimizer="adagrad"), r"adagrad"),
         ("zero_rate", dict(learning_rate=0.0), r"--learning_rate.*0"),
         ("infinite_rate", dict(learning_rate=float("inf")), r"--learning_rate.*inf"),
+        (
+            "negative_decay",
+            dict(learning_rate_decay_epochs=-1.0),
+            r"--learning_rate_decay_epochs.*-1",
+        ),
+        (
+            "nan_decay",
+            dict(learning_rate_decay_epochs=float("nan")),
+            r"--learning_rate_decay_epochs.*nan",
+        ),
     )
     def test_validate_rejects_bad_values(self, fields, message):
         config = elbo.ElboObjective(**fields)
@@ -265,9 +275,59 @@ class ElboObjectiveTest(tf.test.TestCase, parameterized.TestCase):
         dict(kl_warmup_epochs=0.0),
         dict(kl_warmup_epochs=2.5),
         dict(optimizer="sgd", learning_rate=3.0),
+        dict(learning_rate_decay_epochs=12.5),
     )
     def test_validate_accepts_good_values(self, **fields):
         elbo.ElboObjective(**fields).validate()
+
+    @parameterized.parameters(
+        # (decay epochs, the rate in force at each of the first 6 updates)
+        # with 4 steps per epoch: 0.5 epochs are 2 updates, 1 epoch 4.
+        (0.0, [0.1] * 6),
+        (0.5, [0.1, 0.05, 0.0, 0.0, 0.0, 0.0]),
+        (1.0, [0.05 * (1 + np.cos(np.pi * step / 4)) for step in range(4)] + [0.0] * 2),
+    )
+    def test_the_optimiser_decays_over_the_given_epochs(self, epochs, rates):
+        optimizer = elbo.ElboObjective(
+            optimizer="sgd", learning_rate=0.1, learning_rate_decay_epochs=epochs
+        ).make_optimizer(steps_per_epoch=4)
+        # SGD on loss = w moves w by exactly the rate in force.
+        weight = tf.Variable(0.0)
+        moves = []
+        for _ in range(6):
+            before = float(weight.numpy())
+            optimizer.apply_gradients([(tf.constant(1.0), weight)])
+            moves.append(before - float(weight.numpy()))
+        self.assertAllClose(moves, rates, atol=1e-7)
+
+    def test_from_objective_counts_the_decay_in_the_data_s_epochs(self):
+        split = _synthetic_split(NUM_TRAIN, seed=0)
+        model = models.VAE(MODEL_CONFIG)
+        trainer = elbo.ElboTrainer.from_objective(
+            model,
+            elbo.ElboObjective(
+                optimizer="sgd", learning_rate=0.1, learning_rate_decay_epochs=1.0
+            ),
+            base.TrainerConfig(
+                workdir=os.path.join(self.create_tempdir().full_path, "run"), epochs=1
+            ),
+            _data_source(split, split),
+        )
+        optimizer = trainer.optimizers["vae"]
+        rates = []
+        for _ in range(STEPS_PER_EPOCH + 1):
+            optimizer.apply_gradients(
+                (tf.zeros_like(variable), variable)
+                for variable in model.trainable_variables
+            )
+            rates.append(float(optimizer.learning_rate))
+        # The rate each update used: down the half cosine over one epoch of
+        # STEPS_PER_EPOCH updates, then 0.
+        expected = [
+            0.05 * (1 + np.cos(np.pi * step / STEPS_PER_EPOCH))
+            for step in range(STEPS_PER_EPOCH)
+        ] + [0.0]
+        self.assertAllClose(rates, expected, atol=1e-7)
 
     def test_trainer_rejects_bad_config_before_building(self):
         model = models.VAE(MODEL_CONFIG)

@@ -35,6 +35,9 @@ class ElboObjective:
         many epochs (0: no warm-up).
       optimizer: optimiser name (`trainers.optimizers.OPTIMIZER_NAMES`).
       learning_rate: its step size.
+      learning_rate_decay_epochs: 0 keeps the rate constant; E > 0 lowers it
+        along a half cosine to 0 over the first E epochs (and keeps it at 0
+        after them), so a run sized to a budget ends on small steps.
     """
 
     kl: str = dataclasses.field(
@@ -61,6 +64,13 @@ class ElboObjective:
     learning_rate: float = dataclasses.field(
         default=1e-3, metadata={"help": "Learning rate."}
     )
+    learning_rate_decay_epochs: float = dataclasses.field(
+        default=0.0,
+        metadata={
+            "help": "Lower the learning rate along a half cosine to 0 over this "
+            "many epochs (0: a constant rate)."
+        },
+    )
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad field (as its flag)."""
@@ -77,6 +87,26 @@ class ElboObjective:
             )
         optimizers_lib.check_settings(
             self.optimizer, self.learning_rate, what="--learning_rate"
+        )
+        if not (
+            self.learning_rate_decay_epochs >= 0
+            and math.isfinite(self.learning_rate_decay_epochs)
+        ):
+            raise ValueError(
+                "--learning_rate_decay_epochs must be a finite number >= 0 "
+                f"(0 keeps the rate constant), got {self.learning_rate_decay_epochs}."
+            )
+
+    def make_optimizer(self, steps_per_epoch: int):
+        """The optimiser these fields name, its schedule counted in the
+        optimiser's own updates (one per training step)."""
+        decay_steps = 0
+        if self.learning_rate_decay_epochs > 0:
+            decay_steps = max(
+                1, int(round(self.learning_rate_decay_epochs * steps_per_epoch))
+            )
+        return optimizers_lib.make_optimizer(
+            self.optimizer, self.learning_rate, cosine_decay_steps=decay_steps
         )
 
 
@@ -160,10 +190,11 @@ class ElboTrainer(base.Trainer):
         hooks: Sequence[base.Hook] = (),
     ) -> "ElboTrainer":
         """The trainer with a new optimiser made from the objective's
-        `optimizer` and `learning_rate` (what `vae-train` builds)."""
+        `optimizer`, `learning_rate` and `learning_rate_decay_epochs` (what
+        `vae-train` builds)."""
         return cls(
             model,
-            optimizers_lib.make_optimizer(objective.optimizer, objective.learning_rate),
+            objective.make_optimizer(data.steps_per_epoch),
             config,
             data,
             objective=objective,

@@ -35,7 +35,6 @@ import tf_keras
 from trainers import base
 from trainers import elbo
 from trainers import losses
-from trainers import optimizers as optimizers_lib
 from trainers import total_correlation
 from vae import datasets
 from vae import factorvae
@@ -97,7 +96,7 @@ class FactorVaeTrainer(elbo.ElboTrainer):
     def from_objective(cls, model, objective, config, data, hooks=()):
         return cls(
             model,
-            make_optimizers(objective),
+            make_optimizers(objective, data.steps_per_epoch),
             config,
             data,
             objective=objective,
@@ -182,12 +181,11 @@ class FactorVaeTrainer(elbo.ElboTrainer):
         }
 
 
-def make_optimizers(objective: FactorVaeObjective) -> dict:
-    """The two players' optimisers."""
+def make_optimizers(objective: FactorVaeObjective, steps_per_epoch: int) -> dict:
+    """The two players' optimisers (the VAE's with the objective's schedule;
+    the discriminator's rate stays constant)."""
     return {
-        "vae": optimizers_lib.make_optimizer(
-            objective.optimizer, objective.learning_rate
-        ),
+        "vae": objective.make_optimizer(steps_per_epoch),
         "discriminator": tf_keras.optimizers.Adam(
             objective.discriminator_learning_rate,
             beta_1=DISCRIMINATOR_BETAS[0],
