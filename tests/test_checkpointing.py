@@ -2,6 +2,7 @@
 checkpoints, a damaged state file, leftovers of killed saves, failed saves."""
 
 import os
+import shutil
 
 import tensorflow as tf
 
@@ -12,15 +13,39 @@ from trainers import base
 from trainers import checkpointing
 
 
-def make_trainer(workdir, epochs):
+class CrashingTrainer(RegressionTrainer):
+    """Raises at the end of epoch `crash_at` (0-based), after the epoch's
+    evaluation and before its checkpoint: what a crash or a kill in the
+    evaluation or the hooks leaves."""
+
+    crash_at = None
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == self.crash_at:
+            raise RuntimeError(f"crash at the end of epoch {epoch}")
+
+
+def make_trainer(workdir, epochs, trainer_class=RegressionTrainer):
     data, _ = regression_data()
-    return RegressionTrainer(
+    return trainer_class(
         LinearModel(),
         base.TrainerConfig(
             workdir=workdir, epochs=epochs, steps_per_loop=3, progress="none"
         ),
         data,
     )
+
+
+def without_times(metrics):
+    """metrics.json's records without what depends on the clock."""
+    return [
+        {
+            key: value
+            for key, value in record.items()
+            if "seconds" not in key and "per_second" not in key
+        }
+        for record in metrics["epochs"]
+    ]
 
 
 def weights(trainer):
@@ -35,7 +60,7 @@ class CheckpointingTest(tf.test.TestCase):
         reference = make_trainer(
             os.path.join(tf.compat.v1.test.get_temp_dir(), "reference"), 3
         )
-        reference.train()
+        cls.reference_metrics = without_times(reference.train().metrics)
         cls.reference_weights = weights(reference)
 
     def two_epochs(self):
@@ -137,7 +162,12 @@ class CheckpointingTest(tf.test.TestCase):
                 f"{prefix}_temp/part-00000-of-00001.data; No space left on device",
             )
 
-        checkpoint._write = write_half_then_fail
+        def write_numbered_half_then_fail(prefix, options=None):
+            if os.path.basename(prefix) == checkpointing.BEFORE_EVALUATION_NAME:
+                return real_write(prefix, options=options)
+            return write_half_then_fail(prefix, options)
+
+        checkpoint._write = write_numbered_half_then_fail
         with self.assertRaises(checkpointing.CheckpointWriteError) as caught:
             trainer.train()
         message = str(caught.exception)
@@ -147,6 +177,8 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertEqual(
             sorted(os.listdir(checkpoint_dir)),
             [
+                "before-evaluation.data-00000-of-00001",
+                "before-evaluation.index",
                 "checkpoint",
                 "ckpt-1.data-00000-of-00001",
                 "ckpt-1.index",
@@ -157,10 +189,113 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertIsNone(
             checkpointing.unreadable_reason(os.path.join(checkpoint_dir, "ckpt-2"))
         )
-        # And the next launch resumes from ckpt-2 exactly.
+        # And the next launch resumes exactly: from epoch 3's end written
+        # before its evaluation, which is newer than ckpt-2.
         resumed = make_trainer(workdir, 3)
-        self.assertEqual(resumed.train().global_step, 24)
+        with self.assertLogs(level="INFO") as logs:
+            self.assertEqual(resumed.train().global_step, 24)
+        self.assertIn(
+            f"Restored {os.path.join(checkpoint_dir, 'before-evaluation')}: "
+            "global step 24",
+            "\n".join(logs.output),
+        )
         self.assertEqual(weights(resumed), self.reference_weights)
+
+    def test_failed_write_before_the_evaluation_keeps_the_previous(self):
+        workdir, checkpoint_dir = self.two_epochs()
+        trainer = make_trainer(workdir, 3)
+
+        def fail(prefix, options=None):
+            del options
+            os.makedirs(prefix + "_temp")
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+        trainer.checkpoint._write = fail
+        with self.assertRaises(checkpointing.CheckpointWriteError) as caught:
+            trainer.train()
+        message = str(caught.exception)
+        self.assertIn(os.path.join(checkpoint_dir, "before-evaluation"), message)
+        self.assertIn("the previous checkpoint, ", message)
+        self.assertIn("ckpt-2, is intact", message)
+        self.assertNotIn("before-evaluation_temp", os.listdir(checkpoint_dir))
+
+    def crashed_in_the_third_epochs_end(self):
+        workdir = self.create_tempdir().full_path
+        crashing = make_trainer(workdir, 3, CrashingTrainer)
+        crashing.crash_at = 2
+        with self.assertRaisesRegex(RuntimeError, "crash at the end of epoch 2"):
+            crashing.train()
+        return workdir, os.path.join(workdir, "checkpoints")
+
+    def test_crash_in_an_epochs_end_costs_only_its_evaluation(self):
+        workdir, checkpoint_dir = self.crashed_in_the_third_epochs_end()
+        self.assertEqual(
+            sorted(os.listdir(checkpoint_dir)),
+            [
+                "before-evaluation.data-00000-of-00001",
+                "before-evaluation.index",
+                "checkpoint",
+                "ckpt-1.data-00000-of-00001",
+                "ckpt-1.index",
+                "ckpt-2.data-00000-of-00001",
+                "ckpt-2.index",
+            ],
+        )
+        resumed = make_trainer(workdir, 3)
+        with self.assertLogs(level="INFO") as logs:
+            result = resumed.train()
+        # No step trained again: the run resumed at the third epoch's end
+        # and ran only its evaluation.
+        self.assertIn(
+            "before-evaluation: global step 24, 2 epochs completed; the "
+            "evaluation of the epoch that ended there runs now",
+            "\n".join(logs.output),
+        )
+        self.assertEqual(result.global_step, 24)
+        self.assertEqual(weights(resumed), self.reference_weights)
+        self.assertEqual(without_times(result.metrics), self.reference_metrics)
+        # Done with once the epoch's own checkpoint is written.
+        self.assertEqual(
+            sorted(name for name in os.listdir(checkpoint_dir) if "index" in name),
+            ["ckpt-1.index", "ckpt-2.index", "ckpt-3.index"],
+        )
+
+    def test_unreadable_checkpoint_before_the_evaluation_falls_back(self):
+        workdir, checkpoint_dir = self.crashed_in_the_third_epochs_end()
+        data_file = os.path.join(checkpoint_dir, "before-evaluation.data-00000-of-00001")
+        with open(data_file, "r+b") as stream:
+            stream.truncate(os.path.getsize(data_file) // 2)
+        resumed = make_trainer(workdir, 3)
+        with self.assertLogs(level="WARNING") as logs:
+            result = resumed.train()
+        self.assertIn(
+            "before-evaluation, written at an epoch's end before its "
+            "evaluation, cannot be read",
+            "\n".join(logs.output),
+        )
+        # The third epoch trained again from ckpt-2: the same run.
+        self.assertEqual(result.global_step, 24)
+        self.assertEqual(weights(resumed), self.reference_weights)
+        self.assertEqual(without_times(result.metrics), self.reference_metrics)
+
+    def test_stale_checkpoint_before_the_evaluation_is_ignored_and_removed(self):
+        # A kill between an epoch's checkpoint and the removal of the one
+        # written before its evaluation leaves an older one behind.
+        workdir, checkpoint_dir = self.two_epochs()
+        for suffix in (".index", ".data-00000-of-00001"):
+            shutil.copy(
+                os.path.join(checkpoint_dir, "ckpt-1" + suffix),
+                os.path.join(checkpoint_dir, "before-evaluation" + suffix),
+            )
+        resumed = make_trainer(workdir, 3)
+        with self.assertLogs(level="INFO") as logs:
+            result = resumed.train()
+        self.assertIn("ckpt-2: global step 16", "\n".join(logs.output))
+        self.assertEqual(result.global_step, 24)
+        self.assertEqual(weights(resumed), self.reference_weights)
+        self.assertFalse(
+            os.path.exists(os.path.join(checkpoint_dir, "before-evaluation.index"))
+        )
 
 
 class ListingTest(tf.test.TestCase):

@@ -1,6 +1,6 @@
 """End-to-end: what a launch does with a diverging run, a workdir that is in
-use or unusable, a kill -9 during a checkpoint save, and presets run from
-another directory. Subprocesses, as users run the programs."""
+use or unusable, a kill -9 during a checkpoint save or an evaluation, and
+presets run from another directory. Subprocesses, as users run the programs."""
 
 import json
 import os
@@ -34,8 +34,12 @@ marker = sys.argv[1]
 real_write = tf.train.Checkpoint._write
 saves = []
 def write(self, prefix, options=None):
-    saves.append(prefix)
-    if len(saves) == 2:
+    # The numbered saves only (not an epoch's end written before its
+    # evaluation): the second is ckpt-2.
+    numbered = os.path.basename(prefix).startswith("ckpt-")
+    if numbered:
+        saves.append(prefix)
+    if numbered and len(saves) == 2:
         real_write(self, prefix)  # Without the manager's callbacks.
         data = prefix + ".data-00000-of-00001"
         with open(data, "r+b") as stream:
@@ -45,6 +49,26 @@ def write(self, prefix, options=None):
         time.sleep(600)
     return real_write(self, prefix, options)
 tf.train.Checkpoint._write = write
+from launch import train
+sys.argv = ["vae-train", *sys.argv[2:]]
+train.run_main()
+"""
+
+
+# vae-train whose second evaluation touches argv[1] and waits to be killed.
+_SLOW_EVALUATION_TRAIN = """
+import sys, time
+from trainers import base
+marker = sys.argv[1]
+real_evaluate = base.Trainer.evaluate
+calls = []
+def evaluate(self):
+    calls.append(1)
+    if len(calls) == 2:
+        open(marker, "w").close()
+        time.sleep(600)
+    return real_evaluate(self)
+base.Trainer.evaluate = evaluate
 from launch import train
 sys.argv = ["vae-train", *sys.argv[2:]]
 train.run_main()
@@ -114,7 +138,10 @@ class RefusedLaunchTest(tf.test.TestCase):
 
 
 class KillDuringSaveTest(tf.test.TestCase):
-    def test_kill_9_during_a_checkpoint_save_resumes_exactly(self):
+    def killed_then_resumed(self, script):
+        """Runs vae-train under `script` until it touches its marker, kills
+        it with SIGKILL, runs the same command again; returns the workdir,
+        the rerun, and an uninterrupted run's final metrics."""
         root = self.create_tempdir().full_path
         data_dir = os.path.join(root, "fake_mnist")
         testing_utils.write_fake_mnist(data_dir, num_train=320, num_test=32)
@@ -127,17 +154,10 @@ class KillDuringSaveTest(tf.test.TestCase):
         ]
         reference_dir = os.path.join(root, "reference")
         workdir = os.path.join(root, "killed")
-        marker = os.path.join(root, "saving")
+        marker = os.path.join(root, "marker")
         with tempfile.TemporaryFile("w+") as stderr:
             killed = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    _SLOW_SAVE_TRAIN,
-                    marker,
-                    f"--workdir={workdir}",
-                    *common,
-                ],
+                [sys.executable, "-c", script, marker, f"--workdir={workdir}", *common],
                 env=testing_utils.program_environment(),
                 cwd=testing_utils.REPO_ROOT,
                 stdout=subprocess.DEVNULL,
@@ -155,21 +175,42 @@ class KillDuringSaveTest(tf.test.TestCase):
                     killed.kill()
                     killed.wait()
         self.assertEqual(reference.returncode, 0, reference.stderr[-3000:])
-        checkpoint_dir = os.path.join(workdir, "checkpoints")
-        self.assertTrue(os.path.isdir(os.path.join(checkpoint_dir, "ckpt-2_temp")))
-
+        with open(os.path.join(reference_dir, "metrics.json")) as stream:
+            uninterrupted = json.load(stream)["final"]
+        # What the kill left, before the rerun changes it.
+        left = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
         resumed = testing_utils.run_module(
             "launch.train", [f"--workdir={workdir}", *common]
         )
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        with open(os.path.join(workdir, "metrics.json")) as stream:
+            final = json.load(stream)["final"]
+        for key in ("global_step", "train", "test"):
+            self.assertEqual(final[key], uninterrupted[key], key)
+        return workdir, left, resumed
+
+    def test_kill_9_during_a_checkpoint_save_resumes_exactly(self):
+        workdir, left, resumed = self.killed_then_resumed(_SLOW_SAVE_TRAIN)
+        checkpoint_dir = os.path.join(workdir, "checkpoints")
+        self.assertIn("ckpt-2_temp", left)
         self.assertIn("ckpt-2 cannot be read", resumed.stderr)
         self.assertFalse(os.path.exists(os.path.join(checkpoint_dir, "ckpt-2_temp")))
-        with open(os.path.join(workdir, "metrics.json")) as stream:
-            mine = json.load(stream)["final"]
-        with open(os.path.join(reference_dir, "metrics.json")) as stream:
-            theirs = json.load(stream)["final"]
-        for key in ("global_step", "train", "test"):
-            self.assertEqual(mine[key], theirs[key], key)
+
+    def test_kill_9_during_the_evaluation_costs_only_the_evaluation(self):
+        workdir, left, resumed = self.killed_then_resumed(_SLOW_EVALUATION_TRAIN)
+        self.assertIn("before-evaluation.index", left)
+        self.assertNotIn("ckpt-2.index", left)
+        # The rerun starts at the second epoch's end (10 steps of 32 images
+        # each) and trains none of it again.
+        self.assertIn(
+            "before-evaluation: global step 20, 1 epochs completed; the "
+            "evaluation of the epoch that ended there runs now",
+            resumed.stderr,
+        )
+        self.assertNotIn("epoch 2/3 step", resumed.stderr)
+        self.assertNotIn(
+            "before-evaluation.index", os.listdir(os.path.join(workdir, "checkpoints"))
+        )
 
 
 # Trains each preset named after argv[1:4] (program, data dir, root) for one

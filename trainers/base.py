@@ -366,6 +366,9 @@ class Trainer(tf.Module):
         self._stop_request = stop_signals.StopRequest()
         self._stop_signal: int | None = None
         self._last_save_time = time.monotonic()
+        # The global step of the checkpoint written before an evaluation
+        # that this trainer restored (see `_finish_epoch`).
+        self._written_before_evaluation_at = -1
 
     @classmethod
     def check_configs(cls, model_config: Any, objective: Any) -> None:
@@ -550,19 +553,36 @@ class Trainer(tf.Module):
         latest = checkpointing.restore_newest_readable(
             self.checkpoint, self.checkpoint_dir
         )
+        # An epoch that ended but whose evaluation or hooks did not finish:
+        # its end, written before the evaluation, is newer than any
+        # numbered checkpoint.
+        restored = latest
+        step = checkpointing.before_evaluation_step(self.checkpoint_dir)
+        if step is not None and step > int(self.global_step.numpy()):
+            restored = checkpointing.restore_before_evaluation(
+                self.checkpoint, self.checkpoint_dir, fallback=latest
+            )
+        before_evaluation = restored is not None and restored != latest
         if self.is_chief:
+            if not before_evaluation:
+                checkpointing.remove_before_evaluation(self.checkpoint_dir)
             checkpointing.remove_temporary_leftovers(self.checkpoint_dir)
-        if latest is None:
+        if restored is None:
             return False
-        if self.is_chief:
+        if self.is_chief and latest is not None:
             repaired = checkpointing.repair_state_file(self.checkpoint_manager, latest)
             if repaired is not None:
                 self.checkpoint_manager = repaired
+        if before_evaluation:
+            self._written_before_evaluation_at = int(self.global_step.numpy())
         logging.info(
-            "Restored %s: global step %d, %d epochs completed.",
-            latest,
+            "Restored %s: global step %d, %d epochs completed%s.",
+            restored,
             int(self.global_step.numpy()),
             self.epoch,
+            "; the evaluation of the epoch that ended there runs now"
+            if before_evaluation
+            else "",
         )
         return True
 
@@ -905,12 +925,21 @@ class Trainer(tf.Module):
         return dataset.with_options(options)
 
     def _finish_epoch(self, epoch: int) -> None:
-        """Evaluation, history, hooks and the epoch-end checkpoint.
+        """Evaluation, history, hooks and the epoch-end checkpoint (with the
+        epoch's end also written before the evaluation; see
+        trainers.checkpointing).
 
         Evaluation, hooks and metrics.json are the chief's alone: the other
         workers only checkpoint (where nobody reads it) and go on to the next
         epoch, whose first step waits for the chief.
         """
+        # The epoch's end first, where the manager does not count it: a crash
+        # or kill in the evaluation or the hooks (or a scheduler's SIGKILL
+        # that follows its SIGTERM before they end) then costs only them on
+        # resume, not the epoch's training. Every worker writes, as for any
+        # save; not again when the run resumed from this very one.
+        if int(self.global_step.numpy()) != self._written_before_evaluation_at:
+            checkpointing.write_before_evaluation(self.checkpoint_manager)
         evaluation = self.evaluate() if self.is_chief else {}
         record = self._loop_state.epoch_record(
             epoch,
@@ -931,10 +960,11 @@ class Trainer(tf.Module):
         self._loop_state.history.append(record)
         self.completed_epochs.assign(epoch + 1)
         # Metrics first, checkpoint last: if we crash in between, the rerun
-        # repeats this epoch end from the previous checkpoint's state.
+        # repeats this epoch end from the one written before the evaluation.
         if self.is_chief:
             atomic_files.write_json(self.metrics_path, self._metrics_payload())
         self.save_checkpoint()
+        checkpointing.remove_before_evaluation(self.checkpoint_manager.directory)
 
     def _report_epoch(
         self, record: Mapping[str, Any], evaluation: Mapping[str, Mapping[str, float]]

@@ -20,7 +20,13 @@ an error that does not name the checkpoint. So here:
 * a save that fails (a full disk, say) removes what it wrote of the new
   checkpoint and raises `CheckpointWriteError`, naming the file and the
   directory; the manager only rotates old checkpoints away after a new one is
-  complete, so the previous one stays readable.
+  complete, so the previous one stays readable;
+* an epoch's end is also written before its evaluation and hooks, outside
+  the manager's numbering (`write_before_evaluation`), and removed once the
+  epoch's own checkpoint is saved: a crash or a kill during the evaluation
+  then costs the evaluation, not the epoch's training. A resume restores it
+  when it is newer than the numbered checkpoints
+  (`restore_before_evaluation`), and the evaluation runs again.
 """
 
 from collections.abc import Callable, Sequence
@@ -34,8 +40,13 @@ from absl import logging
 import tensorflow as tf
 
 CHECKPOINT_NAME = "ckpt"  # tf.train.CheckpointManager's default prefix.
+# The epoch end written before its evaluation: not "ckpt-N", so that neither
+# the manager nor the programs that read a workdir's checkpoints count it.
+BEFORE_EVALUATION_NAME = "before-evaluation"
 _INDEX_PATTERN = re.compile(rf"^{CHECKPOINT_NAME}-(\d+)\.index$")
-_TEMPORARY_PATTERN = re.compile(rf"^{CHECKPOINT_NAME}-\d+_temp")
+_TEMPORARY_PATTERN = re.compile(
+    rf"^({CHECKPOINT_NAME}-\d+|{BEFORE_EVALUATION_NAME})_temp"
+)
 
 # What a damaged checkpoint raises while it is read: TensorFlow's own
 # errors, and plain Python ones from the readers' bindings ("Read less bytes
@@ -272,20 +283,106 @@ def save(manager: tf.train.CheckpointManager) -> str:
         return manager.save(checkpoint_number=number)
     except (tf.errors.OpError, OSError) as error:
         _remove_checkpoint_files(prefix)
-        previous = manager.latest_checkpoint
-        full = isinstance(error, tf.errors.ResourceExhaustedError) or getattr(
-            error, "errno", None
-        ) in (errno.ENOSPC, errno.EDQUOT)
-        raise CheckpointWriteError(
-            f"Could not write the checkpoint {prefix} in "
-            f"{manager.directory}: {first_line(error)}"
-            f"{' (the disk is full)' if full else ''}. Its partial files "
-            "were removed; "
-            + (
-                f"the previous checkpoint, {previous}, is intact, and running "
-                "the same command again resumes from it once the directory "
-                "can be written."
-                if previous
-                else "there is no earlier checkpoint."
+        raise _write_error(prefix, manager, error) from None
+
+
+def _write_error(
+    prefix: str, manager: tf.train.CheckpointManager, error: BaseException
+) -> CheckpointWriteError:
+    previous = manager.latest_checkpoint
+    full = isinstance(error, tf.errors.ResourceExhaustedError) or getattr(
+        error, "errno", None
+    ) in (errno.ENOSPC, errno.EDQUOT)
+    return CheckpointWriteError(
+        f"Could not write the checkpoint {prefix} in "
+        f"{manager.directory}: {first_line(error)}"
+        f"{' (the disk is full)' if full else ''}. Its partial files "
+        "were removed; "
+        + (
+            f"the previous checkpoint, {previous}, is intact, and running "
+            "the same command again resumes from it once the directory "
+            "can be written."
+            if previous
+            else "there is no earlier checkpoint."
+        )
+    )
+
+
+def before_evaluation_prefix(directory: str) -> str:
+    return os.path.join(directory, BEFORE_EVALUATION_NAME)
+
+
+def write_before_evaluation(manager: tf.train.CheckpointManager) -> str:
+    """Writes the manager's checkpoint to `before_evaluation_prefix` of its
+    directory, replacing what is there, without numbering or rotation; on
+    failure removes the partial files and raises `CheckpointWriteError`.
+
+    Returns:
+      The prefix written.
+    """
+    prefix = before_evaluation_prefix(manager.directory)
+    try:
+        manager._checkpoint.write(prefix)  # pylint: disable=protected-access
+    except (tf.errors.OpError, OSError) as error:
+        _remove_checkpoint_files(prefix)
+        raise _write_error(prefix, manager, error) from None
+    return prefix
+
+
+def remove_before_evaluation(directory: str) -> None:
+    """Removes the checkpoint `write_before_evaluation` wrote, if any."""
+    _remove_checkpoint_files(before_evaluation_prefix(directory))
+
+
+def before_evaluation_step(directory: str, step_name: str = "global_step") -> int | None:
+    """The `step_name` variable of the checkpoint written before an epoch's
+    evaluation in `directory`; None when there is none, or it cannot be read
+    (a warning says why)."""
+    prefix = before_evaluation_prefix(directory)
+    if not tf.io.gfile.exists(prefix + ".index"):
+        return None
+    reason = unreadable_reason(prefix)
+    if reason is None:
+        try:
+            return int(
+                tf.train.load_checkpoint(prefix).get_tensor(
+                    f"{step_name}/.ATTRIBUTES/VARIABLE_VALUE"
+                )
             )
-        ) from None
+        except (*_READ_ERRORS, KeyError) as error:
+            reason = first_line(error)
+    _warn_unusable(prefix, reason)
+    return None
+
+
+def restore_before_evaluation(
+    checkpoint: tf.train.Checkpoint, directory: str, fallback: str | None
+) -> str:
+    """Restores the checkpoint written before an epoch's evaluation and
+    returns its prefix. When that fails, warns and restores the numbered
+    checkpoint `fallback` instead (a failed read may have restored part of
+    the first), returning it.
+
+    Raises:
+      CheckpointUnreadableError: it failed and `fallback` is None.
+    """
+    prefix = before_evaluation_prefix(directory)
+    try:
+        checkpoint.restore(prefix).assert_existing_objects_matched()
+    except _READ_ERRORS as error:
+        reason = first_line(error)
+        if fallback is None:
+            raise _none_readable(directory, [(prefix, reason)]) from None
+        _warn_unusable(prefix, reason)
+        checkpoint.restore(fallback).assert_existing_objects_matched()
+        return fallback
+    return prefix
+
+
+def _warn_unusable(prefix: str, reason: str) -> None:
+    logging.warning(
+        "The checkpoint %s, written at an epoch's end before its evaluation, "
+        "cannot be read (%s); resuming from the numbered checkpoints.",
+        prefix,
+        reason,
+    )
