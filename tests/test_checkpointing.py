@@ -3,6 +3,7 @@ checkpoints, a damaged state file, leftovers of killed saves, failed saves."""
 
 import os
 import shutil
+import signal
 
 import tensorflow as tf
 
@@ -23,6 +24,17 @@ class CrashingTrainer(RegressionTrainer):
     def on_epoch_end(self, epoch, logs):
         if epoch == self.crash_at:
             raise RuntimeError(f"crash at the end of epoch {epoch}")
+
+
+class SignalledTrainer(RegressionTrainer):
+    """Receives SIGTERM at the end of epoch `signal_at` (0-based), after
+    the epoch's evaluation: what a scheduler's preemption during it does."""
+
+    signal_at = None
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == self.signal_at:
+            signal.raise_signal(signal.SIGTERM)
 
 
 def make_trainer(workdir, epochs, trainer_class=RegressionTrainer):
@@ -274,6 +286,27 @@ class CheckpointingTest(tf.test.TestCase):
             "\n".join(logs.output),
         )
         # The third epoch trained again from ckpt-2: the same run.
+        self.assertEqual(result.global_step, 24)
+        self.assertEqual(weights(resumed), self.reference_weights)
+        self.assertEqual(without_times(result.metrics), self.reference_metrics)
+
+    def test_signal_during_the_evaluation_stops_on_the_epochs_checkpoint(self):
+        workdir = self.create_tempdir().full_path
+        checkpoint_dir = os.path.join(workdir, "checkpoints")
+        signalled = make_trainer(workdir, 3, SignalledTrainer)
+        signalled.signal_at = 1
+        stopped = signalled.train()
+        # Stopped at the second epoch's end, without a step more, and
+        # without a second checkpoint of that step.
+        self.assertFalse(stopped.completed)
+        self.assertEqual(stopped.stop_signal, signal.SIGTERM)
+        self.assertEqual(stopped.global_step, 16)
+        self.assertEqual(
+            [number for number, _ in checkpointing.numbered_checkpoints(checkpoint_dir)],
+            [1, 2],
+        )
+        resumed = make_trainer(workdir, 3)
+        result = resumed.train()
         self.assertEqual(result.global_step, 24)
         self.assertEqual(weights(resumed), self.reference_weights)
         self.assertEqual(without_times(result.metrics), self.reference_metrics)

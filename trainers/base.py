@@ -369,6 +369,8 @@ class Trainer(tf.Module):
         # The global step of the checkpoint written before an evaluation
         # that this trainer restored (see `_finish_epoch`).
         self._written_before_evaluation_at = -1
+        # The global step of this trainer's latest numbered checkpoint.
+        self._saved_at_step = -1
 
     @classmethod
     def check_configs(cls, model_config: Any, objective: Any) -> None:
@@ -592,6 +594,7 @@ class Trainer(tf.Module):
         cannot."""
         path = checkpointing.save(self.checkpoint_manager)
         self._last_save_time = time.monotonic()
+        self._saved_at_step = int(self.global_step.numpy())
         return path
 
     def track_in_checkpoint(self, **state: tf.Variable) -> None:
@@ -771,7 +774,11 @@ class Trainer(tf.Module):
                 if stopped:
                     reporter.end_line()
                     self._account_wall_time()
-                    path = self.save_checkpoint()
+                    path = (
+                        self.checkpoint_manager.latest_checkpoint
+                        if self._saved_at_step == int(self.global_step.numpy())
+                        else self.save_checkpoint()
+                    )
                     logging.warning(
                         "Stopped by %s at global step %d; checkpoint %s "
                         "written. Run the same command again to resume.",
@@ -880,6 +887,12 @@ class Trainer(tf.Module):
 
         reporter.end_line()
         self._finish_epoch(epoch)
+        # A signal that came during the evaluation or the hooks stops the
+        # run on the checkpoint just written, not after another loop of
+        # steps: a scheduler's grace period may not last that long.
+        self._stop_signal, _ = self._vote(
+            self._stop_request.signal_number, saving_due=False
+        )
         return False
 
     def _raise_nonfinite(self, flags, global_step: int) -> None:
