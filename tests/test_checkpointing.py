@@ -48,6 +48,20 @@ def make_trainer(workdir, epochs, trainer_class=RegressionTrainer):
     )
 
 
+# What a run of 3 epochs leaves when it stops between the third epoch's end
+# and its checkpoint: two epochs' checkpoints and the third's end, written
+# before its evaluation.
+AFTER_THE_THIRD_EPOCHS_END = [
+    "before-evaluation.data-00000-of-00001",
+    "before-evaluation.index",
+    "checkpoint",
+    "ckpt-1.data-00000-of-00001",
+    "ckpt-1.index",
+    "ckpt-2.data-00000-of-00001",
+    "ckpt-2.index",
+]
+
+
 def without_times(metrics):
     """metrics.json's records without what depends on the clock."""
     return [
@@ -186,32 +200,17 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertIn(os.path.join(checkpoint_dir, "ckpt-3"), message)
         self.assertIn("the disk is full", message)
         self.assertIn("ckpt-2", message)
-        self.assertEqual(
-            sorted(os.listdir(checkpoint_dir)),
-            [
-                "before-evaluation.data-00000-of-00001",
-                "before-evaluation.index",
-                "checkpoint",
-                "ckpt-1.data-00000-of-00001",
-                "ckpt-1.index",
-                "ckpt-2.data-00000-of-00001",
-                "ckpt-2.index",
-            ],
-        )
+        self.assertEqual(sorted(os.listdir(checkpoint_dir)), AFTER_THE_THIRD_EPOCHS_END)
         self.assertIsNone(
             checkpointing.unreadable_reason(os.path.join(checkpoint_dir, "ckpt-2"))
         )
         # And the next launch resumes exactly: from epoch 3's end written
         # before its evaluation, which is newer than ckpt-2.
-        resumed = make_trainer(workdir, 3)
-        with self.assertLogs(level="INFO") as logs:
-            self.assertEqual(resumed.train().global_step, 24)
         self.assertIn(
             f"Restored {os.path.join(checkpoint_dir, 'before-evaluation')}: "
             "global step 24",
-            "\n".join(logs.output),
+            self.resumed_to_the_end(workdir),
         )
-        self.assertEqual(weights(resumed), self.reference_weights)
 
     def test_failed_write_before_the_evaluation_keeps_the_previous(self):
         workdir, checkpoint_dir = self.two_epochs()
@@ -231,6 +230,17 @@ class CheckpointingTest(tf.test.TestCase):
         self.assertIn("ckpt-2, is intact", message)
         self.assertNotIn("before-evaluation_temp", os.listdir(checkpoint_dir))
 
+    def resumed_to_the_end(self, workdir, level="INFO"):
+        """Runs the 3-epoch trainer again on `workdir`, checks that it ends
+        as the uninterrupted run did, and returns its log."""
+        resumed = make_trainer(workdir, 3)
+        with self.assertLogs(level=level) as logs:
+            result = resumed.train()
+        self.assertEqual(result.global_step, 24)
+        self.assertEqual(weights(resumed), self.reference_weights)
+        self.assertEqual(without_times(result.metrics), self.reference_metrics)
+        return "\n".join(logs.output)
+
     def crashed_in_the_third_epochs_end(self):
         workdir = self.create_tempdir().full_path
         crashing = make_trainer(workdir, 3, CrashingTrainer)
@@ -241,31 +251,15 @@ class CheckpointingTest(tf.test.TestCase):
 
     def test_crash_in_an_epochs_end_costs_only_its_evaluation(self):
         workdir, checkpoint_dir = self.crashed_in_the_third_epochs_end()
-        self.assertEqual(
-            sorted(os.listdir(checkpoint_dir)),
-            [
-                "before-evaluation.data-00000-of-00001",
-                "before-evaluation.index",
-                "checkpoint",
-                "ckpt-1.data-00000-of-00001",
-                "ckpt-1.index",
-                "ckpt-2.data-00000-of-00001",
-                "ckpt-2.index",
-            ],
-        )
-        resumed = make_trainer(workdir, 3)
-        with self.assertLogs(level="INFO") as logs:
-            result = resumed.train()
+        self.assertEqual(sorted(os.listdir(checkpoint_dir)), AFTER_THE_THIRD_EPOCHS_END)
+        log = self.resumed_to_the_end(workdir)
         # No step trained again: the run resumed at the third epoch's end
         # and ran only its evaluation.
         self.assertIn(
             "before-evaluation: global step 24, 2 epochs completed; the "
             "evaluation of the epoch that ended there runs now",
-            "\n".join(logs.output),
+            log,
         )
-        self.assertEqual(result.global_step, 24)
-        self.assertEqual(weights(resumed), self.reference_weights)
-        self.assertEqual(without_times(result.metrics), self.reference_metrics)
         # Done with once the epoch's own checkpoint is written.
         self.assertEqual(
             sorted(name for name in os.listdir(checkpoint_dir) if "index" in name),
@@ -277,18 +271,12 @@ class CheckpointingTest(tf.test.TestCase):
         data_file = os.path.join(checkpoint_dir, "before-evaluation.data-00000-of-00001")
         with open(data_file, "r+b") as stream:
             stream.truncate(os.path.getsize(data_file) // 2)
-        resumed = make_trainer(workdir, 3)
-        with self.assertLogs(level="WARNING") as logs:
-            result = resumed.train()
+        # The third epoch trains again from ckpt-2: the same run.
         self.assertIn(
             "before-evaluation, written at an epoch's end before its "
             "evaluation, cannot be read",
-            "\n".join(logs.output),
+            self.resumed_to_the_end(workdir, level="WARNING"),
         )
-        # The third epoch trained again from ckpt-2: the same run.
-        self.assertEqual(result.global_step, 24)
-        self.assertEqual(weights(resumed), self.reference_weights)
-        self.assertEqual(without_times(result.metrics), self.reference_metrics)
 
     def test_signal_during_the_evaluation_stops_on_the_epochs_checkpoint(self):
         workdir = self.create_tempdir().full_path
@@ -305,11 +293,7 @@ class CheckpointingTest(tf.test.TestCase):
             [number for number, _ in checkpointing.numbered_checkpoints(checkpoint_dir)],
             [1, 2],
         )
-        resumed = make_trainer(workdir, 3)
-        result = resumed.train()
-        self.assertEqual(result.global_step, 24)
-        self.assertEqual(weights(resumed), self.reference_weights)
-        self.assertEqual(without_times(result.metrics), self.reference_metrics)
+        self.resumed_to_the_end(workdir)
 
     def test_stale_checkpoint_before_the_evaluation_is_ignored_and_removed(self):
         # A kill between an epoch's checkpoint and the removal of the one
@@ -320,12 +304,7 @@ class CheckpointingTest(tf.test.TestCase):
                 os.path.join(checkpoint_dir, "ckpt-1" + suffix),
                 os.path.join(checkpoint_dir, "before-evaluation" + suffix),
             )
-        resumed = make_trainer(workdir, 3)
-        with self.assertLogs(level="INFO") as logs:
-            result = resumed.train()
-        self.assertIn("ckpt-2: global step 16", "\n".join(logs.output))
-        self.assertEqual(result.global_step, 24)
-        self.assertEqual(weights(resumed), self.reference_weights)
+        self.assertIn("ckpt-2: global step 16", self.resumed_to_the_end(workdir))
         self.assertFalse(
             os.path.exists(os.path.join(checkpoint_dir, "before-evaluation.index"))
         )
