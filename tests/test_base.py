@@ -219,19 +219,6 @@ def _tiny_vae_setup(
     return trainer
 
 
-def _without_timings(history):
-    timing_keys = {
-        "images_per_second",
-        "epoch_train_seconds",
-        "total_train_seconds",
-        "wall_seconds",
-    }
-    return [
-        {key: value for key, value in record.items() if key not in timing_keys}
-        for record in history
-    ]
-
-
 class ResumeTest(tf.test.TestCase):
     def test_sigterm_checkpoints_and_resume_matches_uninterrupted_run(self):
         uninterrupted = _tiny_vae_setup(self.create_tempdir().full_path, epochs=3)
@@ -261,8 +248,8 @@ class ResumeTest(tf.test.TestCase):
         ):
             self.assertAllEqual(mine.numpy(), theirs.numpy())
         self.assertEqual(
-            _without_timings(resumed.metrics["epochs"]),
-            _without_timings(reference.metrics["epochs"]),
+            testing_utils.without_timings(resumed.metrics["epochs"]),
+            testing_utils.without_timings(reference.metrics["epochs"]),
         )
 
     def test_sigusr1_stops_with_a_checkpoint_like_sigterm(self):

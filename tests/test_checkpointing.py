@@ -7,6 +7,7 @@ import signal
 
 import tensorflow as tf
 
+from tests import testing_utils
 from tests.test_base import LinearModel
 from tests.test_base import RegressionTrainer
 from tests.test_base import regression_data
@@ -62,18 +63,6 @@ AFTER_THE_THIRD_EPOCHS_END = [
 ]
 
 
-def without_times(metrics):
-    """metrics.json's records without what depends on the clock."""
-    return [
-        {
-            key: value
-            for key, value in record.items()
-            if "seconds" not in key and "per_second" not in key
-        }
-        for record in metrics["epochs"]
-    ]
-
-
 def weights(trainer):
     return [float(trainer.model.weight.numpy()), float(trainer.model.bias.numpy())]
 
@@ -86,7 +75,9 @@ class CheckpointingTest(tf.test.TestCase):
         reference = make_trainer(
             os.path.join(tf.compat.v1.test.get_temp_dir(), "reference"), 3
         )
-        cls.reference_metrics = without_times(reference.train().metrics)
+        cls.reference_metrics = testing_utils.without_timings(
+            reference.train().metrics["epochs"]
+        )
         cls.reference_weights = weights(reference)
 
     def two_epochs(self):
@@ -238,7 +229,10 @@ class CheckpointingTest(tf.test.TestCase):
             result = resumed.train()
         self.assertEqual(result.global_step, 24)
         self.assertEqual(weights(resumed), self.reference_weights)
-        self.assertEqual(without_times(result.metrics), self.reference_metrics)
+        self.assertEqual(
+            testing_utils.without_timings(result.metrics["epochs"]),
+            self.reference_metrics,
+        )
         return "\n".join(logs.output)
 
     def crashed_in_the_third_epochs_end(self):
