@@ -40,6 +40,7 @@ setuptools.setup(
             "vae-train=launch.entry_points:train",
             "vae-train-vaegan=launch.entry_points:train_vaegan",
             "vae-evaluate=launch.evaluate:run_main",
+            "vae-compare=launch.compare:run_main",
             "vae-generate=launch.generate:run_main",
             "vae-toy2d=launch.toy2d:run_main",
             "vae-submit=launch.submit:run_main",

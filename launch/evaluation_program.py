@@ -20,6 +20,7 @@ from launch import flag_types
 from launch import runs
 from trainers import classification
 from trainers import evaluation
+from trainers import likelihood_comparison
 from vae import atomic_files
 from vae import datasets
 from vae import disentanglement
@@ -260,7 +261,9 @@ def run_evaluation(
     The likelihood estimate saves its progress beside the output
     (OUTPUT.nll-progress.npz) as it goes, so the same command resumes an
     interrupted evaluation; `stop_requested`, checked between its batches,
-    stops it early with `evaluation.EvaluationInterrupted`.
+    stops it early with `evaluation.EvaluationInterrupted`. The finished
+    estimate's per-image log-likelihoods stay in OUTPUT.nll-per-image.npz,
+    named in the results, for `trainers.likelihood_comparison`.
     """
     identity = runs.read_run_identity(config.workdir)
     dataset = identity["data"]["dataset"]
@@ -361,9 +364,18 @@ def run_evaluation(
             for key in ("path", "test_accuracy")
             if key in classifier_info
         }
+    per_image_path = output + likelihood_comparison.PER_IMAGE_SUFFIX
+    if progress:
+        # The finished estimate's per-image values stay beside the results,
+        # for paired comparisons between models (vae-compare).
+        results["likelihood"]["per_image"] = os.path.basename(per_image_path)
     atomic_files.write_json(output, results)
-    for finished in progress:
-        finished.remove()
+    if progress:
+        # The progress file holds every image's value and the estimate's key
+        # once the estimate ends: it becomes the per-image file.
+        os.replace(progress[-1].path, per_image_path)
+    elif os.path.exists(per_image_path):
+        os.remove(per_image_path)  # An earlier estimate's, no longer named.
     logging.info("Wrote %s.", output)
     return results
 

@@ -10,10 +10,12 @@ import os
 import shutil
 import signal
 
+import numpy as np
 import tensorflow as tf
 
 from launch import evaluation_program
 from tests import testing_utils
+from trainers import likelihood_comparison
 from vae import classifier as classifier_lib
 
 _TINY_MODEL_FLAGS = [
@@ -29,6 +31,8 @@ _CHEAP_EVALUATION_FLAGS = [
     "--chunk_size=4",
 ]
 
+
+_PER_IMAGE = likelihood_comparison.PER_IMAGE_SUFFIX
 
 # Never touch the user's real classifier cache from a test.
 run_module = testing_utils.run_module_with_private_cache
@@ -113,6 +117,59 @@ class EvaluateProgramTest(tf.test.TestCase):
             self.assertAllClose(
                 checkpoint[group][key], saved[group][key], rtol=1e-4, msg=f"{group}/{key}"
             )
+
+    def test_evaluations_compare_image_by_image(self):
+        # Two estimates of one model with different importance samples.
+        outputs = []
+        for seed in (0, 1):
+            output = os.path.join(self.root, "compared", f"seed{seed}.json")
+            result = run_module(
+                "launch.evaluate",
+                [
+                    f"--workdir={self.workdir}",
+                    "--sample_quality=false",
+                    f"--seed={seed}",
+                    f"--output={output}",
+                    *_CHEAP_EVALUATION_FLAGS,
+                ],
+            )
+            self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+            outputs.append(output)
+        nlls = []
+        for output in outputs:
+            with open(output) as stream:
+                likelihood = json.load(stream)["likelihood"]
+            self.assertEqual(
+                likelihood["per_image"], os.path.basename(output) + _PER_IMAGE
+            )
+            self.assertFalse(os.path.exists(output + ".nll-progress.npz"))
+            with np.load(output + _PER_IMAGE) as saved:
+                values = saved["log_likelihoods"]
+            self.assertLen(values, 6)
+            self.assertAllClose(-values.mean(), likelihood["nll"], rtol=1e-12)
+            nlls.append(likelihood["nll"])
+        comparison_path = os.path.join(self.root, "compared", "comparison.json")
+        result = testing_utils.run_module(
+            "launch.compare",
+            [f"--evaluations={','.join(outputs)}", f"--output={comparison_path}"],
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(comparison_path) as stream:
+            row = json.load(stream)["rows"][1]
+        self.assertAllClose(row["difference"], nlls[1] - nlls[0], rtol=1e-9)
+        self.assertNotEqual(row["difference"], 0.0)
+        # Without an estimate, the earlier per-image file goes with it.
+        result = run_module(
+            "launch.evaluate",
+            [
+                f"--workdir={self.workdir}",
+                "--sample_quality=false",
+                "--num_importance_samples=0",
+                f"--output={outputs[0]}",
+            ],
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertFalse(os.path.exists(outputs[0] + _PER_IMAGE))
 
     def test_default_output_is_eval_json_in_workdir(self):
         workdir = os.path.join(self.root, "copy_for_default_output")
@@ -310,8 +367,18 @@ class ResumableEvaluationTest(tf.test.TestCase):
             mine = json.load(stream)
         with open(reference_path) as stream:
             theirs = json.load(stream)
+        # Each names its own per-image file; they hold the same values.
+        self.assertEqual(
+            mine["likelihood"].pop("per_image"), "interrupted.json" + _PER_IMAGE
+        )
+        theirs["likelihood"].pop("per_image")
         self.assertEqual(mine["likelihood"], theirs["likelihood"])
         self.assertEqual(mine["likelihood"]["examples"], 400)
+        with np.load(output + _PER_IMAGE) as resumed_values:
+            with np.load(reference_path + _PER_IMAGE) as reference_values:
+                self.assertAllEqual(
+                    resumed_values["log_likelihoods"], reference_values["log_likelihoods"]
+                )
 
 
 if __name__ == "__main__":

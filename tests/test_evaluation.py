@@ -178,7 +178,8 @@ class ResumableLikelihoodTest(tf.test.TestCase):
             self.model, self.images, **self.settings
         )
         progress = self._progress()
-        progress.remove()
+        if os.path.exists(progress.path):
+            os.remove(progress.path)  # get_temp_dir() is shared by the class.
         batches = []
         with self.assertRaises(evaluation.EvaluationInterrupted) as caught:
             evaluation.negative_log_likelihood(

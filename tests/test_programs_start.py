@@ -14,6 +14,7 @@ PROGRAMS = {
     "launch.train": ("--workdir", "--trainer", "--kl_warmup_epochs"),
     "launch.train_vaegan": ("--workdir", "--gan_weights", "--d_threshold"),
     "launch.evaluate": ("--workdir", "--num_importance_samples"),
+    "launch.compare": ("--evaluations", "--output"),
     "launch.generate": ("--workdir", "--image_labels"),
     "launch.toy2d": ("--workdir", "--learning_rate_schedule"),
     "launch.submit": ("--sweep", "--nodes"),

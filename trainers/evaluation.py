@@ -37,7 +37,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
 from typing import Any
 
@@ -220,10 +219,6 @@ class LikelihoodProgress:
         atomic_files.write_npz(
             self.path, {"key": np.array(self.key), "log_likelihoods": log_likelihoods}
         )
-
-    def remove(self) -> None:
-        if os.path.exists(self.path):
-            os.remove(self.path)
 
 
 def images_digest(images: np.ndarray) -> str:
