@@ -48,7 +48,13 @@ def main(argv):
             for entry in _EVALUATIONS.value
         ]
         comparison = likelihood_comparison.compare(evaluations)
-    atomic_files.write_json(_OUTPUT.value, comparison)
+        try:
+            atomic_files.write_json(_OUTPUT.value, comparison)
+        except OSError as error:
+            raise likelihood_comparison.ComparisonError(
+                f"Cannot write --output={_OUTPUT.value}: "
+                f"{error.strerror or error}; expected a writable file path."
+            ) from None
     print(likelihood_comparison.format_table(comparison))
     logging.info("Wrote %s.", _OUTPUT.value)
 

@@ -207,11 +207,16 @@ class CompareProgramTest(absltest.TestCase):
             ([f"--evaluations={baseline},{self.root}/none"], "none does not exist"),
             ([f"--evaluations={baseline},{other}"], "different test images"),
             ([f"--evaluations={baseline}"], "needs two or more evaluations; got 1"),
+            # The output's directory is a file.
+            (
+                [f"--evaluations={baseline},{baseline}", f"--output={baseline}/out.json"],
+                "Cannot write --output=",
+            ),
         ):
             with self.subTest(arguments=arguments):
                 result = testing_utils.run_module(
                     "launch.compare",
-                    [*arguments, f"--output={self.root}/unwritten.json"],
+                    [f"--output={self.root}/unwritten.json", *arguments],
                 )
                 testing_utils.assert_clear_error(self, result, fragment)
                 self.assertFalse(os.path.exists(f"{self.root}/unwritten.json"))
