@@ -105,32 +105,27 @@ class ReadAndCompareTest(absltest.TestCase):
         self.assertAlmostEqual(read.standard_error, 5.0)
 
     def test_unreadable_inputs_are_named(self):
-        cases = {
-            "missing": (os.path.join(self.root, "nothing.json"), "does not exist"),
-            "no estimate": (None, "holds no likelihood estimate"),
-            "older evaluation": (None, "Run the same vae-evaluate command again"),
-            "file gone": (None, "does not exist; run the same vae-evaluate"),
-            "wrong length": (None, "reports an estimate on 3 images"),
-        }
         directory = os.path.join(self.root, "cases")
         no_estimate = os.path.join(directory, "no_estimate.json")
         atomic_files.write_json(no_estimate, {"test": {"elbo": -90.0}})
-        cases["no estimate"] = (no_estimate, cases["no estimate"][1])
         older = write_evaluation(
             os.path.join(directory, "older"), [-1.0], per_image=False
         )
-        cases["older evaluation"] = (older, cases["older evaluation"][1])
         gone = write_evaluation(os.path.join(directory, "gone"), [-1.0])
         os.remove(gone + likelihood_comparison.PER_IMAGE_SUFFIX)
-        cases["file gone"] = (gone, cases["file gone"][1])
         wrong = write_evaluation(os.path.join(directory, "wrong"), [-1.0, -2.0])
         with open(wrong) as stream:
             results = json.load(stream)
         results["likelihood"]["examples"] = 3
         atomic_files.write_json(wrong, results)
-        cases["wrong length"] = (wrong, cases["wrong length"][1])
-        for case, (path, fragment) in cases.items():
-            with self.subTest(case=case):
+        for path, fragment in (
+            (os.path.join(self.root, "nothing.json"), "does not exist"),
+            (no_estimate, "holds no likelihood estimate"),
+            (older, "Run the same vae-evaluate command again"),
+            (gone, "does not exist; run the same vae-evaluate"),
+            (wrong, "reports an estimate on 3 images"),
+        ):
+            with self.subTest(fragment=fragment):
                 with self.assertRaisesRegex(
                     likelihood_comparison.ComparisonError, fragment
                 ) as raised:
