@@ -36,7 +36,6 @@ from collections.abc import Callable, Mapping, MutableMapping
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from typing import Any
 
@@ -44,6 +43,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from trainers import likelihood_comparison
 from trainers import losses
 from vae import atomic_files
 from vae import likelihood
@@ -298,11 +298,9 @@ def negative_log_likelihood(
     log_likelihoods = np.concatenate(per_example).astype(np.float64)
     return {
         "nll": float(-log_likelihoods.mean()),
-        "nll_standard_error": float(
-            log_likelihoods.std(ddof=1) / math.sqrt(len(log_likelihoods))
-        )
-        if len(log_likelihoods) > 1
-        else 0.0,
+        "nll_standard_error": likelihood_comparison.standard_error_of_mean(
+            log_likelihoods
+        ),
         "num_samples": int(num_samples),
         "examples": int(len(log_likelihoods)),
     }

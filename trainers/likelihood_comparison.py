@@ -65,10 +65,15 @@ class PerImageLikelihoods:
 
     @property
     def standard_error(self) -> float:
-        return _standard_error_of_mean(self.log_likelihoods)
+        return standard_error_of_mean(self.log_likelihoods)
 
 
-def _standard_error_of_mean(values: np.ndarray) -> float:
+def standard_error_of_mean(values: np.ndarray) -> float:
+    """The sample standard deviation of `values` over sqrt(n); 0 for n < 2.
+
+    The error of an NLL over test images, and of a mean of per-image
+    differences (evaluation.py uses it too, so both are the same formula).
+    """
     if len(values) < 2:
         return 0.0
     return float(values.std(ddof=1) / math.sqrt(len(values)))
@@ -160,7 +165,7 @@ def paired_difference(baseline: np.ndarray, other: np.ndarray) -> dict[str, floa
     differences = baseline - other
     return {
         "difference": float(differences.mean()),
-        "standard_error": _standard_error_of_mean(differences),
+        "standard_error": standard_error_of_mean(differences),
     }
 
 
